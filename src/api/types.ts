@@ -1,0 +1,138 @@
+/**
+ * Wire types shared by the operator and the agents: what a node reports (observed state) and
+ * what the operator asks a node to run. JSON-serialisable, no classes.
+ */
+import type { HealthcheckSpec } from '../manifests/types.js';
+
+/** Labels every managed container carries: the ground truth for "what runs". */
+export const LABELS = {
+  managed: 'berth.managed',
+  service: 'berth.service',
+  namespace: 'berth.namespace',
+  revision: 'berth.revision',
+  specHash: 'berth.spec-hash',
+  slot: 'berth.slot',
+  node: 'berth.node',
+  /** JSON of the HealthcheckSpec, so an agent that restarts resumes probing. */
+  healthcheck: 'berth.healthcheck',
+  /** JSON of a redacted summary of the spec, for field-level plans against the live cluster. */
+  specSummary: 'berth.spec-summary',
+  stopGraceMs: 'berth.stop-grace-ms',
+} as const;
+
+export type ContainerState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
+export type ReplicaHealth = 'starting' | 'healthy' | 'unhealthy' | 'none';
+
+export interface PublishedPort {
+  target: number;
+  protocol: 'tcp' | 'udp';
+  hostIp: string;
+  hostPort: number;
+}
+
+export interface ObservedReplica {
+  /** Docker container name: deterministic, see replicaName(). */
+  name: string;
+  id: string;
+  node: string;
+  namespace: string;
+  service: string;
+  slot: string;
+  specHash: string;
+  revision: string;
+  state: ContainerState;
+  /** `none` when the service has no health check (running = ready). */
+  health: ReplicaHealth;
+  /** Why the last probe failed, or why the container is not running. */
+  healthDetail: string | null;
+  exitCode: number | null;
+  restartCount: number;
+  createdAt: string;
+  startedAt: string | null;
+  ports: PublishedPort[];
+  /** Redacted spec summary from the label, when present. */
+  specSummary: Record<string, unknown> | null;
+}
+
+export interface NodeCapacity {
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface NodeSnapshot {
+  name: string;
+  /** The address replicas publish their ports on (and probes reach them at). */
+  address: string;
+  labels: Record<string, string>;
+  capacity: NodeCapacity;
+  engineVersion: string;
+  status: 'ready' | 'down';
+  /** Image references present on the node (repo:tag). */
+  images: string[];
+  replicas: ObservedReplica[];
+}
+
+export interface ObservedState {
+  nodes: NodeSnapshot[];
+}
+
+/** A file delivered into a container, read-only. */
+export interface ReplicaFile {
+  target: string;
+  mode: number;
+  uid: number;
+  gid: number;
+  /** base64 of the exact bytes. */
+  contentBase64: string;
+  /** Secrets go to memory-backed storage only and are never logged. */
+  secret: boolean;
+}
+
+/** Everything an agent needs to run one replica. Built from a ServiceSpec by the operator. */
+export interface ReplicaRequest {
+  name: string;
+  namespace: string;
+  service: string;
+  slot: string;
+  specHash: string;
+  revision: string;
+  image: string;
+  command: string[] | null;
+  args: string[] | null;
+  env: Record<string, string>;
+  ports: { target: number; protocol: 'tcp' | 'udp' }[];
+  files: ReplicaFile[];
+  healthcheck: HealthcheckSpec | null;
+  limits: { nanoCpus: number; memoryBytes: number };
+  restart: { condition: 'any' | 'on-failure' | 'none'; maxAttempts: number };
+  stopGracePeriodMs: number;
+  user: string | null;
+  workingDir: string | null;
+  init: boolean;
+  specSummary: Record<string, unknown>;
+}
+
+export type ReplicaWaitOutcome = 'healthy' | 'unhealthy' | 'exited' | 'missing' | 'timeout';
+
+export interface ReplicaWaitResult {
+  outcome: ReplicaWaitOutcome;
+  replica: ObservedReplica | null;
+  /** Human-readable cause for anything but `healthy`. */
+  reason: string | null;
+}
+
+/**
+ * What the operator needs from a node. Implemented in-process (the embedded default, on the
+ * local Docker socket) and over HTTP by the agent client; both behave the same.
+ */
+export interface NodeAgent {
+  readonly name: string;
+  snapshot(): Promise<NodeSnapshot>;
+  /** Creates and starts the replica unless one with that name already runs; idempotent. */
+  ensureReplica(request: ReplicaRequest): Promise<ObservedReplica>;
+  /** Resolves once the replica is healthy (or running, without a health check), fails, or time runs out. */
+  awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult>;
+  /** Stops (SIGTERM, then SIGKILL after the grace period) and removes; a missing replica is fine. */
+  removeReplica(name: string): Promise<void>;
+  close(): Promise<void>;
+}

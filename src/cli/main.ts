@@ -1,0 +1,31 @@
+import { Command, CommanderError } from 'commander';
+import { BerthError } from '../errors.js';
+
+/** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
+export function buildProgram(): Command {
+  const program = new Command('berth')
+    .description('GitOps operator for plain Docker hosts')
+    .version('0.1.0')
+    .showHelpAfterError()
+    .exitOverride();
+  return program;
+}
+
+/** The only place (with the command files it calls) that decides the process exit code. */
+export async function main(argv: string[]): Promise<void> {
+  const program = buildProgram();
+  try {
+    await program.parseAsync(argv);
+  } catch (error) {
+    if (error instanceof CommanderError) {
+      process.exitCode = error.exitCode;
+      return;
+    }
+    if (error instanceof BerthError) {
+      process.stderr.write(`berth: ${error.message}\n`);
+    } else {
+      process.stderr.write(`berth: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+    }
+    process.exitCode = 1;
+  }
+}

@@ -1,0 +1,230 @@
+/**
+ * Manifest types. Three layers, never mixed:
+ * - `Written*`: what the user wrote, as the JSON Schema allows it (optional fields, strings for
+ *   durations and sizes). Produced by parsing + schema validation.
+ * - `*Spec`: the normalised form: every default applied (see defaults.ts), durations in ms, sizes
+ *   in bytes, CPUs in nano-CPUs. This is what the planner and the agents work with.
+ * - Observed state lives in src/api/types.ts.
+ */
+
+export const API_VERSION = 'berth/v1';
+export type ManifestKind = 'Service' | 'Config' | 'Secret' | 'Namespace';
+
+/** Where a manifest came from, for error messages (`file:line:col`). */
+export interface SourceLocation {
+  file: string;
+  line: number;
+  col: number;
+}
+
+export interface WrittenMetadata {
+  name: string;
+  namespace?: string;
+  labels?: Record<string, string>;
+}
+
+export interface WrittenHealthcheck {
+  http?: { port: number; path?: string; host?: string; expectStatus?: number[] };
+  tcp?: { port: number };
+  exec?: string[];
+  interval?: string;
+  timeout?: string;
+  retries?: number;
+  startPeriod?: string;
+}
+
+export interface WrittenUpdatePolicy {
+  parallelism?: number;
+  delay?: string;
+  order?: 'start-first' | 'stop-first';
+  monitor?: string;
+  failureAction?: 'rollback' | 'pause' | 'continue';
+  maxFailureRatio?: number;
+  progressDeadline?: string;
+}
+
+export interface WrittenService {
+  apiVersion: typeof API_VERSION;
+  kind: 'Service';
+  metadata: WrittenMetadata;
+  spec: {
+    image: string;
+    command?: string[];
+    args?: string[];
+    env?: Record<string, string | number | boolean>;
+    envFrom?: { config: string; prefix?: string }[];
+    replicas?: number;
+    mode?: 'replicated' | 'global';
+    ports?: { target: number; published?: number; protocol?: 'tcp' | 'udp' }[];
+    configs?: { source: string; key: string; target: string; mode?: number | string }[];
+    secrets?: { source: string; key: string; target?: string; mode?: number | string; uid?: number; gid?: number }[];
+    healthcheck?: WrittenHealthcheck;
+    resources?: {
+      limits?: { cpus?: number; memory?: string | number };
+      reservations?: { cpus?: number; memory?: string | number };
+    };
+    placement?: { constraints?: string[]; spread?: string; maxPerNode?: number };
+    update?: WrittenUpdatePolicy;
+    rollback?: WrittenUpdatePolicy;
+    restart?: { condition?: 'any' | 'on-failure' | 'none'; maxAttempts?: number };
+    stopGracePeriod?: string;
+    user?: string;
+    workingDir?: string;
+    init?: boolean;
+  };
+}
+
+export interface WrittenConfig {
+  apiVersion: typeof API_VERSION;
+  kind: 'Config';
+  metadata: WrittenMetadata;
+  data: Record<string, string>;
+}
+
+export interface WrittenSecret {
+  apiVersion: typeof API_VERSION;
+  kind: 'Secret';
+  metadata: WrittenMetadata;
+  /** Every value is an age-encrypted payload in ASCII armor. */
+  data: Record<string, string>;
+}
+
+export interface WrittenNamespace {
+  apiVersion: typeof API_VERSION;
+  kind: 'Namespace';
+  metadata: { name: string; labels?: Record<string, string> };
+}
+
+export type WrittenManifest = WrittenService | WrittenConfig | WrittenSecret | WrittenNamespace;
+
+/** A manifest document together with where it was found. */
+export interface LocatedManifest<T extends WrittenManifest = WrittenManifest> {
+  manifest: T;
+  location: SourceLocation;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Normalised specs
+
+export type HealthProbe =
+  | { type: 'http'; port: number; path: string; expectStatus: number[] }
+  | { type: 'tcp'; port: number }
+  | { type: 'exec'; command: string[] };
+
+export interface HealthcheckSpec {
+  probe: HealthProbe;
+  intervalMs: number;
+  timeoutMs: number;
+  retries: number;
+  startPeriodMs: number;
+}
+
+export interface UpdatePolicySpec {
+  parallelism: number;
+  delayMs: number;
+  order: 'start-first' | 'stop-first';
+  monitorMs: number;
+  failureAction: 'rollback' | 'pause' | 'continue';
+  maxFailureRatio: number;
+  progressDeadlineMs: number;
+}
+
+export interface ResourceSpec {
+  /** 1 CPU = 1e9 nano-CPUs, as the Docker API counts them. 0 = unset. */
+  nanoCpus: number;
+  memoryBytes: number;
+}
+
+export interface PortSpec {
+  target: number;
+  published: number | null;
+  protocol: 'tcp' | 'udp';
+}
+
+export interface FileMountSpec {
+  source: string;
+  key: string;
+  target: string;
+  mode: number;
+}
+
+export interface SecretMountSpec extends FileMountSpec {
+  uid: number;
+  gid: number;
+}
+
+export interface ServiceSpec {
+  kind: 'Service';
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  image: string;
+  command: string[] | null;
+  args: string[] | null;
+  env: Record<string, string>;
+  envFrom: { config: string; prefix: string }[];
+  mode: 'replicated' | 'global';
+  /** For `mode: global` this is 0 and the count follows the eligible nodes. */
+  replicas: number;
+  ports: PortSpec[];
+  configs: FileMountSpec[];
+  secrets: SecretMountSpec[];
+  healthcheck: HealthcheckSpec | null;
+  resources: { limits: ResourceSpec; reservations: ResourceSpec };
+  placement: { constraints: PlacementConstraint[]; spread: string | null; maxPerNode: number };
+  update: UpdatePolicySpec;
+  rollback: UpdatePolicySpec;
+  restart: { condition: 'any' | 'on-failure' | 'none'; maxAttempts: number };
+  stopGracePeriodMs: number;
+  user: string | null;
+  workingDir: string | null;
+  init: boolean;
+}
+
+export interface PlacementConstraint {
+  /** e.g. `node.labels.zone`, `node.name`, `node.hostname`. */
+  field: string;
+  op: '==' | '!=';
+  value: string;
+}
+
+export interface ConfigSpec {
+  kind: 'Config';
+  name: string;
+  namespace: string;
+  data: Record<string, string>;
+}
+
+export interface SecretSpec {
+  kind: 'Secret';
+  name: string;
+  namespace: string;
+  /** Still encrypted: ASCII-armored age payloads. Decrypted only on delivery. */
+  data: Record<string, string>;
+}
+
+export interface NamespaceSpec {
+  kind: 'Namespace';
+  name: string;
+  labels: Record<string, string>;
+}
+
+/** Everything a revision of the repository asks for. */
+export interface DesiredState {
+  /** Full commit id the manifests were read at (or a content id for a plain directory). */
+  revision: string;
+  services: ServiceSpec[];
+  configs: ConfigSpec[];
+  secrets: SecretSpec[];
+  namespaces: NamespaceSpec[];
+}
+
+/** One problem found while loading manifests. Validation returns all of them as data. */
+export interface ManifestProblem {
+  file: string;
+  line: number;
+  col: number;
+  message: string;
+}
+
+export type LoadResult = { ok: true; desired: DesiredState } | { ok: false; problems: ManifestProblem[] };
