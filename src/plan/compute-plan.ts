@@ -1,0 +1,217 @@
+import type { NodeSnapshot, ObservedReplica, ObservedState } from '../api/types.js';
+import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
+import { diffFields } from './field-diff.js';
+import { placeServices, type CurrentSlots } from './placement.js';
+import { replicaName, serviceKey } from './replica-name.js';
+import { specHashOf, summariseService } from './spec-summary.js';
+import type { Plan, ReplicaRef, ReplicaStep, ServiceChange, ServicePlan } from './types.js';
+
+/** A replica that can serve: running and not failing its health check. */
+export function isAlive(r: ObservedReplica): boolean {
+  return r.state === 'running' && r.health !== 'unhealthy';
+}
+
+function refOf(r: ObservedReplica): ReplicaRef {
+  return { name: r.name, node: r.node, slot: r.slot, specHash: r.specHash, revision: r.revision };
+}
+
+/** Alive replicas first, then the current hash, then the newest: the best one to keep or replace. */
+function preference(hash: string | null): (a: ObservedReplica, b: ObservedReplica) => number {
+  return (a, b) =>
+    Number(isAlive(b)) - Number(isAlive(a)) ||
+    Number(b.specHash === hash) - Number(a.specHash === hash) ||
+    b.createdAt.localeCompare(a.createdAt) ||
+    a.name.localeCompare(b.name);
+}
+
+function groupReplicas(nodes: NodeSnapshot[]): Map<string, ObservedReplica[]> {
+  const byService = new Map<string, ObservedReplica[]>();
+  for (const node of nodes) {
+    // A node that is down cannot be asked to do anything; its replicas are handled by the
+    // failure path (they are rescheduled because the node is not eligible).
+    if (node.status !== 'ready') continue;
+    for (const r of node.replicas) {
+      const key = serviceKey(r.namespace, r.service);
+      byService.set(key, [...(byService.get(key) ?? []), r]);
+    }
+  }
+  return byService;
+}
+
+function currentSlots(byService: Map<string, ObservedReplica[]>, hashes: Map<string, string>): CurrentSlots {
+  const slots: CurrentSlots = new Map();
+  for (const [key, replicas] of byService) {
+    const perSlot = new Map<string, string>();
+    for (const r of [...replicas].sort(preference(hashes.get(key) ?? null)).reverse()) perSlot.set(r.slot, r.node);
+    slots.set(key, perSlot);
+  }
+  return slots;
+}
+
+function chunk<T>(items: T[], size: number): T[][] {
+  if (items.length === 0) return [];
+  if (size <= 0) return [items];
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}
+
+function bySlot(a: { slot: string }, b: { slot: string }): number {
+  const x = Number(a.slot);
+  const y = Number(b.slot);
+  return Number.isNaN(x) || Number.isNaN(y) ? a.slot.localeCompare(b.slot) : x - y;
+}
+
+/**
+ * The plan that moves what is observed to what is desired. Pure: no I/O, no clock, same input
+ * same output. Per service: which replicas to keep, create, replace and remove, in batches that
+ * follow the update policy (see the Rollout section of the README for how batches execute).
+ */
+export function computePlan(
+  desired: DesiredState,
+  observed: ObservedState,
+  options: { policy?: 'update' | 'rollback' } = {},
+): Plan {
+  const policyOf = (spec: ServiceSpec) => (options.policy === 'rollback' ? spec.rollback : spec.update);
+  const summaries = new Map(desired.services.map((s) => [serviceKey(s.namespace, s.name), summariseService(s, desired)]));
+  const hashes = new Map([...summaries].map(([key, summary]) => [key, specHashOf(summary)]));
+  const byService = groupReplicas(observed.nodes);
+  const placements = placeServices(desired.services, observed.nodes, currentSlots(byService, hashes));
+
+  const services: ServicePlan[] = [];
+  for (const spec of desired.services) {
+    const key = serviceKey(spec.namespace, spec.name);
+    services.push(
+      planService(spec, policyOf(spec), summaries.get(key)!, hashes.get(key)!, byService.get(key) ?? [], placements.get(key)!),
+    );
+  }
+  for (const [key, replicas] of byService) {
+    if (hashes.has(key)) continue;
+    const first = replicas[0]!;
+    services.push(planRemoval(first.namespace, first.service, replicas));
+  }
+  services.sort((a, b) => serviceKey(a.namespace, a.name).localeCompare(serviceKey(b.namespace, b.name)));
+  return { revision: desired.revision, services, hasChanges: services.some((s) => s.change !== 'unchanged') };
+}
+
+function planService(
+  spec: ServiceSpec,
+  policy: UpdatePolicySpec,
+  summary: ReturnType<typeof summariseService>,
+  hash: string,
+  replicas: ObservedReplica[],
+  placement: ReturnType<typeof placeServices> extends Map<string, infer P> ? P : never,
+): ServicePlan {
+  const slots = new Map<string, ObservedReplica[]>();
+  for (const r of replicas) slots.set(r.slot, [...(slots.get(r.slot) ?? []), r]);
+
+  const keep: ReplicaRef[] = [];
+  const creates: ReplicaStep[] = [];
+  const replaces: { step: ReplicaStep; extra: ReplicaStep[] }[] = [];
+  const cleanup: ReplicaStep[] = [];
+  let updated = false;
+
+  for (const { slot, node } of placement.assignments) {
+    const name = replicaName(spec.namespace, spec.name, slot, hash);
+    const inSlot = (slots.get(slot) ?? []).sort(preference(hash));
+    slots.delete(slot);
+    const exact = inSlot.find((r) => r.name === name && r.node === node);
+    const others = inSlot.filter((r) => r !== exact && r.name !== name);
+    if (exact && isAlive(exact) && others.length === 0) {
+      keep.push(refOf(exact));
+      continue;
+    }
+    if (!exact && others.length === 0) {
+      creates.push({ action: 'create', slot, node, name });
+      continue;
+    }
+    // Replace the best other replica (keeping capacity until the new one is healthy); a dead
+    // replica under the desired name itself is recreated in place by ensureReplica.
+    const old = others[0] ?? exact!;
+    if (old.specHash !== hash) updated = true;
+    const extra: ReplicaStep[] = others
+      .slice(old === others[0] ? 1 : 0)
+      .map((r) => ({ action: 'remove', old: refOf(r), reason: 'duplicate' }));
+    replaces.push({ step: { action: 'replace', slot, node, name, old: refOf(old) }, extra });
+  }
+
+  // Slots that are no longer wanted. Slots that fit nowhere keep what they run: a placement
+  // problem must not take down a replica that serves.
+  const pendingSlots = new Set(placement.pending.map((p) => p.slot));
+  for (const [slot, rs] of slots) {
+    if (pendingSlots.has(slot)) continue;
+    const reason = spec.mode === 'global' ? 'misplaced' : 'scaled-down';
+    for (const r of rs) cleanup.push({ action: 'remove', old: refOf(r), reason });
+  }
+
+  const slotOf = (s: ReplicaStep): { slot: string } => (s.action === 'remove' ? s.old : s);
+  creates.sort((a, b) => bySlot(slotOf(a), slotOf(b)));
+  replaces.sort((a, b) => bySlot(slotOf(a.step), slotOf(b.step)));
+  const batches: ReplicaStep[][] = [];
+  if (cleanup.length > 0) batches.push(cleanup);
+  const ordered = [...creates.map((step) => ({ step, extra: [] as ReplicaStep[] })), ...replaces];
+  for (const group of chunk(ordered, policy.parallelism)) {
+    batches.push(group.flatMap((g) => [g.step, ...g.extra]));
+  }
+
+  const currentCount = replicas.filter((r) => r.specHash === hash && isAlive(r)).length;
+  const desiredCount = placement.assignments.length + placement.pending.length;
+  let change: ServiceChange = 'unchanged';
+  if (replicas.length === 0 && batches.length > 0) change = 'create';
+  else if (updated) change = 'update';
+  else if (creates.length > 0 || cleanup.some((s) => s.action === 'remove' && s.reason === 'scaled-down')) change = 'scale';
+  else if (batches.length > 0) change = 'repair';
+
+  const previous = mostCommonSummary(replicas.filter((r) => r.specHash !== hash));
+  return {
+    namespace: spec.namespace,
+    name: spec.name,
+    change,
+    specHash: hash,
+    desiredReplicas: desiredCount,
+    currentReplicas: currentCount,
+    fieldChanges: previous ? diffFields(previous, summary) : [],
+    keep,
+    batches,
+    policy,
+    pending: placement.pending,
+  };
+}
+
+function mostCommonSummary(replicas: ObservedReplica[]): Record<string, unknown> | null {
+  const counts = new Map<string, { n: number; summary: Record<string, unknown> }>();
+  for (const r of replicas) {
+    if (!r.specSummary) continue;
+    const entry = counts.get(r.specHash) ?? { n: 0, summary: r.specSummary };
+    entry.n += 1;
+    counts.set(r.specHash, entry);
+  }
+  let best: { n: number; summary: Record<string, unknown> } | null = null;
+  for (const entry of counts.values()) if (!best || entry.n > best.n) best = entry;
+  return best?.summary ?? null;
+}
+
+function planRemoval(namespace: string, name: string, replicas: ObservedReplica[]): ServicePlan {
+  const sorted = [...replicas].sort(bySlot);
+  return {
+    namespace,
+    name,
+    change: 'remove',
+    specHash: null,
+    desiredReplicas: 0,
+    currentReplicas: replicas.filter(isAlive).length,
+    fieldChanges: [],
+    keep: [],
+    batches: [sorted.map((r) => ({ action: 'remove', old: refOf(r), reason: 'pruned' }))],
+    policy: {
+      parallelism: 0,
+      delayMs: 0,
+      order: 'stop-first',
+      monitorMs: 0,
+      failureAction: 'continue',
+      maxFailureRatio: 1,
+      progressDeadlineMs: 600_000,
+    },
+    pending: [],
+  };
+}

@@ -1,0 +1,100 @@
+import { createHash } from 'node:crypto';
+import type { DesiredState, ServiceSpec } from '../manifests/types.js';
+
+/**
+ * The part of a service spec that defines its containers, with config contents and secret
+ * ciphertexts replaced by digests. It is stored on every replica (label `berth.spec-summary`) so
+ * a plan can show field-level changes against the live cluster, and its hash is the replica's
+ * spec hash: drift detection is a hash comparison. Replica count, placement and update policy
+ * are deliberately not part of it: changing them must not restart containers.
+ */
+export interface SpecSummary {
+  image: string;
+  command: string[] | null;
+  args: string[] | null;
+  env: Record<string, string>;
+  ports: { target: number; protocol: string }[];
+  configs: { target: string; source: string; key: string; mode: number; digest: string }[];
+  secrets: { target: string; source: string; key: string; mode: number; uid: number; gid: number; digest: string }[];
+  healthcheck: ServiceSpec['healthcheck'];
+  limits: ServiceSpec['resources']['limits'];
+  restart: ServiceSpec['restart'];
+  stopGracePeriodMs: number;
+  user: string | null;
+  workingDir: string | null;
+  init: boolean;
+}
+
+export function sha256Hex(data: string | Uint8Array): string {
+  return createHash('sha256').update(data).digest('hex');
+}
+
+/** Environment as the container sees it: `envFrom` config entries first, explicit `env` wins. */
+export function resolveEnv(spec: ServiceSpec, desired: Pick<DesiredState, 'configs'>): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const from of spec.envFrom) {
+    const config = desired.configs.find((c) => c.name === from.config && c.namespace === spec.namespace);
+    for (const [key, value] of Object.entries(config?.data ?? {})) env[`${from.prefix}${key}`] = value;
+  }
+  return { ...env, ...spec.env };
+}
+
+function entryOf(
+  desired: Pick<DesiredState, 'configs' | 'secrets'>,
+  kind: 'configs' | 'secrets',
+  namespace: string,
+  source: string,
+  key: string,
+): string {
+  const item = desired[kind].find((c) => c.name === source && c.namespace === namespace);
+  return item?.data[key] ?? '';
+}
+
+export function summariseService(spec: ServiceSpec, desired: Pick<DesiredState, 'configs' | 'secrets'>): SpecSummary {
+  return {
+    image: spec.image,
+    command: spec.command,
+    args: spec.args,
+    env: sortKeys(resolveEnv(spec, desired)),
+    ports: spec.ports.map((p) => ({ target: p.target, protocol: p.protocol })),
+    configs: spec.configs.map((m) => ({
+      target: m.target,
+      source: m.source,
+      key: m.key,
+      mode: m.mode,
+      digest: sha256Hex(entryOf(desired, 'configs', spec.namespace, m.source, m.key)).slice(0, 16),
+    })),
+    secrets: spec.secrets.map((m) => ({
+      target: m.target,
+      source: m.source,
+      key: m.key,
+      mode: m.mode,
+      uid: m.uid,
+      gid: m.gid,
+      // A digest of the ciphertext, never of the plaintext: nothing about the value leaks.
+      digest: sha256Hex(entryOf(desired, 'secrets', spec.namespace, m.source, m.key)).slice(0, 16),
+    })),
+    healthcheck: spec.healthcheck,
+    limits: spec.resources.limits,
+    restart: spec.restart,
+    stopGracePeriodMs: spec.stopGracePeriodMs,
+    user: spec.user,
+    workingDir: spec.workingDir,
+    init: spec.init,
+  };
+}
+
+/** JSON with object keys sorted at every level, so equal values always hash equal. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(value, (_key, v: unknown) =>
+    v !== null && typeof v === 'object' && !Array.isArray(v) ? sortKeys(v as Record<string, unknown>) : v,
+  );
+}
+
+function sortKeys<T>(record: Record<string, T>): Record<string, T> {
+  return Object.fromEntries(Object.entries(record).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)));
+}
+
+export function specHashOf(summary: SpecSummary): string {
+  return sha256Hex(canonicalJson(summary));
+}
