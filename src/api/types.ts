@@ -132,6 +132,12 @@ export interface NodeAgent {
   ensureReplica(request: ReplicaRequest): Promise<ObservedReplica>;
   /** Resolves once the replica is healthy (or running, without a health check), fails, or time runs out. */
   awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult>;
+  /**
+   * The monitor window of a rollout: resolves `healthy` if the replica stays up (running, not
+   * unhealthy, no restart) for `durationMs`, or early with the failure (`exited`, `unhealthy`,
+   * `missing`) as soon as it happens.
+   */
+  watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult>;
   /** Stops (SIGTERM, then SIGKILL after the grace period) and removes; a missing replica is fine. */
   removeReplica(name: string): Promise<void>;
   close(): Promise<void>;

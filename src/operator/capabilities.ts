@@ -1,0 +1,19 @@
+import type { DesiredState } from '../manifests/types.js';
+
+/**
+ * Valid manifests that ask for something this build of berth cannot do yet. They are refused
+ * as a whole (nothing half-applied), with a message that says what to change.
+ */
+export function unsupportedFeatures(desired: DesiredState): string[] {
+  const problems: string[] = [];
+  for (const service of desired.services) {
+    service.ports.forEach((port, i) => {
+      if (port.published !== null) {
+        problems.push(
+          `service ${service.namespace}/${service.name}: spec.ports[${i}].published (${port.published}) needs the routing mesh, which is not available yet; remove \`published\` — each replica still publishes its target port on an ephemeral port of its node`,
+        );
+      }
+    });
+  }
+  return problems;
+}
