@@ -1,5 +1,12 @@
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../errors.js';
+import { registerAgentCommand } from './agent.js';
+import { registerApplyCommand } from './apply.js';
+import { registerHistoryCommand } from './history.js';
+import { registerPlanCommand } from './plan.js';
+import { registerRunCommand } from './run.js';
+import { registerStatusCommand } from './status.js';
+import { registerValidateCommand } from './validate.js';
 
 /** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
 export function buildProgram(): Command {
@@ -8,6 +15,13 @@ export function buildProgram(): Command {
     .version('0.1.0')
     .showHelpAfterError()
     .exitOverride();
+  registerValidateCommand(program);
+  registerPlanCommand(program);
+  registerApplyCommand(program);
+  registerRunCommand(program);
+  registerStatusCommand(program);
+  registerHistoryCommand(program);
+  registerAgentCommand(program);
   return program;
 }
 

@@ -14,6 +14,8 @@ export interface OperatorState {
   lastGood: { revision: string; at: string } | null;
   /** Revisions that failed (health, deadline, invalid manifests): not retried until a newer commit. */
   failed: Record<string, { at: string; reason: string }>;
+  /** The repository last applied from, so `status` and `history` need no flags. */
+  source?: { repo: string; path: string; branch: string };
 }
 
 export type HistoryOutcome = 'succeeded' | 'failed' | 'rolled back' | 'rollback failed' | 'invalid';

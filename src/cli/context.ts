@@ -1,0 +1,108 @@
+import { join, resolve } from 'node:path';
+import type { Command } from 'commander';
+import type { NodeAgent } from '../api/types.js';
+import { createAgentClient } from '../agent/client.js';
+import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
+import { createLocalAgent } from '../agent/local-agent.js';
+import { BerthError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { createGitRevisionSource } from '../operator/git-revision-source.js';
+import type { RevisionSource } from '../operator/revision-source.js';
+import { StateStore } from '../operator/state-store.js';
+import { openGitSource } from '../source/git-source.js';
+
+/** Options shared by the commands that read a repository and talk to the cluster. */
+export interface SourceOptions {
+  repo: string;
+  path: string;
+  branch: string;
+  stateDir: string;
+}
+
+export interface ClusterOptions {
+  stateDir: string;
+  docker?: string;
+  agent?: string[];
+  agentToken?: string;
+  node: string;
+  advertiseAddr: string;
+}
+
+export const DEFAULT_STATE_DIR = '.berth';
+export const DEFAULT_BRANCH = 'main';
+
+export function addSourceOptions(command: Command): Command {
+  return command
+    .requiredOption('--repo <repo>', 'git repository: a local path or an http(s) URL')
+    .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
+    .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
+}
+
+export function addClusterOptions(command: Command): Command {
+  return command
+    .option('--state-dir <dir>', 'operator state: history, last good revision, caches', DEFAULT_STATE_DIR)
+    .option('--docker <socket>', 'Docker socket of the embedded local node (default: DOCKER_HOST or /var/run/docker.sock)')
+    .option(
+      '--agent <url>',
+      'use a remote agent at URL instead of the embedded local node (repeatable)',
+      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+    )
+    .option('--agent-token <token>', 'token of the remote agents (or BERTH_AGENT_TOKEN)')
+    .option('--node <name>', 'node name of the embedded local node', 'local')
+    .option('--advertise-addr <ip>', 'address the embedded local node publishes replica ports on', '127.0.0.1');
+}
+
+export async function openRevisionSource(options: SourceOptions, log: Logger): Promise<RevisionSource> {
+  const isUrl = /^https?:\/\//.test(options.repo);
+  const repo = isUrl ? options.repo : resolve(options.repo);
+  const git = await openGitSource({ repo, cacheDir: join(options.stateDir, 'git-cache'), log });
+  return createGitRevisionSource({ git, repo, branch: options.branch, path: options.path });
+}
+
+export function openStateStore(stateDir: string): StateStore {
+  return new StateStore(stateDir);
+}
+
+/**
+ * The nodes this operator drives: remote agents given with --agent, or else the embedded
+ * default, an in-process agent on the local Docker socket. Fails with one clear line when
+ * the engine is not reachable.
+ */
+export async function openCluster(options: ClusterOptions, log: Logger): Promise<Map<string, NodeAgent>> {
+  const agents = new Map<string, NodeAgent>();
+  if (options.agent && options.agent.length > 0) {
+    const token = options.agentToken ?? process.env['BERTH_AGENT_TOKEN'];
+    if (!token) throw new BerthError('ERR_AGENT_UNAUTHORIZED', '--agent needs --agent-token or BERTH_AGENT_TOKEN');
+    for (const url of options.agent) {
+      const probe = createAgentClient({ url, token, nodeName: url });
+      const snapshot = await probe.snapshot();
+      await probe.close();
+      agents.set(snapshot.name, createAgentClient({ url, token, nodeName: snapshot.name }));
+    }
+    return agents;
+  }
+  const socketPath = resolveDockerSocket(options.docker);
+  const runtime = createDockerRuntime({ socketPath });
+  try {
+    await runtime.ping();
+  } catch (error) {
+    throw new BerthError(
+      'ERR_DOCKER_UNAVAILABLE',
+      `cannot reach the Docker engine at ${socketPath} (${error instanceof Error ? error.message : String(error)}); is dockerd running?`,
+    );
+  }
+  const agent = await createLocalAgent({
+    runtime,
+    nodeName: options.node,
+    address: options.advertiseAddr,
+    labels: {},
+    stateDir: join(options.stateDir, 'agent'),
+    log: log.child({ node: options.node }),
+  });
+  agents.set(options.node, agent);
+  return agents;
+}
+
+export async function closeCluster(agents: Map<string, NodeAgent>): Promise<void> {
+  await Promise.all([...agents.values()].map((a) => a.close()));
+}

@@ -1,0 +1,77 @@
+import { Command } from 'commander';
+import cron from 'node-cron';
+import { BerthError } from '../errors.js';
+import { createLogger } from '../log.js';
+import { createOperatorServer, parseListenAddress } from '../operator/http-server.js';
+import { OperatorMetrics } from '../operator/metrics.js';
+import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
+import { shortRevision } from '../source/revision.js';
+import { addClusterOptions, addSourceOptions, closeCluster, openCluster, openRevisionSource, openStateStore, type ClusterOptions, type SourceOptions } from './context.js';
+
+interface RunOptions extends SourceOptions, ClusterOptions {
+  schedule: string;
+  listen?: string;
+  watch: boolean;
+}
+
+export function registerRunCommand(program: Command): void {
+  const command = new Command('run')
+    .description('run the operator: follow the branch (cron poll, file watch of a local repository), converge the cluster')
+    .option('--schedule <cron>', 'cron expression for polling the repository (node-cron, seconds field optional)', DEFAULT_SCHEDULE)
+    .option('--listen <addr>', 'serve /healthz and /metrics on HOST:PORT')
+    .option('--no-watch', 'do not watch a local repository for new commits (poll only)');
+  addSourceOptions(command);
+  addClusterOptions(command);
+  command.action(async (options: RunOptions) => {
+    if (!cron.validate(options.schedule)) {
+      throw new BerthError('ERR_BAD_REQUEST', `--schedule "${options.schedule}" is not a valid cron expression`);
+    }
+    const log = createLogger();
+    const store = openStateStore(options.stateDir);
+    const source = await openRevisionSource(options, log);
+    const agents = await openCluster(options, log);
+    await store.update((s) => {
+      s.source = { repo: options.repo, path: options.path, branch: options.branch };
+    });
+    const metrics = new OperatorMetrics();
+    const isLocal = !/^https?:\/\//.test(options.repo);
+    const operator = new Operator({
+      source,
+      agents: () => agents,
+      store,
+      log,
+      readSecret: null,
+      schedule: options.schedule,
+      watchRepo: isLocal && options.watch ? options.repo : null,
+      metrics,
+      onEvent: (event) => log.info(event, event.type),
+    });
+    const server = options.listen ? createOperatorServer({ operator, metrics }) : null;
+    if (server && options.listen) {
+      const address = await server.listen(parseListenAddress(options.listen));
+      log.info({ address }, 'serving /healthz and /metrics');
+    }
+    const head = await source.head();
+    log.info(
+      { source: source.description, head: shortRevision(head), nodes: [...agents.keys()], schedule: options.schedule },
+      'operator started',
+    );
+    await operator.start();
+
+    await new Promise<void>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        log.info({ signal }, 'shutting down: finishing the current step');
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolve();
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    await operator.stop();
+    await server?.close();
+    await closeCluster(agents);
+    log.info('stopped');
+  });
+  program.addCommand(command);
+}

@@ -1,0 +1,82 @@
+import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import type { ObservedState } from '../api/types.js';
+import type { Plan } from '../plan/types.js';
+import type { ReconcileResult } from './reconcile.js';
+
+/** The operator's Prometheus metrics, on a registry of its own (served at GET /metrics). */
+export class OperatorMetrics {
+  readonly registry = new Registry();
+  private readonly reconciles = new Counter({
+    name: 'berth_reconciles_total',
+    help: 'Reconciles run, by outcome',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly reconcileSeconds = new Histogram({
+    name: 'berth_reconcile_duration_seconds',
+    help: 'Time one reconcile took, rollout included',
+    buckets: [0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300],
+    registers: [this.registry],
+  });
+  private readonly rollouts = new Counter({
+    name: 'berth_rollouts_total',
+    help: 'Rollouts, by outcome (succeeded, failed, rolled back)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+  private readonly replicas = new Gauge({
+    name: 'berth_service_replicas',
+    help: 'Replicas per service: desired, running and healthy',
+    labelNames: ['namespace', 'service', 'state'] as const,
+    registers: [this.registry],
+  });
+  private readonly revision = new Gauge({
+    name: 'berth_revision_info',
+    help: 'The branch-head and the deployed (last good) revision, as labels; value 1',
+    labelNames: ['kind', 'revision'] as const,
+    registers: [this.registry],
+  });
+
+  constructor() {
+    collectDefaultMetrics({ register: this.registry, prefix: 'berth_process_' });
+  }
+
+  recordReconcile(result: ReconcileResult | null, seconds: number, error: boolean): void {
+    this.reconciles.inc({ outcome: error ? 'error' : (result?.outcome ?? 'error') });
+    this.reconcileSeconds.observe(seconds);
+    if (result?.rollout) {
+      this.rollouts.inc({ outcome: result.outcome === 'succeeded' || result.outcome === 'unchanged' ? 'succeeded' : result.outcome });
+    }
+  }
+
+  recordRevisions(head: string | null, deployed: string | null): void {
+    this.revision.reset();
+    if (head) this.revision.set({ kind: 'head', revision: head }, 1);
+    if (deployed) this.revision.set({ kind: 'deployed', revision: deployed }, 1);
+  }
+
+  recordReplicas(plan: Plan | null, observed: ObservedState): void {
+    this.replicas.reset();
+    const counts = new Map<string, { desired: number; running: number; healthy: number }>();
+    const entry = (ns: string, name: string): { desired: number; running: number; healthy: number } => {
+      const key = `${ns}/${name}`;
+      const value = counts.get(key) ?? { desired: 0, running: 0, healthy: 0 };
+      counts.set(key, value);
+      return value;
+    };
+    for (const s of plan?.services ?? []) entry(s.namespace, s.name).desired = s.desiredReplicas;
+    for (const node of observed.nodes) {
+      for (const r of node.replicas) {
+        const e = entry(r.namespace, r.service);
+        if (r.state === 'running') e.running += 1;
+        if (r.state === 'running' && (r.health === 'healthy' || r.health === 'none')) e.healthy += 1;
+      }
+    }
+    for (const [key, value] of counts) {
+      const [namespace = '', service = ''] = key.split('/');
+      for (const state of ['desired', 'running', 'healthy'] as const) {
+        this.replicas.set({ namespace, service, state }, value[state]);
+      }
+    }
+  }
+}
