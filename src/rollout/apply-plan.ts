@@ -110,6 +110,7 @@ async function rollService(
   const monitors: Promise<void>[] = [];
   // A failure seen by a monitor window ends the rollout at the next step, not only at the end.
   let monitorFailure: RolloutFailure | null = null;
+  const stopping: Promise<void>[] = [];
 
   const agentFor = (node: string): NodeAgent => {
     const agent = options.agents.get(node);
@@ -129,6 +130,12 @@ async function rollService(
     result.removed.push({ name: old.name, node: old.node });
     emit({ type: 'replica-removed', service, name: old.name, node: old.node, reason });
   };
+
+  /** A removal that fails is left for the next reconcile, which sees the old replica as a duplicate. */
+  const removeInBackground = (old: ReplicaRef, reason: string): Promise<void> =>
+    remove(old, reason).catch((error: unknown) => {
+      log.warn({ replica: old.name, node: old.node, err: error }, 'could not remove an old replica; the next reconcile retries');
+    });
 
   /** Starts the new replica of a step and waits until it is healthy; false if it failed. */
   const startReplica = async (step: Extract<ReplicaStep, { action: 'create' | 'replace' }>): Promise<boolean> => {
@@ -200,17 +207,22 @@ async function rollService(
       } else {
         const healthy = await Promise.all(starts.map(startReplica));
         // A replica whose replacement failed keeps running: what ran before keeps serving.
-        await Promise.all([
-          ...starts.flatMap((s, i) => (healthy[i] && oldOf(s) ? [remove(oldOf(s)!, 'replaced')] : [])),
-          ...removals.map((r) => remove(r.old, r.reason)),
-        ]);
+        // Old replicas stop in the background (a stop can take the whole grace period) while
+        // the next batch starts; the service is complete only once they are gone.
+        for (const [i, s] of starts.entries()) {
+          const old = oldOf(s);
+          if (healthy[i] && old) stopping.push(removeInBackground(old, 'replaced'));
+        }
+        for (const r of removals) stopping.push(removeInBackground(r.old, r.reason));
       }
       emit({ type: 'batch-done', service, batch: index + 1, batches: plan.batches.length });
       if (plan.policy.delayMs > 0 && index < plan.batches.length - 1) await sleep(plan.policy.delayMs, signal);
     }
-    await Promise.all(monitors);
+    await Promise.all([...monitors, ...stopping]);
     if (monitorFailure) throw monitorFailure;
   } catch (error) {
+    // Stops already under way finish (they were decided on healthy replacements).
+    await Promise.allSettled(stopping);
     // Monitors still running are not awaited: a rollback should start at once.
     result.outcome = 'failed';
     result.reason = error instanceof RolloutFailure ? error.message : asBerthError(error).message;

@@ -1,0 +1,119 @@
+import assert from 'node:assert/strict';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runBerth } from '../helpers/berth-cli.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { bodies, removeContainer, removeNamespace, replicasOf, sampleServing, stopContainer } from './cluster-probe.js';
+
+const ns = `loop${Date.now().toString(36)}`;
+
+function manifests(image: string, extra = ''): Record<string, string> {
+  return {
+    'deploy/namespace.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+    'deploy/web.yaml': `apiVersion: berth/v1
+kind: Service
+metadata: { name: web, namespace: ${ns} }
+spec:
+  image: ${image}
+  replicas: 3
+  ports: [{ target: 8080 }]
+  healthcheck:
+    http: { port: 8080, path: / }
+    interval: 1s
+    timeout: 1s
+    retries: 2
+  update: { parallelism: 1, order: start-first, monitor: 1s, progressDeadline: 30s }
+  stopGracePeriod: 2s
+  init: true
+${extra}`,
+  };
+}
+
+describe('the GitOps loop on a real Docker engine', () => {
+  let repo: TestRepo;
+  let stateDir: string;
+  const apply = (...extra: string[]) =>
+    runBerth(['apply', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, ...extra]);
+
+  before(async () => {
+    repo = await createTestRepo(manifests('berth-test/web:v1'));
+    stateDir = await mkdtemp(join(tmpdir(), 'berth-state-'));
+  });
+  after(async () => {
+    await removeNamespace(ns);
+    await repo.cleanup();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('a 3-replica service converges', async () => {
+    const first = await repo.head();
+    const result = await apply();
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    const replicas = await replicasOf(ns, 'web');
+    assert.equal(replicas.length, 3);
+    assert.deepEqual(replicas.map((r) => r.revision), [first, first, first]);
+    assert.deepEqual(await bodies(ns, 'web'), ['v1', 'v1', 'v1']);
+  });
+
+  test('applying again changes nothing, and plan says so with exit 0', async () => {
+    const again = await apply();
+    assert.equal(again.code, 0);
+    assert.match(again.stdout, /Nothing to change/);
+    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir]);
+    assert.equal(plan.code, 0, plan.stdout + plan.stderr);
+  });
+
+  test('an image change rolls every replica while at least 3 stay healthy', async () => {
+    const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
+    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir]);
+    assert.equal(plan.code, 2, plan.stdout + plan.stderr);
+    assert.match(plan.stdout, /image: berth-test\/web:v1 -> berth-test\/web:v2/);
+
+    const sampler = sampleServing(ns, 'web');
+    const result = await apply();
+    const { min, samples } = await sampler.stop();
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.ok(samples > 3, `sampled ${samples} times`);
+    assert.ok(min >= 3, `only ${min} replicas answered at one point`);
+    const replicas = await replicasOf(ns, 'web');
+    assert.deepEqual(replicas.map((r) => r.revision), [commit, commit, commit]);
+    assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2']);
+  });
+
+  test('a commit whose replicas never become healthy is rolled back, and history says so', async () => {
+    const good = await repo.head();
+    const bad = await repo.commit(manifests('berth-test/crash:v1'), 'crashing web');
+    const result = await apply();
+    assert.equal(result.code, 1, result.stdout + result.stderr);
+    assert.match(result.stdout, /rolled back/);
+    const replicas = await replicasOf(ns, 'web');
+    assert.deepEqual(replicas.map((r) => r.revision), [good, good, good]);
+    assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2']);
+
+    const log = await runBerth(['history', `${ns}/web`, '--state-dir', stateDir, '--format', 'json']);
+    assert.equal(log.code, 0, log.stderr);
+    const entries = JSON.parse(log.stdout) as { revision: string; outcome: string }[];
+    assert.ok(entries.some((e) => e.revision === bad && e.outcome === 'rolled back'), log.stdout);
+
+    // The failed head is not retried: the next apply keeps the last good revision.
+    const again = await apply();
+    assert.equal(again.code, 1);
+    assert.match(again.stdout, /last good revision/);
+    const status = await runBerth(['status', '--state-dir', stateDir]);
+    assert.equal(status.code, 0, status.stderr);
+    assert.match(status.stdout, /FAILED/);
+    assert.match(status.stdout, new RegExp(`runs the older revision ${good.slice(0, 12)}`));
+  });
+
+  test('a replica removed or stopped by hand is repaired on the next reconcile', async () => {
+    await repo.commit(manifests('berth-test/web:v2'), 'back to v2 (same spec as the last good)');
+    const [first, second] = await replicasOf(ns, 'web');
+    await removeContainer(first!.name);
+    await stopContainer(second!.name);
+    const result = await apply();
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2']);
+  });
+});
