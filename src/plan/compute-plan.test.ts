@@ -274,3 +274,11 @@ describe('computePlan', () => {
     assert.equal(placed.filter((n) => n === 'b1').length, 2);
   });
 });
+
+describe('canonicalJson', () => {
+  test('sorts keys at every level and matches JSON.stringify otherwise', async () => {
+    const { canonicalJson } = await import('./spec-summary.js');
+    assert.equal(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: true }, u: undefined }), '{"a":{"c":true,"d":[1,"x",null]},"b":1}');
+    assert.equal(canonicalJson('a"b'), JSON.stringify('a"b'));
+  });
+});

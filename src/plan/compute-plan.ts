@@ -2,7 +2,7 @@ import type { NodeSnapshot, ObservedReplica, ObservedState } from '../api/types.
 import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
 import { diffFields } from './field-diff.js';
 import { placeServices, type CurrentSlots } from './placement.js';
-import { replicaName, serviceKey } from './replica-name.js';
+import { compareStrings, replicaName, serviceKey } from './replica-name.js';
 import { specHashOf, summariseService } from './spec-summary.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServiceChange, ServicePlan } from './types.js';
 
@@ -20,8 +20,8 @@ function preference(hash: string | null): (a: ObservedReplica, b: ObservedReplic
   return (a, b) =>
     Number(isAlive(b)) - Number(isAlive(a)) ||
     Number(b.specHash === hash) - Number(a.specHash === hash) ||
-    b.createdAt.localeCompare(a.createdAt) ||
-    a.name.localeCompare(b.name);
+    compareStrings(b.createdAt, a.createdAt) ||
+    compareStrings(a.name, b.name);
 }
 
 function groupReplicas(nodes: NodeSnapshot[]): Map<string, ObservedReplica[]> {
@@ -59,7 +59,7 @@ function chunk<T>(items: T[], size: number): T[][] {
 function bySlot(a: { slot: string }, b: { slot: string }): number {
   const x = Number(a.slot);
   const y = Number(b.slot);
-  return Number.isNaN(x) || Number.isNaN(y) ? a.slot.localeCompare(b.slot) : x - y;
+  return Number.isNaN(x) || Number.isNaN(y) ? compareStrings(a.slot, b.slot) : x - y;
 }
 
 /**
@@ -90,7 +90,7 @@ export function computePlan(
     const first = replicas[0]!;
     services.push(planRemoval(first.namespace, first.service, replicas));
   }
-  services.sort((a, b) => serviceKey(a.namespace, a.name).localeCompare(serviceKey(b.namespace, b.name)));
+  services.sort((a, b) => compareStrings(serviceKey(a.namespace, a.name), serviceKey(b.namespace, b.name)));
   return { revision: desired.revision, services, hasChanges: services.some((s) => s.change !== 'unchanged') };
 }
 

@@ -1,6 +1,6 @@
 import type { NodeSnapshot } from '../api/types.js';
 import type { PlacementConstraint, ServiceSpec } from '../manifests/types.js';
-import { serviceKey } from './replica-name.js';
+import { compareStrings, serviceKey } from './replica-name.js';
 
 /** Where each slot of a service should run, and the slots that fit nowhere. */
 export interface ServicePlacement {
@@ -40,26 +40,29 @@ export function placeServices(
   nodes: NodeSnapshot[],
   current: CurrentSlots,
 ): Map<string, ServicePlacement> {
-  const sortedNodes = [...nodes].sort((a, b) => a.name.localeCompare(b.name));
+  const sortedNodes = [...nodes].sort((a, b) => compareStrings(a.name, b.name));
   const load = new Map<string, NodeLoad>(sortedNodes.map((n) => [n.name, { nanoCpus: 0, memoryBytes: 0, replicas: 0 }]));
   const result = new Map<string, ServicePlacement>();
   const perServiceCount = new Map<string, Map<string, number>>();
   const todo: { spec: ServiceSpec; slots: string[] }[] = [];
 
-  const charge = (spec: ServiceSpec, node: string): void => {
+  const charge = (spec: ServiceSpec, key: string, node: string): void => {
     const l = load.get(node);
     if (l) {
       l.nanoCpus += spec.resources.reservations.nanoCpus;
       l.memoryBytes += spec.resources.reservations.memoryBytes;
       l.replicas += 1;
     }
-    const counts = perServiceCount.get(serviceKey(spec.namespace, spec.name)) ?? new Map<string, number>();
+    let counts = perServiceCount.get(key);
+    if (!counts) {
+      counts = new Map<string, number>();
+      perServiceCount.set(key, counts);
+    }
     counts.set(node, (counts.get(node) ?? 0) + 1);
-    perServiceCount.set(serviceKey(spec.namespace, spec.name), counts);
   };
 
   const ordered = [...services].sort((a, b) =>
-    serviceKey(a.namespace, a.name).localeCompare(serviceKey(b.namespace, b.name)),
+    compareStrings(serviceKey(a.namespace, a.name), serviceKey(b.namespace, b.name)),
   );
 
   // Pass 1: keep what already runs where it may.
@@ -72,7 +75,7 @@ export function placeServices(
       for (const node of eligible) {
         if (fits(spec, load.get(node.name), node)) {
           placement.assignments.push({ slot: node.name, node: node.name });
-          charge(spec, node.name);
+          charge(spec, key, node.name);
         } else {
           placement.pending.push({ slot: node.name, reason: capacityReason(spec, node.name) });
         }
@@ -91,7 +94,7 @@ export function placeServices(
         (spec.placement.maxPerNode === 0 || perNode < spec.placement.maxPerNode)
       ) {
         placement.assignments.push({ slot, node });
-        charge(spec, node);
+        charge(spec, key, node);
       } else {
         unplaced.push(slot);
       }
@@ -99,25 +102,53 @@ export function placeServices(
     todo.push({ spec, slots: unplaced });
   }
 
-  // Pass 2: place new slots.
+  // Pass 2: place new slots. This loop runs slots x nodes times for a first deploy of a large
+  // cluster, so it avoids allocating per candidate.
   for (const { spec, slots } of todo) {
+    if (slots.length === 0) continue;
     const key = serviceKey(spec.namespace, spec.name);
     const placement = result.get(key)!;
     const eligible = eligibleNodes(spec, sortedNodes);
+    const spread = spec.placement.spread?.startsWith('node.labels.') ? spec.placement.spread.slice('node.labels.'.length) : null;
+    const groups = eligible.map((n) => (spread === null ? '' : (n.labels[spread] ?? '')));
+    const counts = perServiceCount.get(key) ?? new Map<string, number>();
+    perServiceCount.set(key, counts);
+    const groupCount = new Map<string, number>();
+    eligible.forEach((n, i) => {
+      groupCount.set(groups[i]!, (groupCount.get(groups[i]!) ?? 0) + (counts.get(n.name) ?? 0));
+    });
     for (const slot of slots) {
-      const counts = perServiceCount.get(key) ?? new Map<string, number>();
-      const candidates = eligible.filter(
-        (n) =>
-          fits(spec, load.get(n.name), n) &&
-          (spec.placement.maxPerNode === 0 || (counts.get(n.name) ?? 0) < spec.placement.maxPerNode),
-      );
-      const best = pickNode(spec, candidates, counts, load);
-      if (best) {
-        placement.assignments.push({ slot, node: best.name });
-        charge(spec, best.name);
-      } else {
-        placement.pending.push({ slot, reason: pendingReason(spec, sortedNodes, eligible, counts, load) });
+      let best = -1;
+      let bestGroup = 0;
+      let bestCount = 0;
+      let bestLoad = 0;
+      for (let i = 0; i < eligible.length; i++) {
+        const n = eligible[i]!;
+        const count = counts.get(n.name) ?? 0;
+        if (spec.placement.maxPerNode !== 0 && count >= spec.placement.maxPerNode) continue;
+        const l = load.get(n.name);
+        if (!fits(spec, l, n)) continue;
+        const group = groupCount.get(groups[i]!) ?? 0;
+        const nodeLoad = l?.replicas ?? 0;
+        if (
+          best === -1 ||
+          group < bestGroup ||
+          (group === bestGroup && (count < bestCount || (count === bestCount && nodeLoad < bestLoad)))
+        ) {
+          best = i;
+          bestGroup = group;
+          bestCount = count;
+          bestLoad = nodeLoad;
+        }
       }
+      if (best === -1) {
+        placement.pending.push({ slot, reason: pendingReason(spec, sortedNodes, eligible, counts, load) });
+        continue;
+      }
+      const chosen = eligible[best]!;
+      placement.assignments.push({ slot, node: chosen.name });
+      charge(spec, key, chosen.name);
+      groupCount.set(groups[best]!, (groupCount.get(groups[best]!) ?? 0) + 1);
     }
     placement.assignments.sort((a, b) => Number(a.slot) - Number(b.slot));
   }
@@ -130,40 +161,6 @@ function fits(spec: ServiceSpec, used: NodeLoad | undefined, node: NodeSnapshot)
   const cpuOk = r.nanoCpus === 0 || u.nanoCpus + r.nanoCpus <= node.capacity.nanoCpus;
   const memOk = r.memoryBytes === 0 || u.memoryBytes + r.memoryBytes <= node.capacity.memoryBytes;
   return cpuOk && memOk;
-}
-
-function pickNode(
-  spec: ServiceSpec,
-  candidates: NodeSnapshot[],
-  counts: Map<string, number>,
-  load: Map<string, NodeLoad>,
-): NodeSnapshot | undefined {
-  const spread = spec.placement.spread;
-  const groupOf = (n: NodeSnapshot): string =>
-    spread?.startsWith('node.labels.') ? (n.labels[spread.slice('node.labels.'.length)] ?? '') : '';
-  const groupCount = new Map<string, number>();
-  if (spread) {
-    for (const n of candidates) groupCount.set(groupOf(n), 0);
-    for (const [node, count] of counts) {
-      const n = candidates.find((c) => c.name === node);
-      if (n) groupCount.set(groupOf(n), (groupCount.get(groupOf(n)) ?? 0) + count);
-    }
-  }
-  const score = (n: NodeSnapshot): [number, number, number] => [
-    spread ? (groupCount.get(groupOf(n)) ?? 0) : 0,
-    counts.get(n.name) ?? 0,
-    load.get(n.name)?.replicas ?? 0,
-  ];
-  let best: NodeSnapshot | undefined;
-  let bestScore: [number, number, number] | undefined;
-  for (const n of candidates) {
-    const s = score(n);
-    if (!bestScore || s[0] < bestScore[0] || (s[0] === bestScore[0] && (s[1] < bestScore[1] || (s[1] === bestScore[1] && s[2] < bestScore[2])))) {
-      best = n;
-      bestScore = s;
-    }
-  }
-  return best;
 }
 
 function capacityReason(spec: ServiceSpec, node: string): string {

@@ -10,3 +10,8 @@ export function replicaName(namespace: string, service: string, slot: string, sp
 export function serviceKey(namespace: string, service: string): string {
   return `${namespace}/${service}`;
 }
+
+/** Byte-order comparison: deterministic across locales, and much cheaper than localeCompare. */
+export function compareStrings(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
