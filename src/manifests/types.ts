@@ -57,7 +57,14 @@ export interface WrittenService {
     mode?: 'replicated' | 'global';
     ports?: { target: number; published?: number; protocol?: 'tcp' | 'udp' }[];
     configs?: { source: string; key: string; target: string; mode?: number | string }[];
-    secrets?: { source: string; key: string; target?: string; mode?: number | string; uid?: number; gid?: number }[];
+    secrets?: {
+      source: string;
+      key: string;
+      target?: string;
+      mode?: number | string;
+      uid?: number;
+      gid?: number;
+    }[];
     healthcheck?: WrittenHealthcheck;
     resources?: {
       limits?: { cpus?: number; memory?: string | number };
@@ -107,7 +114,18 @@ export interface LocatedManifest<T extends WrittenManifest = WrittenManifest> {
 // Normalised specs
 
 export type HealthProbe =
-  | { type: 'http'; port: number; path: string; expectStatus: number[] }
+  | {
+      type: 'http';
+      port: number;
+      path: string;
+      /**
+       * Statuses counted as healthy. Empty means Kubernetes's rule, any status from 200 to 399
+       * (see isHealthyHttpStatus in health-status.ts); a list names the accepted codes exactly.
+       */
+      expectStatus: number[];
+      /** Host header for the probe; absent: none is set beyond the address probed. */
+      host?: string;
+    }
   | { type: 'tcp'; port: number }
   | { type: 'exec'; command: string[] };
 

@@ -1,0 +1,137 @@
+/**
+ * Every default berth applies to a manifest, in one place. Each is anchored to the orchestrator it
+ * follows (Swarm, Kubernetes, Nomad, Docker) and, where berth deliberately differs, says why.
+ * The JSON Schemas in schemas/ carry the same values as `default` (written form) so editors can
+ * show them; defaults.test.ts checks the two agree.
+ */
+import type { HealthcheckSpec, ResourceSpec, ServiceSpec, UpdatePolicySpec } from './types.js';
+
+// ---------------------------------------------------------------------------------------------
+// Loading limits
+
+/** Largest manifest file read (1 MiB). Bigger files are refused: manifests are small, and this
+ *  bounds the memory a hostile or accidental file (a committed dump, a log) can take. */
+export const MAX_MANIFEST_FILE_BYTES = 1024 * 1024;
+
+/** YAML aliases a document may expand (yaml's own default). Bounds "billion laughs" expansion: past
+ *  this the document is refused instead of being expanded exponentially. */
+export const MAX_YAML_ALIAS_COUNT = 100;
+
+/** File extensions read as manifests; every other file under the manifest root is ignored. */
+export const MANIFEST_EXTENSIONS = ['.yaml', '.yml'] as const;
+
+// ---------------------------------------------------------------------------------------------
+// Metadata
+
+/** Kubernetes: objects without a namespace live in "default", which always exists. */
+export const DEFAULT_NAMESPACE = 'default';
+
+// ---------------------------------------------------------------------------------------------
+// Service
+
+/** Swarm and Kubernetes both run one replica unless told otherwise. */
+export const DEFAULT_REPLICAS = 1;
+
+/** Swarm: services are replicated unless `mode: global`. A global service's spec carries replicas 0;
+ *  the count follows the eligible nodes. */
+export const DEFAULT_MODE: ServiceSpec['mode'] = 'replicated';
+export const GLOBAL_MODE_REPLICAS = 0;
+
+/** Docker: a published port is TCP unless it says udp. */
+export const DEFAULT_PORT_PROTOCOL = 'tcp' as const;
+
+/** Kubernetes envFrom: no prefix, the Config's keys are the variable names. */
+export const DEFAULT_ENV_FROM_PREFIX = '';
+
+/**
+ * Update policy.
+ * - parallelism 1: Swarm `update_config.parallelism` (one replica at a time).
+ * - delay 0s: Swarm `update_config.delay`.
+ * - order start-first: Kubernetes' rolling update with maxUnavailable 0 / maxSurge 1: capacity never
+ *   drops. Swarm defaults to stop-first; berth differs on purpose, zero downtime is its promise.
+ * - monitor 5s: Swarm `update_config.monitor`.
+ * - failureAction rollback: Nomad `auto_revert`. Swarm defaults to pause, which leaves a half-updated
+ *   service behind; berth's promise is that a bad commit never takes down what runs.
+ * - maxFailureRatio 0: Swarm `update_config.max_failure_ratio`.
+ * - progressDeadline 10m: Kubernetes `progressDeadlineSeconds: 600`.
+ */
+export const DEFAULT_UPDATE_POLICY: Readonly<UpdatePolicySpec> = Object.freeze({
+  parallelism: 1,
+  delayMs: 0,
+  order: 'start-first',
+  monitorMs: 5_000,
+  failureAction: 'rollback',
+  maxFailureRatio: 0,
+  progressDeadlineMs: 600_000,
+});
+
+/** Rollback policy: the update defaults (Swarm's rollback_config mirrors update_config), except that
+ *  a failing rollback pauses: rolling back a rollback would loop. */
+export const DEFAULT_ROLLBACK_POLICY: Readonly<UpdatePolicySpec> = Object.freeze({
+  ...DEFAULT_UPDATE_POLICY,
+  failureAction: 'pause',
+});
+
+/**
+ * Health check timing.
+ * - interval 10s: Kubernetes `periodSeconds` (Docker's 30s is slow for health-gated rollouts).
+ * - timeout 1s: Kubernetes `timeoutSeconds`.
+ * - retries 3: Docker `--health-retries` and Kubernetes `failureThreshold`.
+ * - startPeriod 0s: Docker `--health-start-period`.
+ */
+export const DEFAULT_HEALTHCHECK_TIMING: Readonly<Omit<HealthcheckSpec, 'probe'>> = Object.freeze({
+  intervalMs: 10_000,
+  timeoutMs: 1_000,
+  retries: 3,
+  startPeriodMs: 0,
+});
+
+/** Kubernetes httpGet: path "/" ... */
+export const DEFAULT_HTTP_PROBE_PATH = '/';
+/** ... and any status from 200 to 399 is success. Written as an empty `expectStatus` list. */
+export const DEFAULT_HTTP_EXPECT_STATUS: readonly number[] = Object.freeze([]);
+export const HTTP_HEALTHY_STATUS_RANGE = Object.freeze({ min: 200, max: 399 });
+
+/** Docker: 0 CPUs and 0 bytes mean "not set" (no limit, nothing reserved). */
+export const UNSET_RESOURCES: Readonly<ResourceSpec> = Object.freeze({ nanoCpus: 0, memoryBytes: 0 });
+
+/** Docker refuses memory limits under 6 MiB ("Minimum memory limit allowed is 6MB"). */
+export const MIN_MEMORY_LIMIT_BYTES = 6 * 1024 * 1024;
+
+/** Swarm placement: no spread preference, and max_replicas_per_node 0 means unlimited. */
+export const DEFAULT_SPREAD = null;
+export const DEFAULT_MAX_PER_NODE = 0;
+
+/** Swarm `restart_policy`: condition any, max_attempts 0 (unlimited). */
+export const DEFAULT_RESTART: Readonly<ServiceSpec['restart']> = Object.freeze({
+  condition: 'any',
+  maxAttempts: 0,
+});
+
+/** Docker `stop --time` and Swarm `stop_grace_period`: 10s between SIGTERM and SIGKILL. */
+export const DEFAULT_STOP_GRACE_PERIOD_MS = 10_000;
+
+/** Docker `--init` is off by default. */
+export const DEFAULT_INIT = false;
+
+// ---------------------------------------------------------------------------------------------
+// Files from Configs and Secrets
+
+/** Swarm configs are mounted 0444: world-readable, nobody writes. */
+export const DEFAULT_CONFIG_FILE_MODE = 0o444;
+
+/** Swarm secrets default to 0444; berth uses 0400 (owner only), as a secret should be. */
+export const DEFAULT_SECRET_FILE_MODE = 0o400;
+
+/** Swarm: secret files belong to uid 0, gid 0. */
+export const DEFAULT_SECRET_UID = 0;
+export const DEFAULT_SECRET_GID = 0;
+
+/**
+ * Swarm mounts a secret at /run/secrets/<name>. A berth Secret holds several keys, so each key gets
+ * /run/secrets/<source>/<key> (the layout of a Kubernetes secret volume). Joining with "-" instead
+ * could make two different (source, key) pairs collide ("a-b"+"c" and "a"+"b-c").
+ */
+export function defaultSecretTarget(source: string, key: string): string {
+  return `/run/secrets/${source}/${key}`;
+}

@@ -1,0 +1,206 @@
+/**
+ * Step 4 of loading: Written* (what the user wrote, already schema-valid) -> *Spec (every default
+ * applied, durations in ms, sizes in bytes, CPUs in nano-CPUs, constraints parsed). Pure.
+ */
+import { parsePlacementConstraint } from './constraints.js';
+import {
+  DEFAULT_CONFIG_FILE_MODE,
+  DEFAULT_ENV_FROM_PREFIX,
+  DEFAULT_HEALTHCHECK_TIMING,
+  DEFAULT_HTTP_EXPECT_STATUS,
+  DEFAULT_HTTP_PROBE_PATH,
+  DEFAULT_INIT,
+  DEFAULT_MAX_PER_NODE,
+  DEFAULT_MODE,
+  DEFAULT_NAMESPACE,
+  DEFAULT_PORT_PROTOCOL,
+  DEFAULT_REPLICAS,
+  DEFAULT_RESTART,
+  DEFAULT_ROLLBACK_POLICY,
+  DEFAULT_SECRET_FILE_MODE,
+  DEFAULT_SECRET_GID,
+  DEFAULT_SECRET_UID,
+  DEFAULT_SPREAD,
+  DEFAULT_STOP_GRACE_PERIOD_MS,
+  DEFAULT_UPDATE_POLICY,
+  GLOBAL_MODE_REPLICAS,
+  UNSET_RESOURCES,
+  defaultSecretTarget,
+} from './defaults.js';
+import { cpusToNanoCpus, parseDuration, parseFileMode, parseMemorySize } from './units.js';
+import type {
+  ConfigSpec,
+  HealthcheckSpec,
+  HealthProbe,
+  NamespaceSpec,
+  PlacementConstraint,
+  ResourceSpec,
+  SecretSpec,
+  ServiceSpec,
+  UpdatePolicySpec,
+  WrittenConfig,
+  WrittenHealthcheck,
+  WrittenNamespace,
+  WrittenSecret,
+  WrittenService,
+  WrittenUpdatePolicy,
+} from './types.js';
+
+type WrittenSpec = WrittenService['spec'];
+
+export function normaliseService(written: WrittenService): ServiceSpec {
+  const spec = written.spec;
+  const mode = spec.mode ?? DEFAULT_MODE;
+  return {
+    kind: 'Service',
+    name: written.metadata.name,
+    namespace: written.metadata.namespace ?? DEFAULT_NAMESPACE,
+    labels: { ...written.metadata.labels },
+    image: spec.image,
+    command: spec.command ? [...spec.command] : null,
+    args: spec.args ? [...spec.args] : null,
+    env: Object.fromEntries(Object.entries(spec.env ?? {}).map(([name, value]) => [name, String(value)])),
+    envFrom: (spec.envFrom ?? []).map((source) => ({
+      config: source.config,
+      prefix: source.prefix ?? DEFAULT_ENV_FROM_PREFIX,
+    })),
+    mode,
+    replicas: mode === 'global' ? GLOBAL_MODE_REPLICAS : (spec.replicas ?? DEFAULT_REPLICAS),
+    ports: (spec.ports ?? []).map((port) => ({
+      target: port.target,
+      published: port.published ?? null,
+      protocol: port.protocol ?? DEFAULT_PORT_PROTOCOL,
+    })),
+    configs: (spec.configs ?? []).map((mount) => ({
+      source: mount.source,
+      key: mount.key,
+      target: mount.target,
+      mode: mount.mode === undefined ? DEFAULT_CONFIG_FILE_MODE : fileMode(mount.mode),
+    })),
+    secrets: (spec.secrets ?? []).map((mount) => ({
+      source: mount.source,
+      key: mount.key,
+      target: mount.target ?? defaultSecretTarget(mount.source, mount.key),
+      mode: mount.mode === undefined ? DEFAULT_SECRET_FILE_MODE : fileMode(mount.mode),
+      uid: mount.uid ?? DEFAULT_SECRET_UID,
+      gid: mount.gid ?? DEFAULT_SECRET_GID,
+    })),
+    healthcheck: spec.healthcheck ? normaliseHealthcheck(spec.healthcheck) : null,
+    resources: {
+      limits: normaliseResources(spec.resources?.limits),
+      reservations: normaliseResources(spec.resources?.reservations),
+    },
+    placement: {
+      constraints: (spec.placement?.constraints ?? []).map(placementConstraint),
+      spread: spec.placement?.spread ?? DEFAULT_SPREAD,
+      maxPerNode: spec.placement?.maxPerNode ?? DEFAULT_MAX_PER_NODE,
+    },
+    update: normaliseUpdatePolicy(spec.update, DEFAULT_UPDATE_POLICY),
+    rollback: normaliseUpdatePolicy(spec.rollback, DEFAULT_ROLLBACK_POLICY),
+    restart: {
+      condition: spec.restart?.condition ?? DEFAULT_RESTART.condition,
+      maxAttempts: spec.restart?.maxAttempts ?? DEFAULT_RESTART.maxAttempts,
+    },
+    stopGracePeriodMs: optionalDuration(spec.stopGracePeriod, DEFAULT_STOP_GRACE_PERIOD_MS),
+    user: spec.user ?? null,
+    workingDir: spec.workingDir ?? null,
+    init: spec.init ?? DEFAULT_INIT,
+  };
+}
+
+export function normaliseHealthcheck(written: WrittenHealthcheck): HealthcheckSpec {
+  return {
+    probe: healthProbe(written),
+    intervalMs: optionalDuration(written.interval, DEFAULT_HEALTHCHECK_TIMING.intervalMs),
+    timeoutMs: optionalDuration(written.timeout, DEFAULT_HEALTHCHECK_TIMING.timeoutMs),
+    retries: written.retries ?? DEFAULT_HEALTHCHECK_TIMING.retries,
+    startPeriodMs: optionalDuration(written.startPeriod, DEFAULT_HEALTHCHECK_TIMING.startPeriodMs),
+  };
+}
+
+function healthProbe(written: WrittenHealthcheck): HealthProbe {
+  if (written.http) {
+    const probe: HealthProbe = {
+      type: 'http',
+      port: written.http.port,
+      path: written.http.path ?? DEFAULT_HTTP_PROBE_PATH,
+      expectStatus: [...(written.http.expectStatus ?? DEFAULT_HTTP_EXPECT_STATUS)],
+    };
+    if (written.http.host !== undefined) probe.host = written.http.host;
+    return probe;
+  }
+  if (written.tcp) return { type: 'tcp', port: written.tcp.port };
+  if (written.exec) return { type: 'exec', command: [...written.exec] };
+  throw new Error('healthcheck has none of http, tcp, exec; the schema should have refused it');
+}
+
+export function normaliseUpdatePolicy(
+  written: WrittenUpdatePolicy | undefined,
+  defaults: Readonly<UpdatePolicySpec>,
+): UpdatePolicySpec {
+  return {
+    parallelism: written?.parallelism ?? defaults.parallelism,
+    delayMs: optionalDuration(written?.delay, defaults.delayMs),
+    order: written?.order ?? defaults.order,
+    monitorMs: optionalDuration(written?.monitor, defaults.monitorMs),
+    failureAction: written?.failureAction ?? defaults.failureAction,
+    maxFailureRatio: written?.maxFailureRatio ?? defaults.maxFailureRatio,
+    progressDeadlineMs: optionalDuration(written?.progressDeadline, defaults.progressDeadlineMs),
+  };
+}
+
+type WrittenResources = NonNullable<WrittenSpec['resources']>['limits'];
+
+function normaliseResources(written: WrittenResources): ResourceSpec {
+  return {
+    nanoCpus: written?.cpus === undefined ? UNSET_RESOURCES.nanoCpus : cpusToNanoCpus(written.cpus),
+    memoryBytes: written?.memory === undefined ? UNSET_RESOURCES.memoryBytes : memorySize(written.memory),
+  };
+}
+
+export function normaliseConfig(written: WrittenConfig): ConfigSpec {
+  return {
+    kind: 'Config',
+    name: written.metadata.name,
+    namespace: written.metadata.namespace ?? DEFAULT_NAMESPACE,
+    data: { ...written.data },
+  };
+}
+
+export function normaliseSecret(written: WrittenSecret): SecretSpec {
+  return {
+    kind: 'Secret',
+    name: written.metadata.name,
+    namespace: written.metadata.namespace ?? DEFAULT_NAMESPACE,
+    data: { ...written.data },
+  };
+}
+
+export function normaliseNamespace(written: WrittenNamespace): NamespaceSpec {
+  return { kind: 'Namespace', name: written.metadata.name, labels: { ...written.metadata.labels } };
+}
+
+// The schema has already accepted these values, so a parse failure here is a bug, not bad input.
+
+function optionalDuration(text: string | undefined, fallback: number): number {
+  if (text === undefined) return fallback;
+  return required(parseDuration(text), `duration ${JSON.stringify(text)}`);
+}
+
+function memorySize(value: string | number): number {
+  return required(parseMemorySize(value), `memory size ${JSON.stringify(value)}`);
+}
+
+function fileMode(value: string | number): number {
+  return required(parseFileMode(value), `file mode ${JSON.stringify(value)}`);
+}
+
+function placementConstraint(text: string): PlacementConstraint {
+  return required(parsePlacementConstraint(text), `placement constraint ${JSON.stringify(text)}`);
+}
+
+function required<T>(value: T | null, what: string): T {
+  if (value === null)
+    throw new Error(`${what} passed the schema but does not parse; schema and parser disagree`);
+  return value;
+}

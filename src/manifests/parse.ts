@@ -1,0 +1,179 @@
+/**
+ * Step 1 of loading: bytes -> YAML documents, keeping every node's position so later steps can
+ * point at `file:line:col`. Refuses what is not a small UTF-8 YAML file, and YAML that would expand
+ * without bound (alias bombs), with a problem each; never throws for bad input.
+ */
+import { isAlias, isMap, isScalar, isSeq, LineCounter, parseAllDocuments, visit } from 'yaml';
+import type { Document, Node, YAMLError } from 'yaml';
+import { MAX_YAML_ALIAS_COUNT } from './defaults.js';
+import type { FieldPath } from './field-path.js';
+import type { ManifestProblem } from './types.js';
+
+export interface Position {
+  line: number;
+  col: number;
+}
+
+export interface ParsedDocument {
+  file: string;
+  /** Where the document's content starts. */
+  position: Position;
+  /** The document as plain data; undefined when it could not be built. */
+  value: unknown;
+  /** The YAML had errors (reported already); the value is best effort, fit only to learn names. */
+  hasYamlErrors: boolean;
+  /** Position of the key (`at: 'key'`) or value at `path`; the nearest existing ancestor if absent. */
+  locate(path: FieldPath, at: 'key' | 'value'): Position;
+  /** The text a scalar at `path` was written as (`0444` for a value the YAML schema reads as 444). */
+  scalarSource(path: FieldPath): string | undefined;
+}
+
+export interface ParsedFile {
+  documents: ParsedDocument[];
+  problems: ManifestProblem[];
+}
+
+export function parseManifestFile(
+  file: { path: string; content: Uint8Array },
+  maxFileBytes: number,
+): ParsedFile {
+  const refuse = (message: string): ParsedFile => ({
+    documents: [],
+    problems: [{ file: file.path, line: 1, col: 1, message }],
+  });
+  if (file.content.byteLength > maxFileBytes) {
+    return refuse(`file is larger than ${formatByteCount(maxFileBytes)}, the limit for a manifest file`);
+  }
+  if (file.content.includes(0)) {
+    return refuse('not a text file (contains NUL bytes); manifests are UTF-8 YAML');
+  }
+  let text: string;
+  try {
+    text = new TextDecoder('utf-8', { fatal: true }).decode(file.content);
+  } catch {
+    return refuse('not valid UTF-8; manifests are UTF-8 YAML');
+  }
+
+  const lineCounter = new LineCounter();
+  const positionOf = (offset: number): Position => lineCounter.linePos(offset);
+  const documents: ParsedDocument[] = [];
+  const problems: ManifestProblem[] = [];
+  const yamlProblem = (error: YAMLError): ManifestProblem => {
+    const { line, col } = positionOf(error.pos[0]);
+    return { file: file.path, line, col, message: describeYamlError(error, text) };
+  };
+
+  const parsed = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
+  if ('empty' in parsed) {
+    // An empty stream (only comments or nothing) can still carry errors, e.g. a stray directive.
+    problems.push(...parsed.errors.map(yamlProblem));
+    return { documents, problems };
+  }
+  for (const document of parsed) {
+    const errors = [...document.errors, ...document.warnings];
+    problems.push(...errors.map(yamlProblem));
+    if (document.contents === null) continue;
+    const position = positionOf(document.contents.range?.[0] ?? 0);
+    let value: unknown;
+    try {
+      value = document.toJS({ maxAliasCount: MAX_YAML_ALIAS_COUNT });
+    } catch (error) {
+      const at = firstAliasOffset(document);
+      const { line, col } = at === null ? position : positionOf(at);
+      problems.push({ file: file.path, line, col, message: describeToJsError(error) });
+      continue;
+    }
+    documents.push({
+      file: file.path,
+      position,
+      value,
+      hasYamlErrors: errors.length > 0,
+      locate: (path, at) => {
+        const offset = locateOffset(document, path, at);
+        return offset === null ? position : positionOf(offset);
+      },
+      scalarSource: (path) => {
+        const node = nodeAt(document, path);
+        return isScalar(node) && node.range ? text.slice(node.range[0], node.range[1]) : undefined;
+      },
+    });
+  }
+  return { documents, problems };
+}
+
+function describeYamlError(error: YAMLError, text: string): string {
+  if (error.code === 'DUPLICATE_KEY') {
+    const key = text.slice(error.pos[0], error.pos[1]).trim();
+    return `duplicate key ${JSON.stringify(key)} (keys must be unique in a mapping)`;
+  }
+  // yaml's messages may end with " at line L, column C:" and a code frame; the position is printed
+  // separately, and a frame could show a secret's neighbouring lines.
+  const headline = (error.message.split('\n')[0] ?? error.message).replace(/ at line \d+, column \d+:?$/, '');
+  return `invalid YAML: ${headline}`;
+}
+
+function describeToJsError(error: unknown): string {
+  const message = error instanceof Error ? error.message : String(error);
+  if (/alias count/i.test(message)) {
+    return `YAML aliases expand too much (more than ${MAX_YAML_ALIAS_COUNT} alias expansions); refused as a possible "billion laughs" attack`;
+  }
+  return `invalid YAML: ${message}`;
+}
+
+function firstAliasOffset(document: Document.Parsed): number | null {
+  let offset: number | null = null;
+  visit(document, {
+    Alias(_key, node) {
+      offset = node.range?.[0] ?? null;
+      return visit.BREAK;
+    },
+  });
+  return offset;
+}
+
+type Located = { key: Node | null; value: Node | null };
+
+/** Walks `path` through maps and lists (following aliases) and returns the last key/value found. */
+function walk(
+  document: Document.Parsed,
+  path: FieldPath,
+): { found: Located; complete: boolean; trail: Located[] } {
+  const trail: Located[] = [];
+  let current: Located = { key: null, value: document.contents };
+  for (const segment of path) {
+    let node = current.value;
+    if (isAlias(node)) node = node.resolve(document) ?? null;
+    let next: Located | null = null;
+    if (isMap(node)) {
+      const pair = node.items.find(
+        (item) => isScalar(item.key) && String(item.key.value) === String(segment),
+      );
+      if (pair) next = { key: pair.key as Node, value: (pair.value as Node | null) ?? null };
+    } else if (isSeq(node) && typeof segment === 'number') {
+      const item = node.items[segment] as Node | undefined;
+      if (item) next = { key: null, value: item };
+    }
+    if (next === null) return { found: current, complete: false, trail };
+    trail.push(current);
+    current = next;
+  }
+  return { found: current, complete: true, trail };
+}
+
+function nodeAt(document: Document.Parsed, path: FieldPath): Node | null {
+  const { found, complete } = walk(document, path);
+  return complete ? found.value : null;
+}
+
+function locateOffset(document: Document.Parsed, path: FieldPath, at: 'key' | 'value'): number | null {
+  const { found, complete } = walk(document, path);
+  const preferKey = at === 'key' || !complete;
+  const node = preferKey ? (found.key ?? found.value) : (found.value ?? found.key);
+  return node?.range?.[0] ?? null;
+}
+
+function formatByteCount(bytes: number): string {
+  if (bytes % (1024 * 1024) === 0) return `${bytes / (1024 * 1024)} MiB`;
+  if (bytes % 1024 === 0) return `${bytes / 1024} KiB`;
+  return `${bytes} bytes`;
+}

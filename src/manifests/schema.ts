@@ -1,0 +1,75 @@
+/**
+ * Step 2 of loading: JSON Schema validation with ajv against schemas/*.schema.json, the single source
+ * of truth for what a manifest may contain. Every error is turned into a message a person can act on
+ * (schema-errors.ts) and a field path the loader maps back to `file:line:col`.
+ */
+import { readFileSync } from 'node:fs';
+import { Ajv, type ValidateFunction } from 'ajv';
+import { describeSchemaErrors, type SchemaViolation } from './schema-errors.js';
+import type { ManifestKind } from './types.js';
+
+export type { SchemaViolation } from './schema-errors.js';
+
+/** The schema files, in the order they must be registered (the shared definitions first). */
+export const SCHEMA_FILES = [
+  'common.schema.json',
+  'service.schema.json',
+  'config.schema.json',
+  'secret.schema.json',
+  'namespace.schema.json',
+  'berth.schema.json',
+] as const;
+export type SchemaFile = (typeof SCHEMA_FILES)[number];
+
+const SCHEMA_FOR_KIND: Record<ManifestKind, SchemaFile> = {
+  Service: 'service.schema.json',
+  Config: 'config.schema.json',
+  Secret: 'secret.schema.json',
+  Namespace: 'namespace.schema.json',
+};
+
+/** schemas/ sits next to src/ and dist/ alike, so the same relative URL works from both. */
+const SCHEMA_DIRECTORY = new URL('../../schemas/', import.meta.url);
+
+let ajv: Ajv | undefined;
+
+function schemaValidator(): Ajv {
+  if (ajv) return ajv;
+  const instance = new Ajv({
+    allErrors: true,
+    strict: true,
+    // "exactly one of" is written oneOf [{required: [http]}, {required: [tcp]}, ...], the standard
+    // idiom; strictRequired would want each branch to repeat the properties it names.
+    strictRequired: false,
+    allowUnionTypes: true,
+    // Gives each error its parentSchema, where the human messages below live.
+    verbose: true,
+  });
+  // VS Code's JSON/YAML language servers show these two in the editor; we show them on the CLI.
+  instance.addKeyword({ keyword: 'errorMessage', schemaType: 'string' });
+  instance.addKeyword({ keyword: 'patternErrorMessage', schemaType: 'string' });
+  for (const file of SCHEMA_FILES) {
+    instance.addSchema(readSchema(file), file);
+  }
+  ajv = instance;
+  return instance;
+}
+
+/** A schema file's content, as shipped in schemas/. */
+export function readSchema(file: SchemaFile): Record<string, unknown> {
+  return JSON.parse(readFileSync(new URL(file, SCHEMA_DIRECTORY), 'utf8')) as Record<string, unknown>;
+}
+
+/** The compiled validator of one schema file (berth.schema.json validates any kind). */
+export function schemaValidatorFor(file: SchemaFile): ValidateFunction {
+  const validate = schemaValidator().getSchema(file);
+  if (!validate) throw new Error(`schema ${file} is not registered`);
+  return validate;
+}
+
+/** Every way `value` breaks the schema of `kind`; empty when it conforms. */
+export function validateManifestSchema(kind: ManifestKind, value: unknown): SchemaViolation[] {
+  const validate = schemaValidatorFor(SCHEMA_FOR_KIND[kind]);
+  if (validate(value)) return [];
+  return describeSchemaErrors(validate.errors ?? [], value);
+}
