@@ -1,0 +1,110 @@
+/**
+ * ReplicaRequest -> ContainerCreateSpec: what a replica looks like as a container. Pure, so the
+ * mapping (labels, ports, restart policy, command/args) is tested without an engine.
+ */
+import { BerthError } from '../errors.js';
+import { LABELS, type ReplicaRequest } from '../api/types.js';
+import type { HealthcheckSpec } from '../manifests/types.js';
+import type { BindMount, ContainerCreateSpec, PortBinding } from './runtime.js';
+
+/** Docker's own rule for container names; also keeps names safe as directory names. */
+const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
+
+export function assertContainerName(name: string): void {
+  if (!CONTAINER_NAME.test(name)) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `invalid replica name ${JSON.stringify(name)}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*`,
+    );
+  }
+}
+
+export interface ContainerPlacement {
+  nodeName: string;
+  /** The node's advertise address: every port is published there, on an ephemeral host port. */
+  address: string;
+  mounts: BindMount[];
+}
+
+export function buildContainerSpec(
+  request: ReplicaRequest,
+  placement: ContainerPlacement,
+): ContainerCreateSpec {
+  assertContainerName(request.name);
+  return {
+    name: request.name,
+    image: request.image,
+    entrypoint: request.command,
+    cmd: request.args,
+    env: { ...request.env },
+    labels: replicaLabels(request, placement.nodeName),
+    ports: portBindings(request, placement.address),
+    mounts: placement.mounts,
+    nanoCpus: request.limits.nanoCpus,
+    memoryBytes: request.limits.memoryBytes,
+    restart: restartPolicy(request.restart),
+    // Docker counts the stop timeout in whole seconds; round up so the grace is never shorter.
+    stopTimeoutSeconds: Math.ceil(request.stopGracePeriodMs / 1000),
+    init: request.init,
+    user: request.user,
+    workingDir: request.workingDir,
+  };
+}
+
+export function replicaLabels(request: ReplicaRequest, nodeName: string): Record<string, string> {
+  return {
+    [LABELS.managed]: 'true',
+    [LABELS.service]: request.service,
+    [LABELS.namespace]: request.namespace,
+    [LABELS.revision]: request.revision,
+    [LABELS.specHash]: request.specHash,
+    [LABELS.slot]: request.slot,
+    [LABELS.node]: nodeName,
+    [LABELS.healthcheck]: JSON.stringify(request.healthcheck),
+    [LABELS.specSummary]: JSON.stringify(request.specSummary),
+    [LABELS.stopGraceMs]: String(request.stopGracePeriodMs),
+  };
+}
+
+/**
+ * Every target port, plus the health check's port when it is not one of them: the prober reaches
+ * containers only through published ports, so an http/tcp check on an unlisted port must be
+ * published as well.
+ */
+function portBindings(request: ReplicaRequest, address: string): PortBinding[] {
+  const bindings: PortBinding[] = request.ports.map((port) => ({
+    port: port.target,
+    protocol: port.protocol,
+    hostIp: address,
+  }));
+  const probePort = probedPort(request.healthcheck);
+  if (
+    probePort !== null &&
+    !bindings.some((binding) => binding.port === probePort && binding.protocol === 'tcp')
+  ) {
+    bindings.push({ port: probePort, protocol: 'tcp', hostIp: address });
+  }
+  return bindings;
+}
+
+function probedPort(healthcheck: HealthcheckSpec | null): number | null {
+  if (healthcheck === null) return null;
+  const probe = healthcheck.probe;
+  return probe.type === 'http' || probe.type === 'tcp' ? probe.port : null;
+}
+
+/**
+ * Swarm's restart conditions on Docker's policies: `any` restarts until berth stops it
+ * (unless-stopped, so an engine restart does not revive what berth stopped), `on-failure` keeps
+ * its attempt limit (0 = unlimited, as in Docker), `none` never restarts.
+ */
+function restartPolicy(restart: ReplicaRequest['restart']): ContainerCreateSpec['restart'] {
+  switch (restart.condition) {
+    case 'any':
+      return { policy: 'unless-stopped', maxRetries: 0 };
+    case 'on-failure':
+      return { policy: 'on-failure', maxRetries: restart.maxAttempts };
+    case 'none':
+      return { policy: 'no', maxRetries: 0 };
+  }
+}

@@ -1,0 +1,480 @@
+/**
+ * The one ContainerRuntime implementation: a Docker engine over its API socket (dockerode).
+ * This file is the only place in berth that knows Docker's API shapes.
+ */
+import { PassThrough, type Readable } from 'node:stream';
+import Docker from 'dockerode';
+import { BerthError } from '../errors.js';
+import type { ContainerState, PublishedPort } from '../api/types.js';
+import { LABELS } from '../api/types.js';
+import type {
+  ContainerCreateSpec,
+  ContainerRuntime,
+  EngineInfo,
+  ExecResult,
+  RuntimeContainer,
+  RuntimeEvent,
+  Subscription,
+} from './runtime.js';
+
+const DEFAULT_SOCKET = '/var/run/docker.sock';
+const EXEC_OUTPUT_LIMIT = 4096;
+const EVENTS_RECONNECT_MS = 1000;
+const CONTAINER_STATES: readonly ContainerState[] = [
+  'created',
+  'running',
+  'restarting',
+  'paused',
+  'exited',
+  'dead',
+  'removing',
+];
+/** Docker reports "never" as the zero time. */
+const ZERO_TIME = '0001-01-01T00:00:00Z';
+
+export interface DockerRuntimeOptions {
+  /** A socket path or `unix://` URL; default: DOCKER_HOST when it is `unix://...`, else /var/run/docker.sock. */
+  socketPath?: string;
+}
+
+/** The socket the runtime will use, for messages and for `berth agent --docker`. */
+export function resolveDockerSocket(socketPath?: string): string {
+  const explicit = socketPath ?? process.env['DOCKER_HOST'];
+  if (explicit === undefined || explicit === '') return DEFAULT_SOCKET;
+  if (explicit.startsWith('unix://')) return explicit.slice('unix://'.length);
+  if (explicit.includes('://')) {
+    throw new BerthError(
+      'ERR_NOT_SUPPORTED',
+      `only unix sockets are supported for the Docker engine, got ${explicit} (use --docker /path/to/docker.sock)`,
+    );
+  }
+  return explicit;
+}
+
+export function createDockerRuntime(options: DockerRuntimeOptions = {}): ContainerRuntime {
+  const socketPath = resolveDockerSocket(options.socketPath);
+  const docker = new Docker({ socketPath });
+  const where = `unix://${socketPath}`;
+
+  const fail = (error: unknown, action: string): BerthError => dockerError(error, action, where);
+
+  async function inspect(name: string): Promise<RuntimeContainer | null> {
+    try {
+      return toRuntimeContainer(await docker.getContainer(name).inspect());
+    } catch (error) {
+      if (statusOf(error) === 404) return null;
+      throw fail(error, `inspect container ${name}`);
+    }
+  }
+
+  async function hasImage(ref: string): Promise<boolean> {
+    try {
+      await docker.getImage(ref).inspect();
+      return true;
+    } catch (error) {
+      if (statusOf(error) === 404) return false;
+      throw fail(error, `inspect image ${ref}`);
+    }
+  }
+
+  return {
+    async ping() {
+      try {
+        await docker.ping();
+      } catch (error) {
+        throw fail(error, 'ping');
+      }
+    },
+
+    async info(): Promise<EngineInfo> {
+      try {
+        const info = (await docker.info()) as {
+          NCPU?: number;
+          MemTotal?: number;
+          ServerVersion?: string;
+          Name?: string;
+        };
+        return {
+          cpus: info.NCPU ?? 0,
+          memoryBytes: info.MemTotal ?? 0,
+          engineVersion: info.ServerVersion ?? 'unknown',
+          hostname: info.Name ?? 'unknown',
+        };
+      } catch (error) {
+        throw fail(error, 'read engine info');
+      }
+    },
+
+    async listImages() {
+      try {
+        const images = await docker.listImages();
+        return images
+          .flatMap((image) => image.RepoTags ?? [])
+          .filter((tag) => tag !== '<none>:<none>')
+          .sort();
+      } catch (error) {
+        throw fail(error, 'list images');
+      }
+    },
+
+    async listManaged() {
+      let summaries: Docker.ContainerInfo[];
+      try {
+        summaries = await docker.listContainers({
+          all: true,
+          filters: { label: [`${LABELS.managed}=true`] },
+        });
+      } catch (error) {
+        throw fail(error, 'list containers');
+      }
+      const containers = await Promise.all(summaries.map((summary) => inspect(summary.Id)));
+      // A container removed between the list and its inspect is simply gone.
+      return containers.filter((container): container is RuntimeContainer => container !== null);
+    },
+
+    inspect,
+    hasImage,
+
+    async pullImage(ref) {
+      if (await hasImage(ref)) return;
+      try {
+        const stream = await docker.pull(ref);
+        await new Promise<void>((resolve, reject) => {
+          docker.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
+            const failed = error?.message ?? output.find((line) => line.error !== undefined)?.error;
+            if (failed === undefined) resolve();
+            else reject(new Error(failed));
+          });
+        });
+      } catch (error) {
+        if (isConnectionError(error)) throw fail(error, `pull image ${ref}`);
+        throw new BerthError(
+          'ERR_IMAGE_NOT_FOUND',
+          `image ${ref} is not present on the node and could not be pulled: ${messageOf(error)}`,
+          { data: { image: ref }, cause: error },
+        );
+      }
+      if (!(await hasImage(ref))) {
+        throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${ref} is still missing after a pull`, {
+          data: { image: ref },
+        });
+      }
+    },
+
+    async create(spec: ContainerCreateSpec) {
+      try {
+        const container = await docker.createContainer(toCreateOptions(spec));
+        return container.id;
+      } catch (error) {
+        if (statusOf(error) === 404) {
+          throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${spec.image} is not present on the node`, {
+            data: { image: spec.image },
+            cause: error,
+          });
+        }
+        throw fail(error, `create container ${spec.name}`);
+      }
+    },
+
+    async start(name) {
+      try {
+        await docker.getContainer(name).start();
+      } catch (error) {
+        // 304: already running.
+        if (statusOf(error) === 304) return;
+        throw fail(error, `start container ${name}`);
+      }
+    },
+
+    async stop(name, graceSeconds) {
+      try {
+        await docker.getContainer(name).stop({ t: Math.max(0, Math.ceil(graceSeconds)) });
+      } catch (error) {
+        const status = statusOf(error);
+        // 304: not running; 404: already gone. Both mean "stopped", which is what was asked.
+        if (status === 304 || status === 404) return;
+        throw fail(error, `stop container ${name}`);
+      }
+    },
+
+    async remove(name) {
+      try {
+        await docker.getContainer(name).remove({ force: true, v: true });
+      } catch (error) {
+        const status = statusOf(error);
+        // 404: gone; 409 "removal already in progress": someone else is finishing the job.
+        if (status === 404 || (status === 409 && /already in progress/i.test(messageOf(error)))) return;
+        throw fail(error, `remove container ${name}`);
+      }
+    },
+
+    async exec(name, cmd, timeoutMs): Promise<ExecResult> {
+      let stream: Readable;
+      let exec: Docker.Exec;
+      try {
+        exec = await docker.getContainer(name).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+        stream = await exec.start({ hijack: true, stdin: false });
+      } catch (error) {
+        throw fail(error, `exec in container ${name}`);
+      }
+      let output = '';
+      const collector = new PassThrough();
+      collector.on('data', (chunk: Buffer) => {
+        if (output.length < EXEC_OUTPUT_LIMIT)
+          output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_LIMIT - output.length);
+      });
+      docker.modem.demuxStream(stream, collector, collector);
+      const finished = await new Promise<boolean>((resolve) => {
+        const timer = setTimeout(() => {
+          // Docker has no way to kill an exec'd process; dropping the stream is all we can do.
+          stream.destroy();
+          resolve(false);
+        }, timeoutMs);
+        const done = () => {
+          clearTimeout(timer);
+          resolve(true);
+        };
+        stream.once('end', done);
+        stream.once('close', done);
+        stream.once('error', done);
+      });
+      if (!finished) return { exitCode: null, output };
+      try {
+        const result = await exec.inspect();
+        return { exitCode: result.Running ? null : result.ExitCode, output };
+      } catch (error) {
+        throw fail(error, `inspect exec in container ${name}`);
+      }
+    },
+
+    watchManagedEvents(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): Subscription {
+      let closed = false;
+      let stream: Readable | null = null;
+      let retryTimer: NodeJS.Timeout | null = null;
+      let connectedBefore = false;
+      let markConnected = () => {};
+      const connected = new Promise<void>((resolve) => (markConnected = resolve));
+
+      const scheduleReconnect = () => {
+        if (closed || retryTimer !== null) return;
+        retryTimer = setTimeout(() => {
+          retryTimer = null;
+          void connect();
+        }, EVENTS_RECONNECT_MS);
+      };
+
+      const connect = async () => {
+        if (closed) return;
+        try {
+          const opened = (await docker.getEvents({
+            filters: {
+              type: ['container'],
+              label: [`${LABELS.managed}=true`],
+              event: ['start', 'die', 'destroy'],
+            },
+          })) as Readable;
+          if (closed) {
+            opened.destroy();
+            return;
+          }
+          stream = opened;
+        } catch {
+          scheduleReconnect();
+          return;
+        }
+        if (connectedBefore) onReconnect?.();
+        connectedBefore = true;
+        markConnected();
+        let buffered = '';
+        stream.setEncoding('utf8');
+        stream.on('data', (chunk: string) => {
+          buffered += chunk;
+          let newline: number;
+          while ((newline = buffered.indexOf('\n')) >= 0) {
+            const line = buffered.slice(0, newline).trim();
+            buffered = buffered.slice(newline + 1);
+            const event = line === '' ? null : parseEvent(line);
+            if (event !== null) onEvent(event);
+          }
+        });
+        const broken = () => {
+          stream = null;
+          scheduleReconnect();
+        };
+        stream.once('end', broken);
+        stream.once('error', broken);
+      };
+
+      void connect();
+      return {
+        connected,
+        close() {
+          closed = true;
+          markConnected();
+          if (retryTimer !== null) clearTimeout(retryTimer);
+          stream?.destroy();
+          stream = null;
+        },
+      };
+    },
+  };
+}
+
+function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptions {
+  const exposedPorts: Record<string, object> = {};
+  const portBindings: Record<string, { HostIp: string; HostPort: string }[]> = {};
+  for (const binding of spec.ports) {
+    const key = `${binding.port}/${binding.protocol}`;
+    exposedPorts[key] = {};
+    // An empty HostPort asks the engine for an ephemeral port on that address.
+    portBindings[key] = [{ HostIp: binding.hostIp, HostPort: '' }];
+  }
+  const options: Docker.ContainerCreateOptions = {
+    name: spec.name,
+    Image: spec.image,
+    Env: Object.entries(spec.env)
+      .sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))
+      .map(([key, value]) => `${key}=${value}`),
+    Labels: spec.labels,
+    ExposedPorts: exposedPorts,
+    StopTimeout: spec.stopTimeoutSeconds,
+    HostConfig: {
+      PortBindings: portBindings,
+      NanoCpus: spec.nanoCpus,
+      Memory: spec.memoryBytes,
+      RestartPolicy: {
+        Name: spec.restart.policy,
+        MaximumRetryCount: spec.restart.policy === 'on-failure' ? spec.restart.maxRetries : 0,
+      },
+      Init: spec.init,
+      Mounts: spec.mounts.map((mount) => ({
+        Type: 'bind' as const,
+        Source: mount.source,
+        Target: mount.target,
+        ReadOnly: mount.readOnly,
+      })),
+    },
+  };
+  // Docker drops the image's CMD whenever Entrypoint is set, which is exactly Kubernetes'
+  // command/args rule: command without args runs the command alone.
+  if (spec.entrypoint !== null) options.Entrypoint = spec.entrypoint;
+  if (spec.cmd !== null) options.Cmd = spec.cmd;
+  if (spec.user !== null) options.User = spec.user;
+  if (spec.workingDir !== null) options.WorkingDir = spec.workingDir;
+  return options;
+}
+
+function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {
+  const status = info.State.Status as ContainerState;
+  const state: ContainerState = CONTAINER_STATES.includes(status) ? status : 'dead';
+  const finishedAt =
+    info.State.FinishedAt === ZERO_TIME || info.State.FinishedAt === '' ? null : info.State.FinishedAt;
+  const startedAt =
+    info.State.StartedAt === ZERO_TIME || info.State.StartedAt === '' ? null : info.State.StartedAt;
+  const ports: PublishedPort[] = [];
+  for (const [key, bindings] of Object.entries(info.NetworkSettings.Ports ?? {})) {
+    const [port, protocol] = key.split('/');
+    for (const binding of bindings ?? []) {
+      // Docker lists IPv4 and IPv6 bindings of a wildcard publish separately; keep both.
+      ports.push({
+        target: Number(port),
+        protocol: protocol === 'udp' ? 'udp' : 'tcp',
+        hostIp: binding.HostIp,
+        hostPort: Number(binding.HostPort),
+      });
+    }
+  }
+  return {
+    id: info.Id,
+    name: info.Name.replace(/^\//, ''),
+    image: info.Config.Image,
+    labels: info.Config.Labels ?? {},
+    state,
+    exitCode: state === 'running' || finishedAt === null ? null : info.State.ExitCode,
+    oomKilled: info.State.OOMKilled,
+    error: info.State.Error === '' ? null : info.State.Error,
+    restartCount: info.RestartCount,
+    createdAt: info.Created,
+    startedAt,
+    finishedAt,
+    ports,
+  };
+}
+
+function parseEvent(line: string): RuntimeEvent | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(line);
+  } catch {
+    return null;
+  }
+  if (raw === null || typeof raw !== 'object') return null;
+  const event = raw as {
+    Action?: string;
+    status?: string;
+    Actor?: { ID?: string; Attributes?: Record<string, string> };
+  };
+  const action = event.Action ?? event.status;
+  if (action !== 'start' && action !== 'die' && action !== 'destroy') return null;
+  const attributes = event.Actor?.Attributes ?? {};
+  const exitCode = attributes['exitCode'];
+  return {
+    kind: action,
+    id: event.Actor?.ID ?? '',
+    name: attributes['name'] ?? '',
+    exitCode: exitCode === undefined ? null : Number(exitCode),
+  };
+}
+
+function statusOf(error: unknown): number | undefined {
+  if (error !== null && typeof error === 'object' && 'statusCode' in error) {
+    const status = error.statusCode;
+    return typeof status === 'number' ? status : undefined;
+  }
+  return undefined;
+}
+
+function messageOf(error: unknown): string {
+  if (error !== null && typeof error === 'object') {
+    const json = (error as { json?: unknown }).json;
+    if (
+      json !== null &&
+      typeof json === 'object' &&
+      typeof (json as { message?: unknown }).message === 'string'
+    ) {
+      return (json as { message: string }).message;
+    }
+    if (error instanceof Error) return error.message;
+  }
+  return String(error);
+}
+
+function isConnectionError(error: unknown): boolean {
+  const code = error !== null && typeof error === 'object' ? (error as { code?: unknown }).code : undefined;
+  return (
+    code === 'ENOENT' ||
+    code === 'ECONNREFUSED' ||
+    code === 'EACCES' ||
+    code === 'ECONNRESET' ||
+    code === 'EPIPE'
+  );
+}
+
+function dockerError(error: unknown, action: string, where: string): BerthError {
+  if (error instanceof BerthError) return error;
+  if (isConnectionError(error)) {
+    return new BerthError(
+      'ERR_DOCKER_UNAVAILABLE',
+      `cannot reach the Docker engine at ${where}: ${messageOf(error)}`,
+      {
+        cause: error,
+      },
+    );
+  }
+  const status = statusOf(error);
+  const detail = `docker could not ${action}: ${messageOf(error)}`;
+  if (status === 400) return new BerthError('ERR_BAD_REQUEST', detail, { cause: error });
+  if (status === 404) return new BerthError('ERR_CONTAINER_NOT_FOUND', detail, { cause: error });
+  if (status === 409) return new BerthError('ERR_STATE', detail, { cause: error });
+  return new BerthError('ERR_INTERNAL', detail, { cause: error });
+}
