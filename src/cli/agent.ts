@@ -1,0 +1,127 @@
+import { hostname } from 'node:os';
+import { join } from 'node:path';
+import { Command, InvalidArgumentError } from 'commander';
+import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
+import { createLocalAgent } from '../agent/local-agent.js';
+import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
+import { createAgentServer } from '../agent/server.js';
+import { BerthError } from '../errors.js';
+import { createLogger } from '../log.js';
+
+interface AgentCommandOptions {
+  listen: string;
+  token?: string;
+  node: string;
+  docker?: string;
+  advertiseAddr: string;
+  label?: Record<string, string>;
+  stateDir: string;
+  pull: 'missing' | 'never';
+}
+
+function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
+  const separator = value.indexOf('=');
+  if (separator <= 0) throw new InvalidArgumentError(`labels are key=value, got "${value}"`);
+  return { ...previous, [value.slice(0, separator)]: value.slice(separator + 1) };
+}
+
+function parsePullPolicy(value: string): 'missing' | 'never' {
+  if (value !== 'missing' && value !== 'never') throw new InvalidArgumentError('use "missing" or "never"');
+  return value;
+}
+
+/** HOST:PORT, [IPv6]:PORT or PORT (on 127.0.0.1). */
+export function parseAgentListen(value: string): { host: string; port: number } {
+  const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d{1,5})$/.exec(value);
+  const port = Number(match?.[3]);
+  if (match === null || port > 65535) {
+    throw new BerthError('ERR_BAD_REQUEST', `--listen wants HOST:PORT or PORT, got "${value}"`);
+  }
+  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
+}
+
+export function registerAgentCommand(program: Command): void {
+  const command = new Command('agent')
+    .description(
+      'run the node agent: serve this Docker engine to the operator (create, probe and remove replicas) over an authenticated HTTP API',
+    )
+    .option('--listen <addr>', 'HOST:PORT to serve the agent API on', `127.0.0.1:${DEFAULT_AGENT_PORT}`)
+    .option('--token <token>', 'token the operator must present (or BERTH_AGENT_TOKEN)')
+    .option('--node <name>', 'node name, unique in the cluster', hostname())
+    .option('--docker <socket>', 'Docker socket (default: DOCKER_HOST or /var/run/docker.sock)')
+    .option(
+      '--advertise-addr <ip>',
+      'address replicas publish their ports on, and probes reach them at',
+      '127.0.0.1',
+    )
+    .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel)
+    .option('--state-dir <dir>', 'agent state: files delivered into containers', join('.berth', 'agent'))
+    .option(
+      '--pull <policy>',
+      'pull images that are missing ("missing") or never pull ("never")',
+      parsePullPolicy,
+      'missing',
+    )
+    .action(async (options: AgentCommandOptions) => {
+      const token = options.token ?? process.env['BERTH_AGENT_TOKEN'];
+      if (token === undefined || token === '') {
+        throw new BerthError(
+          'ERR_AGENT_UNAUTHORIZED',
+          'berth agent needs a token: --token T or BERTH_AGENT_TOKEN',
+        );
+      }
+      const listen = parseAgentListen(options.listen);
+      const socketPath = resolveDockerSocket(options.docker);
+      const log = createLogger({ name: 'berth-agent' }).child({ node: options.node });
+
+      const runtime = createDockerRuntime({ socketPath });
+      try {
+        await runtime.ping();
+      } catch (error) {
+        const reason = error instanceof Error ? error.message : String(error);
+        throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${reason}; is dockerd running?`);
+      }
+      const agent = createLocalAgent({
+        runtime,
+        nodeName: options.node,
+        address: options.advertiseAddr,
+        labels: options.label ?? {},
+        stateDir: options.stateDir,
+        log,
+        imagePull: options.pull === 'never' ? 'never' : 'if-missing',
+      });
+      // The first snapshot subscribes to engine events and resumes probing what already runs.
+      const first = await agent.snapshot();
+      const server = createAgentServer({ agent, token, log });
+      let address: string;
+      try {
+        address = await server.listen(listen);
+      } catch (error) {
+        await agent.close();
+        throw new BerthError(
+          'ERR_BAD_REQUEST',
+          `cannot listen on ${options.listen}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+      log.info(
+        { address, docker: socketPath, advertise: options.advertiseAddr, replicas: first.replicas.length },
+        'agent serving',
+      );
+      process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
+
+      await new Promise<void>((resolve) => {
+        const onSignal = (signal: NodeJS.Signals): void => {
+          log.info({ signal }, 'agent shutting down; containers keep running');
+          process.off('SIGTERM', onSignal);
+          process.off('SIGINT', onSignal);
+          resolve();
+        };
+        process.on('SIGTERM', onSignal);
+        process.on('SIGINT', onSignal);
+      });
+      await server.close();
+      await agent.close();
+      log.info('agent stopped');
+    });
+  program.addCommand(command);
+}

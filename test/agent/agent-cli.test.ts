@@ -1,0 +1,113 @@
+/** `berth agent` as a real process: flags, token, serving, clean shutdown, Docker errors. */
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { createAgentClient } from '../../src/agent/client.js';
+import { BerthError } from '../../src/errors.js';
+import { runBerth, startBerth } from '../helpers/berth-cli.js';
+import { requireTestImages, testDocker } from '../helpers/docker.js';
+import { createTestNode, webReplica, type TestNode } from './agent-fixtures.js';
+
+const TOKEN = 'cli-test-token';
+
+/** Resolves with the URL the agent prints once it serves. */
+function servingUrl(child: ChildProcess): Promise<string> {
+  return new Promise((resolve, reject) => {
+    let stdout = '';
+    let stderr = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      const match = /serving on (http:\/\/\S+)/.exec(stdout);
+      if (match?.[1] !== undefined) resolve(match[1]);
+    });
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    child.once('exit', (code) =>
+      reject(new Error(`berth agent exited with ${code} before serving:\n${stderr}`)),
+    );
+  });
+}
+
+void describe('berth agent command', () => {
+  let node: TestNode;
+
+  before(async () => {
+    await requireTestImages();
+    node = await createTestNode();
+  });
+
+  after(async () => {
+    await node.cleanup();
+  });
+
+  void test('an unreachable Docker engine is one clear line and exit code 1', async () => {
+    const result = await runBerth([
+      'agent',
+      '--token',
+      TOKEN,
+      '--docker',
+      '/nonexistent/docker.sock',
+      '--listen',
+      '127.0.0.1:0',
+    ]);
+    assert.equal(result.code, 1);
+    const lines = result.stderr.trim().split('\n');
+    assert.equal(lines.length, 1, result.stderr);
+    assert.match(
+      lines[0] ?? '',
+      /^berth: cannot reach the Docker engine at unix:\/\/\/nonexistent\/docker\.sock/,
+    );
+  });
+
+  void test('a token is required', async () => {
+    const result = await runBerth(['agent', '--listen', '127.0.0.1:0'], { env: { BERTH_AGENT_TOKEN: '' } });
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /needs a token/);
+  });
+
+  void test('serves the node over HTTP with the token from the environment, stops on SIGTERM', async () => {
+    const child = startBerth(
+      [
+        'agent',
+        '--listen',
+        '127.0.0.1:0',
+        '--node',
+        node.name,
+        '--label',
+        'zone=b',
+        '--label',
+        'disk=ssd',
+        '--state-dir',
+        node.stateDir,
+      ],
+      { env: { BERTH_AGENT_TOKEN: TOKEN } },
+    );
+    try {
+      const url = await servingUrl(child);
+      const client = createAgentClient({ url, token: TOKEN, nodeName: node.name });
+      const snapshot = await client.snapshot();
+      assert.equal(snapshot.name, node.name);
+      assert.deepEqual(snapshot.labels, { zone: 'b', disk: 'ssd' });
+
+      const request = webReplica(node.name, 'cli');
+      await client.ensureReplica(request);
+      const wait = await client.awaitReplica(request.name, { timeoutMs: 30_000 });
+      assert.equal(wait.outcome, 'healthy', wait.reason ?? '');
+
+      const intruder = createAgentClient({ url, token: 'nope', nodeName: node.name });
+      await assert.rejects(
+        intruder.snapshot(),
+        (error: unknown) => error instanceof BerthError && error.code === 'ERR_AGENT_UNAUTHORIZED',
+      );
+
+      const exited = once(child, 'exit');
+      child.kill('SIGTERM');
+      const [code] = (await exited) as [number | null];
+      assert.equal(code, 0);
+      // Stopping the agent leaves the node's containers running.
+      assert.equal((await testDocker().getContainer(request.name).inspect()).State.Running, true);
+    } finally {
+      if (child.exitCode === null) child.kill('SIGKILL');
+    }
+  });
+});
