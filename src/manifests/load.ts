@@ -119,11 +119,8 @@ function identifyKind(document: ParsedDocument, problems: ManifestProblem[]): Ma
   if (kind === undefined) return report([], 'key', `missing required field "kind" (one of ${kinds})`);
   if (typeof kind !== 'string' || !KINDS.includes(kind as ManifestKind)) {
     const suggestion = typeof kind === 'string' ? didYouMean(kind, KINDS) : '';
-    return report(
-      ['kind'],
-      'value',
-      `unknown kind ${JSON.stringify(kind)}${suggestion} (expected one of ${kinds})`,
-    );
+    const hint = suggestion === '' ? ` (expected one of ${kinds})` : suggestion;
+    return report(['kind'], 'value', `unknown kind ${JSON.stringify(kind)}${hint}`);
   }
   return apiVersion === undefined ? null : (kind as ManifestKind);
 }

@@ -58,20 +58,22 @@ export function parseManifestFile(
   const positionOf = (offset: number): Position => lineCounter.linePos(offset);
   const documents: ParsedDocument[] = [];
   const problems: ManifestProblem[] = [];
-  const yamlProblem = (error: YAMLError): ManifestProblem => {
-    const { line, col } = positionOf(error.pos[0]);
-    return { file: file.path, line, col, message: describeYamlError(error, text) };
-  };
+  const yamlProblem =
+    (document: Document.Parsed | null) =>
+    (error: YAMLError): ManifestProblem => {
+      const { line, col } = positionOf(error.pos[0]);
+      return { file: file.path, line, col, message: describeYamlError(error, document) };
+    };
 
   const parsed = parseAllDocuments(text, { lineCounter, uniqueKeys: true, prettyErrors: false });
   if ('empty' in parsed) {
     // An empty stream (only comments or nothing) can still carry errors, e.g. a stray directive.
-    problems.push(...parsed.errors.map(yamlProblem));
+    problems.push(...parsed.errors.map(yamlProblem(null)));
     return { documents, problems };
   }
   for (const document of parsed) {
     const errors = [...document.errors, ...document.warnings];
-    problems.push(...errors.map(yamlProblem));
+    problems.push(...errors.map(yamlProblem(document)));
     if (document.contents === null) continue;
     const position = positionOf(document.contents.range?.[0] ?? 0);
     let value: unknown;
@@ -83,6 +85,8 @@ export function parseManifestFile(
       problems.push({ file: file.path, line, col, message: describeToJsError(error) });
       continue;
     }
+    // `---` at the end of a file, or a document holding only `~`: nothing to load.
+    if (value === null || value === undefined) continue;
     documents.push({
       file: file.path,
       position,
@@ -101,15 +105,29 @@ export function parseManifestFile(
   return { documents, problems };
 }
 
-function describeYamlError(error: YAMLError, text: string): string {
+function describeYamlError(error: YAMLError, document: Document.Parsed | null): string {
   if (error.code === 'DUPLICATE_KEY') {
-    const key = text.slice(error.pos[0], error.pos[1]).trim();
-    return `duplicate key ${JSON.stringify(key)} (keys must be unique in a mapping)`;
+    const key = document === null ? null : keyStartingAt(document, error.pos[0]);
+    return `duplicate key${key === null ? '' : ` ${JSON.stringify(key)}`} (keys must be unique in a mapping)`;
   }
   // yaml's messages may end with " at line L, column C:" and a code frame; the position is printed
   // separately, and a frame could show a secret's neighbouring lines.
   const headline = (error.message.split('\n')[0] ?? error.message).replace(/ at line \d+, column \d+:?$/, '');
   return `invalid YAML: ${headline}`;
+}
+
+function keyStartingAt(document: Document.Parsed, offset: number): string | null {
+  let key: string | null = null;
+  visit(document, {
+    Pair(_key, pair) {
+      if (isScalar(pair.key) && pair.key.range?.[0] === offset) {
+        key = String(pair.key.value);
+        return visit.BREAK;
+      }
+      return undefined;
+    },
+  });
+  return key;
 }
 
 function describeToJsError(error: unknown): string {

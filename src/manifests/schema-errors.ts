@@ -153,7 +153,8 @@ function describeSchemaError(error: ErrorObject, data: unknown): SchemaViolation
 function describeAlternatives(hints: SchemaHints, error: ErrorObject): string {
   const names = (hints.oneOf ?? []).flatMap((branch) => {
     const required = (branch as { required?: unknown }).required;
-    return Array.isArray(required) && required.length === 1 ? [String(required[0])] : [];
+    const [name] = Array.isArray(required) && required.length === 1 ? (required as unknown[]) : [];
+    return typeof name === 'string' ? [name] : [];
   });
   if (names.length === 0 || names.length !== (hints.oneOf ?? []).length) return error.message ?? 'is invalid';
   const data = (typeof error.data === 'object' && error.data !== null ? error.data : {}) as Record<
@@ -185,7 +186,7 @@ export function describeValue(value: unknown): string {
   if (typeof value === 'string') {
     return JSON.stringify(value.length > 60 ? `${value.slice(0, 57)}...` : value);
   }
-  return String(value);
+  return typeof value === 'number' || typeof value === 'boolean' ? String(value) : typeof value;
 }
 
 /** ajv's JSON Pointer -> field path, with list indexes as numbers (found by walking the data). */

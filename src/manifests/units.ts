@@ -64,9 +64,9 @@ export function parseFileMode(value: number | string): number | null {
   return /^0?[0-7]{3}$/.test(value) ? Number.parseInt(value, 8) : null;
 }
 
-/** Inverse of parseMemorySize for messages: the largest binary unit that divides the size exactly. */
+/** Inverse of parseMemorySize for messages: the largest unit (binary or decimal) dividing the size exactly. */
 export function formatMemorySize(bytes: number): string {
-  for (const unit of ['Ti', 'Gi', 'Mi', 'Ki'] as const) {
+  for (const unit of ['Ti', 'T', 'Gi', 'G', 'Mi', 'M', 'Ki', 'k'] as const) {
     const size = BYTES_PER_UNIT[unit] ?? 1;
     if (bytes >= size && bytes % size === 0) return `${bytes / size}${unit}`;
   }
