@@ -105,12 +105,17 @@ void describe('loadManifests', () => {
 
   void test('never quotes a secret value back, whatever is wrong with it', () => {
     const secret = `apiVersion: berth/v1\nkind: Secret\nmetadata: { name: db }\ndata:\n  password: s3cret-plain\n  pin: 123456\n`;
-    const problems = problemsOf(loadManifests([file('db.yaml', secret)], { revision: 'r' }));
-    assert.equal(problems.length, 2);
+    const flat = `apiVersion: berth/v1\nkind: Secret\nmetadata: { name: flat }\ndata: s3cret-as-a-string\n`;
+    const problems = problemsOf(
+      loadManifests([file('db.yaml', secret), file('flat.yaml', flat)], { revision: 'r' }),
+    );
+    assert.equal(problems.length, 3);
+    assert.equal(problems[2], 'flat.yaml:4:7: data: must be object');
     for (const problem of problems) {
       assert.ok(!problem.includes('s3cret') && !problem.includes('123456'), problem);
-      assert.match(problem, /must be encrypted: an age payload in ASCII armor/);
     }
+    assert.match(problems[0]!, /must be encrypted: an age payload in ASCII armor/);
+    assert.match(problems[1]!, /must be encrypted: an age payload in ASCII armor/);
   });
 
   void test('a document that is not a mapping, or lacks apiVersion and kind, says what a manifest is', () => {
