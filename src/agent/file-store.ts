@@ -8,7 +8,7 @@
  * File contents are never logged.
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
 import { BerthError } from '../errors.js';
@@ -26,6 +26,8 @@ export interface FileStore {
   write(containerName: string, files: ReplicaFile[]): Promise<BindMount[]>;
   /** Removes the files of one container; fine when there are none. */
   remove(containerName: string): Promise<void>;
+  /** Names of the containers that have files here, for garbage collection. */
+  list(): Promise<string[]>;
 }
 
 export interface FileStoreOptions {
@@ -87,6 +89,16 @@ export function createFileStore(options: FileStoreOptions): FileStore {
       assertContainerName(containerName);
       await rm(path.join(filesRoot, containerName), { recursive: true, force: true });
       await rm(path.join(secretsRoot, containerName), { recursive: true, force: true });
+    },
+
+    async list() {
+      const names = new Set<string>();
+      for (const dir of [filesRoot, secretsRoot]) {
+        for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
+          if (entry.isDirectory()) names.add(entry.name);
+        }
+      }
+      return [...names].sort();
     },
   };
 }

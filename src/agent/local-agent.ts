@@ -97,6 +97,11 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       deaths.delete(event.id);
       prober.untrack(event.name);
       notify(event.name);
+      // Removed behind berth's back (docker rm): its files go too, unless a new container of the
+      // same name already uses them (the lock orders this after any ensureReplica in flight).
+      void dropFilesIfUnused(event.name).catch((error: unknown) =>
+        log.warn({ err: error, container: event.name }, 'could not remove the files of a removed container'),
+      );
       return;
     }
     notify(event.name);
@@ -114,6 +119,11 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       )
       .finally(() => notify(event.name));
   };
+
+  const dropFilesIfUnused = (name: string): Promise<void> =>
+    exclusively(name, async () => {
+      if ((await runtime.inspect(name)) === null) await fileStore.remove(name);
+    });
 
   const resync = async () => {
     const containers = (await runtime.listManaged()).filter(isOurs);
@@ -146,6 +156,12 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       });
       await subscription.connected;
       await resync();
+      // Files of containers that disappeared while no agent was watching.
+      for (const name of await fileStore.list()) {
+        await dropFilesIfUnused(name).catch((error: unknown) =>
+          log.warn({ err: error, container: name }, 'could not remove the files of a removed container'),
+        );
+      }
     })().catch((error: unknown) => {
       ready = null;
       throw error;

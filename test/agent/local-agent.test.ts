@@ -4,13 +4,14 @@
  */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { access, readdir } from 'node:fs/promises';
+import { access, mkdir, readdir } from 'node:fs/promises';
 import path from 'node:path';
 import { createDockerRuntime } from '../../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../../src/agent/local-agent.js';
 import { LABELS, type NodeAgent } from '../../src/api/types.js';
 import { BerthError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
+import { eventually } from '../helpers/berth-cli.js';
 import { dockerExec, MISSING_IMAGE, requireTestImages, TEST_IMAGES, testDocker } from '../helpers/docker.js';
 import { createTestNode, httpCheck, publishedUrl, webReplica, type TestNode } from './agent-fixtures.js';
 
@@ -153,6 +154,44 @@ void describe('local agent on a real Docker engine', () => {
       testDocker().getContainer(request.name).inspect(),
       (error: { statusCode?: number }) => error.statusCode === 404,
     );
+  });
+
+  void test("files of a container removed behind the agent's back are cleaned up", async () => {
+    const request = webReplica(node.name, 'rmfiles', {
+      files: [
+        { target: '/www/index.html', mode: 0o444, uid: 0, gid: 0, contentBase64: 'eA==', secret: false },
+      ],
+    });
+    await agent.ensureReplica(request);
+    const filesDir = path.join(node.stateDir, 'files', request.name);
+    await access(filesDir);
+    await testDocker().getContainer(request.name).remove({ force: true });
+    await eventually(
+      'files dir removed after docker rm',
+      async () =>
+        access(filesDir).then(
+          () => false,
+          () => true,
+        ),
+      10_000,
+      50,
+    );
+
+    // Left-overs from a time no agent was watching go when an agent starts.
+    const stale = path.join(node.stateDir, 'files', `${node.name}.web.long-gone`);
+    await mkdir(stale, { recursive: true });
+    const fresh = createLocalAgent({
+      runtime,
+      nodeName: node.name,
+      stateDir: node.stateDir,
+      log: silentLogger(),
+    });
+    try {
+      await fresh.snapshot();
+      await assert.rejects(access(stale));
+    } finally {
+      await fresh.close();
+    }
   });
 
   void test('secret files live on a tmpfs and are mounted read-only', async () => {
