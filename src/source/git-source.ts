@@ -1,0 +1,149 @@
+import { readFile } from 'node:fs/promises';
+import { join } from 'node:path';
+
+import type { Logger } from '../log.js';
+import { findGitDir } from './git-dir.js';
+import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
+import { openRemoteGitSource } from './remote-git-source.js';
+import { refNotFound } from './source-errors.js';
+import { credentialsFromEnv, parseRepoLocation, type GitCredentials } from './remote-url.js';
+import { isAbbreviatedCommitId, isCommitId } from './revision.js';
+
+export type { CommitInfo, ReadFilesOptions, RepoFile } from './git-object-store.js';
+export type { GitCredentials } from './remote-url.js';
+
+/**
+ * A git repository berth deploys from, read at exact commits. Two implementations: a local
+ * repository read in place, and a remote one mirrored shallowly into a cache directory.
+ */
+export interface GitSource {
+  readonly kind: 'local' | 'remote';
+  /** The repository as given, with any credentials removed: safe to log and show. */
+  readonly repo: string;
+  /**
+   * A branch, tag (annotated tags are peeled), `HEAD`, full ref name, or a full or abbreviated
+   * commit id → the full commit id. For a remote, also makes that commit readable (fetching it).
+   * Unknown → ERR_GIT_REF_NOT_FOUND naming the ref and the repository.
+   */
+  resolveRef(ref: string): Promise<string>;
+  /**
+   * The commit at the tip of `branch`, readable afterwards. For a remote this is one round trip
+   * when the branch has not moved, and a depth-1 fetch of only what is new when it has.
+   */
+  headOf(branch: string): Promise<string>;
+  /** Makes the commit that `ref` names readable and returns its id (same as resolveRef). */
+  fetchCommit(ref: string): Promise<string>;
+  /** The branch HEAD points at (a local checkout's branch; a remote's default branch). */
+  defaultBranch(): Promise<string | undefined>;
+  /**
+   * Every file under `subPath` (default: the whole repository) at `commit`, paths relative to
+   * `subPath`; by default only `.yaml`/`.yml`. Symlinks and submodules are skipped. A `subPath`
+   * that is not a directory at that commit → ERR_GIT_REF_NOT_FOUND.
+   */
+  readFiles(commit: string, subPath?: string, options?: ReadFilesOptions): Promise<RepoFile[]>;
+  commitInfo(commit: string): Promise<CommitInfo>;
+  close(): Promise<void>;
+}
+
+export interface OpenGitSourceOptions {
+  /** A local path (working or bare repository, or `file://` URL) or an http(s) URL. */
+  repo: string;
+  /** Where remote repositories are mirrored (`<cacheDir>/<hash of URL>/`); unused for local paths. */
+  cacheDir: string;
+  log: Logger;
+  /**
+   * Credentials for an http(s) remote. Without them, credentials written in the URL are used, then
+   * BERTH_GIT_USERNAME / BERTH_GIT_PASSWORD from the environment.
+   */
+  auth?: GitCredentials;
+  /** Inactivity timeout of each HTTP request to a remote. */
+  httpTimeoutMs?: number;
+  /**
+   * How far back to deepen a remote's history when looking for a commit id that is not reachable
+   * by a direct fetch (default 10000 commits).
+   */
+  maxSearchDepth?: number;
+}
+
+export async function openGitSource(options: OpenGitSourceOptions): Promise<GitSource> {
+  const location = parseRepoLocation(options.repo);
+  if (location.kind === 'local') {
+    const layout = await findGitDir(location.path);
+    options.log.debug(
+      { repo: location.path, gitdir: layout.gitdir },
+      'reading local git repository in place',
+    );
+    return new LocalGitSource(location.path, layout.gitdir, layout.headDir);
+  }
+  const credentials = options.auth ?? location.credentials ?? credentialsFromEnv();
+  return openRemoteGitSource({
+    url: location.url,
+    cacheDir: options.cacheDir,
+    log: options.log,
+    ...(credentials === undefined ? {} : { credentials }),
+    ...(options.httpTimeoutMs === undefined ? {} : { httpTimeoutMs: options.httpTimeoutMs }),
+    ...(options.maxSearchDepth === undefined ? {} : { maxSearchDepth: options.maxSearchDepth }),
+  });
+}
+
+/** A repository on this machine, read in place (no copy, no fetch). */
+class LocalGitSource implements GitSource {
+  readonly kind = 'local';
+  private readonly store: GitObjectStore;
+
+  constructor(
+    readonly repo: string,
+    gitdir: string,
+    /** Differs from gitdir only for a linked worktree, whose own HEAD lives apart. */
+    private readonly headDir: string,
+  ) {
+    this.store = new GitObjectStore(gitdir, repo);
+  }
+
+  async resolveRef(ref: string): Promise<string> {
+    if (isCommitId(ref)) {
+      if (await this.store.hasCommit(ref)) return ref;
+      throw refNotFound(ref, this.repo, 'no such commit');
+    }
+    const named = ref === 'HEAD' ? await this.readHead() : await this.store.resolveRefName(ref);
+    if (named !== undefined) return this.store.peelToCommit(named, ref);
+    if (isAbbreviatedCommitId(ref)) {
+      const expanded = await this.store.expandAbbreviated(ref);
+      if (expanded !== undefined) return this.store.peelToCommit(expanded, ref);
+    }
+    throw refNotFound(ref, this.repo, 'not a branch, tag or commit id');
+  }
+
+  async headOf(branch: string): Promise<string> {
+    const oid = await this.store.resolveRefName(`refs/heads/${branch}`);
+    if (oid === undefined) throw refNotFound(branch, this.repo, 'no such branch');
+    return this.store.peelToCommit(oid, branch);
+  }
+
+  fetchCommit(ref: string): Promise<string> {
+    return this.resolveRef(ref);
+  }
+
+  async defaultBranch(): Promise<string | undefined> {
+    const head = await readFile(join(this.headDir, 'HEAD'), 'utf8');
+    return /^ref: refs\/heads\/(.+)$/m.exec(head.trim())?.[1];
+  }
+
+  async readFiles(commit: string, subPath?: string, options?: ReadFilesOptions): Promise<RepoFile[]> {
+    return this.store.readFiles(await this.resolveRef(commit), subPath, options);
+  }
+
+  async commitInfo(commit: string): Promise<CommitInfo> {
+    return this.store.commitInfo(await this.resolveRef(commit));
+  }
+
+  async close(): Promise<void> {}
+
+  /** A linked worktree's HEAD is its own, not the main repository's, so read it from headDir. */
+  private async readHead(): Promise<string | undefined> {
+    const head = (await readFile(join(this.headDir, 'HEAD'), 'utf8')).trim();
+    const symbolic = /^ref: (.+)$/.exec(head);
+    if (symbolic?.[1] === undefined) return isCommitId(head) ? head : undefined;
+    return this.store.resolveRefName(symbolic[1]);
+  }
+}
