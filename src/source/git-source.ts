@@ -63,6 +63,11 @@ export interface OpenGitSourceOptions {
    * by a direct fetch (default 10000 commits).
    */
   maxSearchDepth?: number;
+  /**
+   * A remote's cache starts over (one fresh depth-1 fetch) once it holds this many pack files,
+   * one being added per fetch (default 64).
+   */
+  maxCachePacks?: number;
 }
 
 export async function openGitSource(options: OpenGitSourceOptions): Promise<GitSource> {
@@ -83,6 +88,7 @@ export async function openGitSource(options: OpenGitSourceOptions): Promise<GitS
     ...(credentials === undefined ? {} : { credentials }),
     ...(options.httpTimeoutMs === undefined ? {} : { httpTimeoutMs: options.httpTimeoutMs }),
     ...(options.maxSearchDepth === undefined ? {} : { maxSearchDepth: options.maxSearchDepth }),
+    ...(options.maxCachePacks === undefined ? {} : { maxCachePacks: options.maxCachePacks }),
   });
 }
 

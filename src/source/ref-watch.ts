@@ -2,15 +2,17 @@ import { relative, sep } from 'node:path';
 
 import { watch } from 'chokidar';
 
+import { BerthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { findGitDir } from './git-dir.js';
+import { parseRepoLocation } from './remote-url.js';
 
 export interface BranchWatch {
   close(): Promise<void>;
 }
 
 export interface WatchBranchOptions {
-  /** A local working or bare repository. */
+  /** A local working or bare repository (a path or a `file://` URL). */
   repo: string;
   branch: string;
   /**
@@ -18,7 +20,7 @@ export interface WatchBranchOptions {
    * purpose: the reconcile it triggers re-reads the branch head from git, so a spurious call
    * costs one no-op reconcile and a missed detail cannot mislead it.
    */
-  onChange: () => void | Promise<void>;
+  onChange: () => unknown;
   log: Logger;
   /** Quiet period before onChange fires; default 75 ms (see DEFAULT_DEBOUNCE_MS). */
   debounceMs?: number;
@@ -46,7 +48,17 @@ export const DEFAULT_DEBOUNCE_MS = 75;
  * are never entered. Resolves once the watch is armed.
  */
 export async function watchBranch(options: WatchBranchOptions): Promise<BranchWatch> {
-  const layout = await findGitDir(options.repo);
+  const location = parseRepoLocation(options.repo);
+  if (location.kind !== 'local') {
+    throw new BerthError(
+      'ERR_NOT_SUPPORTED',
+      `cannot watch ${location.url}: only local repositories can be watched`,
+      {
+        data: { repo: location.url },
+      },
+    );
+  }
+  const layout = await findGitDir(location.path);
   const log = options.log.child({ repo: options.repo, branch: options.branch });
   const debounceMs = options.debounceMs ?? DEFAULT_DEBOUNCE_MS;
 

@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdir, readFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import git, { type HttpClient } from 'isomorphic-git';
@@ -31,6 +31,12 @@ const LAST_FETCHED_REF = 'refs/berth/last-fetched';
 /** Deepening a remote's history to find a commit id: each step 10x the previous one. */
 const FIRST_SEARCH_DEPTH = 100;
 const DEFAULT_MAX_SEARCH_DEPTH = 10_000;
+/**
+ * Every fetch adds one pack file, and isomorphic-git cannot repack; each object read consults
+ * every pack index. Past this many packs the cache starts over with a fresh depth-1 fetch (one
+ * full download of the branch head); older commits are fetched again when asked for.
+ */
+const DEFAULT_MAX_CACHE_PACKS = 64;
 
 interface ServerRef {
   oid: string;
@@ -52,21 +58,29 @@ export async function openRemoteGitSource(options: {
   credentials?: GitCredentials;
   httpTimeoutMs?: number;
   maxSearchDepth?: number;
+  maxCachePacks?: number;
 }): Promise<GitSource> {
   const gitdir = remoteCachePath(options.cacheDir, options.url);
-  await mkdir(gitdir, { recursive: true });
-  // Both are idempotent: init leaves an existing repository alone, and the remote is rewritten
-  // in case an earlier run stopped between the two.
-  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
-  await git.addRemote({ fs, gitdir, remote: 'origin', url: options.url, force: true });
+  await initCache(gitdir, options.url);
   return new RemoteGitSource(
     options.url,
     gitdir,
     options.log.child({ repo: options.url }),
     createGitHttpClient(options.httpTimeoutMs === undefined ? {} : { timeoutMs: options.httpTimeoutMs }),
     options.credentials,
-    options.maxSearchDepth ?? DEFAULT_MAX_SEARCH_DEPTH,
+    {
+      maxSearchDepth: options.maxSearchDepth ?? DEFAULT_MAX_SEARCH_DEPTH,
+      maxCachePacks: options.maxCachePacks ?? DEFAULT_MAX_CACHE_PACKS,
+    },
   );
+}
+
+async function initCache(gitdir: string, url: string): Promise<void> {
+  await mkdir(gitdir, { recursive: true });
+  // Both are idempotent: init leaves an existing repository alone, and the remote is rewritten
+  // in case an earlier run stopped between the two.
+  await git.init({ fs, gitdir, bare: true, defaultBranch: 'main' });
+  await git.addRemote({ fs, gitdir, remote: 'origin', url, force: true });
 }
 
 /**
@@ -74,12 +88,14 @@ export async function openRemoteGitSource(options: {
  * depth 1, tags and commit ids on demand) are in the cache. Asking whether a branch has moved is
  * one GET of the server's ref list; a fetch happens only when the answer is a commit not cached.
  *
- * Operations that may fetch run one at a time, so concurrent reconciles and plans do not write
- * the cache together. (Two berth processes sharing one cache directory are not coordinated.)
+ * Every operation runs one at a time, reads included: a fetch may start the cache over (see
+ * DEFAULT_MAX_CACHE_PACKS), and a read must not see that half done. Reads of cached commits take
+ * milliseconds, so the wait is at most one fetch. (Two berth processes sharing one cache directory
+ * are not coordinated.)
  */
 class RemoteGitSource implements GitSource {
   readonly kind = 'remote';
-  private readonly store: GitObjectStore;
+  private store: GitObjectStore;
   private readonly headers: Record<string, string>;
   private queue: Promise<unknown> = Promise.resolve();
 
@@ -90,7 +106,7 @@ class RemoteGitSource implements GitSource {
     private readonly log: Logger,
     private readonly http: HttpClient,
     credentials: GitCredentials | undefined,
-    private readonly maxSearchDepth: number,
+    private readonly limits: { maxSearchDepth: number; maxCachePacks: number },
   ) {
     this.store = new GitObjectStore(gitdir, repo);
     // Sent up front rather than from an onAuth callback: isomorphic-git calls onAuth only after a
@@ -129,22 +145,24 @@ class RemoteGitSource implements GitSource {
     return refs.get('HEAD')?.target?.replace(/^refs\/heads\//, '');
   }
 
-  async readFiles(commit: string, subPath?: string, options?: ReadFilesOptions): Promise<RepoFile[]> {
-    return this.store.readFiles(await this.readableCommit(commit), subPath, options);
+  readFiles(commit: string, subPath?: string, options?: ReadFilesOptions): Promise<RepoFile[]> {
+    return this.serialize(async () =>
+      this.store.readFiles(await this.readableCommit(commit), subPath, options),
+    );
   }
 
-  async commitInfo(commit: string): Promise<CommitInfo> {
-    return this.store.commitInfo(await this.readableCommit(commit));
+  commitInfo(commit: string): Promise<CommitInfo> {
+    return this.serialize(async () => this.store.commitInfo(await this.readableCommit(commit)));
   }
 
   async close(): Promise<void> {
     await this.queue.catch(() => undefined);
   }
 
-  /** A commit id already cached is read without waiting for (or making) any network call. */
+  /** A commit id already cached is read without any network call. */
   private async readableCommit(commit: string): Promise<string> {
     if (isCommitId(commit) && (await this.store.hasCommit(commit))) return commit;
-    return this.resolveRef(commit);
+    return this.resolveUnlocked(commit);
   }
 
   private async resolveUnlocked(ref: string): Promise<string> {
@@ -185,7 +203,7 @@ class RemoteGitSource implements GitSource {
    * reachable from a ref. Servers that refuse it get their history deepened until it appears.
    */
   private async ensureObject(oid: string): Promise<string> {
-    if (await this.store.hasCommit(oid)) return oid;
+    if (await this.objectExists(oid)) return oid;
     try {
       await this.fetchShallow(oid, undefined);
     } catch (error) {
@@ -204,6 +222,7 @@ class RemoteGitSource implements GitSource {
 
   /** Fetches one ref or commit id at depth 1, offering the best cached commit as common base. */
   private async fetchShallow(remoteRef: string, branch: string | undefined): Promise<string> {
+    await this.compactIfNeeded();
     const have =
       (branch === undefined ? undefined : await this.store.resolveRefName(`refs/heads/${branch}`)) ??
       (await this.store.resolveRefName(LAST_FETCHED_REF));
@@ -256,9 +275,9 @@ class RemoteGitSource implements GitSource {
       : [...refs.keys()].find((name) => name.startsWith('refs/heads/'));
     if (anchor === undefined) return undefined;
     for (
-      let depth = Math.min(FIRST_SEARCH_DEPTH, this.maxSearchDepth);
+      let depth = Math.min(FIRST_SEARCH_DEPTH, this.limits.maxSearchDepth);
       ;
-      depth = Math.min(depth * 10, this.maxSearchDepth)
+      depth = Math.min(depth * 10, this.limits.maxSearchDepth)
     ) {
       this.log.info({ depth }, 'deepening remote history to find a commit');
       await git
@@ -279,8 +298,18 @@ class RemoteGitSource implements GitSource {
         });
       const found = await probe();
       if (found !== undefined) return found;
-      if ((await this.hasCompleteHistory()) || depth >= this.maxSearchDepth) return undefined;
+      if ((await this.hasCompleteHistory()) || depth >= this.limits.maxSearchDepth) return undefined;
     }
+  }
+
+  private async compactIfNeeded(): Promise<void> {
+    const packs = await readdir(join(this.gitdir, 'objects', 'pack')).catch(() => []);
+    const count = packs.filter((name) => name.endsWith('.pack')).length;
+    if (count < this.limits.maxCachePacks) return;
+    this.log.info({ packs: count }, 'starting the remote cache over: too many pack files');
+    await rm(this.gitdir, { recursive: true, force: true });
+    await initCache(this.gitdir, this.repo);
+    this.store = new GitObjectStore(this.gitdir, this.repo);
   }
 
   private async objectExists(oid: string): Promise<boolean> {
@@ -300,7 +329,7 @@ class RemoteGitSource implements GitSource {
   }
 
   private searchedScope(): string {
-    return `(searched up to ${this.maxSearchDepth} commits back)`;
+    return `(searched up to ${this.limits.maxSearchDepth} commits back)`;
   }
 
   /** One GET of `info/refs` (protocol v1): v2 would need a second request to list the refs. */

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
 import { BerthError } from '../../src/errors.js';
@@ -156,6 +157,9 @@ void describe('local git source', () => {
       'nested/config.yaml',
       'web.yaml',
     ]);
+    const byUrl = await open(pathToFileURL(bare).href);
+    assert.equal(byUrl.kind, 'local');
+    assert.equal(await byUrl.headOf('main'), second);
   });
 
   void test('a linked worktree (a .git file) reads its own HEAD', async () => {

@@ -2,6 +2,7 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 
 import { silentLogger } from '../../src/log.js';
@@ -69,10 +70,12 @@ void describe('watchBranch', () => {
     await reset;
   });
 
-  void test('a push into a bare repository triggers', async () => {
+  void test('a push into a bare repository (given as a file:// URL) triggers', async () => {
     const bare = await createBareRemote(repo, scratch, 'served.git');
     const changes = changeRecorder();
-    watches.push(await watchBranch({ repo: bare, branch: 'main', onChange: changes.onChange, log }));
+    watches.push(
+      await watchBranch({ repo: pathToFileURL(bare).href, branch: 'main', onChange: changes.onChange, log }),
+    );
     const pushed = changes.next('git push');
     await repo.commit({ 'app.yaml': 'v: 2\n' }, 'bump');
     await repo.git('push', '--quiet', 'origin', 'main');

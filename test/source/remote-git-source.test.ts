@@ -184,6 +184,41 @@ void describe('remote git source over smart HTTP', () => {
     assert.equal(Object.keys(asText(await other.readFiles(first, 'deploy'))).length, 40);
   });
 
+  void test('a cache with too many pack files starts over and keeps working', async () => {
+    const source = await openGitSource({ repo: url, cacheDir, log, maxCachePacks: 2 });
+    sources.push(source);
+    const gitdir = remoteCachePath(cacheDir, url);
+    const packCount = async () =>
+      (await readdir(join(gitdir, 'objects', 'pack'))).filter((name) => name.endsWith('.pack')).length;
+    const first = await source.headOf('main');
+    const second = await publish({ 'deploy/service-1.yaml': 'name: s1\nreplicas: 2\n' }, 'second');
+    assert.equal(await source.headOf('main'), second);
+    assert.equal(await packCount(), 2);
+
+    const third = await publish({ 'deploy/service-2.yaml': 'name: s2\nreplicas: 2\n' }, 'third');
+    assert.equal(await source.headOf('main'), third);
+    assert.equal(await packCount(), 1);
+    const files = asText(await source.readFiles(third, 'deploy'));
+    assert.equal(files['service-1.yaml'], 'name: s1\nreplicas: 2\n');
+    assert.equal(files['service-2.yaml'], 'name: s2\nreplicas: 2\n');
+    // Commits dropped with the old cache are fetched again on demand.
+    assert.match(asText(await source.readFiles(first, 'deploy'))['service-1.yaml']!, /^name: s1\nnote: /);
+  });
+
+  void test('concurrent calls on one source share the cache safely', async () => {
+    const first = await repo.head();
+    const second = await publish({ 'deploy/service-5.yaml': 'name: s5\nreplicas: 5\n' }, 'second');
+    const source = await open();
+    const [headA, headB, older, files] = await Promise.all([
+      source.headOf('main'),
+      source.headOf('main'),
+      source.resolveRef(first),
+      source.readFiles(second, 'deploy'),
+    ]);
+    assert.deepEqual([headA, headB, older], [second, second, first]);
+    assert.equal(asText(files)['service-5.yaml'], 'name: s5\nreplicas: 5\n');
+  });
+
   void test('unknown branches, refs and commits are ERR_GIT_REF_NOT_FOUND naming ref and repository', async () => {
     const source = await open();
     await assert.rejects(
