@@ -1,6 +1,7 @@
 import fs from 'node:fs';
 
 import git from 'isomorphic-git';
+import pLimit, { type LimitFunction } from 'p-limit';
 
 import { BerthError } from '../errors.js';
 import { isAbbreviatedCommitId, normalizeAbbreviatedId, shortRevision } from './revision.js';
@@ -33,6 +34,9 @@ export const DEFAULT_MANIFEST_EXTENSIONS: readonly string[] = ['.yaml', '.yml'];
 const MODE_TREE = '040000';
 const MODE_SYMLINK = '120000';
 const MODE_SUBMODULE = '160000';
+
+/** Blob reads in flight at once: enough to overlap I/O, few enough to stay clear of EMFILE. */
+const BLOB_READ_CONCURRENCY = 32;
 
 /** Tag objects can point at tags; git itself gives up peeling well before this. */
 const MAX_TAG_CHAIN = 16;
@@ -197,7 +201,7 @@ export class GitObjectStore {
     }
 
     const files: RepoFile[] = [];
-    await this.collectFiles(treeOid, '', extensions, files);
+    await this.collectFiles(treeOid, '', extensions, files, pLimit(BLOB_READ_CONCURRENCY));
     return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
   }
 
@@ -206,21 +210,19 @@ export class GitObjectStore {
     prefix: string,
     extensions: string[],
     into: RepoFile[],
+    limit: LimitFunction,
   ): Promise<void> {
     const { tree } = await git.readTree({ fs, gitdir: this.gitdir, oid: treeOid, cache: this.objectCache });
     await Promise.all(
       tree.map(async (entry) => {
         const path = prefix === '' ? entry.path : `${prefix}/${entry.path}`;
-        if (entry.mode === MODE_TREE) return this.collectFiles(entry.oid, path, extensions, into);
+        if (entry.mode === MODE_TREE) return this.collectFiles(entry.oid, path, extensions, into, limit);
         if (entry.mode === MODE_SYMLINK || entry.mode === MODE_SUBMODULE || entry.type !== 'blob') return;
         const name = entry.path.toLowerCase();
         if (extensions.length > 0 && !extensions.some((extension) => name.endsWith(extension))) return;
-        const { blob } = await git.readBlob({
-          fs,
-          gitdir: this.gitdir,
-          oid: entry.oid,
-          cache: this.objectCache,
-        });
+        const { blob } = await limit(() =>
+          git.readBlob({ fs, gitdir: this.gitdir, oid: entry.oid, cache: this.objectCache }),
+        );
         into.push({ path, content: blob });
       }),
     );
