@@ -91,7 +91,7 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
       `cannot reach the Docker engine at ${socketPath} (${error instanceof Error ? error.message : String(error)}); is dockerd running?`,
     );
   }
-  const agent = await createLocalAgent({
+  const agent = createLocalAgent({
     runtime,
     nodeName: options.node,
     address: options.advertiseAddr,

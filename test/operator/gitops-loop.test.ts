@@ -8,6 +8,9 @@ import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { bodies, removeContainer, removeNamespace, replicasOf, sampleServing, stopContainer } from './cluster-probe.js';
 
 const ns = `loop${Date.now().toString(36)}`;
+// A node name of its own: the embedded agent only sees containers of its node, so this suite
+// neither sees nor prunes what other suites (or a developer's `npm start`) run on this engine.
+const node = `test-${ns}`;
 
 function manifests(image: string, extra = ''): Record<string, string> {
   return {
@@ -35,7 +38,7 @@ describe('the GitOps loop on a real Docker engine', () => {
   let repo: TestRepo;
   let stateDir: string;
   const apply = (...extra: string[]) =>
-    runBerth(['apply', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, ...extra]);
+    runBerth(['apply', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node, ...extra]);
 
   before(async () => {
     repo = await createTestRepo(manifests('berth-test/web:v1'));
@@ -61,13 +64,13 @@ describe('the GitOps loop on a real Docker engine', () => {
     const again = await apply();
     assert.equal(again.code, 0);
     assert.match(again.stdout, /Nothing to change/);
-    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir]);
+    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node]);
     assert.equal(plan.code, 0, plan.stdout + plan.stderr);
   });
 
   test('an image change rolls every replica while at least 3 stay healthy', async () => {
     const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
-    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir]);
+    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node]);
     assert.equal(plan.code, 2, plan.stdout + plan.stderr);
     assert.match(plan.stdout, /image: berth-test\/web:v1 -> berth-test\/web:v2/);
 
@@ -101,7 +104,7 @@ describe('the GitOps loop on a real Docker engine', () => {
     const again = await apply();
     assert.equal(again.code, 1);
     assert.match(again.stdout, /last good revision/);
-    const status = await runBerth(['status', '--state-dir', stateDir]);
+    const status = await runBerth(['status', '--state-dir', stateDir, '--node', node]);
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /FAILED/);
     assert.match(status.stdout, new RegExp(`runs the older revision ${good.slice(0, 12)}`));
