@@ -167,7 +167,7 @@ void describe('remote git source over smart HTTP', () => {
     // By abbreviated id of a commit the cache has never seen: found by deepening history.
     const fresh = await openGitSource({
       repo: url,
-      cacheDir: await mkdtemp(join(tmpdir(), 'berth-cache-')),
+      cacheDir: join(cacheDir, 'second-cache'),
       log,
     });
     sources.push(fresh);
@@ -177,7 +177,7 @@ void describe('remote git source over smart HTTP', () => {
     // readFiles of a full id not yet cached fetches it first.
     const other = await openGitSource({
       repo: url,
-      cacheDir: await mkdtemp(join(tmpdir(), 'berth-cache-')),
+      cacheDir: join(cacheDir, 'third-cache'),
       log,
     });
     sources.push(other);
