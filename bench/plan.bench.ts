@@ -11,21 +11,55 @@ const SERVICES = 1000;
 const NODES = 100;
 
 function spec(i: number): ServiceSpec {
-  const policy = { parallelism: 1, delayMs: 0, order: 'start-first' as const, monitorMs: 5000, failureAction: 'rollback' as const, maxFailureRatio: 0, progressDeadlineMs: 600_000 };
+  const policy = {
+    parallelism: 1,
+    delayMs: 0,
+    order: 'start-first' as const,
+    monitorMs: 5000,
+    failureAction: 'rollback' as const,
+    maxFailureRatio: 0,
+    progressDeadlineMs: 600_000,
+  };
   return {
-    kind: 'Service', name: `svc-${i}`, namespace: 'default', labels: {}, image: `app:${i % 7}`, command: null, args: null,
-    env: { INDEX: String(i) }, envFrom: [], mode: 'replicated', replicas: 3, ports: [{ target: 8080, published: null, protocol: 'tcp' }],
-    configs: [], secrets: [], healthcheck: null,
-    resources: { limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 1e7, memoryBytes: 16 * 2 ** 20 } },
-    placement: { constraints: [], spread: 'node.labels.zone', maxPerNode: 0 }, update: policy, rollback: policy,
-    restart: { condition: 'any', maxAttempts: 0 }, stopGracePeriodMs: 10_000, user: null, workingDir: null, init: false,
+    kind: 'Service',
+    name: `svc-${i}`,
+    namespace: 'default',
+    labels: {},
+    image: `app:${i % 7}`,
+    command: null,
+    args: null,
+    env: { INDEX: String(i) },
+    envFrom: [],
+    mode: 'replicated',
+    replicas: 3,
+    ports: [{ target: 8080, published: null, protocol: 'tcp' }],
+    configs: [],
+    secrets: [],
+    healthcheck: null,
+    resources: {
+      limits: { nanoCpus: 0, memoryBytes: 0 },
+      reservations: { nanoCpus: 1e7, memoryBytes: 16 * 2 ** 20 },
+    },
+    placement: { constraints: [], spread: 'node.labels.zone', maxPerNode: 0 },
+    update: policy,
+    rollback: policy,
+    restart: { condition: 'any', maxAttempts: 0 },
+    stopGracePeriodMs: 10_000,
+    user: null,
+    workingDir: null,
+    init: false,
   };
 }
 
 function nodes(replicas: Map<string, ObservedReplica[]>): NodeSnapshot[] {
   return Array.from({ length: NODES }, (_, i) => ({
-    name: `node-${String(i).padStart(3, '0')}`, address: `127.0.1.${i + 1}`, labels: { zone: `z${i % 3}` },
-    capacity: { nanoCpus: 16e9, memoryBytes: 64 * 2 ** 30 }, engineVersion: '27', status: 'ready' as const, images: [],
+    name: `node-${String(i).padStart(3, '0')}`,
+    address: `127.0.1.${i + 1}`,
+    labels: { zone: `z${i % 3}` },
+    capacity: { nanoCpus: 16e9, memoryBytes: 64 * 2 ** 30 },
+    engineVersion: '27',
+    status: 'ready' as const,
+    images: [],
     replicas: replicas.get(`node-${String(i).padStart(3, '0')}`) ?? [],
   }));
 }
@@ -46,7 +80,13 @@ function time(fn: () => void, runs = 7): number {
   return median(samples);
 }
 
-const desired: DesiredState = { revision: 'bench', services: Array.from({ length: SERVICES }, (_, i) => spec(i)), configs: [], secrets: [], namespaces: [] };
+const desired: DesiredState = {
+  revision: 'bench',
+  services: Array.from({ length: SERVICES }, (_, i) => spec(i)),
+  configs: [],
+  secrets: [],
+  namespaces: [],
+};
 const empty = nodes(new Map());
 const first = computePlan(desired, { nodes: empty });
 const placed = new Map<string, ObservedReplica[]>();
@@ -54,9 +94,23 @@ for (const s of first.services) {
   for (const step of s.batches.flat()) {
     if (step.action !== 'create') continue;
     const r: ObservedReplica = {
-      name: step.name, id: step.name, node: step.node, namespace: s.namespace, service: s.name, slot: step.slot, specHash: s.specHash!,
-      revision: 'bench', state: 'running', health: 'healthy', healthDetail: null, exitCode: null, restartCount: 0,
-      createdAt: '2026-01-01T00:00:00Z', startedAt: null, ports: [], specSummary: null,
+      name: step.name,
+      id: step.name,
+      node: step.node,
+      namespace: s.namespace,
+      service: s.name,
+      slot: step.slot,
+      specHash: s.specHash!,
+      revision: 'bench',
+      state: 'running',
+      health: 'healthy',
+      healthDetail: null,
+      exitCode: null,
+      restartCount: 0,
+      createdAt: '2026-01-01T00:00:00Z',
+      startedAt: null,
+      ports: [],
+      specSummary: null,
     };
     placed.set(step.node, [...(placed.get(step.node) ?? []), r]);
   }

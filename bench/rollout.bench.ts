@@ -67,7 +67,12 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
   const stateDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const repo = await createTestRepo(manifest('berth-test/web:v1'));
   const log = silentLogger();
-  const agent = createLocalAgent({ runtime: createDockerRuntime(), nodeName: 'local', stateDir: join(stateDir, 'agent'), log });
+  const agent = createLocalAgent({
+    runtime: createDockerRuntime(),
+    nodeName: 'local',
+    stateDir: join(stateDir, 'agent'),
+    log,
+  });
   const git = await openGitSource({ repo: repo.dir, cacheDir: join(stateDir, 'git-cache'), log });
   const startToHealthy: number[] = [];
   const deps: ReconcileDeps = {
@@ -83,14 +88,16 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
   const times: number[] = [];
   try {
     const initial = await reconcile(deps);
-    if (initial.outcome !== 'succeeded') throw new Error(`initial deploy: ${initial.outcome} ${initial.reason ?? ''}`);
+    if (initial.outcome !== 'succeeded')
+      throw new Error(`initial deploy: ${initial.outcome} ${initial.reason ?? ''}`);
     startToHealthy.length = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       await repo.commit(manifest(round % 2 ? 'berth-test/web:v2' : 'berth-test/web:v1'), `round ${round}`);
       const t0 = performance.now();
       const result = await reconcile(deps);
       const ms = performance.now() - t0;
-      if (result.outcome !== 'succeeded') throw new Error(`round ${round}: ${result.outcome} ${result.reason ?? ''}`);
+      if (result.outcome !== 'succeeded')
+        throw new Error(`round ${round}: ${result.outcome} ${result.reason ?? ''}`);
       times.push(ms);
       console.log(`berth round ${round}: ${s(ms)}`);
     }
@@ -117,11 +124,35 @@ async function benchSwarm(): Promise<number[]> {
   const times: number[] = [];
   try {
     await docker(
-      'service', 'create', '--detach=false', '--quiet', '--name', SWARM_SERVICE, '--replicas', String(REPLICAS),
-      '--health-cmd', 'wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
-      '--health-interval', '1s', '--health-timeout', '1s', '--health-retries', '3', '--health-start-period', '0s',
-      '--update-parallelism', String(PARALLELISM), '--update-order', 'start-first', '--update-delay', '0s',
-      '--update-monitor', `${MONITOR_S}s`, '--update-failure-action', 'rollback', '--init',
+      'service',
+      'create',
+      '--detach=false',
+      '--quiet',
+      '--name',
+      SWARM_SERVICE,
+      '--replicas',
+      String(REPLICAS),
+      '--health-cmd',
+      'wget -q -O /dev/null http://127.0.0.1:8080/ || exit 1',
+      '--health-interval',
+      '1s',
+      '--health-timeout',
+      '1s',
+      '--health-retries',
+      '3',
+      '--health-start-period',
+      '0s',
+      '--update-parallelism',
+      String(PARALLELISM),
+      '--update-order',
+      'start-first',
+      '--update-delay',
+      '0s',
+      '--update-monitor',
+      `${MONITOR_S}s`,
+      '--update-failure-action',
+      'rollback',
+      '--init',
       'berth-test/web:v1',
     );
     for (let round = 1; round <= ROUNDS; round++) {
@@ -147,9 +178,13 @@ const batches = Math.ceil(REPLICAS / PARALLELISM);
 const oneReplica = median(berth.startToHealthy);
 const floor = batches * oneReplica + MONITOR_S * 1000;
 console.log('');
-console.log(`rolling update of ${REPLICAS} replicas, parallelism ${PARALLELISM}, start-first, http check every 1 s, monitor ${MONITOR_S} s; ${ROUNDS} rounds each`);
+console.log(
+  `rolling update of ${REPLICAS} replicas, parallelism ${PARALLELISM}, start-first, http check every 1 s, monitor ${MONITOR_S} s; ${ROUNDS} rounds each`,
+);
 console.log(`berth median: ${s(berthMedian)}`);
 console.log(`swarm median: ${s(swarmMedian)}`);
-console.log(`floor: ${batches} batches x ${s(oneReplica)} (median start-to-healthy of one replica) + ${MONITOR_S} s monitor = ${s(floor)}`);
+console.log(
+  `floor: ${batches} batches x ${s(oneReplica)} (median start-to-healthy of one replica) + ${MONITOR_S} s monitor = ${s(floor)}`,
+);
 console.log(`berth / floor: ${(berthMedian / floor).toFixed(2)}x (target <= 1.5x)`);
 console.log(`ratio=${(berthMedian / swarmMedian).toFixed(3)}`);

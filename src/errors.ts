@@ -68,7 +68,11 @@ export class BerthError extends Error {
   readonly data: unknown;
   readonly retryAfterMs: number | undefined;
 
-  constructor(code: ErrorCode, message: string, options: { data?: unknown; cause?: unknown; retryAfterMs?: number } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    options: { data?: unknown; cause?: unknown; retryAfterMs?: number } = {},
+  ) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'BerthError';
     this.code = code;

@@ -12,7 +12,10 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
     {
       name: options.name ?? 'berth',
       level: options.level ?? process.env['BERTH_LOG_LEVEL'] ?? 'info',
-      redact: { paths: ['*.files[*].contentBase64', 'files[*].contentBase64', 'token', '*.token'], censor: '[redacted]' },
+      redact: {
+        paths: ['*.files[*].contentBase64', 'files[*].contentBase64', 'token', '*.token'],
+        censor: '[redacted]',
+      },
     },
     pino.destination(2),
   );

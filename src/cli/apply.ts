@@ -1,7 +1,16 @@
 import { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { reconcile } from '../operator/reconcile.js';
-import { addClusterOptions, addSourceOptions, closeCluster, openCluster, openRevisionSource, openStateStore, type ClusterOptions, type SourceOptions } from './context.js';
+import {
+  addClusterOptions,
+  addSourceOptions,
+  closeCluster,
+  openCluster,
+  openRevisionSource,
+  openStateStore,
+  type ClusterOptions,
+  type SourceOptions,
+} from './context.js';
 import { formatRolloutEvent } from './progress.js';
 
 interface ApplyOptions extends SourceOptions, ClusterOptions {
@@ -13,7 +22,10 @@ export function registerApplyCommand(program: Command): void {
   const command = new Command('apply')
     .description('run one reconcile and wait for the rollout (exit 0: converged, 1: failed and rolled back)')
     .option('--ref <ref>', 'branch, tag or commit to apply (default: the --branch head)')
-    .option('--retry', 'apply a revision even if it failed before (failed revisions are otherwise not retried)');
+    .option(
+      '--retry',
+      'apply a revision even if it failed before (failed revisions are otherwise not retried)',
+    );
   addSourceOptions(command);
   addClusterOptions(command);
   command.action(async (options: ApplyOptions) => {
@@ -49,7 +61,9 @@ export function registerApplyCommand(program: Command): void {
           print(`Nothing to change: the cluster runs ${revision.slice(0, 12)}.`);
           break;
         case 'succeeded':
-          print(`Converged on ${revision.slice(0, 12)} in ${((result.rollout?.durationMs ?? 0) / 1000).toFixed(1)}s.`);
+          print(
+            `Converged on ${revision.slice(0, 12)} in ${((result.rollout?.durationMs ?? 0) / 1000).toFixed(1)}s.`,
+          );
           break;
         case 'rolled back':
           print(`Rollout of ${revision.slice(0, 12)} failed and was rolled back: ${result.reason ?? ''}`);
@@ -57,7 +71,9 @@ export function registerApplyCommand(program: Command): void {
         default:
           print(`Not applied: ${result.reason ?? result.outcome}`);
           if (result.targetRevision && result.targetRevision !== revision) {
-            print(`The cluster was kept on the last good revision ${result.targetRevision.slice(0, 12)}. Use --retry to try ${revision.slice(0, 12)} again.`);
+            print(
+              `The cluster was kept on the last good revision ${result.targetRevision.slice(0, 12)}. Use --retry to try ${revision.slice(0, 12)} again.`,
+            );
           }
       }
       process.exitCode = result.outcome === 'unchanged' || result.outcome === 'succeeded' ? 0 : 1;

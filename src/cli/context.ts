@@ -41,7 +41,10 @@ export function addSourceOptions(command: Command): Command {
 export function addClusterOptions(command: Command): Command {
   return command
     .option('--state-dir <dir>', 'operator state: history, last good revision, caches', DEFAULT_STATE_DIR)
-    .option('--docker <socket>', 'Docker socket of the embedded local node (default: DOCKER_HOST or /var/run/docker.sock)')
+    .option(
+      '--docker <socket>',
+      'Docker socket of the embedded local node (default: DOCKER_HOST or /var/run/docker.sock)',
+    )
     .option(
       '--agent <url>',
       'use a remote agent at URL instead of the embedded local node (repeatable)',
@@ -49,7 +52,11 @@ export function addClusterOptions(command: Command): Command {
     )
     .option('--agent-token <token>', 'token of the remote agents (or BERTH_AGENT_TOKEN)')
     .option('--node <name>', 'node name of the embedded local node', 'local')
-    .option('--advertise-addr <ip>', 'address the embedded local node publishes replica ports on', '127.0.0.1');
+    .option(
+      '--advertise-addr <ip>',
+      'address the embedded local node publishes replica ports on',
+      '127.0.0.1',
+    );
 }
 
 export async function openRevisionSource(options: SourceOptions, log: Logger): Promise<RevisionSource> {
@@ -72,7 +79,8 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
   const agents = new Map<string, NodeAgent>();
   if (options.agent && options.agent.length > 0) {
     const token = options.agentToken ?? process.env['BERTH_AGENT_TOKEN'];
-    if (!token) throw new BerthError('ERR_AGENT_UNAUTHORIZED', '--agent needs --agent-token or BERTH_AGENT_TOKEN');
+    if (!token)
+      throw new BerthError('ERR_AGENT_UNAUTHORIZED', '--agent needs --agent-token or BERTH_AGENT_TOKEN');
     for (const url of options.agent) {
       const probe = createAgentClient({ url, token, nodeName: url });
       const snapshot = await probe.snapshot();

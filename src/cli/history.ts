@@ -35,12 +35,14 @@ export function registerHistoryCommand(program: Command): void {
     }
     for (const e of entries) {
       const what = e.service ?? '(revision)';
-      const replicas = e.started.length + e.removed.length > 0 ? ` +${e.started.length}/-${e.removed.length} replicas` : '';
+      const replicas =
+        e.started.length + e.removed.length > 0 ? ` +${e.started.length}/-${e.removed.length} replicas` : '';
       const nodes = [...new Set([...e.started, ...e.removed].map((r) => r.node))];
       process.stdout.write(
         `${e.at}  ${e.revision.slice(0, 12)}  ${what}  ${e.change}  ${e.outcome}  ${(e.durationMs / 1000).toFixed(1)}s${replicas}${nodes.length ? ` on ${nodes.join(',')}` : ''}\n`,
       );
-      if (e.message || e.author) process.stdout.write(`    ${e.message ?? ''}${e.author ? ` (${e.author})` : ''}\n`);
+      if (e.message || e.author)
+        process.stdout.write(`    ${e.message ?? ''}${e.author ? ` (${e.author})` : ''}\n`);
       if (e.reason) process.stdout.write(`    reason: ${e.reason}\n`);
       if (e.rolledBackFrom) process.stdout.write(`    rollback from ${e.rolledBackFrom.slice(0, 12)}\n`);
     }

@@ -38,7 +38,9 @@ export async function main(argv: string[]): Promise<void> {
     if (error instanceof BerthError) {
       process.stderr.write(`berth: ${error.message}\n`);
     } else {
-      process.stderr.write(`berth: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`);
+      process.stderr.write(
+        `berth: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+      );
     }
     process.exitCode = 1;
   }

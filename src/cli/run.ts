@@ -6,7 +6,16 @@ import { createOperatorServer, parseListenAddress } from '../operator/http-serve
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { shortRevision } from '../source/revision.js';
-import { addClusterOptions, addSourceOptions, closeCluster, openCluster, openRevisionSource, openStateStore, type ClusterOptions, type SourceOptions } from './context.js';
+import {
+  addClusterOptions,
+  addSourceOptions,
+  closeCluster,
+  openCluster,
+  openRevisionSource,
+  openStateStore,
+  type ClusterOptions,
+  type SourceOptions,
+} from './context.js';
 
 interface RunOptions extends SourceOptions, ClusterOptions {
   schedule: string;
@@ -16,15 +25,24 @@ interface RunOptions extends SourceOptions, ClusterOptions {
 
 export function registerRunCommand(program: Command): void {
   const command = new Command('run')
-    .description('run the operator: follow the branch (cron poll, file watch of a local repository), converge the cluster')
-    .option('--schedule <cron>', 'cron expression for polling the repository (node-cron, seconds field optional)', DEFAULT_SCHEDULE)
+    .description(
+      'run the operator: follow the branch (cron poll, file watch of a local repository), converge the cluster',
+    )
+    .option(
+      '--schedule <cron>',
+      'cron expression for polling the repository (node-cron, seconds field optional)',
+      DEFAULT_SCHEDULE,
+    )
     .option('--listen <addr>', 'serve /healthz and /metrics on HOST:PORT')
     .option('--no-watch', 'do not watch a local repository for new commits (poll only)');
   addSourceOptions(command);
   addClusterOptions(command);
   command.action(async (options: RunOptions) => {
     if (!cron.validate(options.schedule)) {
-      throw new BerthError('ERR_BAD_REQUEST', `--schedule "${options.schedule}" is not a valid cron expression`);
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `--schedule "${options.schedule}" is not a valid cron expression`,
+      );
     }
     const log = createLogger();
     const store = openStateStore(options.stateDir);
@@ -53,7 +71,12 @@ export function registerRunCommand(program: Command): void {
     }
     const head = await source.head();
     log.info(
-      { source: source.description, head: shortRevision(head), nodes: [...agents.keys()], schedule: options.schedule },
+      {
+        source: source.description,
+        head: shortRevision(head),
+        nodes: [...agents.keys()],
+        schedule: options.schedule,
+      },
       'operator started',
     );
     await operator.start();

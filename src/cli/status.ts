@@ -3,7 +3,15 @@ import { createLogger } from '../log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../operator/observe.js';
 import { computePlan, isAlive } from '../plan/compute-plan.js';
-import { addClusterOptions, closeCluster, DEFAULT_BRANCH, openCluster, openRevisionSource, openStateStore, type ClusterOptions } from './context.js';
+import {
+  addClusterOptions,
+  closeCluster,
+  DEFAULT_BRANCH,
+  openCluster,
+  openRevisionSource,
+  openStateStore,
+  type ClusterOptions,
+} from './context.js';
 
 interface StatusOptions extends ClusterOptions {
   repo?: string;
@@ -58,7 +66,15 @@ export function registerStatusCommand(program: Command): void {
       const plan = desired ? computePlan(desired, observed) : null;
       const rows = new Map<string, ServiceStatusRow>();
       const row = (key: string): ServiceStatusRow => {
-        const r = rows.get(key) ?? { service: key, desired: null, running: 0, healthy: 0, revisions: [], nodes: [], pending: [] };
+        const r = rows.get(key) ?? {
+          service: key,
+          desired: null,
+          running: 0,
+          healthy: 0,
+          revisions: [],
+          nodes: [],
+          pending: [],
+        };
         rows.set(key, r);
         return r;
       };
@@ -85,7 +101,12 @@ export function registerStatusCommand(program: Command): void {
         deployed: state.lastGood,
         headFailed: failedHead,
         converged: plan ? !plan.hasChanges : null,
-        nodes: observed.nodes.map((n) => ({ name: n.name, status: n.status, address: n.address, replicas: n.replicas.length })),
+        nodes: observed.nodes.map((n) => ({
+          name: n.name,
+          status: n.status,
+          address: n.address,
+          replicas: n.replicas.length,
+        })),
         services: [...rows.values()].sort((a, b) => a.service.localeCompare(b.service)),
         sourceError,
       };
@@ -97,26 +118,48 @@ export function registerStatusCommand(program: Command): void {
       if (repo) out.push(`Repository   ${repo}${path !== '.' ? ` (${path})` : ''} @ ${branch}`);
       if (head) out.push(`Branch head  ${head.slice(0, 12)}`);
       if (sourceError) out.push(`Source error ${sourceError}`);
-      out.push(`Deployed     ${state.lastGood ? `${state.lastGood.revision.slice(0, 12)} (last good, since ${state.lastGood.at})` : '(nothing yet)'}`);
+      out.push(
+        `Deployed     ${state.lastGood ? `${state.lastGood.revision.slice(0, 12)} (last good, since ${state.lastGood.at})` : '(nothing yet)'}`,
+      );
       if (failedHead && head) {
         out.push('');
         out.push(
           `The branch head ${head.slice(0, 12)} FAILED (${failedHead.at}) and is not retried until a newer commit: ${failedHead.reason}`,
         );
-        if (state.lastGood) out.push(`The cluster runs the older revision ${state.lastGood.revision.slice(0, 12)} instead.`);
+        if (state.lastGood)
+          out.push(`The cluster runs the older revision ${state.lastGood.revision.slice(0, 12)} instead.`);
       } else if (plan?.hasChanges) {
-        out.push('', 'The cluster differs from the desired state; the next reconcile converges it (see `berth plan`).');
+        out.push(
+          '',
+          'The cluster differs from the desired state; the next reconcile converges it (see `berth plan`).',
+        );
       }
       out.push('');
-      out.push(`NODES  ${observed.nodes.map((n) => `${n.name} (${n.status}, ${n.replicas.length} replicas)`).join(', ')}`);
+      out.push(
+        `NODES  ${observed.nodes.map((n) => `${n.name} (${n.status}, ${n.replicas.length} replicas)`).join(', ')}`,
+      );
       out.push('');
       const header = ['SERVICE', 'DESIRED', 'RUNNING', 'HEALTHY', 'REVISION', 'NODES'];
       const table = [...rows.values()]
         .sort((a, b) => a.service.localeCompare(b.service))
-        .map((r) => [r.service, r.desired === null ? '-' : String(r.desired), String(r.running), String(r.healthy), r.revisions.join(',') || '-', r.nodes.join(',') || '-']);
+        .map((r) => [
+          r.service,
+          r.desired === null ? '-' : String(r.desired),
+          String(r.running),
+          String(r.healthy),
+          r.revisions.join(',') || '-',
+          r.nodes.join(',') || '-',
+        ]);
       const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-      for (const line of [header, ...table]) out.push(line.map((cell, i) => cell.padEnd(widths[i]!)).join('  ').trimEnd());
-      for (const r of rows.values()) for (const p of r.pending) out.push(`${r.service} slot ${p.slot} pending: ${p.reason}`);
+      for (const line of [header, ...table])
+        out.push(
+          line
+            .map((cell, i) => cell.padEnd(widths[i]!))
+            .join('  ')
+            .trimEnd(),
+        );
+      for (const r of rows.values())
+        for (const p of r.pending) out.push(`${r.service} slot ${p.slot} pending: ${p.reason}`);
       process.stdout.write(`${out.join('\n')}\n`);
     } finally {
       await closeCluster(agents);

@@ -7,7 +7,12 @@ import type { RevisionSource } from './revision-source.js';
  * Manifests at a revision of a git repository, under an optional sub-path. Loading is cached
  * per revision: a commit never changes, and an idle operator re-reads the same head every tick.
  */
-export function createGitRevisionSource(args: { git: GitSource; repo: string; branch: string; path: string }): RevisionSource {
+export function createGitRevisionSource(args: {
+  git: GitSource;
+  repo: string;
+  branch: string;
+  path: string;
+}): RevisionSource {
   const cache = new Map<string, LoadResult>();
   return {
     description: `${args.repo}${args.path && args.path !== '.' ? ` (${args.path})` : ''} @ ${args.branch}`,
@@ -25,7 +30,11 @@ export function createGitRevisionSource(args: { git: GitSource; repo: string; br
     },
     async commitInfo(revision) {
       const info = await args.git.commitInfo(revision);
-      return { author: `${info.author.name} <${info.author.email}>`, message: info.message, timestamp: info.author.timestamp };
+      return {
+        author: `${info.author.name} <${info.author.email}>`,
+        message: info.message,
+        timestamp: info.author.timestamp,
+      };
     },
   };
 }

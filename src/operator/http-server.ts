@@ -6,14 +6,22 @@ import type { Operator } from './operator.js';
  * What `berth run --listen ADDR` serves: liveness and Prometheus metrics. The operator API and
  * webhooks are added by their own modules on this same instance.
  */
-export function createOperatorServer(args: { operator: Operator; metrics: OperatorMetrics }): FastifyInstance {
+export function createOperatorServer(args: {
+  operator: Operator;
+  metrics: OperatorMetrics;
+}): FastifyInstance {
   const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
   app.get('/healthz', async () => {
     const last = args.operator.lastResult;
     return {
       status: 'ok',
       lastReconcile: last
-        ? { id: last.reconcileId, outcome: last.outcome, head: last.headRevision, target: last.targetRevision }
+        ? {
+            id: last.reconcileId,
+            outcome: last.outcome,
+            head: last.headRevision,
+            target: last.targetRevision,
+          }
         : null,
       lastError: args.operator.lastError?.message ?? null,
     };

@@ -45,7 +45,10 @@ export class OperatorMetrics {
     this.reconciles.inc({ outcome: error ? 'error' : (result?.outcome ?? 'error') });
     this.reconcileSeconds.observe(seconds);
     if (result?.rollout) {
-      this.rollouts.inc({ outcome: result.outcome === 'succeeded' || result.outcome === 'unchanged' ? 'succeeded' : result.outcome });
+      this.rollouts.inc({
+        outcome:
+          result.outcome === 'succeeded' || result.outcome === 'unchanged' ? 'succeeded' : result.outcome,
+      });
     }
   }
 

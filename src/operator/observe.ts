@@ -5,7 +5,10 @@ import type { Logger } from '../log.js';
  * Asks every agent what runs, in parallel. An agent that does not answer is reported as a
  * `down` node with no replicas: the planner neither places on it nor asks it to do anything.
  */
-export async function observeCluster(agents: ReadonlyMap<string, NodeAgent>, log: Logger): Promise<ObservedState> {
+export async function observeCluster(
+  agents: ReadonlyMap<string, NodeAgent>,
+  log: Logger,
+): Promise<ObservedState> {
   const nodes = await Promise.all(
     [...agents.values()].map(async (agent): Promise<NodeSnapshot> => {
       try {

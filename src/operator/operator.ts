@@ -51,7 +51,7 @@ export class Operator {
         onChange: () => this.trigger('watch'),
       });
     }
-    this.trigger('start');
+    void this.trigger('start');
   }
 
   /** Enqueues a reconcile; resolves with its result (null if it threw). */

@@ -47,7 +47,10 @@ function problemsOf(result: LoadResult): string[] {
  * Level-triggered: it starts from what is observed, so running it twice changes nothing the
  * second time, and a reconcile after a crash simply continues an interrupted rollout.
  */
-export async function reconcile(deps: ReconcileDeps, options: { ref?: string } = {}): Promise<ReconcileResult> {
+export async function reconcile(
+  deps: ReconcileDeps,
+  options: { ref?: string } = {},
+): Promise<ReconcileResult> {
   const reconcileId = randomUUID().slice(0, 8);
   const head = options.ref === undefined ? await deps.source.head() : await deps.source.resolve(options.ref);
   const log = deps.log.child({ reconcileId, revision: shortRevision(head) });
@@ -84,7 +87,12 @@ export async function reconcile(deps: ReconcileDeps, options: { ref?: string } =
     target = lastGood;
     const loaded = await deps.source.load(lastGood);
     if (!loaded.ok || problemsOf(loaded).length > 0) {
-      return { ...base, targetRevision: null, outcome: 'failed', reason: `last good revision ${shortRevision(lastGood)} no longer loads` };
+      return {
+        ...base,
+        targetRevision: null,
+        outcome: 'failed',
+        reason: `last good revision ${shortRevision(lastGood)} no longer loads`,
+      };
     }
     desired = loaded.desired;
   }
@@ -110,7 +118,11 @@ export async function reconcile(deps: ReconcileDeps, options: { ref?: string } =
   }
 
   log.info(
-    { services: plan.services.filter((s) => s.change !== 'unchanged').map((s) => `${s.namespace}/${s.name}:${s.change}`) },
+    {
+      services: plan.services
+        .filter((s) => s.change !== 'unchanged')
+        .map((s) => `${s.namespace}/${s.name}:${s.change}`),
+    },
     'rolling out',
   );
   const rollout = await applyPlan(plan, {
@@ -132,13 +144,27 @@ export async function reconcile(deps: ReconcileDeps, options: { ref?: string } =
       });
     }
     log.info({ ms: rollout.durationMs }, 'rollout succeeded');
-    return { ...base, plan, rollout, targetRevision: target, outcome: headFailure === null ? 'succeeded' : 'failed', reason: headFailure };
+    return {
+      ...base,
+      plan,
+      rollout,
+      targetRevision: target,
+      outcome: headFailure === null ? 'succeeded' : 'failed',
+      reason: headFailure,
+    };
   }
 
   if (rollout.failure === null) {
     // Stopped (shutdown) before it finished: nothing failed; the next reconcile continues.
     await deps.store.appendHistory(historyEntries(target, rollout, 'failed', commit, 'interrupted'));
-    return { ...base, plan, rollout, targetRevision: target, outcome: 'failed', reason: 'rollout interrupted' };
+    return {
+      ...base,
+      plan,
+      rollout,
+      targetRevision: target,
+      outcome: 'failed',
+      reason: 'rollout interrupted',
+    };
   }
 
   const reason = `${rollout.failure.service}: ${rollout.failure.reason}`;
@@ -153,7 +179,12 @@ export async function reconcile(deps: ReconcileDeps, options: { ref?: string } =
     return { ...base, plan, rollout, targetRevision: target, outcome: 'failed', reason };
   }
 
-  const rollback = await rollBack(deps, { failedRevision: target, lastGood: target === lastGood ? null : lastGood, rollout, log });
+  const rollback = await rollBack(deps, {
+    failedRevision: target,
+    lastGood: target === lastGood ? null : lastGood,
+    rollout,
+    log,
+  });
   const outcome = rollback === null || rollback.outcome === 'succeeded' ? 'rolled back' : 'rollback failed';
   await deps.store.appendHistory(
     historyEntries(target, rollout, outcome, commit).map((e) => ({ ...e, reason: e.reason ?? reason })),
@@ -207,7 +238,12 @@ async function rollBack(
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
   });
   await deps.store.appendHistory(
-    historyEntries(args.lastGood, result, result.outcome === 'succeeded' ? 'succeeded' : 'rollback failed', {}).map((e) => ({
+    historyEntries(
+      args.lastGood,
+      result,
+      result.outcome === 'succeeded' ? 'succeeded' : 'rollback failed',
+      {},
+    ).map((e) => ({
       ...e,
       change: `rollback: ${e.change}`,
       rolledBackFrom: args.failedRevision,

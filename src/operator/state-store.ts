@@ -69,7 +69,10 @@ export class StateStore {
     try {
       return { ...emptyState(), ...(JSON.parse(text) as Partial<OperatorState>) };
     } catch {
-      throw new BerthError('ERR_STATE', `${this.statePath} is not valid JSON; move it away to start from an empty state`);
+      throw new BerthError(
+        'ERR_STATE',
+        `${this.statePath} is not valid JSON; move it away to start from an empty state`,
+      );
     }
   }
 
@@ -96,7 +99,13 @@ export class StateStore {
     }
     const all = await this.readHistory();
     if (all.length > this.retention * 2) {
-      await writeAtomically(this.historyPath, all.slice(-this.retention).map((e) => `${JSON.stringify(e)}\n`).join(''));
+      await writeAtomically(
+        this.historyPath,
+        all
+          .slice(-this.retention)
+          .map((e) => `${JSON.stringify(e)}\n`)
+          .join(''),
+      );
     }
   }
 

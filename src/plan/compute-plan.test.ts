@@ -78,7 +78,11 @@ function replica(spec: ServiceSpec, slot: string, overrides: Partial<ObservedRep
   };
 }
 
-function node(name: string, replicas: ObservedReplica[] = [], extra: Partial<NodeSnapshot> = {}): NodeSnapshot {
+function node(
+  name: string,
+  replicas: ObservedReplica[] = [],
+  extra: Partial<NodeSnapshot> = {},
+): NodeSnapshot {
   return {
     name,
     address: '127.0.0.1',
@@ -94,7 +98,9 @@ function node(name: string, replicas: ObservedReplica[] = [], extra: Partial<Nod
 
 function actions(batches: ReplicaStep[][]): string[][] {
   return batches.map((b) =>
-    b.map((s) => (s.action === 'remove' ? `remove ${s.old.slot} (${s.reason})` : `${s.action} ${s.slot}@${s.node}`)),
+    b.map((s) =>
+      s.action === 'remove' ? `remove ${s.old.slot} (${s.reason})` : `${s.action} ${s.slot}@${s.node}`,
+    ),
   );
 }
 
@@ -130,7 +136,13 @@ describe('computePlan', () => {
     {
       name: 'scaling down removes the highest slots only',
       services: [service('web', { replicas: 1 })],
-      nodes: () => [node('n1', [replica(service('web'), '1'), replica(service('web'), '2'), replica(service('web'), '3')])],
+      nodes: () => [
+        node('n1', [
+          replica(service('web'), '1'),
+          replica(service('web'), '2'),
+          replica(service('web'), '3'),
+        ]),
+      ],
       change: ['scale'],
       batches: [[['remove 2 (scaled-down)', 'remove 3 (scaled-down)']]],
     },
@@ -151,7 +163,12 @@ describe('computePlan', () => {
     {
       name: 'a replica stopped by hand is recreated in place (drift)',
       services: [service('web', { replicas: 2 })],
-      nodes: () => [node('n1', [replica(service('web'), '1'), replica(service('web'), '2', { state: 'exited', exitCode: 137 })])],
+      nodes: () => [
+        node('n1', [
+          replica(service('web'), '1'),
+          replica(service('web'), '2', { state: 'exited', exitCode: 137 }),
+        ]),
+      ],
       change: ['repair'],
       batches: [[['replace 2@n1']]],
     },
@@ -181,10 +198,18 @@ describe('computePlan', () => {
           mode: 'global',
           replicas: 0,
           update: { ...service('x').update, parallelism: 0 },
-          placement: { constraints: [{ field: 'node.labels.zone', op: '==', value: 'a' }], spread: null, maxPerNode: 0 },
+          placement: {
+            constraints: [{ field: 'node.labels.zone', op: '==', value: 'a' }],
+            spread: null,
+            maxPerNode: 0,
+          },
         }),
       ],
-      nodes: () => [node('n1', [], { labels: { zone: 'a' } }), node('n2', [], { labels: { zone: 'b' } }), node('n3', [], { labels: { zone: 'a' } })],
+      nodes: () => [
+        node('n1', [], { labels: { zone: 'a' } }),
+        node('n2', [], { labels: { zone: 'b' } }),
+        node('n3', [], { labels: { zone: 'a' } }),
+      ],
       change: ['create'],
       batches: [[['create n1@n1', 'create n3@n3']]],
     },
@@ -201,7 +226,10 @@ describe('computePlan', () => {
         plan.services.map((s) => actions(s.batches)),
         c.batches,
       );
-      assert.equal(plan.hasChanges, c.change.some((x) => x !== 'unchanged'));
+      assert.equal(
+        plan.hasChanges,
+        c.change.some((x) => x !== 'unchanged'),
+      );
     });
   }
 
@@ -213,7 +241,16 @@ describe('computePlan', () => {
       return s.action === 'create' ? replica(spec, s.slot, { node: s.node }) : undefined!;
     });
     const second = computePlan(desired([spec]), {
-      nodes: [node('n1', placed.filter((r) => r.node === 'n1')), node('n2', placed.filter((r) => r.node === 'n2'))],
+      nodes: [
+        node(
+          'n1',
+          placed.filter((r) => r.node === 'n1'),
+        ),
+        node(
+          'n2',
+          placed.filter((r) => r.node === 'n2'),
+        ),
+      ],
     });
     assert.equal(second.hasChanges, false);
     assert.equal(second.services[0]!.keep.length, 3);
@@ -230,10 +267,16 @@ describe('computePlan', () => {
   });
 
   test('a config change changes the hash of the services that mount it, and only those', () => {
-    const mounts = service('web', { configs: [{ source: 'site', key: 'index.html', target: '/www/index.html', mode: 0o444 }] });
+    const mounts = service('web', {
+      configs: [{ source: 'site', key: 'index.html', target: '/www/index.html', mode: 0o444 }],
+    });
     const other = service('api');
-    const v1 = desired([mounts, other], { configs: [{ kind: 'Config', name: 'site', namespace: 'default', data: { 'index.html': 'v1' } }] });
-    const v2 = desired([mounts, other], { configs: [{ kind: 'Config', name: 'site', namespace: 'default', data: { 'index.html': 'v2' } }] });
+    const v1 = desired([mounts, other], {
+      configs: [{ kind: 'Config', name: 'site', namespace: 'default', data: { 'index.html': 'v1' } }],
+    });
+    const v2 = desired([mounts, other], {
+      configs: [{ kind: 'Config', name: 'site', namespace: 'default', data: { 'index.html': 'v2' } }],
+    });
     assert.notEqual(hashOf(mounts, v1), hashOf(mounts, v2));
     assert.equal(hashOf(other, v1), hashOf(other, v2));
   });
@@ -241,11 +284,14 @@ describe('computePlan', () => {
   test('replicas that fit nowhere are pending with a reason, and running ones are kept', () => {
     const spec = service('big', {
       replicas: 2,
-      resources: { limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 1.5e9, memoryBytes: 0 } },
+      resources: {
+        limits: { nanoCpus: 0, memoryBytes: 0 },
+        reservations: { nanoCpus: 1.5e9, memoryBytes: 0 },
+      },
     });
     const plan = computePlan(desired([spec]), { nodes: [node('n1')] });
     const s = plan.services[0]!;
-    assert.deepEqual(actions(s.batches), [[ 'create 1@n1' ]]);
+    assert.deepEqual(actions(s.batches), [['create 1@n1']]);
     assert.equal(s.pending.length, 1);
     assert.match(s.pending[0]!.reason, /no eligible node has free resources/);
   });
@@ -253,20 +299,34 @@ describe('computePlan', () => {
   test('maxPerNode and constraints that match no node leave slots pending', () => {
     const spec = service('web', {
       replicas: 3,
-      placement: { constraints: [{ field: 'node.name', op: '!=', value: 'n2' }], spread: null, maxPerNode: 1 },
+      placement: {
+        constraints: [{ field: 'node.name', op: '!=', value: 'n2' }],
+        spread: null,
+        maxPerNode: 1,
+      },
     });
     const plan = computePlan(desired([spec]), { nodes: [node('n1'), node('n2')] });
     const s = plan.services[0]!;
     assert.deepEqual(actions(s.batches), [['create 1@n1']]);
-    assert.deepEqual(s.pending.map((p) => p.reason), [
-      'every eligible node already runs maxPerNode=1 replicas',
-      'every eligible node already runs maxPerNode=1 replicas',
-    ]);
+    assert.deepEqual(
+      s.pending.map((p) => p.reason),
+      [
+        'every eligible node already runs maxPerNode=1 replicas',
+        'every eligible node already runs maxPerNode=1 replicas',
+      ],
+    );
   });
 
   test('spread over a label balances zones before nodes', () => {
-    const spec = service('web', { replicas: 4, placement: { constraints: [], spread: 'node.labels.zone', maxPerNode: 0 } });
-    const nodes = [node('a1', [], { labels: { zone: 'a' } }), node('a2', [], { labels: { zone: 'a' } }), node('b1', [], { labels: { zone: 'b' } })];
+    const spec = service('web', {
+      replicas: 4,
+      placement: { constraints: [], spread: 'node.labels.zone', maxPerNode: 0 },
+    });
+    const nodes = [
+      node('a1', [], { labels: { zone: 'a' } }),
+      node('a2', [], { labels: { zone: 'a' } }),
+      node('b1', [], { labels: { zone: 'b' } }),
+    ];
     const plan = computePlan(desired([spec]), { nodes });
     const placed = plan.services[0]!.batches.flat().map((s) => (s.action === 'create' ? s.node : ''));
     const zoneA = placed.filter((n) => n.startsWith('a')).length;
@@ -278,7 +338,10 @@ describe('computePlan', () => {
 describe('canonicalJson', () => {
   test('sorts keys at every level and matches JSON.stringify otherwise', async () => {
     const { canonicalJson } = await import('./spec-summary.js');
-    assert.equal(canonicalJson({ b: 1, a: { d: [1, 'x', null], c: true }, u: undefined }), '{"a":{"c":true,"d":[1,"x",null]},"b":1}');
+    assert.equal(
+      canonicalJson({ b: 1, a: { d: [1, 'x', null], c: true }, u: undefined }),
+      '{"a":{"c":true,"d":[1,"x",null]},"b":1}',
+    );
     assert.equal(canonicalJson('a"b'), JSON.stringify('a"b'));
   });
 });

@@ -42,7 +42,8 @@ function currentSlots(byService: Map<string, ObservedReplica[]>, hashes: Map<str
   const slots: CurrentSlots = new Map();
   for (const [key, replicas] of byService) {
     const perSlot = new Map<string, string>();
-    for (const r of [...replicas].sort(preference(hashes.get(key) ?? null)).reverse()) perSlot.set(r.slot, r.node);
+    for (const r of [...replicas].sort(preference(hashes.get(key) ?? null)).reverse())
+      perSlot.set(r.slot, r.node);
     slots.set(key, perSlot);
   }
   return slots;
@@ -73,7 +74,9 @@ export function computePlan(
   options: { policy?: 'update' | 'rollback' } = {},
 ): Plan {
   const policyOf = (spec: ServiceSpec) => (options.policy === 'rollback' ? spec.rollback : spec.update);
-  const summaries = new Map(desired.services.map((s) => [serviceKey(s.namespace, s.name), summariseService(s, desired)]));
+  const summaries = new Map(
+    desired.services.map((s) => [serviceKey(s.namespace, s.name), summariseService(s, desired)]),
+  );
   const hashes = new Map([...summaries].map(([key, summary]) => [key, specHashOf(summary)]));
   const byService = groupReplicas(observed.nodes);
   const placements = placeServices(desired.services, observed.nodes, currentSlots(byService, hashes));
@@ -82,7 +85,14 @@ export function computePlan(
   for (const spec of desired.services) {
     const key = serviceKey(spec.namespace, spec.name);
     services.push(
-      planService(spec, policyOf(spec), summaries.get(key)!, hashes.get(key)!, byService.get(key) ?? [], placements.get(key)!),
+      planService(
+        spec,
+        policyOf(spec),
+        summaries.get(key)!,
+        hashes.get(key)!,
+        byService.get(key) ?? [],
+        placements.get(key)!,
+      ),
     );
   }
   for (const [key, replicas] of byService) {
@@ -159,7 +169,8 @@ function planService(
   let change: ServiceChange = 'unchanged';
   if (replicas.length === 0 && batches.length > 0) change = 'create';
   else if (updated) change = 'update';
-  else if (creates.length > 0 || cleanup.some((s) => s.action === 'remove' && s.reason === 'scaled-down')) change = 'scale';
+  else if (creates.length > 0 || cleanup.some((s) => s.action === 'remove' && s.reason === 'scaled-down'))
+    change = 'scale';
   else if (batches.length > 0) change = 'repair';
 
   const previous = mostCommonSummary(replicas.filter((r) => r.specHash !== hash));

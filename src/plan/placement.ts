@@ -11,7 +11,10 @@ export interface ServicePlacement {
 /** The node each existing slot runs on today, per service key: placement keeps it (stability). */
 export type CurrentSlots = Map<string, Map<string, string>>;
 
-export function matchesConstraint(node: Pick<NodeSnapshot, 'name' | 'labels'>, c: PlacementConstraint): boolean {
+export function matchesConstraint(
+  node: Pick<NodeSnapshot, 'name' | 'labels'>,
+  c: PlacementConstraint,
+): boolean {
   let actual: string | undefined;
   if (c.field === 'node.name' || c.field === 'node.hostname') actual = node.name;
   else if (c.field.startsWith('node.labels.')) actual = node.labels[c.field.slice('node.labels.'.length)];
@@ -20,7 +23,9 @@ export function matchesConstraint(node: Pick<NodeSnapshot, 'name' | 'labels'>, c
 }
 
 function eligibleNodes(spec: ServiceSpec, nodes: NodeSnapshot[]): NodeSnapshot[] {
-  return nodes.filter((n) => n.status === 'ready' && spec.placement.constraints.every((c) => matchesConstraint(n, c)));
+  return nodes.filter(
+    (n) => n.status === 'ready' && spec.placement.constraints.every((c) => matchesConstraint(n, c)),
+  );
 }
 
 interface NodeLoad {
@@ -41,7 +46,9 @@ export function placeServices(
   current: CurrentSlots,
 ): Map<string, ServicePlacement> {
   const sortedNodes = [...nodes].sort((a, b) => compareStrings(a.name, b.name));
-  const load = new Map<string, NodeLoad>(sortedNodes.map((n) => [n.name, { nanoCpus: 0, memoryBytes: 0, replicas: 0 }]));
+  const load = new Map<string, NodeLoad>(
+    sortedNodes.map((n) => [n.name, { nanoCpus: 0, memoryBytes: 0, replicas: 0 }]),
+  );
   const result = new Map<string, ServicePlacement>();
   const perServiceCount = new Map<string, Map<string, number>>();
   const todo: { spec: ServiceSpec; slots: string[] }[] = [];
@@ -109,7 +116,9 @@ export function placeServices(
     const key = serviceKey(spec.namespace, spec.name);
     const placement = result.get(key)!;
     const eligible = eligibleNodes(spec, sortedNodes);
-    const spread = spec.placement.spread?.startsWith('node.labels.') ? spec.placement.spread.slice('node.labels.'.length) : null;
+    const spread = spec.placement.spread?.startsWith('node.labels.')
+      ? spec.placement.spread.slice('node.labels.'.length)
+      : null;
     const groups = eligible.map((n) => (spread === null ? '' : (n.labels[spread] ?? '')));
     const counts = perServiceCount.get(key) ?? new Map<string, number>();
     perServiceCount.set(key, counts);
@@ -185,7 +194,10 @@ function pendingReason(
     const r = spec.resources.reservations;
     return `no eligible node has free resources for the reservation (cpus ${r.nanoCpus / 1e9}, memory ${r.memoryBytes} bytes)`;
   }
-  if (spec.placement.maxPerNode > 0 && withRoom.every((n) => (counts.get(n.name) ?? 0) >= spec.placement.maxPerNode)) {
+  if (
+    spec.placement.maxPerNode > 0 &&
+    withRoom.every((n) => (counts.get(n.name) ?? 0) >= spec.placement.maxPerNode)
+  ) {
     return `every eligible node already runs maxPerNode=${spec.placement.maxPerNode} replicas`;
   }
   return 'no node fits';

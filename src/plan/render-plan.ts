@@ -22,7 +22,8 @@ function formatValue(value: unknown): string {
 
 /** Secret digests are hashes of ciphertext; still, a plan only ever says that a secret changed. */
 function redact(change: FieldChange): FieldChange {
-  if (change.path.startsWith('secrets')) return { path: change.path, from: '(secret)', to: '(secret, changed)' };
+  if (change.path.startsWith('secrets'))
+    return { path: change.path, from: '(secret)', to: '(secret, changed)' };
   return change;
 }
 
@@ -72,7 +73,8 @@ export function renderPlanText(plan: Plan, options: { verbose?: boolean } = {}):
       `${symbols[s.change]} ${s.namespace}/${s.name}: ${s.change} (${s.currentReplicas} -> ${s.desiredReplicas} replicas; ` +
         `${c.create} create, ${c.replace} replace, ${c.remove} remove; ${s.batches.length} batch${s.batches.length === 1 ? '' : 'es'})`,
     );
-    for (const f of s.fieldChanges.map(redact)) lines.push(`    ${f.path}: ${formatValue(f.from)} -> ${formatValue(f.to)}`);
+    for (const f of s.fieldChanges.map(redact))
+      lines.push(`    ${f.path}: ${formatValue(f.from)} -> ${formatValue(f.to)}`);
     s.batches.forEach((batch, i) => {
       for (const step of batch) lines.push(`    [${i + 1}] ${stepText(step)}`);
     });
@@ -86,10 +88,18 @@ function mdCell(value: string): string {
 }
 
 export function renderPlanMarkdown(plan: Plan): string {
-  const lines: string[] = [`### berth plan for \`${short(plan.revision)}\``, '', `**${summaryLine(plan)}**`, ''];
+  const lines: string[] = [
+    `### berth plan for \`${short(plan.revision)}\``,
+    '',
+    `**${summaryLine(plan)}**`,
+    '',
+  ];
   const changed = plan.services.filter((s) => s.change !== 'unchanged' || s.pending.length > 0);
   if (changed.length > 0) {
-    lines.push('| | service | change | replicas | create | replace | remove |', '|---|---|---|---|---|---|---|');
+    lines.push(
+      '| | service | change | replicas | create | replace | remove |',
+      '|---|---|---|---|---|---|---|',
+    );
     for (const s of changed) {
       const c = counts(s);
       lines.push(
@@ -103,7 +113,9 @@ export function renderPlanMarkdown(plan: Plan): string {
     if (s.fieldChanges.length > 0) {
       lines.push('| field | from | to |', '|---|---|---|');
       for (const f of s.fieldChanges.map(redact)) {
-        lines.push(`| \`${mdCell(f.path)}\` | ${mdCell(formatValue(f.from))} | ${mdCell(formatValue(f.to))} |`);
+        lines.push(
+          `| \`${mdCell(f.path)}\` | ${mdCell(formatValue(f.from))} | ${mdCell(formatValue(f.to))} |`,
+        );
       }
       lines.push('');
     }

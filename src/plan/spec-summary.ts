@@ -15,7 +15,15 @@ export interface SpecSummary {
   env: Record<string, string>;
   ports: { target: number; protocol: string }[];
   configs: { target: string; source: string; key: string; mode: number; digest: string }[];
-  secrets: { target: string; source: string; key: string; mode: number; uid: number; gid: number; digest: string }[];
+  secrets: {
+    target: string;
+    source: string;
+    key: string;
+    mode: number;
+    uid: number;
+    gid: number;
+    digest: string;
+  }[];
   healthcheck: ServiceSpec['healthcheck'];
   limits: ServiceSpec['resources']['limits'];
   restart: ServiceSpec['restart'];
@@ -30,7 +38,10 @@ export function sha256Hex(data: string | Uint8Array): string {
 }
 
 /** Environment as the container sees it: `envFrom` config entries first, explicit `env` wins. */
-export function resolveEnv(spec: ServiceSpec, desired: Pick<DesiredState, 'configs'>): Record<string, string> {
+export function resolveEnv(
+  spec: ServiceSpec,
+  desired: Pick<DesiredState, 'configs'>,
+): Record<string, string> {
   const env: Record<string, string> = {};
   for (const from of spec.envFrom) {
     const config = desired.configs.find((c) => c.name === from.config && c.namespace === spec.namespace);
@@ -50,7 +61,10 @@ function entryOf(
   return item?.data[key] ?? '';
 }
 
-export function summariseService(spec: ServiceSpec, desired: Pick<DesiredState, 'configs' | 'secrets'>): SpecSummary {
+export function summariseService(
+  spec: ServiceSpec,
+  desired: Pick<DesiredState, 'configs' | 'secrets'>,
+): SpecSummary {
   return {
     image: spec.image,
     command: spec.command,
@@ -87,7 +101,8 @@ export function summariseService(spec: ServiceSpec, desired: Pick<DesiredState, 
 /** JSON with object keys sorted at every level, so equal values always hash equal. */
 export function canonicalJson(value: unknown): string {
   if (value === null || typeof value !== 'object') return JSON.stringify(value) ?? 'null';
-  if (Array.isArray(value)) return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
+  if (Array.isArray(value))
+    return `[${value.map((v) => (v === undefined ? 'null' : canonicalJson(v))).join(',')}]`;
   const record = value as Record<string, unknown>;
   const keys = Object.keys(record)
     .filter((k) => record[k] !== undefined)

@@ -13,7 +13,13 @@ export type RolloutEvent =
   | { type: 'replica-failed'; service: string; name: string; node: string; slot: string; reason: string }
   | { type: 'replica-removed'; service: string; name: string; node: string; reason: string }
   | { type: 'batch-done'; service: string; batch: number; batches: number }
-  | { type: 'service-finished'; service: string; outcome: ServiceOutcome['outcome']; reason: string | null; ms: number };
+  | {
+      type: 'service-finished';
+      service: string;
+      outcome: ServiceOutcome['outcome'];
+      reason: string | null;
+      ms: number;
+    };
 
 export interface ServiceOutcome {
   namespace: string;
@@ -66,8 +72,17 @@ export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<Ro
   const work = plan.services
     .filter((s) => s.batches.length > 0)
     .map(async (servicePlan) => {
-      const outcome = await rollService(servicePlan, specs.get(serviceKey(servicePlan.namespace, servicePlan.name)), options, stop.signal);
-      if (outcome.outcome === 'failed' && servicePlan.policy.failureAction !== 'continue' && failure === null) {
+      const outcome = await rollService(
+        servicePlan,
+        specs.get(serviceKey(servicePlan.namespace, servicePlan.name)),
+        options,
+        stop.signal,
+      );
+      if (
+        outcome.outcome === 'failed' &&
+        servicePlan.policy.failureAction !== 'continue' &&
+        failure === null
+      ) {
         failure = {
           service: serviceKey(servicePlan.namespace, servicePlan.name),
           reason: outcome.reason ?? 'failed',
@@ -109,7 +124,7 @@ async function rollService(
   const failures: string[] = [];
   const monitors: Promise<void>[] = [];
   // A failure seen by a monitor window ends the rollout at the next step, not only at the end.
-  let monitorFailure: RolloutFailure | null = null;
+  const monitor: { failure: RolloutFailure | null } = { failure: null };
   const stopping: Promise<void>[] = [];
 
   const agentFor = (node: string): NodeAgent => {
@@ -122,7 +137,8 @@ async function rollService(
     failures.push(`${step.name} on ${step.node}: ${reason}`);
     emit({ type: 'replica-failed', service, name: step.name, node: step.node, slot: step.slot, reason });
     log.warn({ replica: step.name, node: step.node, reason }, 'replica failed');
-    if (failures.length > allowedFailures) throw new RolloutFailure(`${step.name} on ${step.node}: ${reason}`);
+    if (failures.length > allowedFailures)
+      throw new RolloutFailure(`${step.name} on ${step.node}: ${reason}`);
   };
 
   const remove = async (old: ReplicaRef, reason: string): Promise<void> => {
@@ -134,11 +150,16 @@ async function rollService(
   /** A removal that fails is left for the next reconcile, which sees the old replica as a duplicate. */
   const removeInBackground = (old: ReplicaRef, reason: string): Promise<void> =>
     remove(old, reason).catch((error: unknown) => {
-      log.warn({ replica: old.name, node: old.node, err: error }, 'could not remove an old replica; the next reconcile retries');
+      log.warn(
+        { replica: old.name, node: old.node, err: error },
+        'could not remove an old replica; the next reconcile retries',
+      );
     });
 
   /** Starts the new replica of a step and waits until it is healthy; false if it failed. */
-  const startReplica = async (step: Extract<ReplicaStep, { action: 'create' | 'replace' }>): Promise<boolean> => {
+  const startReplica = async (
+    step: Extract<ReplicaStep, { action: 'create' | 'replace' }>,
+  ): Promise<boolean> => {
     if (!spec) throw new RolloutFailure(`no spec for ${service}`);
     const agent = agentFor(step.node);
     const request = await buildReplicaRequest(spec, options.desired, step, options.readSecret);
@@ -165,7 +186,14 @@ async function rollService(
       recordFailure(step, reason);
       return false;
     }
-    emit({ type: 'replica-healthy', service, name: step.name, node: step.node, slot: step.slot, ms: Date.now() - begin });
+    emit({
+      type: 'replica-healthy',
+      service,
+      name: step.name,
+      node: step.node,
+      slot: step.slot,
+      ms: Date.now() - begin,
+    });
     if (plan.policy.monitorMs > 0) {
       monitors.push(
         agent
@@ -176,7 +204,8 @@ async function rollService(
             }
           })
           .catch((error: unknown) => {
-            monitorFailure ??= error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
+            monitor.failure ??=
+              error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
           }),
       );
     }
@@ -186,21 +215,28 @@ async function rollService(
   emit({ type: 'service-started', service, change: plan.change, batches: plan.batches.length });
   try {
     for (const [index, batch] of plan.batches.entries()) {
-      if (monitorFailure) throw monitorFailure;
+      if (monitor.failure) throw monitor.failure;
       if (signal.aborted) {
         result.outcome = 'aborted';
         result.reason = 'rollout stopped';
         break;
       }
-      const starts = batch.filter((s): s is Extract<ReplicaStep, { action: 'create' | 'replace' }> => s.action !== 'remove');
-      const removals = batch.filter((s): s is Extract<ReplicaStep, { action: 'remove' }> => s.action === 'remove');
+      const starts = batch.filter(
+        (s): s is Extract<ReplicaStep, { action: 'create' | 'replace' }> => s.action !== 'remove',
+      );
+      const removals = batch.filter(
+        (s): s is Extract<ReplicaStep, { action: 'remove' }> => s.action === 'remove',
+      );
       // The old replica of a step is removed unless it is the very container being recreated.
       const oldOf = (s: (typeof starts)[number]): ReplicaRef | null =>
         s.action === 'replace' && s.old.name !== s.name ? s.old : null;
 
       if (plan.policy.order === 'stop-first') {
         await Promise.all([
-          ...starts.map((s) => oldOf(s)).filter((o): o is ReplicaRef => o !== null).map((o) => remove(o, 'replaced')),
+          ...starts
+            .map((s) => oldOf(s))
+            .filter((o): o is ReplicaRef => o !== null)
+            .map((o) => remove(o, 'replaced')),
           ...removals.map((r) => remove(r.old, r.reason)),
         ]);
         await Promise.all(starts.map(startReplica));
@@ -216,10 +252,11 @@ async function rollService(
         for (const r of removals) stopping.push(removeInBackground(r.old, r.reason));
       }
       emit({ type: 'batch-done', service, batch: index + 1, batches: plan.batches.length });
-      if (plan.policy.delayMs > 0 && index < plan.batches.length - 1) await sleep(plan.policy.delayMs, signal);
+      if (plan.policy.delayMs > 0 && index < plan.batches.length - 1)
+        await sleep(plan.policy.delayMs, signal);
     }
     await Promise.all([...monitors, ...stopping]);
-    if (monitorFailure) throw monitorFailure;
+    if (monitor.failure) throw monitor.failure;
   } catch (error) {
     // Stops already under way finish (they were decided on healthy replacements).
     await Promise.allSettled(stopping);
@@ -231,16 +268,26 @@ async function rollService(
     log.warn({ failures }, 'rollout finished with failures within maxFailureRatio');
   }
   result.durationMs = Date.now() - t0;
-  emit({ type: 'service-finished', service, outcome: result.outcome, reason: result.reason, ms: result.durationMs });
+  emit({
+    type: 'service-finished',
+    service,
+    outcome: result.outcome,
+    reason: result.reason,
+    ms: result.durationMs,
+  });
   return result;
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {
   return new Promise((resolve) => {
     const timer = setTimeout(resolve, ms);
-    signal.addEventListener('abort', () => {
-      clearTimeout(timer);
-      resolve();
-    }, { once: true });
+    signal.addEventListener(
+      'abort',
+      () => {
+        clearTimeout(timer);
+        resolve();
+      },
+      { once: true },
+    );
   });
 }

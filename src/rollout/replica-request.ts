@@ -18,7 +18,10 @@ export async function buildReplicaRequest(
     const config = desired.configs.find((c) => c.name === mount.source && c.namespace === spec.namespace);
     const content = config?.data[mount.key];
     if (content === undefined) {
-      throw new BerthError('ERR_MANIFEST_INVALID', `config ${mount.source}/${mount.key} used by ${spec.name} is missing`);
+      throw new BerthError(
+        'ERR_MANIFEST_INVALID',
+        `config ${mount.source}/${mount.key} used by ${spec.name} is missing`,
+      );
     }
     return {
       target: mount.target,

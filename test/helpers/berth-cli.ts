@@ -10,7 +10,10 @@ export interface CliResult {
 }
 
 /** Spawns `berth ...args` from source, as a user would run it; the real process, real exit code. */
-export function startBerth(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): ChildProcess {
+export function startBerth(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, NO_COLOR: '1', ...options.env },
@@ -18,7 +21,10 @@ export function startBerth(args: string[], options: { env?: NodeJS.ProcessEnv; c
   });
 }
 
-export function runBerth(args: string[], options: { env?: NodeJS.ProcessEnv; cwd?: string } = {}): Promise<CliResult> {
+export function runBerth(
+  args: string[],
+  options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = startBerth(args, options);
     let stdout = '';
@@ -47,7 +53,9 @@ export async function eventually<T>(
       last = error;
     }
     if (Date.now() > deadline) {
-      throw new Error(`timed out waiting for: ${what}${last ? ` (last error: ${String(last)})` : ''}`);
+      throw new Error(
+        `timed out waiting for: ${what}${last instanceof Error ? ` (last error: ${last.message})` : ''}`,
+      );
     }
     await new Promise((r) => setTimeout(r, everyMs));
   }

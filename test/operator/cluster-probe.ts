@@ -47,8 +47,18 @@ export async function bodies(namespace: string, service: string): Promise<(strin
 }
 
 export async function removeNamespace(namespace: string): Promise<void> {
-  const containers = await docker.listContainers({ all: true, filters: { label: [`berth.namespace=${namespace}`] } });
-  await Promise.all(containers.map((c) => docker.getContainer(c.Id).remove({ force: true }).catch(() => undefined)));
+  const containers = await docker.listContainers({
+    all: true,
+    filters: { label: [`berth.namespace=${namespace}`] },
+  });
+  await Promise.all(
+    containers.map((c) =>
+      docker
+        .getContainer(c.Id)
+        .remove({ force: true })
+        .catch(() => undefined),
+    ),
+  );
 }
 
 export async function removeContainer(name: string): Promise<void> {
@@ -63,7 +73,10 @@ export async function stopContainer(name: string): Promise<void> {
  * Samples, until stopped, how many replicas answer 200 with the expected bodies: the floor of
  * healthy capacity during a rollout.
  */
-export function sampleServing(namespace: string, service: string): { stop(): Promise<{ min: number; samples: number }> } {
+export function sampleServing(
+  namespace: string,
+  service: string,
+): { stop(): Promise<{ min: number; samples: number }> } {
   let running = true;
   let min = Number.POSITIVE_INFINITY;
   let samples = 0;

@@ -5,7 +5,14 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { bodies, removeContainer, removeNamespace, replicasOf, sampleServing, stopContainer } from './cluster-probe.js';
+import {
+  bodies,
+  removeContainer,
+  removeNamespace,
+  replicasOf,
+  sampleServing,
+  stopContainer,
+} from './cluster-probe.js';
 
 const ns = `loop${Date.now().toString(36)}`;
 // A node name of its own: the embedded agent only sees containers of its node, so this suite
@@ -38,7 +45,18 @@ describe('the GitOps loop on a real Docker engine', () => {
   let repo: TestRepo;
   let stateDir: string;
   const apply = (...extra: string[]) =>
-    runBerth(['apply', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node, ...extra]);
+    runBerth([
+      'apply',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      node,
+      ...extra,
+    ]);
 
   before(async () => {
     repo = await createTestRepo(manifests('berth-test/web:v1'));
@@ -56,7 +74,10 @@ describe('the GitOps loop on a real Docker engine', () => {
     assert.equal(result.code, 0, result.stdout + result.stderr);
     const replicas = await replicasOf(ns, 'web');
     assert.equal(replicas.length, 3);
-    assert.deepEqual(replicas.map((r) => r.revision), [first, first, first]);
+    assert.deepEqual(
+      replicas.map((r) => r.revision),
+      [first, first, first],
+    );
     assert.deepEqual(await bodies(ns, 'web'), ['v1', 'v1', 'v1']);
   });
 
@@ -64,13 +85,33 @@ describe('the GitOps loop on a real Docker engine', () => {
     const again = await apply();
     assert.equal(again.code, 0);
     assert.match(again.stdout, /Nothing to change/);
-    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node]);
+    const plan = await runBerth([
+      'plan',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      node,
+    ]);
     assert.equal(plan.code, 0, plan.stdout + plan.stderr);
   });
 
   test('an image change rolls every replica while at least 3 stay healthy', async () => {
     const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
-    const plan = await runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node]);
+    const plan = await runBerth([
+      'plan',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      node,
+    ]);
     assert.equal(plan.code, 2, plan.stdout + plan.stderr);
     assert.match(plan.stdout, /image: berth-test\/web:v1 -> berth-test\/web:v2/);
 
@@ -81,7 +122,10 @@ describe('the GitOps loop on a real Docker engine', () => {
     assert.ok(samples > 3, `sampled ${samples} times`);
     assert.ok(min >= 3, `only ${min} replicas answered at one point`);
     const replicas = await replicasOf(ns, 'web');
-    assert.deepEqual(replicas.map((r) => r.revision), [commit, commit, commit]);
+    assert.deepEqual(
+      replicas.map((r) => r.revision),
+      [commit, commit, commit],
+    );
     assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2']);
   });
 
@@ -92,13 +136,19 @@ describe('the GitOps loop on a real Docker engine', () => {
     assert.equal(result.code, 1, result.stdout + result.stderr);
     assert.match(result.stdout, /rolled back/);
     const replicas = await replicasOf(ns, 'web');
-    assert.deepEqual(replicas.map((r) => r.revision), [good, good, good]);
+    assert.deepEqual(
+      replicas.map((r) => r.revision),
+      [good, good, good],
+    );
     assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2']);
 
     const log = await runBerth(['history', `${ns}/web`, '--state-dir', stateDir, '--format', 'json']);
     assert.equal(log.code, 0, log.stderr);
     const entries = JSON.parse(log.stdout) as { revision: string; outcome: string }[];
-    assert.ok(entries.some((e) => e.revision === bad && e.outcome === 'rolled back'), log.stdout);
+    assert.ok(
+      entries.some((e) => e.revision === bad && e.outcome === 'rolled back'),
+      log.stdout,
+    );
 
     // The failed head is not retried: the next apply keeps the last good revision.
     const again = await apply();

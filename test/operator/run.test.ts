@@ -41,10 +41,20 @@ interface Operator {
 
 function startOperator(repo: TestRepo, stateDir: string): Operator {
   const child = startBerth([
-    'run', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node,
+    'run',
+    '--repo',
+    repo.dir,
+    '--path',
+    'deploy',
+    '--state-dir',
+    stateDir,
+    '--node',
+    node,
     // A schedule that never fires during the test: every deploy here is triggered by the watch.
-    '--schedule', '0 0 1 1 *',
-    '--listen', '127.0.0.1:0',
+    '--schedule',
+    '0 0 1 1 *',
+    '--listen',
+    '127.0.0.1:0',
   ]);
   let stderr = '';
   const address = new Promise<string>((resolve) => {
@@ -76,17 +86,25 @@ describe('berth run: the operator loop', () => {
 
   test('deploys the branch head at start and serves /healthz and /metrics', async () => {
     operator = startOperator(repo, stateDir);
-    await eventually('3 replicas serving v1', async () => (await bodies(ns, 'web')).filter((b) => b === 'v1').length === 3);
+    await eventually(
+      '3 replicas serving v1',
+      async () => (await bodies(ns, 'web')).filter((b) => b === 'v1').length === 3,
+    );
     const base = await operator.address;
     const health = await fetch(`${base}/healthz`);
     assert.equal(health.status, 200);
     const metrics = await eventually('replica metrics', async () => {
       const text = await (await fetch(`${base}/metrics`)).text();
-      return text.includes(`berth_service_replicas{namespace="${ns}",service="web",state="healthy"} 3`) ? text : null;
+      return text.includes(`berth_service_replicas{namespace="${ns}",service="web",state="healthy"} 3`)
+        ? text
+        : null;
     });
     assert.match(metrics, /berth_reconciles_total\{outcome="succeeded"\} 1/);
     assert.match(metrics, /berth_reconcile_duration_seconds_count \d+/);
-    assert.match(metrics, new RegExp(`berth_revision_info\\{kind="head",revision="${await repo.head()}"\\} 1`));
+    assert.match(
+      metrics,
+      new RegExp(`berth_revision_info\\{kind="head",revision="${await repo.head()}"\\} 1`),
+    );
   });
 
   test('a new commit is picked up by the watch and rolled out', async () => {
@@ -96,7 +114,11 @@ describe('berth run: the operator loop', () => {
       async () => {
         const replicas = await replicasOf(ns, 'web');
         const serving = await bodies(ns, 'web');
-        return replicas.length === 3 && replicas.every((r) => r.revision === commit) && serving.every((b) => b === 'v2');
+        return (
+          replicas.length === 3 &&
+          replicas.every((r) => r.revision === commit) &&
+          serving.every((b) => b === 'v2')
+        );
       },
       60_000,
     );
@@ -104,11 +126,19 @@ describe('berth run: the operator loop', () => {
 
   test('killed with SIGKILL in the middle of a rollout, a restarted operator ends with exactly the desired replicas', async () => {
     const commit = await repo.commit(manifests('berth-test/web:v1', 1), 'back to v1, one at a time');
-    await eventually('the first new replica', async () => (await replicasOf(ns, 'web')).some((r) => r.revision === commit), 30_000, 50);
+    await eventually(
+      'the first new replica',
+      async () => (await replicasOf(ns, 'web')).some((r) => r.revision === commit),
+      30_000,
+      50,
+    );
     operator!.child.kill('SIGKILL');
     await operator!.exited;
     const midway = await replicasOf(ns, 'web');
-    assert.ok(midway.some((r) => r.revision !== commit), 'the kill landed mid-rollout');
+    assert.ok(
+      midway.some((r) => r.revision !== commit),
+      'the kill landed mid-rollout',
+    );
 
     operator = startOperator(repo, stateDir);
     await eventually(
@@ -116,7 +146,11 @@ describe('berth run: the operator loop', () => {
       async () => {
         const replicas = await replicasOf(ns, 'web');
         const serving = await bodies(ns, 'web');
-        return replicas.length === 3 && replicas.every((r) => r.revision === commit && r.state === 'running') && serving.join() === 'v1,v1,v1';
+        return (
+          replicas.length === 3 &&
+          replicas.every((r) => r.revision === commit && r.state === 'running') &&
+          serving.join() === 'v1,v1,v1'
+        );
       },
       60_000,
     );
@@ -135,11 +169,24 @@ describe('berth run without a Docker engine', () => {
     const dir = await mkdtemp(join(tmpdir(), 'berth-nodocker-'));
     const repo = await createTestRepo(manifests('berth-test/web:v1'));
     try {
-      const result = await runBerth(['run', '--repo', repo.dir, '--path', 'deploy', '--state-dir', dir, '--docker', join(dir, 'missing.sock')]);
+      const result = await runBerth([
+        'run',
+        '--repo',
+        repo.dir,
+        '--path',
+        'deploy',
+        '--state-dir',
+        dir,
+        '--docker',
+        join(dir, 'missing.sock'),
+      ]);
       assert.equal(result.code, 1);
       const lines = result.stderr.trim().split('\n');
       assert.equal(lines.length, 1, result.stderr);
-      assert.match(lines[0]!, /^berth: cannot reach the Docker engine at .*missing\.sock.*is dockerd running\?$/);
+      assert.match(
+        lines[0]!,
+        /^berth: cannot reach the Docker engine at .*missing\.sock.*is dockerd running\?$/,
+      );
     } finally {
       await repo.cleanup();
       await rm(dir, { recursive: true, force: true });
