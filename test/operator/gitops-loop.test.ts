@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
+import { MISSING_IMAGE } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import {
   bodies,
@@ -158,6 +159,60 @@ describe('the GitOps loop on a real Docker engine', () => {
     assert.equal(status.code, 0, status.stderr);
     assert.match(status.stdout, /FAILED/);
     assert.match(status.stdout, new RegExp(`runs the older revision ${good.slice(0, 12)}`));
+  });
+
+  test('a missing image and a failing health check are each rolled back, and what ran keeps serving', async () => {
+    const good = (await replicasOf(ns, 'web'))[0]!.revision;
+    const failingCheck = manifests('berth-test/web:v2');
+    failingCheck['deploy/web.yaml'] = failingCheck['deploy/web.yaml']!.replace('path: /', 'path: /missing');
+    for (const [what, files] of [
+      ['missing image', manifests(MISSING_IMAGE)],
+      ['failing check', failingCheck],
+    ] as const) {
+      await repo.commit(files, what);
+      const result = await apply();
+      assert.equal(result.code, 1, `${what}: ${result.stdout}${result.stderr}`);
+      assert.match(result.stdout, /rolled back/, what);
+      assert.match(result.stdout, what === 'missing image' ? /not found|no such image|pull/i : /404|status/i);
+      const replicas = await replicasOf(ns, 'web');
+      assert.deepEqual(
+        replicas.map((r) => r.revision),
+        [good, good, good],
+        what,
+      );
+      assert.deepEqual(await bodies(ns, 'web'), ['v2', 'v2', 'v2'], what);
+    }
+  });
+
+  test('a published port is refused with a clear message before anything changes', async () => {
+    const before = await replicasOf(ns, 'web');
+    const files = manifests('berth-test/web:v1');
+    await repo.commit(
+      {
+        ...files,
+        'deploy/web.yaml': files['deploy/web.yaml']!.replace(
+          '[{ target: 8080 }]',
+          '[{ target: 8080, published: 18080 }]',
+        ),
+      },
+      'publish a port',
+    );
+    const plan = await runBerth([
+      'plan',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      node,
+    ]);
+    assert.equal(plan.code, 1);
+    assert.match(plan.stdout, /spec\.ports\[0\]\.published \(18080\) needs the routing mesh/);
+    const result = await apply();
+    assert.equal(result.code, 1);
+    assert.deepEqual(await replicasOf(ns, 'web'), before);
   });
 
   test('a replica removed or stopped by hand is repaired on the next reconcile', async () => {

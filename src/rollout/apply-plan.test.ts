@@ -1,0 +1,232 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type {
+  NodeAgent,
+  NodeSnapshot,
+  ObservedReplica,
+  ReplicaRequest,
+  ReplicaWaitResult,
+} from '../api/types.js';
+import { silentLogger } from '../log.js';
+import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
+import { computePlan } from '../plan/compute-plan.js';
+import { applyPlan } from './apply-plan.js';
+
+/**
+ * An in-memory node for fast tests of the rollout logic only (the same behaviour is proven on a
+ * real engine in test/operator). Images decide how a replica behaves: `ok:*` becomes healthy,
+ * `bad:*` never does, `flaky:*` becomes healthy and then fails inside the monitor window.
+ */
+class MemoryNode implements NodeAgent {
+  readonly name = 'n1';
+  readonly replicas = new Map<string, ObservedReplica>();
+  /** Lowest number of healthy replicas seen at any moment. */
+  minHealthy = Number.POSITIVE_INFINITY;
+  readonly log: string[] = [];
+
+  private track(): void {
+    this.minHealthy = Math.min(
+      this.minHealthy,
+      [...this.replicas.values()].filter((r) => r.health === 'healthy').length,
+    );
+  }
+
+  add(r: ObservedReplica): void {
+    this.replicas.set(r.name, r);
+  }
+
+  snapshot(): Promise<NodeSnapshot> {
+    return Promise.resolve({
+      name: this.name,
+      address: '127.0.0.1',
+      labels: {},
+      capacity: { nanoCpus: 4e9, memoryBytes: 2 ** 33 },
+      engineVersion: 'memory',
+      status: 'ready',
+      images: [],
+      replicas: [...this.replicas.values()],
+    });
+  }
+
+  async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
+    await tick();
+    const replica: ObservedReplica = {
+      name: request.name,
+      id: request.name,
+      node: this.name,
+      namespace: request.namespace,
+      service: request.service,
+      slot: request.slot,
+      specHash: request.specHash,
+      revision: request.revision,
+      state: 'running',
+      health: 'starting',
+      healthDetail: null,
+      exitCode: null,
+      restartCount: 0,
+      createdAt: new Date().toISOString(),
+      startedAt: new Date().toISOString(),
+      ports: [],
+      specSummary: request.specSummary,
+    };
+    this.replicas.set(request.name, replica);
+    this.log.push(`start ${request.slot} ${request.image}`);
+    return replica;
+  }
+
+  async awaitReplica(name: string): Promise<ReplicaWaitResult> {
+    await tick();
+    const r = this.replicas.get(name);
+    if (!r) return { outcome: 'missing', replica: null, reason: 'gone' };
+    const image = String(r.specSummary?.['image'] ?? '');
+    if (image.startsWith('bad:')) {
+      r.health = 'unhealthy';
+      this.track();
+      return { outcome: 'unhealthy', replica: r, reason: 'probe failed' };
+    }
+    r.health = 'healthy';
+    this.track();
+    return { outcome: 'healthy', replica: r, reason: null };
+  }
+
+  async watchReplica(name: string): Promise<ReplicaWaitResult> {
+    await tick();
+    const r = this.replicas.get(name);
+    if (r && String(r.specSummary?.['image'] ?? '').startsWith('flaky:')) {
+      r.state = 'exited';
+      r.health = 'unhealthy';
+      this.track();
+      return { outcome: 'exited', replica: r, reason: 'exited with 1' };
+    }
+    return { outcome: 'healthy', replica: r ?? null, reason: null };
+  }
+
+  async removeReplica(name: string): Promise<void> {
+    await tick();
+    const r = this.replicas.get(name);
+    if (r) this.log.push(`remove ${r.slot} ${String(r.specSummary?.['image'] ?? '')}`);
+    this.replicas.delete(name);
+    this.track();
+  }
+
+  close(): Promise<void> {
+    return Promise.resolve();
+  }
+}
+
+const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
+
+function policy(overrides: Partial<UpdatePolicySpec> = {}): UpdatePolicySpec {
+  return {
+    parallelism: 1,
+    delayMs: 0,
+    order: 'start-first',
+    monitorMs: 10,
+    failureAction: 'rollback',
+    maxFailureRatio: 0,
+    progressDeadlineMs: 60_000,
+    ...overrides,
+  };
+}
+
+function service(image: string, replicas: number, update: UpdatePolicySpec): ServiceSpec {
+  return {
+    kind: 'Service',
+    name: 'web',
+    namespace: 'default',
+    labels: {},
+    image,
+    command: null,
+    args: null,
+    env: {},
+    envFrom: [],
+    mode: 'replicated',
+    replicas,
+    ports: [],
+    configs: [],
+    secrets: [],
+    healthcheck: null,
+    resources: { limits: { nanoCpus: 0, memoryBytes: 0 }, reservations: { nanoCpus: 0, memoryBytes: 0 } },
+    placement: { constraints: [], spread: null, maxPerNode: 0 },
+    update,
+    rollback: update,
+    restart: { condition: 'any', maxAttempts: 0 },
+    stopGracePeriodMs: 1000,
+    user: null,
+    workingDir: null,
+    init: false,
+  };
+}
+
+const state = (spec: ServiceSpec, revision: string): DesiredState => ({
+  revision,
+  services: [spec],
+  configs: [],
+  secrets: [],
+  namespaces: [],
+});
+
+/** Deploys `ok:v1` on a fresh memory node, then rolls it to `image` with `update`. */
+async function rollTo(image: string, replicas: number, update: UpdatePolicySpec) {
+  const node = new MemoryNode();
+  const agents = new Map([[node.name, node]]);
+  const v1 = state(service('ok:v1', replicas, update), 'r1');
+  await applyPlan(computePlan(v1, { nodes: [await node.snapshot()] }), {
+    agents,
+    desired: v1,
+    readSecret: null,
+    log: silentLogger(),
+  });
+  node.minHealthy = Number.POSITIVE_INFINITY;
+  node.log.length = 0;
+  const v2 = state(service(image, replicas, update), 'r2');
+  const result = await applyPlan(computePlan(v2, { nodes: [await node.snapshot()] }), {
+    agents,
+    desired: v2,
+    readSecret: null,
+    log: silentLogger(),
+  });
+  const images = [...node.replicas.values()].map((r) => String(r.specSummary?.['image'])).sort();
+  return { node, result, images };
+}
+
+describe('applyPlan', () => {
+  test('start-first never drops below the desired healthy replicas', async () => {
+    const { node, result, images } = await rollTo('ok:v2', 4, policy({ parallelism: 2 }));
+    assert.equal(result.outcome, 'succeeded');
+    assert.deepEqual(images, ['ok:v2', 'ok:v2', 'ok:v2', 'ok:v2']);
+    assert.equal(node.minHealthy, 4);
+  });
+
+  test('stop-first removes the old replica of a slot before starting the new one', async () => {
+    const { node, result, images } = await rollTo('ok:v2', 2, policy({ order: 'stop-first' }));
+    assert.equal(result.outcome, 'succeeded');
+    assert.deepEqual(images, ['ok:v2', 'ok:v2']);
+    assert.deepEqual(node.log, ['remove 1 ok:v1', 'start 1 ok:v2', 'remove 2 ok:v1', 'start 2 ok:v2']);
+  });
+
+  test('an unhealthy batch stops the rollout; untouched slots and the failed slot keep their old replica', async () => {
+    const { result, images, node } = await rollTo('bad:v2', 3, policy());
+    assert.equal(result.outcome, 'failed');
+    assert.deepEqual(result.failure?.action, 'rollback');
+    assert.match(result.failure?.reason ?? '', /probe failed/);
+    assert.deepEqual(node.log, ['start 1 bad:v2']);
+    assert.deepEqual(images, ['bad:v2', 'ok:v1', 'ok:v1', 'ok:v1']);
+  });
+
+  test('a failure inside the monitor window fails the rollout', async () => {
+    const { result } = await rollTo('flaky:v2', 2, policy());
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.failure?.reason ?? '', /monitor window/);
+  });
+
+  test('failures within maxFailureRatio let the rollout finish', async () => {
+    const { result, images } = await rollTo(
+      'bad:v2',
+      2,
+      policy({ maxFailureRatio: 1, failureAction: 'pause' }),
+    );
+    assert.equal(result.outcome, 'succeeded');
+    assert.deepEqual(images, ['bad:v2', 'bad:v2', 'ok:v1', 'ok:v1']);
+  });
+});
