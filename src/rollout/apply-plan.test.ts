@@ -78,7 +78,7 @@ class MemoryNode implements NodeAgent {
     await tick();
     const r = this.replicas.get(name);
     if (!r) return { outcome: 'missing', replica: null, reason: 'gone' };
-    const image = String(r.specSummary?.['image'] ?? '');
+    const image = imageOf(r);
     if (image.startsWith('bad:')) {
       r.health = 'unhealthy';
       this.track();
@@ -92,7 +92,7 @@ class MemoryNode implements NodeAgent {
   async watchReplica(name: string): Promise<ReplicaWaitResult> {
     await tick();
     const r = this.replicas.get(name);
-    if (r && String(r.specSummary?.['image'] ?? '').startsWith('flaky:')) {
+    if (r && imageOf(r).startsWith('flaky:')) {
       r.state = 'exited';
       r.health = 'unhealthy';
       this.track();
@@ -104,7 +104,7 @@ class MemoryNode implements NodeAgent {
   async removeReplica(name: string): Promise<void> {
     await tick();
     const r = this.replicas.get(name);
-    if (r) this.log.push(`remove ${r.slot} ${String(r.specSummary?.['image'] ?? '')}`);
+    if (r) this.log.push(`remove ${r.slot} ${imageOf(r)}`);
     this.replicas.delete(name);
     this.track();
   }
@@ -113,6 +113,8 @@ class MemoryNode implements NodeAgent {
     return Promise.resolve();
   }
 }
+
+const imageOf = (r: ObservedReplica): string => (r.specSummary as { image?: string } | null)?.image ?? '';
 
 const tick = (): Promise<void> => new Promise((r) => setTimeout(r, 1));
 
@@ -186,7 +188,7 @@ async function rollTo(image: string, replicas: number, update: UpdatePolicySpec)
     readSecret: null,
     log: silentLogger(),
   });
-  const images = [...node.replicas.values()].map((r) => String(r.specSummary?.['image'])).sort();
+  const images = [...node.replicas.values()].map((r) => imageOf(r)).sort();
   return { node, result, images };
 }
 
