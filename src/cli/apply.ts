@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { reconcile } from '../operator/reconcile.js';
 import {
+  absoluteRepo,
   addClusterOptions,
   addSourceOptions,
   closeCluster,
@@ -35,7 +36,7 @@ export function registerApplyCommand(program: Command): void {
     const ref = options.ref ?? options.branch;
     const revision = await source.resolve(ref);
     await store.update((s) => {
-      s.source = { repo: options.repo, path: options.path, branch: options.branch };
+      s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
       if (options.retry) delete s.failed[revision];
     });
     const agents = await openCluster(options, log);

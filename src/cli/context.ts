@@ -59,9 +59,13 @@ export function addClusterOptions(command: Command): Command {
     );
 }
 
+/** A local repository path made absolute (URLs unchanged), so the state dir can remember it. */
+export function absoluteRepo(repo: string): string {
+  return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) ? repo : resolve(repo);
+}
+
 export async function openRevisionSource(options: SourceOptions, log: Logger): Promise<RevisionSource> {
-  const isUrl = /^https?:\/\//.test(options.repo);
-  const repo = isUrl ? options.repo : resolve(options.repo);
+  const repo = absoluteRepo(options.repo);
   const git = await openGitSource({ repo, cacheDir: join(options.stateDir, 'git-cache'), log });
   return createGitRevisionSource({ git, repo, branch: options.branch, path: options.path });
 }

@@ -7,6 +7,7 @@ import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { shortRevision } from '../source/revision.js';
 import {
+  absoluteRepo,
   addClusterOptions,
   addSourceOptions,
   closeCluster,
@@ -49,7 +50,7 @@ export function registerRunCommand(program: Command): void {
     const source = await openRevisionSource(options, log);
     const agents = await openCluster(options, log);
     await store.update((s) => {
-      s.source = { repo: options.repo, path: options.path, branch: options.branch };
+      s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
     });
     const metrics = new OperatorMetrics();
     const isLocal = !/^https?:\/\//.test(options.repo);
