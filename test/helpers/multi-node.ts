@@ -1,0 +1,205 @@
+/**
+ * Several real Docker engines on this machine, one per simulated node, for the cluster suites.
+ *
+ * Each engine is its own `dockerd` with a data root, exec root, pid file and socket of its own,
+ * and its own Linux bridge (`--bridge=... --iptables=false --ip-masq=false`): an engine started
+ * without a bridge and exec root of its own can tear down the main engine's `docker0`, which every
+ * other suite uses. Node N publishes replica ports on a loopback address of its own
+ * (127.0.K.N, K random per run so parallel runs on one machine do not share addresses), as real
+ * hosts publish the same ports on their own addresses.
+ *
+ * Engines are started once per suite file (in parallel, about 5 s) and stopped by their pid file.
+ * Images cannot be pulled: the offline test images are copied from the main engine into each
+ * engine (`docker save | docker load`).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { randomInt } from 'node:crypto';
+import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import Docker from 'dockerode';
+import { TEST_IMAGES, dockerCli, requireTestImages } from './docker.js';
+
+const run = promisify(execFile);
+
+export interface TestEngine {
+  /** 1-based index of the node. */
+  index: number;
+  /** Node name the tests give the agent on this engine. */
+  node: string;
+  socketPath: string;
+  /** Loopback address replicas of this node publish on (the agent's --advertise-addr). */
+  address: string;
+  docker: Docker;
+  dir: string;
+  bridge: string;
+}
+
+export interface TestEngines {
+  engines: TestEngine[];
+  /** Stops every engine by its pid file and removes bridges and directories. */
+  stop(): Promise<void>;
+}
+
+const ENGINE_START_TIMEOUT_MS = 60_000;
+
+async function exists(path: string): Promise<boolean> {
+  try {
+    await readFile(path);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function waitFor(what: string, check: () => Promise<boolean>, timeoutMs: number): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await check().catch(() => false))) {
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+async function ip(args: string[]): Promise<void> {
+  await run('ip', args);
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+async function stopEngine(engine: TestEngine): Promise<void> {
+  const pidFile = join(engine.dir, 'docker.pid');
+  const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
+  if (pid > 0 && pidAlive(pid)) {
+    // Containers first, so the engine does not wait for each one's grace period on shutdown.
+    const containers = await engine.docker.listContainers({ all: true }).catch(() => []);
+    await Promise.all(
+      containers.map((c) =>
+        engine.docker
+          .getContainer(c.Id)
+          .remove({ force: true })
+          .catch(() => undefined),
+      ),
+    );
+    process.kill(pid, 'SIGTERM');
+    await waitFor(`dockerd ${pid} to exit`, async () => !pidAlive(pid), 30_000).catch(() => {
+      process.kill(pid, 'SIGKILL');
+    });
+  }
+  await ip(['link', 'del', engine.bridge]).catch(() => undefined);
+  // dockerd unmounts its layers on a clean shutdown; anything left is unmounted lazily.
+  await run('sh', ['-c', `grep -o ' ${engine.dir}[^ ]*' /proc/mounts | xargs -r -n1 umount -l`]).catch(
+    () => undefined,
+  );
+  await rm(engine.dir, { recursive: true, force: true }).catch(() => undefined);
+}
+
+async function startEngine(engine: TestEngine, subnet: string): Promise<void> {
+  await mkdir(engine.dir, { recursive: true });
+  await ip(['link', 'add', engine.bridge, 'type', 'bridge']);
+  await ip(['addr', 'add', `${subnet}.1/24`, 'dev', engine.bridge]);
+  await ip(['link', 'set', engine.bridge, 'up']);
+  const log = join(engine.dir, 'dockerd.log');
+  await writeFile(log, '');
+  const child = spawn(
+    'dockerd',
+    [
+      '--data-root',
+      join(engine.dir, 'data'),
+      '--exec-root',
+      join(engine.dir, 'exec'),
+      '--pidfile',
+      join(engine.dir, 'docker.pid'),
+      '-H',
+      `unix://${engine.socketPath}`,
+      `--bridge=${engine.bridge}`,
+      '--iptables=false',
+      '--ip-masq=false',
+      '--log-level=warn',
+    ],
+    { detached: true, stdio: ['ignore', 'ignore', 'ignore'] },
+  );
+  child.unref();
+  try {
+    await waitFor(
+      `the engine of ${engine.node} at ${engine.socketPath}`,
+      async () => {
+        if (child.exitCode !== null) throw new Error(`dockerd exited with ${child.exitCode}`);
+        await engine.docker.ping();
+        return true;
+      },
+      ENGINE_START_TIMEOUT_MS,
+    );
+  } catch (error) {
+    const tail = (await readFile(log, 'utf8').catch(() => '')).split('\n').slice(-20).join('\n');
+    throw new Error(`${error instanceof Error ? error.message : String(error)}\n${tail}`);
+  }
+}
+
+/**
+ * Starts `count` engines named `<prefix>1..N`; loads the offline test images into each. The caller
+ * must call stop() (in `after`), also when a test failed.
+ */
+export async function startTestEngines(count: number, prefix: string): Promise<TestEngines> {
+  await requireTestImages();
+  const runId = `${Date.now().toString(36).slice(-4)}${randomInt(36 ** 2).toString(36)}`;
+  // Short paths: a unix socket path must stay under 108 bytes.
+  const root = join('/tmp', `bn-${runId}`);
+  const loopbackOctet = randomInt(2, 250);
+  const subnetOctet = randomInt(100, 250);
+  const engines: TestEngine[] = [];
+  for (let index = 1; index <= count; index++) {
+    const dir = join(root, `n${index}`);
+    const socketPath = join(dir, 'docker.sock');
+    engines.push({
+      index,
+      node: `${prefix}${index}`,
+      socketPath,
+      address: `127.0.${loopbackOctet}.${index}`,
+      docker: new Docker({ socketPath }),
+      dir,
+      // Interface names are at most 15 bytes.
+      bridge: `brb${runId}${index}`.slice(0, 15),
+    });
+  }
+  const stop = async (): Promise<void> => {
+    await Promise.all(engines.map((e) => stopEngine(e)));
+    await rm(root, { recursive: true, force: true }).catch(() => undefined);
+  };
+  try {
+    await Promise.all(engines.map((e, i) => startEngine(e, `10.${subnetOctet}.${i + 1}`)));
+    const archive = join(root, 'images.tar');
+    if (!(await exists(archive))) await dockerCli(['save', '-o', archive, ...Object.values(TEST_IMAGES)]);
+    await Promise.all(
+      engines.map((e) => run('docker', ['-H', `unix://${e.socketPath}`, 'load', '-q', '-i', archive])),
+    );
+  } catch (error) {
+    await stop();
+    throw error;
+  }
+  return { engines, stop };
+}
+
+/** Managed containers on one engine, read straight from it (not through berth). */
+export async function managedOn(
+  engine: TestEngine,
+  namespace: string,
+  service?: string,
+): Promise<{ name: string; slot: string; state: string; node: string; port: number | null }[]> {
+  const labels = [`berth.namespace=${namespace}`];
+  if (service !== undefined) labels.push(`berth.service=${service}`);
+  const containers = await engine.docker.listContainers({ all: true, filters: { label: labels } });
+  return containers.map((c) => ({
+    name: (c.Names[0] ?? '').replace(/^\//, ''),
+    slot: c.Labels['berth.slot'] ?? '',
+    state: c.State,
+    node: engine.node,
+    port: c.Ports.find((p) => p.PublicPort)?.PublicPort ?? null,
+  }));
+}
