@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { reconcile } from '../operator/reconcile.js';
+import { acquireStateLock } from '../operator/state-lock.js';
 import {
   absoluteRepo,
   addClusterOptions,
@@ -30,57 +31,67 @@ export function registerApplyCommand(program: Command): void {
   addSourceOptions(command);
   addClusterOptions(command);
   command.action(async (options: ApplyOptions) => {
-    const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
-    const store = openStateStore(options.stateDir);
-    const source = await openRevisionSource(options, log);
-    const ref = options.ref ?? options.branch;
-    const revision = await source.resolve(ref);
-    await store.update((s) => {
-      s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
-      if (options.retry) delete s.failed[revision];
-    });
-    const agents = await openCluster(options, log);
-    const print = (line: string): void => void process.stdout.write(`${line}\n`);
+    // One process drives a cluster at a time: a running `berth run` on this state dir wins.
+    const lock = await acquireStateLock(options.stateDir, 'apply');
     try {
-      print(`Applying ${revision.slice(0, 12)} from ${source.description}`);
-      const result = await reconcile(
-        {
-          source,
-          agents: () => agents,
-          store,
-          log,
-          readSecret: null,
-          onEvent: (event) => {
-            const line = formatRolloutEvent(event);
-            if (line) print(line);
-          },
-        },
-        { ref: revision },
-      );
-      switch (result.outcome) {
-        case 'unchanged':
-          print(`Nothing to change: the cluster runs ${revision.slice(0, 12)}.`);
-          break;
-        case 'succeeded':
-          print(
-            `Converged on ${revision.slice(0, 12)} in ${((result.rollout?.durationMs ?? 0) / 1000).toFixed(1)}s.`,
-          );
-          break;
-        case 'rolled back':
-          print(`Rollout of ${revision.slice(0, 12)} failed and was rolled back: ${result.reason ?? ''}`);
-          break;
-        default:
-          print(`Not applied: ${result.reason ?? result.outcome}`);
-          if (result.targetRevision && result.targetRevision !== revision) {
-            print(
-              `The cluster was kept on the last good revision ${result.targetRevision.slice(0, 12)}. Use --retry to try ${revision.slice(0, 12)} again.`,
-            );
-          }
-      }
-      process.exitCode = result.outcome === 'unchanged' || result.outcome === 'succeeded' ? 0 : 1;
+      await applyOnce(options);
     } finally {
-      await closeCluster(agents);
+      await lock.release();
     }
   });
   program.addCommand(command);
+}
+
+async function applyOnce(options: ApplyOptions): Promise<void> {
+  const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
+  const store = openStateStore(options.stateDir);
+  const source = await openRevisionSource(options, log);
+  const ref = options.ref ?? options.branch;
+  const revision = await source.resolve(ref);
+  await store.update((s) => {
+    s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
+    if (options.retry) delete s.failed[revision];
+  });
+  const agents = await openCluster(options, log);
+  const print = (line: string): void => void process.stdout.write(`${line}\n`);
+  try {
+    print(`Applying ${revision.slice(0, 12)} from ${source.description}`);
+    const result = await reconcile(
+      {
+        source,
+        agents: () => agents,
+        store,
+        log,
+        readSecret: null,
+        onEvent: (event) => {
+          const line = formatRolloutEvent(event);
+          if (line) print(line);
+        },
+      },
+      { ref: revision },
+    );
+    switch (result.outcome) {
+      case 'unchanged':
+        print(`Nothing to change: the cluster runs ${revision.slice(0, 12)}.`);
+        break;
+      case 'succeeded':
+        print(
+          `Converged on ${revision.slice(0, 12)} in ${((result.rollout?.durationMs ?? 0) / 1000).toFixed(1)}s.`,
+        );
+        break;
+      case 'rolled back':
+        print(`Rollout of ${revision.slice(0, 12)} failed and was rolled back: ${result.reason ?? ''}`);
+        break;
+      default:
+        print(`Not applied: ${result.reason ?? result.outcome}`);
+        if (result.targetRevision && result.targetRevision !== revision) {
+          print(
+            `The cluster was kept on the last good revision ${result.targetRevision.slice(0, 12)}. Use --retry to try ${revision.slice(0, 12)} again.`,
+          );
+        }
+    }
+    process.exitCode = result.outcome === 'unchanged' || result.outcome === 'succeeded' ? 0 : 1;
+  } finally {
+    await closeCluster(agents);
+  }
 }

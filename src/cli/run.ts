@@ -5,7 +5,10 @@ import { createLogger } from '../log.js';
 import { createOperatorServer, parseListenAddress } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
+import { acquireStateLock } from '../operator/state-lock.js';
 import { shortRevision } from '../source/revision.js';
+import { webhookRoutes } from '../source/webhooks/webhook-routes.js';
+import { readWebhookSecret } from '../source/webhooks/webhook-secret.js';
 import {
   absoluteRepo,
   addClusterOptions,
@@ -22,6 +25,7 @@ interface RunOptions extends SourceOptions, ClusterOptions {
   schedule: string;
   listen?: string;
   watch: boolean;
+  webhookSecretFile?: string;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -35,7 +39,11 @@ export function registerRunCommand(program: Command): void {
       DEFAULT_SCHEDULE,
     )
     .option('--listen <addr>', 'serve /healthz and /metrics on HOST:PORT')
-    .option('--no-watch', 'do not watch a local repository for new commits (poll only)');
+    .option('--no-watch', 'do not watch a local repository for new commits (poll only)')
+    .option(
+      '--webhook-secret-file <file>',
+      'shared secret of the push webhooks at /webhooks/{github,gitlab,gitea} (or BERTH_WEBHOOK_SECRET)',
+    );
   addSourceOptions(command);
   addClusterOptions(command);
   command.action(async (options: RunOptions) => {
@@ -46,7 +54,10 @@ export function registerRunCommand(program: Command): void {
       );
     }
     const log = createLogger();
+    const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
     const store = openStateStore(options.stateDir);
+    // Held for the operator's lifetime; a lock left by a killed operator is taken over.
+    const lock = await acquireStateLock(options.stateDir, 'run');
     const source = await openRevisionSource(options, log);
     const agents = await openCluster(options, log);
     await store.update((s) => {
@@ -66,6 +77,13 @@ export function registerRunCommand(program: Command): void {
       onEvent: (event) => log.info(event, event.type),
     });
     const server = options.listen ? createOperatorServer({ operator, metrics }) : null;
+    await server?.register(webhookRoutes, {
+      secret: webhookSecret,
+      branch: options.branch,
+      log,
+      metrics,
+      onPush: (provider) => void operator.trigger(`webhook:${provider}`),
+    });
     if (server && options.listen) {
       const address = await server.listen(parseListenAddress(options.listen));
       log.info({ address }, 'serving /healthz and /metrics');
@@ -95,6 +113,7 @@ export function registerRunCommand(program: Command): void {
     await operator.stop();
     await server?.close();
     await closeCluster(agents);
+    await lock.release();
     log.info('stopped');
   });
   program.addCommand(command);

@@ -215,6 +215,24 @@ describe('the GitOps loop on a real Docker engine', () => {
     assert.deepEqual(await replicasOf(ns, 'web'), before);
   });
 
+  test('apply refuses while another berth process drives the same state dir', async () => {
+    const { writeFile } = await import('node:fs/promises');
+    // The lock of a live process (this test runner) blocks; a lock of a dead pid is taken over.
+    await writeFile(
+      join(stateDir, 'lock'),
+      JSON.stringify({ pid: process.pid, command: 'run', since: 'now' }),
+    );
+    const blocked = await apply();
+    assert.equal(blocked.code, 1);
+    assert.match(blocked.stderr, new RegExp(`another berth process \\(pid ${process.pid}, \`berth run\``));
+    await writeFile(
+      join(stateDir, 'lock'),
+      JSON.stringify({ pid: 2 ** 22 + 7, command: 'run', since: 'then' }),
+    );
+    const taken = await apply();
+    assert.notEqual(taken.stderr.includes('another berth process'), true, taken.stderr);
+  });
+
   test('a replica removed or stopped by hand is repaired on the next reconcile', async () => {
     await repo.commit(manifests('berth-test/web:v2'), 'back to v2 (same spec as the last good)');
     const [first, second] = await replicasOf(ns, 'web');
