@@ -56,8 +56,8 @@ export class Operator {
 
   /** Enqueues a reconcile; resolves with its result (null if it threw). */
   trigger(reason: string): Promise<ReconcileResult | null> {
-    const done = new Promise<ReconcileResult | null>((resolve) => this.waiters.push(resolve));
     if (this.shutdown.signal.aborted) return Promise.resolve(null);
+    const done = new Promise<ReconcileResult | null>((resolve) => this.waiters.push(resolve));
     this.log.debug({ trigger: reason }, 'reconcile requested');
     this.pending = true;
     this.loop ??= this.runLoop().finally(() => {
