@@ -17,6 +17,7 @@ export type ErrorCode =
   | 'ERR_ROLLOUT_UNHEALTHY'
   | 'ERR_ROLLOUT_DEADLINE'
   | 'ERR_NOT_SUPPORTED'
+  | 'ERR_SECRET_UNREADABLE'
   | 'ERR_BAD_REQUEST'
   | 'ERR_STATE'
   | 'ERR_INTERNAL';
@@ -35,6 +36,7 @@ const dispositions: Record<ErrorCode, ErrorDisposition> = {
   ERR_ROLLOUT_UNHEALTHY: 'terminal',
   ERR_ROLLOUT_DEADLINE: 'terminal',
   ERR_NOT_SUPPORTED: 'terminal',
+  ERR_SECRET_UNREADABLE: 'terminal',
   ERR_BAD_REQUEST: 'terminal',
   ERR_STATE: 'terminal',
   ERR_INTERNAL: 'transient',
@@ -52,6 +54,7 @@ const httpStatuses: Record<ErrorCode, number> = {
   ERR_ROLLOUT_UNHEALTHY: 409,
   ERR_ROLLOUT_DEADLINE: 409,
   ERR_NOT_SUPPORTED: 422,
+  ERR_SECRET_UNREADABLE: 422,
   ERR_BAD_REQUEST: 400,
   ERR_STATE: 500,
   ERR_INTERNAL: 500,

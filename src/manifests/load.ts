@@ -156,7 +156,7 @@ function learnNames(known: KnownManifests, kind: ManifestKind, value: unknown): 
 
 function buildDesiredState(checked: readonly CheckedManifest[], revision: string): DesiredState {
   const desired: DesiredState = { revision, services: [], configs: [], secrets: [], namespaces: [] };
-  for (const { manifest } of checked) {
+  for (const { manifest, document } of checked) {
     switch (manifest.kind) {
       case 'Service':
         desired.services.push(normaliseService(manifest));
@@ -165,7 +165,7 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
         desired.configs.push(normaliseConfig(manifest));
         break;
       case 'Secret':
-        desired.secrets.push(normaliseSecret(manifest));
+        desired.secrets.push({ ...normaliseSecret(manifest), file: document.file });
         break;
       case 'Namespace':
         desired.namespaces.push(normaliseNamespace(manifest));

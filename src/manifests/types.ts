@@ -219,6 +219,8 @@ export interface SecretSpec {
   namespace: string;
   /** Still encrypted: ASCII-armored age payloads. Decrypted only on delivery. */
   data: Record<string, string>;
+  /** The manifest file it was read from (relative to the manifest path), for error messages. */
+  file?: string;
 }
 
 export interface NamespaceSpec {

@@ -9,6 +9,7 @@ import type { SecretReader } from '../rollout/replica-request.js';
 import { shortRevision } from '../source/revision.js';
 import { unsupportedFeatures } from './capabilities.js';
 import { observeCluster } from './observe.js';
+import { unreadableSecrets } from './secret-check.js';
 import type { RevisionSource } from './revision-source.js';
 import type { HistoryEntry, StateStore } from './state-store.js';
 
@@ -100,7 +101,31 @@ export async function reconcile(
 
   const agents = deps.agents();
   const observed = await observeCluster(agents, log);
-  const plan = computePlan(desired, observed);
+  let plan = computePlan(desired, observed);
+  const secretProblems = await unreadableSecrets(plan, desired, deps.readSecret);
+  if (secretProblems.length > 0) {
+    const reason = `secrets cannot be delivered: ${secretProblems.join('; ')}`;
+    log.error({ problems: secretProblems }, 'secrets cannot be read; the revision will not be applied');
+    // Only a revision that was never applied is recorded as failed: when the deployed revision
+    // itself cannot be delivered any more (the key went away), nothing is changed and it stays good.
+    if (target !== head || lastGood === head) {
+      return { ...base, plan, targetRevision: null, outcome: 'failed', reason };
+    }
+    headFailure = reason;
+    await recordFailure(deps, head, reason, 'failed', log);
+    if (lastGood === null) return { ...base, plan, targetRevision: null, outcome: 'failed', reason };
+    target = lastGood;
+    const loaded = await deps.source.load(lastGood);
+    if (!loaded.ok || problemsOf(loaded).length > 0) {
+      return { ...base, targetRevision: null, outcome: 'failed', reason };
+    }
+    desired = loaded.desired;
+    plan = computePlan(desired, observed);
+    const lastGoodProblems = await unreadableSecrets(plan, desired, deps.readSecret);
+    if (lastGoodProblems.length > 0) {
+      return { ...base, plan, targetRevision: null, outcome: 'failed', reason };
+    }
+  }
   if (!plan.hasChanges) {
     if (target === head && lastGood !== head) {
       await deps.store.update((s) => {

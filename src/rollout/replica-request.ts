@@ -1,10 +1,14 @@
 import type { ReplicaFile, ReplicaRequest } from '../api/types.js';
 import { BerthError } from '../errors.js';
-import type { DesiredState, ServiceSpec } from '../manifests/types.js';
+import type { DesiredState, SecretSpec, ServiceSpec } from '../manifests/types.js';
 import { resolveEnv, specHashOf, summariseService } from '../plan/spec-summary.js';
 
-/** Decrypts one secret entry for delivery. Supplied by the operator, which holds the key. */
-export type SecretReader = (namespace: string, name: string, key: string) => Promise<Uint8Array>;
+/**
+ * Decrypts one entry of a Secret of the desired state, for delivery to the node that runs the
+ * container needing it. Supplied by the operator, which holds the key; the plaintext is never
+ * kept, logged or cached. Throws ERR_SECRET_UNREADABLE naming the secret and its file.
+ */
+export type SecretReader = (secret: SecretSpec, key: string) => Promise<Uint8Array>;
 
 /** Everything a node needs to run one replica of `spec` in `slot`, as the plan named it. */
 export async function buildReplicaRequest(
@@ -39,7 +43,14 @@ export async function buildReplicaRequest(
         `service ${spec.namespace}/${spec.name} mounts secret ${mount.source}, but the operator has no age identity (set BERTH_AGE_KEY_FILE or BERTH_AGE_KEY)`,
       );
     }
-    const plaintext = await readSecret(spec.namespace, mount.source, mount.key);
+    const secret = desired.secrets.find((s) => s.name === mount.source && s.namespace === spec.namespace);
+    if (secret?.data[mount.key] === undefined) {
+      throw new BerthError(
+        'ERR_MANIFEST_INVALID',
+        `secret ${mount.source}/${mount.key} used by ${spec.name} is missing`,
+      );
+    }
+    const plaintext = await readSecret(secret, mount.key);
     files.push({
       target: mount.target,
       mode: mount.mode,
