@@ -37,7 +37,7 @@ export async function bodies(namespace: string, service: string): Promise<(strin
   return Promise.all(
     replicas.map(async (r) => {
       try {
-        const response = await fetch(`http://127.0.0.1:${r.port}/`, { signal: AbortSignal.timeout(1000) });
+        const response = await fetch(`http://127.0.0.1:${r.port}/`, { signal: AbortSignal.timeout(3000) });
         return response.status === 200 ? (await response.text()).trim() : null;
       } catch {
         return null;
