@@ -2,6 +2,7 @@ import { Command } from 'commander';
 import { createLogger } from '../log.js';
 import { reconcile } from '../operator/reconcile.js';
 import { acquireStateLock } from '../operator/state-lock.js';
+import { openSecretReader } from '../secrets/secret-reader.js';
 import {
   absoluteRepo,
   addClusterOptions,
@@ -46,6 +47,7 @@ async function applyOnce(options: ApplyOptions): Promise<void> {
   const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
   const store = openStateStore(options.stateDir);
   const source = await openRevisionSource(options, log);
+  const readSecret = await openSecretReader();
   const ref = options.ref ?? options.branch;
   const revision = await source.resolve(ref);
   await store.update((s) => {
@@ -62,7 +64,7 @@ async function applyOnce(options: ApplyOptions): Promise<void> {
         agents: () => agents,
         store,
         log,
-        readSecret: null,
+        readSecret,
         onEvent: (event) => {
           const line = formatRolloutEvent(event);
           if (line) print(line);

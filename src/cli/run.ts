@@ -6,6 +6,7 @@ import { createOperatorServer, parseListenAddress } from '../operator/http-serve
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { acquireStateLock } from '../operator/state-lock.js';
+import { openSecretReader } from '../secrets/secret-reader.js';
 import { shortRevision } from '../source/revision.js';
 import { webhookRoutes } from '../source/webhooks/webhook-routes.js';
 import { readWebhookSecret } from '../source/webhooks/webhook-secret.js';
@@ -55,6 +56,7 @@ export function registerRunCommand(program: Command): void {
     }
     const log = createLogger();
     const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
+    const readSecret = await openSecretReader();
     const store = openStateStore(options.stateDir);
     // Held for the operator's lifetime; a lock left by a killed operator is taken over.
     const lock = await acquireStateLock(options.stateDir, 'run');
@@ -70,7 +72,7 @@ export function registerRunCommand(program: Command): void {
       agents: () => agents,
       store,
       log,
-      readSecret: null,
+      readSecret,
       schedule: options.schedule,
       watchRepo: isLocal && options.watch ? options.repo : null,
       metrics,
