@@ -37,6 +37,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  private readonly webhookDeliveries = new Counter({
+    name: 'berth_webhook_deliveries_total',
+    help: 'Push webhook deliveries, by provider and result (triggered, ignored, unauthorized, replayed, ...)',
+    labelNames: ['provider', 'result'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_process_' });
   }
@@ -50,6 +57,10 @@ export class OperatorMetrics {
           result.outcome === 'succeeded' || result.outcome === 'unchanged' ? 'succeeded' : result.outcome,
       });
     }
+  }
+
+  recordWebhookDelivery(provider: string, result: string): void {
+    this.webhookDeliveries.inc({ provider, result });
   }
 
   recordRevisions(head: string | null, deployed: string | null): void {
