@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { DEFAULT_ROLLBACK_POLICY, DEFAULT_UPDATE_POLICY } from './defaults.js';
+import { DEFAULT_ROLLBACK_POLICY, DEFAULT_UPDATE_POLICY, defaultSecretOwner } from './defaults.js';
 import { normaliseService } from './normalise.js';
 import { readSchema, SCHEMA_FILES, schemaValidatorFor, type SchemaFile } from './schema.js';
 import type { ServiceSpec, WrittenService } from './types.js';
@@ -60,6 +60,26 @@ void describe('defaults', () => {
     const validate = schemaValidatorFor('service.schema.json');
     assert.ok(validate(filled), JSON.stringify(validate.errors));
     assert.deepEqual(normaliseService(filled as WrittenService), normaliseService(minimal));
+  });
+
+  void test('secret files belong to a numeric spec.user by default, so a 0400 file stays readable to it', () => {
+    assert.deepEqual(defaultSecretOwner(undefined), { uid: 0, gid: 0 });
+    assert.deepEqual(defaultSecretOwner('1000'), { uid: 1000, gid: 0 });
+    assert.deepEqual(defaultSecretOwner('1000:1001'), { uid: 1000, gid: 1001 });
+    assert.deepEqual(defaultSecretOwner('nobody'), { uid: 0, gid: 0 });
+    const spec = normaliseService({ ...minimal, spec: { ...minimal.spec, user: '1000:1001' } });
+    assert.deepEqual(
+      spec.secrets.map((s) => [s.uid, s.gid]),
+      [[1000, 1001]],
+    );
+    const explicit = normaliseService({
+      ...minimal,
+      spec: { ...minimal.spec, user: '1000', secrets: [{ source: 'db', key: 'password', uid: 7, gid: 8 }] },
+    });
+    assert.deepEqual(
+      explicit.secrets.map((s) => [s.uid, s.gid]),
+      [[7, 8]],
+    );
   });
 
   void test('a minimal service gets the documented defaults', () => {
@@ -140,6 +160,8 @@ void describe('schemas document themselves', () => {
     'workingDir',
     'spread',
     'target',
+    'uid',
+    'gid',
   ]);
 
   for (const file of SCHEMA_FILES) {

@@ -128,6 +128,21 @@ export const DEFAULT_SECRET_UID = 0;
 export const DEFAULT_SECRET_GID = 0;
 
 /**
+ * A 0400 file owned by root is unreadable to a container that runs as another user, so a numeric
+ * `user: UID[:GID]` makes the secret files its own by default (gid 0 without GID, the group Docker
+ * gives a uid the image does not know). A user name cannot be resolved without the image's
+ * /etc/passwd: Swarm's 0:0 then.
+ */
+export function defaultSecretOwner(user: string | undefined): { uid: number; gid: number } {
+  const numeric = /^(\d+)(?::(\d+))?$/.exec(user ?? '');
+  if (!numeric) return { uid: DEFAULT_SECRET_UID, gid: DEFAULT_SECRET_GID };
+  return {
+    uid: Number(numeric[1]),
+    gid: numeric[2] === undefined ? DEFAULT_SECRET_GID : Number(numeric[2]),
+  };
+}
+
+/**
  * Swarm mounts a secret at /run/secrets/<name>. A berth Secret holds several keys, so each key gets
  * /run/secrets/<source>/<key> (the layout of a Kubernetes secret volume). Joining with "-" instead
  * could make two different (source, key) pairs collide ("a-b"+"c" and "a"+"b-c").

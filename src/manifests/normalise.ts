@@ -18,13 +18,12 @@ import {
   DEFAULT_RESTART,
   DEFAULT_ROLLBACK_POLICY,
   DEFAULT_SECRET_FILE_MODE,
-  DEFAULT_SECRET_GID,
-  DEFAULT_SECRET_UID,
   DEFAULT_SPREAD,
   DEFAULT_STOP_GRACE_PERIOD_MS,
   DEFAULT_UPDATE_POLICY,
   GLOBAL_MODE_REPLICAS,
   UNSET_RESOURCES,
+  defaultSecretOwner,
   defaultSecretTarget,
 } from './defaults.js';
 import { cpusToNanoCpus, parseDuration, parseFileMode, parseMemorySize } from './units.js';
@@ -82,8 +81,8 @@ export function normaliseService(written: WrittenService): ServiceSpec {
       key: mount.key,
       target: mount.target ?? defaultSecretTarget(mount.source, mount.key),
       mode: mount.mode === undefined ? DEFAULT_SECRET_FILE_MODE : fileMode(mount.mode),
-      uid: mount.uid ?? DEFAULT_SECRET_UID,
-      gid: mount.gid ?? DEFAULT_SECRET_GID,
+      uid: mount.uid ?? defaultSecretOwner(spec.user).uid,
+      gid: mount.gid ?? defaultSecretOwner(spec.user).gid,
     })),
     healthcheck: spec.healthcheck ? normaliseHealthcheck(spec.healthcheck) : null,
     resources: {
