@@ -66,7 +66,8 @@ export interface NodeSnapshot {
   labels: Record<string, string>;
   capacity: NodeCapacity;
   engineVersion: string;
-  status: 'ready' | 'down';
+  /** `drain`: up, but takes no new replicas; the ones it runs are moved off start-first. */
+  status: 'ready' | 'down' | 'drain';
   /** Image references present on the node (repo:tag). */
   images: string[];
   replicas: ObservedReplica[];

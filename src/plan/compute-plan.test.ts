@@ -185,6 +185,62 @@ describe('computePlan', () => {
       batches: [[['replace 1@n1']]],
     },
     {
+      name: 'a node that is down: its replicas are placed again on the nodes that are up',
+      services: [service('web', { replicas: 4 })],
+      nodes: () => [
+        node('n1', [replica(service('web'), '1'), replica(service('web'), '3')]),
+        node(
+          'n2',
+          [replica(service('web'), '2', { node: 'n2' }), replica(service('web'), '4', { node: 'n2' })],
+          {
+            status: 'down',
+          },
+        ),
+        node('n3'),
+      ],
+      change: ['scale'],
+      batches: [[['create 2@n3'], ['create 4@n3']]],
+    },
+    {
+      name: 'a node that comes back after its replicas moved: its stale copies are removed, the moved ones kept',
+      services: [service('web', { replicas: 2 })],
+      nodes: () => [
+        node('n1', [
+          replica(service('web'), '1'),
+          replica(service('web'), '2', { createdAt: '2026-01-01T00:05:00Z' }),
+        ]),
+        node('n2', [replica(service('web'), '2', { node: 'n2' })]),
+      ],
+      change: ['repair'],
+      batches: [[['remove 2 (duplicate)']]],
+    },
+    {
+      name: 'a drained node: its replicas are replaced elsewhere, start-first, before they stop',
+      services: [service('web', { replicas: 2 })],
+      nodes: () => [
+        node('n1', [replica(service('web'), '1')]),
+        node('n2', [replica(service('web'), '2', { node: 'n2' })], { status: 'drain' }),
+      ],
+      change: ['repair'],
+      batches: [[['replace 2@n1']]],
+    },
+    {
+      name: 'a drained node takes no new replicas, and a global service leaves it',
+      services: [
+        service('web', { replicas: 2 }),
+        service('agent', { mode: 'global', replicas: 0, update: { ...service('x').update, parallelism: 0 } }),
+      ],
+      nodes: () => [
+        node('n1'),
+        node('n2', [replica(service('agent'), 'n2', { node: 'n2' })], { status: 'drain' }),
+      ],
+      change: ['scale', 'create'],
+      batches: [
+        [['remove n2 (misplaced)'], ['create n1@n1']],
+        [['create 1@n1'], ['create 2@n1']],
+      ],
+    },
+    {
       name: 'replicas spread over nodes and keep their node on the next plan',
       services: [service('web', { replicas: 4 })],
       nodes: () => [node('n1'), node('n2')],

@@ -28,8 +28,9 @@ function groupReplicas(nodes: NodeSnapshot[]): Map<string, ObservedReplica[]> {
   const byService = new Map<string, ObservedReplica[]>();
   for (const node of nodes) {
     // A node that is down cannot be asked to do anything; its replicas are handled by the
-    // failure path (they are rescheduled because the node is not eligible).
-    if (node.status !== 'ready') continue;
+    // failure path (they are rescheduled because the node is not eligible). A draining node's
+    // replicas stay visible, so they are replaced elsewhere (start-first) before they stop.
+    if (node.status === 'down') continue;
     for (const r of node.replicas) {
       const key = serviceKey(r.namespace, r.service);
       byService.set(key, [...(byService.get(key) ?? []), r]);
@@ -126,9 +127,14 @@ function planService(
     const inSlot = (slots.get(slot) ?? []).sort(preference(hash));
     slots.delete(slot);
     const exact = inSlot.find((r) => r.name === name && r.node === node);
-    const others = inSlot.filter((r) => r !== exact && r.name !== name);
-    if (exact && isAlive(exact) && others.length === 0) {
+    // The same name on another node is another replica: a slot moved off a node that was down
+    // or drained leaves its old container there.
+    const others = inSlot.filter((r) => r !== exact && (r.name !== name || r.node !== node));
+    if (exact && isAlive(exact) && others.every((r) => r.specHash === hash)) {
       keep.push(refOf(exact));
+      // Extra copies of a slot that is served (a node that came back after its replicas were
+      // rescheduled): removing them never drops below the desired count.
+      for (const r of others) cleanup.push({ action: 'remove', old: refOf(r), reason: 'duplicate' });
       continue;
     }
     if (!exact && others.length === 0) {
@@ -174,6 +180,14 @@ function planService(
   else if (batches.length > 0) change = 'repair';
 
   const previous = mostCommonSummary(replicas.filter((r) => r.specHash !== hash));
+  const fieldChanges = previous ? diffFields(previous, summary) : [];
+  // The replica count is not part of the spec summary (scaling must not restart anything), so
+  // it is compared here: the slots that run something now against the slots wanted.
+  const runningSlots = new Set(replicas.map((r) => r.slot)).size;
+  if (replicas.length > 0 && runningSlots !== desiredCount) {
+    fieldChanges.push({ path: 'replicas', from: runningSlots, to: desiredCount });
+    fieldChanges.sort((a, b) => compareStrings(a.path, b.path));
+  }
   return {
     namespace: spec.namespace,
     name: spec.name,
@@ -181,7 +195,7 @@ function planService(
     specHash: hash,
     desiredReplicas: desiredCount,
     currentReplicas: currentCount,
-    fieldChanges: previous ? diffFields(previous, summary) : [],
+    fieldChanges,
     keep,
     batches,
     policy,
