@@ -5,6 +5,7 @@ import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRunCommand } from './run.js';
+import { registerSecretCommand } from './secret.js';
 import { registerStatusCommand } from './status.js';
 import { registerValidateCommand } from './validate.js';
 
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerHistoryCommand(program);
   registerAgentCommand(program);
+  registerSecretCommand(program);
   return program;
 }
 
