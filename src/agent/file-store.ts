@@ -136,8 +136,13 @@ async function mountSecretsTmpfs(dir: string, log: Logger): Promise<void> {
       `secrets need memory-backed storage, and only root can mount a tmpfs at ${dir}; run the agent as root or mount one there yourself (mount -t tmpfs -o mode=0700 tmpfs ${dir})`,
     );
   }
+  const options = `size=${SECRETS_TMPFS_SIZE},mode=0700`;
   try {
-    await run('mount', ['-t', 'tmpfs', '-o', `size=${SECRETS_TMPFS_SIZE},mode=0700`, 'tmpfs', dir]);
+    // noswap (Linux 6.4+) keeps the pages out of swap too, so plaintext never reaches a disk;
+    // older kernels refuse the option and get a plain tmpfs, as Swarm uses.
+    await run('mount', ['-t', 'tmpfs', '-o', `${options},noswap`, 'tmpfs', dir]).catch(() =>
+      run('mount', ['-t', 'tmpfs', '-o', options, 'tmpfs', dir]),
+    );
   } catch (error) {
     throw new BerthError(
       'ERR_NOT_SUPPORTED',
