@@ -1,9 +1,20 @@
 import { Command, Option } from 'commander';
+import { BerthError } from '../errors.js';
 import { createLogger } from '../log.js';
+import type { LoadResult } from '../manifests/types.js';
 import { unsupportedFeatures } from '../operator/capabilities.js';
 import { observeCluster } from '../operator/observe.js';
 import { computePlan } from '../plan/compute-plan.js';
-import { renderPlanJson, renderPlanMarkdown, renderPlanText } from '../plan/render-plan.js';
+import { computeOfflinePlan } from '../plan/offline-plan.js';
+import {
+  renderPlanJson,
+  renderPlanMarkdown,
+  renderPlanText,
+  type PlanProblem,
+  type PlanReport,
+} from '../plan/render-plan.js';
+import type { Plan } from '../plan/types.js';
+import { shortRevision } from '../source/revision.js';
 import {
   addClusterOptions,
   addSourceOptions,
@@ -16,16 +27,32 @@ import {
 
 interface PlanOptions extends SourceOptions, ClusterOptions {
   ref?: string;
+  against?: string;
   format: 'text' | 'json' | 'markdown';
   verbose?: boolean;
+}
+
+/** Why a loaded revision cannot be applied: manifest problems, or features refused as a whole. */
+function problemsOf(loaded: LoadResult): PlanProblem[] {
+  if (!loaded.ok) return loaded.problems.map((p) => ({ ...p }));
+  return unsupportedFeatures(loaded.desired).map((message) => ({
+    file: null,
+    line: null,
+    col: null,
+    message,
+  }));
 }
 
 export function registerPlanCommand(program: Command): void {
   const command = new Command('plan')
     .description(
-      'show what applying a revision would change on the live cluster (exit 0: no changes, 2: changes, 1: error)',
+      'show what applying a revision would change on the live cluster, or against another revision with --against (exit 0: no changes, 2: changes, 1: error or invalid)',
     )
     .option('--ref <ref>', 'branch, tag or commit to plan (default: the --branch head)')
+    .option(
+      '--against <ref>',
+      'plan against this revision instead of the live cluster, from git alone (for CI without cluster access)',
+    )
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json', 'markdown']).default('text'),
     )
@@ -37,33 +64,37 @@ export function registerPlanCommand(program: Command): void {
     const source = await openRevisionSource(options, log);
     const revision = await source.resolve(options.ref ?? options.branch);
     const loaded = await source.load(revision);
-    const problems = loaded.ok
-      ? unsupportedFeatures(loaded.desired)
-      : loaded.problems.map((p) => `${p.file}:${p.line}:${p.col}: ${p.message}`);
-    if (problems.length > 0 || !loaded.ok) {
-      if (options.format === 'json') {
-        process.stdout.write(`${JSON.stringify({ revision, valid: false, problems }, null, 2)}\n`);
+    const problems = problemsOf(loaded);
+    const against = options.against === undefined ? null : await source.resolve(options.against);
+
+    let plan: Plan | null = null;
+    if (problems.length === 0 && loaded.ok) {
+      if (against !== null) {
+        const base = await source.load(against);
+        if (!base.ok) {
+          throw new BerthError(
+            'ERR_MANIFEST_INVALID',
+            `cannot plan against ${options.against} (${shortRevision(against)}): its manifests do not load (see \`berth validate\`)`,
+          );
+        }
+        plan = computeOfflinePlan(loaded.desired, base.desired);
       } else {
-        process.stdout.write(
-          `${revision.slice(0, 12)} cannot be applied:\n${problems.map((p) => `  ${p}`).join('\n')}\n`,
-        );
+        const agents = await openCluster(options, log);
+        try {
+          plan = computePlan(loaded.desired, await observeCluster(agents, log));
+        } finally {
+          await closeCluster(agents);
+        }
       }
-      process.exitCode = 1;
-      return;
     }
-    const agents = await openCluster(options, log);
-    try {
-      const plan = computePlan(loaded.desired, await observeCluster(agents, log));
-      const render = {
-        text: () => renderPlanText(plan, { verbose: options.verbose ?? false }),
-        json: () => renderPlanJson(plan),
-        markdown: () => renderPlanMarkdown(plan),
-      };
-      process.stdout.write(render[options.format]());
-      process.exitCode = plan.hasChanges ? 2 : 0;
-    } finally {
-      await closeCluster(agents);
-    }
+    const report: PlanReport = { revision, against, plan, problems };
+    const render = {
+      text: () => renderPlanText(report, { verbose: options.verbose ?? false }),
+      json: () => renderPlanJson(report),
+      markdown: () => renderPlanMarkdown(report),
+    };
+    process.stdout.write(render[options.format]());
+    process.exitCode = plan === null ? 1 : plan.hasChanges ? 2 : 0;
   });
   program.addCommand(command);
 }

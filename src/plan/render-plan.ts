@@ -1,6 +1,31 @@
 import type { FieldChange, Plan, ReplicaStep, ServicePlan } from './types.js';
 
-/** Plans as people read them: terminal text and Markdown for a pull-request comment. */
+/**
+ * Plans as people and programs read them: terminal text, Markdown for a pull-request comment,
+ * and a stable JSON document (its shape is documented in docs/plan-format.md).
+ */
+
+/** A reason a revision cannot be applied: a manifest problem (with its position) or a refusal. */
+export interface PlanProblem {
+  file: string | null;
+  line: number | null;
+  col: number | null;
+  message: string;
+}
+
+/** Everything `berth plan` reports: the plan, or the problems that keep the revision from loading. */
+export interface PlanReport {
+  /** The revision planned. */
+  revision: string;
+  /** The revision an offline plan compares with (`--against`); null against the live cluster. */
+  against: string | null;
+  /** Null when the revision does not load (then `problems` says why). */
+  plan: Plan | null;
+  problems: PlanProblem[];
+}
+
+/** Version of the JSON document; bumped only when a field changes meaning or goes away. */
+export const PLAN_FORMAT_VERSION = 1;
 
 const symbols: Record<ServicePlan['change'], string> = {
   create: '+',
@@ -20,9 +45,13 @@ function formatValue(value: unknown): string {
   return typeof value === 'string' ? value : JSON.stringify(value);
 }
 
+function problemText(p: PlanProblem): string {
+  return p.file === null ? p.message : `${p.file}:${p.line ?? 0}:${p.col ?? 0}: ${p.message}`;
+}
+
 /** Secret digests are hashes of ciphertext; still, a plan only ever says that a secret changed. */
-function redact(change: FieldChange): FieldChange {
-  if (change.path.startsWith('secrets'))
+export function redactFieldChange(change: FieldChange): FieldChange {
+  if (change.path === 'secrets' || change.path.startsWith('secrets[') || change.path.startsWith('secrets.'))
     return { path: change.path, from: '(secret)', to: '(secret, changed)' };
   return change;
 }
@@ -49,9 +78,14 @@ function stepText(step: ReplicaStep): string {
   }
 }
 
-export function summaryLine(plan: Plan): string {
+function againstText(report: PlanReport): string {
+  return report.against === null ? 'the live cluster' : `\`${short(report.against)}\` (offline, from git)`;
+}
+
+export function summaryLine(plan: Plan, against: string | null = null): string {
   const changed = plan.services.filter((s) => s.change !== 'unchanged');
-  if (changed.length === 0) return `No changes: the cluster matches ${short(plan.revision)}.`;
+  const base = against === null ? 'the cluster' : short(against);
+  if (changed.length === 0) return `No changes: ${base} matches ${short(plan.revision)}.`;
   const by = (c: ServicePlan['change']): number => changed.filter((s) => s.change === c).length;
   const parts = [
     by('create') && `${by('create')} to create`,
@@ -60,20 +94,29 @@ export function summaryLine(plan: Plan): string {
     by('repair') && `${by('repair')} to repair`,
     by('remove') && `${by('remove')} to remove`,
   ].filter(Boolean);
-  return `Plan for ${short(plan.revision)}: ${parts.join(', ')}; ${plan.services.length - changed.length} unchanged.`;
+  const vs = against === null ? '' : ` against ${short(against)}`;
+  return `Plan for ${short(plan.revision)}${vs}: ${parts.join(', ')}; ${plan.services.length - changed.length} unchanged.`;
 }
 
-export function renderPlanText(plan: Plan, options: { verbose?: boolean } = {}): string {
-  const lines: string[] = [summaryLine(plan)];
+function shown(s: ServicePlan, verbose: boolean): boolean {
+  return s.change !== 'unchanged' || s.pending.length > 0 || verbose;
+}
+
+export function renderPlanText(report: PlanReport, options: { verbose?: boolean } = {}): string {
+  const { plan } = report;
+  if (plan === null) {
+    return `${short(report.revision)} cannot be applied:\n${report.problems.map((p) => `  ${problemText(p)}`).join('\n')}\n`;
+  }
+  const lines: string[] = [summaryLine(plan, report.against)];
   for (const s of plan.services) {
-    if (s.change === 'unchanged' && !options.verbose && s.pending.length === 0) continue;
+    if (!shown(s, options.verbose ?? false)) continue;
     const c = counts(s);
     lines.push('');
     lines.push(
       `${symbols[s.change]} ${s.namespace}/${s.name}: ${s.change} (${s.currentReplicas} -> ${s.desiredReplicas} replicas; ` +
         `${c.create} create, ${c.replace} replace, ${c.remove} remove; ${s.batches.length} batch${s.batches.length === 1 ? '' : 'es'})`,
     );
-    for (const f of s.fieldChanges.map(redact))
+    for (const f of s.fieldChanges.map(redactFieldChange))
       lines.push(`    ${f.path}: ${formatValue(f.from)} -> ${formatValue(f.to)}`);
     s.batches.forEach((batch, i) => {
       for (const step of batch) lines.push(`    [${i + 1}] ${stepText(step)}`);
@@ -83,21 +126,47 @@ export function renderPlanText(plan: Plan, options: { verbose?: boolean } = {}):
   return `${lines.join('\n')}\n`;
 }
 
-function mdCell(value: string): string {
-  return value.replace(/\|/g, '\\|').replace(/\n/g, ' ');
+/** Text for a Markdown table cell: pipes escaped, one line, code-formatted when it can be. */
+function mdCode(value: string): string {
+  const line = value.replace(/\r?\n/g, ' ').replace(/\|/g, '\\|');
+  return line.includes('`') ? line : `\`${line}\``;
 }
 
-export function renderPlanMarkdown(plan: Plan): string {
-  const lines: string[] = [
-    `### berth plan for \`${short(plan.revision)}\``,
+function mdText(value: string): string {
+  return value.replace(/[\\`*_<>|[\]]/g, (c) => `\\${c}`).replace(/\r?\n/g, ' ');
+}
+
+/** A marker CI can look for to update its earlier comment instead of adding a new one. */
+export const PLAN_COMMENT_MARKER = '<!-- berth-plan -->';
+
+export function renderPlanMarkdown(report: PlanReport): string {
+  const { plan } = report;
+  const lines: string[] = [PLAN_COMMENT_MARKER];
+  if (plan === null) {
+    lines.push(
+      `### berth plan: \`${short(report.revision)}\` cannot be applied`,
+      '',
+      `**${report.problems.length} problem${report.problems.length === 1 ? '' : 's'}** (nothing would change until they are fixed):`,
+      '',
+      '| file | line | problem |',
+      '|---|---|---|',
+      ...report.problems.map(
+        (p) =>
+          `| ${p.file === null ? '' : mdCode(p.file)} | ${p.line === null ? '' : `${p.line}:${p.col ?? 0}`} | ${mdText(p.message)} |`,
+      ),
+    );
+    return `${lines.join('\n')}\n`;
+  }
+  lines.push(
+    `### berth plan: \`${short(plan.revision)}\` against ${againstText(report)}`,
     '',
-    `**${summaryLine(plan)}**`,
-    '',
-  ];
-  const changed = plan.services.filter((s) => s.change !== 'unchanged' || s.pending.length > 0);
+    `**${summaryLine(plan, report.against)}**`,
+  );
+  const changed = plan.services.filter((s) => shown(s, false));
   if (changed.length > 0) {
     lines.push(
-      '| | service | change | replicas | create | replace | remove |',
+      '',
+      '| | service | change | replicas (up to date → desired) | create | replace | remove |',
       '|---|---|---|---|---|---|---|',
     );
     for (const s of changed) {
@@ -108,31 +177,54 @@ export function renderPlanMarkdown(plan: Plan): string {
     }
   }
   for (const s of changed) {
-    if (s.fieldChanges.length === 0 && s.batches.length === 0 && s.pending.length === 0) continue;
-    lines.push('', `<details><summary><code>${s.namespace}/${s.name}</code>: ${s.change}</summary>`, '');
+    lines.push('', `#### ${symbols[s.change]} \`${s.namespace}/${s.name}\`: ${s.change}`, '');
     if (s.fieldChanges.length > 0) {
       lines.push('| field | from | to |', '|---|---|---|');
-      for (const f of s.fieldChanges.map(redact)) {
-        lines.push(
-          `| \`${mdCell(f.path)}\` | ${mdCell(formatValue(f.from))} | ${mdCell(formatValue(f.to))} |`,
-        );
+      for (const f of s.fieldChanges.map(redactFieldChange)) {
+        lines.push(`| \`${f.path}\` | ${mdCode(formatValue(f.from))} | ${mdCode(formatValue(f.to))} |`);
       }
-      lines.push('');
+    } else if (s.change === 'create') {
+      lines.push(`New service: ${s.desiredReplicas} replica${s.desiredReplicas === 1 ? '' : 's'}.`);
+    } else if (s.change === 'remove') {
+      lines.push(`Removed from git: its ${s.currentReplicas} running replica(s) are stopped and removed.`);
+    } else {
+      lines.push('No field changes: replicas are repaired toward the same spec.');
     }
-    s.batches.forEach((batch, i) => {
-      for (const step of batch) lines.push(`- batch ${i + 1}: ${stepText(step)}`);
-    });
-    for (const p of s.pending) lines.push(`- pending slot ${p.slot}: ${p.reason}`);
-    lines.push('', '</details>');
+    for (const p of s.pending) lines.push('', `- pending slot ${p.slot}: ${mdText(p.reason)}`);
+    const steps = s.batches.flat().length;
+    if (steps > 0) {
+      lines.push(
+        '',
+        `<details><summary>${steps} replica step${steps === 1 ? '' : 's'} in ${s.batches.length} batch${s.batches.length === 1 ? '' : 'es'}</summary>`,
+        '',
+      );
+      s.batches.forEach((batch, i) => {
+        for (const step of batch) lines.push(`- batch ${i + 1}: ${mdText(stepText(step))}`);
+      });
+      lines.push('', '</details>');
+    }
   }
   return `${lines.join('\n')}\n`;
 }
 
-/** The stable machine format: the plan object itself, with secret fields redacted. */
-export function renderPlanJson(plan: Plan): string {
-  const redacted: Plan = {
-    ...plan,
-    services: plan.services.map((s) => ({ ...s, fieldChanges: s.fieldChanges.map(redact) })),
+/** The stable machine format (docs/plan-format.md): secret fields redacted like everywhere else. */
+export function renderPlanJson(report: PlanReport): string {
+  const { plan } = report;
+  const services = (plan?.services ?? []).map((s) => ({
+    ...s,
+    fieldChanges: s.fieldChanges.map(redactFieldChange),
+  }));
+  const summary = { create: 0, update: 0, scale: 0, repair: 0, remove: 0, unchanged: 0 };
+  for (const s of services) summary[s.change] += 1;
+  const document = {
+    formatVersion: PLAN_FORMAT_VERSION,
+    revision: report.revision,
+    against: report.against,
+    valid: plan !== null,
+    problems: report.problems,
+    hasChanges: plan?.hasChanges ?? false,
+    summary,
+    services,
   };
-  return `${JSON.stringify(redacted, null, 2)}\n`;
+  return `${JSON.stringify(document, null, 2)}\n`;
 }

@@ -1,0 +1,226 @@
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { runBerth } from '../helpers/berth-cli.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+
+// The public key of the test identity in test/fixtures/age (its private key is public too).
+const recipient = 'age1rkhnr78uupwcjsrfy4ewydj09cpy3tzlrswj2qgr8nvkt3wna5fq4qmctl';
+const encrypt = (plaintext: string): string =>
+  execFileSync('age', ['-r', recipient, '-a'], { input: plaintext, encoding: 'utf8' });
+const indent = (text: string): string =>
+  text
+    .trimEnd()
+    .split('\n')
+    .map((l) => `    ${l}`)
+    .join('\n');
+
+function manifests(v: {
+  image: string;
+  replicas: number;
+  greeting: string;
+  page: string;
+  password: string;
+  worker: boolean;
+  api: boolean;
+}): Record<string, string | null> {
+  return {
+    'deploy/web.yaml': `apiVersion: berth/v1
+kind: Service
+metadata: { name: web, namespace: shop }
+spec:
+  image: ${v.image}
+  env: { GREETING: ${v.greeting} }
+  replicas: ${v.replicas}
+  ports: [{ target: 8080 }]
+  configs: [{ source: web-content, key: index.html, target: /www/index.html }]
+  secrets: [{ source: db, key: password, target: /run/secrets/db-password }]
+---
+apiVersion: berth/v1
+kind: Namespace
+metadata: { name: shop }
+---
+apiVersion: berth/v1
+kind: Config
+metadata: { name: web-content, namespace: shop }
+data:
+  index.html: "${v.page}"
+---
+apiVersion: berth/v1
+kind: Secret
+metadata: { name: db, namespace: shop }
+data:
+  password: |
+${indent(encrypt(v.password))}
+`,
+    'deploy/worker.yaml': v.worker
+      ? `apiVersion: berth/v1\nkind: Service\nmetadata: { name: worker, namespace: shop }\nspec: { image: busybox:1.36, command: [sleep, '3600'] }\n`
+      : null,
+    'deploy/api.yaml': v.api
+      ? `apiVersion: berth/v1\nkind: Service\nmetadata: { name: api, namespace: shop }\nspec: { image: busybox:1.36, replicas: 2, command: [sleep, '3600'] }\n`
+      : null,
+  };
+}
+
+const mainState = {
+  image: 'berth-test/web:v1',
+  replicas: 3,
+  greeting: 'hello',
+  page: '<h1>v1</h1>',
+  password: 'main-db-password-3f1a',
+  worker: true,
+  api: false,
+};
+
+describe('berth plan for pull requests, offline (--against)', () => {
+  let repo: TestRepo;
+  let stateDir: string;
+  const plan = (...args: string[]) =>
+    runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, ...args]);
+
+  before(async () => {
+    repo = await createTestRepo({ 'README.md': 'deploy repo\n' });
+    await repo.commit(manifests(mainState), 'main');
+    await repo.git('checkout', '-q', '-b', 'feature');
+    await repo.commit(
+      manifests({
+        image: 'berth-test/web:v2',
+        replicas: 5,
+        greeting: 'bonjour',
+        page: '<h1>v2</h1>',
+        password: 'feature-db-password-77b2',
+        worker: false,
+        api: true,
+      }),
+      'feature: web v2, api, no worker',
+    );
+    await repo.git('checkout', '-q', '-b', 'broken');
+    await repo.commit(
+      {
+        'deploy/api.yaml':
+          'apiVersion: berth/v1\nkind: Service\nmetadata: { name: api, namespace: shop }\nspec: { imag: busybox }\n',
+      },
+      'broken api',
+    );
+    await repo.git('checkout', '-q', 'main');
+    stateDir = await mkdtemp(join(tmpdir(), 'berth-prplan-'));
+  });
+  after(async () => {
+    await repo.cleanup();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('markdown names every changed field, new and removed services, and hides secret values', async () => {
+    const result = await plan('--ref', 'feature', '--against', 'main', '--format', 'markdown');
+    assert.equal(result.code, 2, result.stderr);
+    const md = result.stdout;
+    assert.match(md, /^<!-- berth-plan -->\n### berth plan: `[0-9a-f]{12}` against `?[0-9a-f]{12}/);
+    assert.match(
+      md,
+      /\*\*Plan for [0-9a-f]{12} against [0-9a-f]{12}: 1 to create, 1 to update, 1 to remove; 0 unchanged\.\*\*/,
+    );
+    assert.match(md, /\| ~ \| `shop\/web` \| update \| 0 → 5 \| 2 \| 3 \| 0 \|/);
+    assert.match(md, /#### ~ `shop\/web`: update/);
+    assert.match(md, /\| `image` \| `berth-test\/web:v1` \| `berth-test\/web:v2` \|/);
+    assert.match(md, /\| `replicas` \| `3` \| `5` \|/);
+    assert.match(md, /\| `env\.GREETING` \| `hello` \| `bonjour` \|/);
+    assert.match(md, /\| `configs\[0\]\.digest` \| `[0-9a-f]{16}` \| `[0-9a-f]{16}` \|/);
+    assert.match(md, /\| `secrets\[0\]\.digest` \| `\(secret\)` \| `\(secret, changed\)` \|/);
+    assert.match(md, /#### \+ `shop\/api`: create\n\nNew service: 2 replicas\./);
+    assert.match(md, /#### - `shop\/worker`: remove/);
+    assert.match(md, /<details><summary>5 replica steps in \d+ batch(es)?<\/summary>/);
+    assert.doesNotMatch(md, /db-password-/);
+    assert.doesNotMatch(md, /AGE ENCRYPTED|YWdl/);
+  });
+
+  test('json is the documented stable document', async () => {
+    const result = await plan('--ref', 'feature', '--against', 'main', '--format', 'json');
+    assert.equal(result.code, 2, result.stderr);
+    const doc = JSON.parse(result.stdout) as {
+      formatVersion: number;
+      revision: string;
+      against: string;
+      valid: boolean;
+      problems: unknown[];
+      hasChanges: boolean;
+      summary: Record<string, number>;
+      services: {
+        namespace: string;
+        name: string;
+        change: string;
+        fieldChanges: { path: string; from: unknown; to: unknown }[];
+      }[];
+    };
+    assert.equal(doc.formatVersion, 1);
+    assert.equal(doc.revision, await repo.git('rev-parse', 'feature'));
+    assert.equal(doc.against, await repo.git('rev-parse', 'main'));
+    assert.equal(doc.valid, true);
+    assert.deepEqual(doc.problems, []);
+    assert.equal(doc.hasChanges, true);
+    assert.deepEqual(doc.summary, { create: 1, update: 1, scale: 0, repair: 0, remove: 1, unchanged: 0 });
+    const web = doc.services.find((s) => s.name === 'web')!;
+    assert.deepEqual(
+      web.fieldChanges.map((f) => f.path),
+      ['configs[0].digest', 'env.GREETING', 'image', 'replicas', 'secrets[0].digest'],
+    );
+    assert.deepEqual(
+      web.fieldChanges.find((f) => f.path === 'replicas'),
+      { path: 'replicas', from: 3, to: 5 },
+    );
+    assert.doesNotMatch(result.stdout, /db-password-/);
+  });
+
+  test('text shows the field changes too', async () => {
+    const result = await plan('--ref', 'feature', '--against', 'main');
+    assert.equal(result.code, 2, result.stderr);
+    assert.match(result.stdout, /^ {4}image: berth-test\/web:v1 -> berth-test\/web:v2$/m);
+    assert.match(result.stdout, /^ {4}replicas: 3 -> 5$/m);
+  });
+
+  test('a revision against itself has no changes: exit 0', async () => {
+    const result = await plan('--ref', 'main', '--against', 'main');
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, /^No changes: [0-9a-f]{12} matches [0-9a-f]{12}\./);
+  });
+
+  test('validation errors of the branch are rendered in every format, with exit 1', async () => {
+    const md = await plan('--ref', 'broken', '--against', 'main', '--format', 'markdown');
+    assert.equal(md.code, 1);
+    assert.match(md.stdout, /### berth plan: `[0-9a-f]{12}` cannot be applied/);
+    assert.match(md.stdout, /\| `api\.yaml` \| 4:\d+ \| .*imag/);
+    const json = await plan('--ref', 'broken', '--against', 'main', '--format', 'json');
+    assert.equal(json.code, 1);
+    const doc = JSON.parse(json.stdout) as {
+      valid: boolean;
+      problems: { file: string; line: number }[];
+      services: unknown[];
+    };
+    assert.equal(doc.valid, false);
+    assert.equal(doc.problems[0]?.file, 'api.yaml');
+    assert.equal(doc.problems[0]?.line, 4);
+    assert.deepEqual(doc.services, []);
+    const text = await plan('--ref', 'broken', '--against', 'main');
+    assert.equal(text.code, 1);
+    assert.match(text.stdout, /cannot be applied:\n {2}api\.yaml:4:\d+: /);
+  });
+
+  test('--against accepts a remote-tracking branch, as CI checkouts have', async () => {
+    const bare = await mkdtemp(join(tmpdir(), 'berth-prplan-remote-'));
+    try {
+      await repo.git('clone', '-q', '--bare', repo.dir, join(bare, 'origin.git'));
+      await repo.git('remote', 'add', 'origin', join(bare, 'origin.git'));
+      await repo.git('fetch', '-q', 'origin');
+      const result = await plan('--ref', 'feature', '--against', 'origin/main', '--format', 'json');
+      assert.equal(result.code, 2, result.stderr);
+      assert.equal(
+        (JSON.parse(result.stdout) as { against: string }).against,
+        await repo.git('rev-parse', 'main'),
+      );
+    } finally {
+      await rm(bare, { recursive: true, force: true });
+    }
+  });
+});
