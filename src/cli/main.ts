@@ -4,6 +4,7 @@ import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
 import { registerPlanCommand } from './plan.js';
+import { registerRollbackCommand } from './rollback.js';
 import { registerRunCommand } from './run.js';
 import { registerSecretCommand } from './secret.js';
 import { registerStatusCommand } from './status.js';
@@ -22,6 +23,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerStatusCommand(program);
   registerHistoryCommand(program);
+  registerRollbackCommand(program);
   registerAgentCommand(program);
   registerSecretCommand(program);
   return program;
