@@ -1,9 +1,12 @@
 import { Command, Option } from 'commander';
+import { BerthError } from '../errors.js';
+import { parseDuration } from '../manifests/units.js';
 import { DEFAULT_STATE_DIR, openStateStore } from './context.js';
 
 interface HistoryOptions {
   stateDir: string;
   limit: string;
+  since?: string;
   format: 'text' | 'json';
 }
 
@@ -12,7 +15,8 @@ export function registerHistoryCommand(program: Command): void {
     .description('the rollout audit log: revision, author, outcome, replicas changed (newest last)')
     .argument('[service]', 'only this service (NAME or NAMESPACE/NAME)')
     .option('--state-dir <dir>', 'operator state directory', DEFAULT_STATE_DIR)
-    .option('-n, --limit <n>', 'entries to show', '20')
+    .option('-n, --limit <n>', 'entries to show (the newest)', '20')
+    .option('--since <when>', 'only entries since a time (ISO 8601) or a while ago (90m, 24h, 7d)')
     .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'));
   command.action(async (service: string | undefined, options: HistoryOptions) => {
     const limit = Number(options.limit);
@@ -21,9 +25,11 @@ export function registerHistoryCommand(program: Command): void {
       process.exitCode = 1;
       return;
     }
+    const since = options.since === undefined ? null : parseSince(options.since, new Date());
     const wanted = service === undefined ? null : service.includes('/') ? service : `default/${service}`;
     const entries = (await openStateStore(options.stateDir).readHistory())
       .filter((e) => wanted === null || e.service === wanted)
+      .filter((e) => since === null || Date.parse(e.at) >= since)
       .slice(-limit);
     if (options.format === 'json') {
       process.stdout.write(`${JSON.stringify(entries, null, 2)}\n`);
@@ -48,4 +54,17 @@ export function registerHistoryCommand(program: Command): void {
     }
   });
   program.addCommand(command);
+}
+
+/** `--since`: an ISO 8601 time, or a duration before `now` (`90m`, `24h`, `7d`); epoch ms. */
+export function parseSince(text: string, now: Date): number {
+  const days = /^([0-9]+)d$/.exec(text);
+  const ago = days ? Number(days[1]) * 86_400_000 : parseDuration(text);
+  if (ago !== null) return now.getTime() - ago;
+  const at = Date.parse(text);
+  if (/^\d{4}-\d{2}-\d{2}/.test(text) && !Number.isNaN(at)) return at;
+  throw new BerthError(
+    'ERR_BAD_REQUEST',
+    `--since wants an ISO 8601 time (2026-11-23T10:00:00Z) or a duration (90m, 24h, 7d), got "${text}"`,
+  );
 }

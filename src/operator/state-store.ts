@@ -90,9 +90,15 @@ export class StateStore {
   async appendHistory(entries: HistoryEntry[]): Promise<void> {
     if (entries.length === 0) return;
     await mkdir(this.dir, { recursive: true });
-    const handle = await open(this.historyPath, 'a');
+    const handle = await open(this.historyPath, 'a+');
     try {
-      await handle.write(entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
+      // After a crash mid-append the file ends in half a line; start on a fresh line so the torn
+      // line does not swallow the first new entry.
+      const { size } = await handle.stat();
+      const last = Buffer.alloc(1);
+      if (size > 0) await handle.read(last, 0, 1, size - 1);
+      const lead = size > 0 && last[0] !== 0x0a ? '\n' : '';
+      await handle.write(lead + entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
       await handle.sync();
     } finally {
       await handle.close();

@@ -1,0 +1,45 @@
+import assert from 'node:assert/strict';
+import { appendFile, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { test } from 'node:test';
+import { StateStore, type HistoryEntry } from './state-store.js';
+
+const entry = (n: number): HistoryEntry => ({
+  at: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(),
+  revision: `r${n}`,
+  author: 'A <a@example.org>',
+  message: `commit ${n}`,
+  service: 'default/web',
+  change: 'update',
+  outcome: 'succeeded',
+  reason: null,
+  durationMs: 1000 + n,
+  started: [{ name: `web-${n}`, node: 'n1' }],
+  removed: [],
+});
+
+test('the audit log survives a new store (a restart), skips a torn line, and keeps the newest entries past its bound', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-history-'));
+  try {
+    const store = new StateStore(dir, { historyRetention: 5 });
+    for (let n = 1; n <= 10; n += 1) await store.appendHistory([entry(n)]);
+    // A crash mid-append leaves half a line; the entries around it are intact.
+    await appendFile(join(dir, 'history.jsonl'), '{"at":"2026-01-01T00:');
+    const restarted = new StateStore(dir, { historyRetention: 5 });
+    assert.deepEqual(
+      (await restarted.readHistory()).map((e) => e.revision),
+      ['r1', 'r2', 'r3', 'r4', 'r5', 'r6', 'r7', 'r8', 'r9', 'r10'],
+    );
+    // Past twice the retention, the log is compacted to the newest `retention` entries.
+    await restarted.appendHistory([entry(11)]);
+    const kept = await new StateStore(dir).readHistory();
+    assert.deepEqual(
+      kept.map((e) => e.revision),
+      ['r7', 'r8', 'r9', 'r10', 'r11'],
+    );
+    assert.deepEqual(kept[4], entry(11));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
