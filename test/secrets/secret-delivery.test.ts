@@ -348,6 +348,16 @@ describe('configs and age-encrypted secrets on a real Docker engine', () => {
     assert.equal(again.code, 0, again.stdout + again.stderr);
   });
 
+  test('secrets are decrypted only for what starts: without a key, a change to another service still applies', async () => {
+    const app = await onlyReplica('app');
+    await commit({ otherGreeting: 'hola' }, 'only other changes');
+    const result = await apply({ BERTH_AGE_KEY_FILE: '' });
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.deepEqual(await onlyReplica('app'), app);
+    const other = await onlyReplica('other');
+    assert.equal((await dockerExec(other.name, ['sh', '-c', 'echo "$OTHER_GREETING"'])).output, 'hola\n');
+  });
+
   test('secret files are removed from the node when no container uses them any more', async () => {
     await commit({ mountSecrets: false }, 'app no longer needs the secret');
     const result = await apply();
