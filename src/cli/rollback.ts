@@ -3,7 +3,9 @@ import { Command, Option } from 'commander';
 import { BerthError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { HistoryEntry, OperatorState } from '../operator/state-store.js';
-import { createRevertCommit } from '../source/revert-commit.js';
+import { createRevertCommit, type RevertCommitResult } from '../source/revert-commit.js';
+import { pushBranch, withBranchClone } from '../source/remote-revert.js';
+import { credentialsFromEnv, parseRepoLocation, redactUrl } from '../source/remote-url.js';
 import { shortRevision } from '../source/revision.js';
 import { openGitSource } from '../source/git-source.js';
 import { absoluteRepo, DEFAULT_BRANCH, DEFAULT_STATE_DIR, openStateStore } from './context.js';
@@ -39,11 +41,14 @@ export function lastGoodBefore(head: string, state: OperatorState, history: Hist
 export function registerRollbackCommand(program: Command): void {
   const command = new Command('rollback')
     .description(
-      'make a revert commit on the tracked branch of a local repository: by default back to the last good revision before the head; with REV, undo REV and everything after it',
+      'make a revert commit on the tracked branch (a local repository, or an http(s) remote it is pushed to): by default back to the last good revision before the head; with REV, undo REV and everything after it',
     )
     .argument('[rev]', 'undo this commit and every later one: return the branch to the tree of its parent')
     .option('--to <rev>', 'return the branch to exactly the tree of this revision')
-    .option('--repo <repo>', 'local repository (default: the one last applied, from the state dir)')
+    .option(
+      '--repo <repo>',
+      'local repository or http(s) URL (default: the one last applied, from the state dir)',
+    )
     .option('--path <path>', 'manifest sub-directory (default: as last applied)')
     .option('--branch <branch>', 'branch to revert on (default: as last applied, else main)')
     .option('--state-dir <dir>', 'operator state: history and last good revision', DEFAULT_STATE_DIR)
@@ -65,53 +70,66 @@ export function registerRollbackCommand(program: Command): void {
         `--repo is needed: ${options.stateDir} remembers no repository`,
       );
     }
-    if (/^[a-z][a-z0-9+.-]*:\/\//i.test(repo) && !repo.startsWith('file://')) {
-      throw new BerthError(
-        'ERR_NOT_SUPPORTED',
-        `berth rollback writes to a local repository, and ${repo} is a remote: clone it, run \`berth rollback --repo <clone>\` there, then \`git push\``,
-      );
-    }
     const path = options.path ?? state.source?.path ?? '.';
     const branch = options.branch ?? state.source?.branch ?? DEFAULT_BRANCH;
-    const source = await openGitSource({
-      repo: absoluteRepo(repo),
-      cacheDir: join(options.stateDir, 'git-cache'),
-      log,
-    });
-    const head = await source.headOf(branch);
+    const history = await store.readHistory();
 
-    let target: string;
-    if (options.to !== undefined) {
-      target = await source.resolveRef(options.to);
-    } else if (rev !== undefined) {
-      const undone = await source.resolveRef(rev);
-      const parent = (await source.commitInfo(undone)).parents[0];
-      if (parent === undefined) {
-        throw new BerthError(
-          'ERR_BAD_REQUEST',
-          `${rev} is the first commit: there is nothing before it to return to`,
-        );
+    /** Chooses the target in a local repository and writes the revert commit there. */
+    const revertIn = async (repoPath: string): Promise<RevertCommitResult> => {
+      const source = await openGitSource({
+        repo: repoPath,
+        cacheDir: join(options.stateDir, 'git-cache'),
+        log,
+      });
+      const head = await source.headOf(branch);
+      let target: string;
+      if (options.to !== undefined) {
+        target = await source.resolveRef(options.to);
+      } else if (rev !== undefined) {
+        const undone = await source.resolveRef(rev);
+        const parent = (await source.commitInfo(undone)).parents[0];
+        if (parent === undefined) {
+          throw new BerthError(
+            'ERR_BAD_REQUEST',
+            `${rev} is the first commit: there is nothing before it to return to`,
+          );
+        }
+        target = parent;
+      } else {
+        const found = lastGoodBefore(head, state, history);
+        if (found === null) {
+          throw new BerthError(
+            'ERR_BAD_REQUEST',
+            `${options.stateDir} knows no good revision before ${shortRevision(head)}; name one: \`berth rollback --to REV\`, or undo the head with \`berth rollback HEAD\``,
+          );
+        }
+        target = found;
       }
-      target = parent;
+      return createRevertCommit({ repo: repoPath, branch, target, path });
+    };
+
+    const location = parseRepoLocation(absoluteRepo(repo));
+    let result: RevertCommitResult;
+    let pushedTo: string | null = null;
+    if (location.kind === 'remote') {
+      const credentials = location.credentials ?? credentialsFromEnv();
+      result = await withBranchClone({ url: location.url, branch, credentials }, async (gitdir) => {
+        const written = await revertIn(gitdir);
+        if (written.commit !== null) await pushBranch({ gitdir, url: location.url, branch, credentials });
+        return written;
+      });
+      if (result.commit !== null) pushedTo = redactUrl(location.url);
     } else {
-      const found = lastGoodBefore(head, state, await store.readHistory());
-      if (found === null) {
-        throw new BerthError(
-          'ERR_BAD_REQUEST',
-          `${options.stateDir} knows no good revision before ${shortRevision(head)}; name one: \`berth rollback --to REV\`, or undo the head with \`berth rollback HEAD\``,
-        );
-      }
-      target = found;
+      result = await revertIn(location.path);
     }
 
-    const result = await createRevertCommit({ repo, branch, target, path });
     if (options.format === 'json') {
-      process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ ...result, pushedTo }, null, 2)}\n`);
       return;
     }
     if (result.commit === null) {
       process.stdout.write(
-        `${branch} already has the tree of ${shortRevision(target)} (at ${shortRevision(head)}): nothing to revert.\n`,
+        `${branch} already has the tree of ${shortRevision(result.target)} (at ${shortRevision(result.previousHead)}): nothing to revert.\n`,
       );
       return;
     }
@@ -119,6 +137,7 @@ export function registerRollbackCommand(program: Command): void {
       `Created ${shortRevision(result.commit)} on ${branch}: ${result.message.split('\n')[0] ?? ''}`,
       ...result.reverted.map((c) => `  reverts ${shortRevision(c.oid)} ${c.subject}`),
     ];
+    if (pushedTo !== null) lines.push(`Pushed ${branch} to ${pushedTo}.`);
     if (result.checkoutUpdated)
       lines.push(`The checked-out files and the index of ${repo} were updated to it.`);
     lines.push(

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
+import { startGitHttpServer } from '../helpers/git-http-server.js';
 
 const service = (image: string) =>
   `apiVersion: berth/v1\nkind: Service\nmetadata: { name: web }\nspec: { image: ${image} }\n`;
@@ -132,7 +133,7 @@ describe('berth rollback makes a revert commit', () => {
     assert.equal(await repo.git('rev-parse', 'HEAD^'), head);
   });
 
-  test('without a known good revision, or with a remote, it says what to do instead', async () => {
+  test('without a known good revision it says what to do instead', async () => {
     const empty = await mkdtemp(join(tmpdir(), 'berth-rollback-empty-'));
     try {
       const none = await runBerth(['rollback', '--repo', repo.dir, '--state-dir', empty]);
@@ -141,19 +142,40 @@ describe('berth rollback makes a revert commit', () => {
         none.stderr,
         /knows no good revision before [0-9a-f]{12}; name one: `berth rollback --to REV`/,
       );
-      const remote = await runBerth([
-        'rollback',
-        '--repo',
-        'http://127.0.0.1:9/deploy.git',
-        '--to',
-        'HEAD',
-        '--state-dir',
-        empty,
-      ]);
-      assert.equal(remote.code, 1);
-      assert.match(remote.stderr, /clone it, run `berth rollback --repo <clone>` there, then `git push`/);
     } finally {
       await rm(empty, { recursive: true, force: true });
+    }
+  });
+
+  test('an http(s) remote gets the revert commit pushed, with BERTH_GIT_USERNAME/PASSWORD', async () => {
+    const root = await mkdtemp(join(tmpdir(), 'berth-rollback-remote-'));
+    const auth = { username: 'deployer', password: 'push-token-5e1d' };
+    const server = await startGitHttpServer({ root, auth });
+    try {
+      await git(root, 'clone', '-q', '--bare', repo.dir, 'deploy.git');
+      const bare = join(root, 'deploy.git');
+      // git http-backend refuses pushes unless the repository allows them over HTTP.
+      await git(bare, 'config', 'http.receivepack', 'true');
+      const before = await git(bare, 'rev-parse', 'main');
+      const url = `${server.url}/deploy.git`;
+      const args = ['rollback', '--repo', url, '--to', commits[1]!, '--state-dir', stateDir];
+
+      const anonymous = await runBerth(args, { env: { BERTH_GIT_USERNAME: '', BERTH_GIT_PASSWORD: '' } });
+      assert.equal(anonymous.code, 1);
+      assert.match(anonymous.stderr, /401.*set BERTH_GIT_USERNAME and BERTH_GIT_PASSWORD/);
+      assert.equal(await git(bare, 'rev-parse', 'main'), before);
+
+      const result = await runBerth(args, {
+        env: { BERTH_GIT_USERNAME: auth.username, BERTH_GIT_PASSWORD: auth.password },
+      });
+      assert.equal(result.code, 0, result.stderr);
+      assert.match(result.stdout, new RegExp(`Pushed main to ${url.replace(/[.]/g, '\\.')}\\.`));
+      assert.equal(await treeOf('main', bare), await treeOf(commits[1]!));
+      assert.equal(await git(bare, 'rev-parse', 'main^'), before);
+      assert.doesNotMatch(result.stdout + result.stderr, /push-token/);
+    } finally {
+      await server.close();
+      await rm(root, { recursive: true, force: true });
     }
   });
 });
