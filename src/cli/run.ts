@@ -39,7 +39,7 @@ export function registerRunCommand(program: Command): void {
       'cron expression for polling the repository (node-cron, seconds field optional)',
       DEFAULT_SCHEDULE,
     )
-    .option('--listen <addr>', 'serve /healthz and /metrics on HOST:PORT')
+    .option('--listen <addr>', 'serve /healthz, /metrics and the push webhooks (/webhooks/*) on HOST:PORT')
     .option('--no-watch', 'do not watch a local repository for new commits (poll only)')
     .option(
       '--webhook-secret-file <file>',
@@ -88,7 +88,10 @@ export function registerRunCommand(program: Command): void {
     });
     if (server && options.listen) {
       const address = await server.listen(parseListenAddress(options.listen));
-      log.info({ address }, 'serving /healthz and /metrics');
+      log.info(
+        { address, webhooks: webhookSecret !== null },
+        'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',
+      );
     }
     const head = await source.head();
     log.info(
