@@ -6,9 +6,12 @@ import { createLocalAgent } from '../agent/local-agent.js';
 import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
 import { createAgentServer } from '../agent/server.js';
 import { BerthError } from '../errors.js';
-import { createLogger } from '../log.js';
+import type { NodeAgent } from '../api/types.js';
+import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
+import { createLogger, type Logger } from '../log.js';
 
 interface AgentCommandOptions {
+  join?: string;
   listen: string;
   token?: string;
   node: string;
@@ -45,8 +48,19 @@ export function registerAgentCommand(program: Command): void {
     .description(
       'run the node agent: serve this Docker engine to the operator (create, probe and remove replicas) over an authenticated HTTP API',
     )
-    .option('--listen <addr>', 'HOST:PORT to serve the agent API on', `127.0.0.1:${DEFAULT_AGENT_PORT}`)
-    .option('--token <token>', 'token the operator must present (or BERTH_AGENT_TOKEN)')
+    .option(
+      '--join <url>',
+      'join the operator at URL (as `berth token` prints it) and take its calls over one mutual-TLS connection',
+    )
+    .option(
+      '--listen <addr>',
+      'without --join: HOST:PORT to serve the agent API on',
+      `127.0.0.1:${DEFAULT_AGENT_PORT}`,
+    )
+    .option(
+      '--token <token>',
+      'with --join: the join token; else the token the operator must present (or BERTH_AGENT_TOKEN)',
+    )
     .option('--node <name>', 'node name, unique in the cluster', hostname())
     .option('--docker <socket>', 'Docker socket (default: DOCKER_HOST or /var/run/docker.sock)')
     .option(
@@ -70,7 +84,7 @@ export function registerAgentCommand(program: Command): void {
           'berth agent needs a token: --token T or BERTH_AGENT_TOKEN',
         );
       }
-      const listen = parseAgentListen(options.listen);
+      const listen = options.join === undefined ? parseAgentListen(options.listen) : null;
       const socketPath = resolveDockerSocket(options.docker);
       const log = createLogger({ name: 'berth-agent' }).child({ node: options.node });
 
@@ -92,6 +106,18 @@ export function registerAgentCommand(program: Command): void {
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();
+      if (options.join !== undefined) {
+        await runJoinedAgent({
+          url: options.join,
+          token,
+          node: options.node,
+          stateDir: options.stateDir,
+          agent,
+          log,
+        });
+        return;
+      }
+      if (listen === null) throw new Error('unreachable: --listen without an address');
       const server = createAgentServer({ agent, token, log });
       let address: string;
       try {
@@ -124,4 +150,37 @@ export function registerAgentCommand(program: Command): void {
       log.info('agent stopped');
     });
   program.addCommand(command);
+}
+
+/** `berth agent --join`: joins (or reuses its certificate), then serves the operator until a signal or a refusal. */
+async function runJoinedAgent(args: {
+  url: string;
+  token: string;
+  node: string;
+  stateDir: string;
+  agent: NodeAgent;
+  log: Logger;
+}): Promise<void> {
+  const { agent, log } = args;
+  let connection: OperatorConnection | null = null;
+  try {
+    const credentials = await joinCluster(args);
+    connection = connectToOperator({ url: args.url, credentials, agent, log });
+    const signalled = new Promise<NodeJS.Signals>((resolve) => {
+      const onSignal = (signal: NodeJS.Signals): void => {
+        process.off('SIGTERM', onSignal);
+        process.off('SIGINT', onSignal);
+        resolve(signal);
+      };
+      process.on('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+    });
+    await Promise.race([connection.ready, connection.refused]);
+    process.stdout.write(`berth agent: node ${args.node} joined ${args.url}\n`);
+    const signal = await Promise.race([signalled, connection.refused]);
+    log.info({ signal }, 'agent shutting down; containers keep running');
+  } finally {
+    await connection?.close();
+    await agent.close();
+  }
 }

@@ -3,11 +3,13 @@ import { BerthError } from '../errors.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
+import { registerNodeCommand } from './node.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRollbackCommand } from './rollback.js';
 import { registerRunCommand } from './run.js';
 import { registerSecretCommand } from './secret.js';
 import { registerStatusCommand } from './status.js';
+import { registerTokenCommand } from './token.js';
 import { registerValidateCommand } from './validate.js';
 
 /** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
@@ -25,6 +27,8 @@ export function buildProgram(): Command {
   registerHistoryCommand(program);
   registerRollbackCommand(program);
   registerAgentCommand(program);
+  registerTokenCommand(program);
+  registerNodeCommand(program);
   registerSecretCommand(program);
   return program;
 }

@@ -1,6 +1,8 @@
 import { Command } from 'commander';
 import cron from 'node-cron';
 import { BerthError } from '../errors.js';
+import type { NodeAgent } from '../api/types.js';
+import { addOperatorClusterOptions, openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger } from '../log.js';
 import { createOperatorServer, parseListenAddress } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
@@ -27,6 +29,9 @@ interface RunOptions extends SourceOptions, ClusterOptions {
   listen?: string;
   watch: boolean;
   webhookSecretFile?: string;
+  clusterListen?: string;
+  clusterAdvertise?: string;
+  localNode: boolean;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -47,6 +52,7 @@ export function registerRunCommand(program: Command): void {
     );
   addSourceOptions(command);
   addClusterOptions(command);
+  addOperatorClusterOptions(command);
   command.action(async (options: RunOptions) => {
     if (!cron.validate(options.schedule)) {
       throw new BerthError(
@@ -61,7 +67,28 @@ export function registerRunCommand(program: Command): void {
     // Held for the operator's lifetime; a lock left by a killed operator is taken over.
     const lock = await acquireStateLock(options.stateDir, 'run');
     const source = await openRevisionSource(options, log);
-    const agents = await openCluster(options, log);
+    const local = options.localNode ? await openCluster(options, log) : new Map<string, NodeAgent>();
+    // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
+    let onNodeChange: (reason: string) => void = () => undefined;
+    const cluster = options.clusterListen
+      ? await openOperatorCluster({
+          stateDir: options.stateDir,
+          listen: options.clusterListen,
+          ...(options.clusterAdvertise ? { advertise: options.clusterAdvertise } : {}),
+          local,
+          log,
+          onChange: (reason) => onNodeChange(reason),
+        })
+      : null;
+    if (!cluster && local.size === 0) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        '--no-local-node needs --cluster-listen: there would be no node at all',
+      );
+    }
+    const agents = (): ReadonlyMap<string, NodeAgent> => cluster?.agents() ?? local;
+    if (cluster)
+      process.stdout.write(`To add a node to this cluster, run on it:\n    ${cluster.joinCommand}\n`);
     await store.update((s) => {
       s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
     });
@@ -69,7 +96,7 @@ export function registerRunCommand(program: Command): void {
     const isLocal = !/^https?:\/\//.test(options.repo);
     const operator = new Operator({
       source,
-      agents: () => agents,
+      agents,
       store,
       log,
       readSecret,
@@ -78,6 +105,7 @@ export function registerRunCommand(program: Command): void {
       metrics,
       onEvent: (event) => log.info(event, event.type),
     });
+    onNodeChange = (reason) => void operator.trigger(reason);
     const server = options.listen ? createOperatorServer({ operator, metrics }) : null;
     await server?.register(webhookRoutes, {
       secret: webhookSecret,
@@ -98,7 +126,7 @@ export function registerRunCommand(program: Command): void {
       {
         source: source.description,
         head: shortRevision(head),
-        nodes: [...agents.keys()],
+        nodes: [...agents().keys()],
         schedule: options.schedule,
       },
       'operator started',
@@ -117,7 +145,8 @@ export function registerRunCommand(program: Command): void {
     });
     await operator.stop();
     await server?.close();
-    await closeCluster(agents);
+    await cluster?.close();
+    await closeCluster(local);
     await lock.release();
     log.info('stopped');
   });

@@ -1,4 +1,6 @@
 import { Command, Option } from 'commander';
+import type { NodeAgent } from '../api/types.js';
+import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { createLogger } from '../log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../operator/observe.js';
@@ -60,9 +62,11 @@ export function registerStatusCommand(program: Command): void {
         sourceError = error instanceof Error ? error.message : String(error);
       }
     }
-    const agents = await openCluster(options, log);
+    // A state dir whose operator listens for agents: ask it, it knows every joined node.
+    const operator = await openAdminClientIfClustered(options.stateDir);
+    const agents = operator ? new Map<string, NodeAgent>() : await openCluster(options, log);
     try {
-      const observed = await observeCluster(agents, log);
+      const observed = operator ? await operator.observed() : await observeCluster(agents, log);
       const plan = desired ? computePlan(desired, observed) : null;
       const rows = new Map<string, ServiceStatusRow>();
       const row = (key: string): ServiceStatusRow => {

@@ -227,9 +227,10 @@ async function rollService(
       const removals = batch.filter(
         (s): s is Extract<ReplicaStep, { action: 'remove' }> => s.action === 'remove',
       );
-      // The old replica of a step is removed unless it is the very container being recreated.
+      // The old replica of a step is removed unless it is the very container being recreated
+      // (same name on the same node; a slot moved off a drained node keeps its name).
       const oldOf = (s: (typeof starts)[number]): ReplicaRef | null =>
-        s.action === 'replace' && s.old.name !== s.name ? s.old : null;
+        s.action === 'replace' && (s.old.name !== s.name || s.old.node !== s.node) ? s.old : null;
 
       if (plan.policy.order === 'stop-first') {
         await Promise.all([

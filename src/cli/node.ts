@@ -1,0 +1,88 @@
+import { Command, Option } from 'commander';
+import { openAdminClient } from '../cluster/admin-client.js';
+import type { NodeListing } from '../cluster/node-registry.js';
+import { DEFAULT_STATE_DIR } from './context.js';
+
+interface NodeOptions {
+  stateDir: string;
+}
+
+function table(rows: NodeListing[]): string {
+  const lines = [['NAME', 'STATUS', 'AVAILABILITY', 'ADDRESS', 'REPLICAS', 'LABELS']];
+  for (const r of rows) {
+    lines.push([
+      r.kind === 'local' ? `${r.name} (local)` : r.name,
+      r.status === 'down' && r.downSince ? `down since ${r.downSince}` : r.status,
+      r.availability,
+      r.address ?? '-',
+      r.replicas === null ? '-' : String(r.replicas),
+      Object.entries(r.labels)
+        .map(([k, v]) => `${k}=${v}`)
+        .join(',') || '-',
+    ]);
+  }
+  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
+  return lines
+    .map((l) =>
+      l
+        .map((cell, i) => cell.padEnd(widths[i]!))
+        .join('  ')
+        .trimEnd(),
+    )
+    .join('\n');
+}
+
+export function registerNodeCommand(program: Command): void {
+  const node = new Command('node').description(
+    'list and maintain the nodes of the running operator (talks to it over the cluster endpoint with the admin certificate of --state-dir)',
+  );
+  const stateDir = () => new Option('--state-dir <dir>', 'the operator state dir').default(DEFAULT_STATE_DIR);
+
+  node.addCommand(
+    new Command('ls')
+      .description('the nodes: status (ready/down), availability (active/drain), address, replicas, labels')
+      .addOption(stateDir())
+      .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
+      .action(async (options: NodeOptions & { format: 'text' | 'json' }) => {
+        const rows = await (await openAdminClient(options.stateDir)).listNodes();
+        process.stdout.write(
+          options.format === 'json' ? `${JSON.stringify(rows, null, 2)}\n` : `${table(rows)}\n`,
+        );
+      }),
+  );
+  node.addCommand(
+    new Command('drain')
+      .description(
+        'move every replica off NAME (new ones healthy elsewhere before the old ones stop); it takes no new ones',
+      )
+      .argument('<name>')
+      .addOption(stateDir())
+      .action(async (name: string, options: NodeOptions) => {
+        await (await openAdminClient(options.stateDir)).setAvailability(name, 'drain');
+        process.stdout.write(`node ${name}: drain\n`);
+      }),
+  );
+  node.addCommand(
+    new Command('activate')
+      .description('let NAME take replicas again')
+      .argument('<name>')
+      .addOption(stateDir())
+      .action(async (name: string, options: NodeOptions) => {
+        await (await openAdminClient(options.stateDir)).setAvailability(name, 'active');
+        process.stdout.write(`node ${name}: active\n`);
+      }),
+  );
+  node.addCommand(
+    new Command('rm')
+      .description(
+        'remove a joined node: its certificate is revoked, its connection dropped; its replicas move',
+      )
+      .argument('<name>')
+      .addOption(stateDir())
+      .action(async (name: string, options: NodeOptions) => {
+        await (await openAdminClient(options.stateDir)).removeNode(name);
+        process.stdout.write(`node ${name}: removed\n`);
+      }),
+  );
+  program.addCommand(node);
+}

@@ -1,0 +1,278 @@
+import { join } from 'node:path';
+import type { NodeAgent } from '../api/types.js';
+import { BerthError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
+import { issueCertificate, normaliseSerial } from './certificates.js';
+import { clusterDir, type PemPair } from './cluster-identity.js';
+import { ConnectedNodeAgent } from './connected-node-agent.js';
+
+export type NodeAvailability = 'active' | 'drain';
+
+export interface JoinedNode {
+  name: string;
+  /** Serial of the node's current certificate; older ones of the same node are revoked. */
+  serial: string;
+  certificateNotAfter: string;
+  joinedAt: string;
+  availability: NodeAvailability;
+}
+
+export interface RevokedCertificate {
+  serial: string;
+  node: string;
+  at: string;
+}
+
+interface RegistryFile {
+  nodes: JoinedNode[];
+  revoked: RevokedCertificate[];
+}
+
+/** One line of `berth node ls`. */
+export interface NodeListing {
+  name: string;
+  status: 'ready' | 'down';
+  availability: NodeAvailability;
+  /** `local` for the operator's own embedded node, else `joined`. */
+  kind: 'local' | 'joined';
+  address: string | null;
+  labels: Record<string, string>;
+  replicas: number | null;
+  downSince: string | null;
+  certificateNotAfter: string | null;
+}
+
+/** Node names are DNS-label-like, so they are safe in container labels, logs and certificates. */
+const NODE_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,62}$/;
+
+/**
+ * The operator's registry of joined nodes (`<state-dir>/cluster/nodes.json`, written only by
+ * the operator, atomically) and their live connections. The reconcile's agents() is every
+ * local node plus every joined node; a joined node without a connection answers nothing, so
+ * it is observed as down and its replicas are rescheduled.
+ */
+export class NodeRegistry {
+  private readonly path: string;
+  private file: RegistryFile = { nodes: [], revoked: [] };
+  private readonly connected = new Map<string, ConnectedNodeAgent>();
+  private readonly local: ReadonlyMap<string, NodeAgent>;
+  private readonly localDrained = new Set<string>();
+  private readonly log: Logger;
+  private readonly onChange: (reason: string) => void;
+  private writes: Promise<void> = Promise.resolve();
+
+  constructor(args: {
+    stateDir: string;
+    local: ReadonlyMap<string, NodeAgent>;
+    log: Logger;
+    onChange: (reason: string) => void;
+  }) {
+    this.path = join(clusterDir(args.stateDir), 'nodes.json');
+    this.local = args.local;
+    this.log = args.log;
+    this.onChange = args.onChange;
+  }
+
+  async load(): Promise<void> {
+    const text = await readFileIfExists(this.path);
+    if (text !== null) {
+      const parsed = JSON.parse(text) as Partial<RegistryFile>;
+      this.file = { nodes: parsed.nodes ?? [], revoked: parsed.revoked ?? [] };
+    }
+    for (const node of this.file.nodes) this.agentOf(node);
+  }
+
+  private save(): Promise<void> {
+    const snapshot = `${JSON.stringify(this.file, null, 2)}\n`;
+    this.writes = this.writes.then(() => writeFileAtomic(this.path, snapshot, 0o644));
+    return this.writes;
+  }
+
+  private agentOf(node: JoinedNode): ConnectedNodeAgent {
+    let agent = this.connected.get(node.name);
+    if (!agent) {
+      agent = new ConnectedNodeAgent(node.name);
+      this.connected.set(node.name, agent);
+    }
+    agent.drained = node.availability === 'drain';
+    return agent;
+  }
+
+  /** Every node the reconcile drives: the local ones, then the joined ones. */
+  agents(): ReadonlyMap<string, NodeAgent> {
+    const all = new Map<string, NodeAgent>();
+    for (const [name, agent] of this.local) {
+      all.set(name, this.localDrained.has(name) ? drainedView(agent) : agent);
+    }
+    for (const node of this.file.nodes) all.set(node.name, this.agentOf(node));
+    return all;
+  }
+
+  isRevoked(serial: string): RevokedCertificate | undefined {
+    const wanted = normaliseSerial(serial);
+    return this.file.revoked.find((r) => r.serial === wanted);
+  }
+
+  node(name: string): JoinedNode | undefined {
+    return this.file.nodes.find((n) => n.name === name);
+  }
+
+  /**
+   * Admits a node that presented the join secret: issues its certificate. A node that joins
+   * again under its name (a reinstalled host) gets a new certificate; the old one is revoked.
+   */
+  async join(args: { ca: PemPair; name: string; publicKeyPem: string }): Promise<{ certificatePem: string }> {
+    if (!NODE_NAME.test(args.name)) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `node name "${args.name}" is not valid (letters, digits, . _ -; at most 63)`,
+      );
+    }
+    if (this.local.has(args.name)) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `node name "${args.name}" is the operator's own node; pick another --node`,
+      );
+    }
+    let issued;
+    try {
+      issued = issueCertificate({
+        ca: args.ca,
+        publicKeyPem: args.publicKeyPem,
+        role: 'node',
+        name: args.name,
+      });
+    } catch (error) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `cannot issue a certificate for that public key: ${String(error)}`,
+      );
+    }
+    const previous = this.node(args.name);
+    if (previous) {
+      this.file.revoked.push({ serial: previous.serial, node: previous.name, at: new Date().toISOString() });
+      this.file.nodes = this.file.nodes.filter((n) => n.name !== args.name);
+    }
+    const node: JoinedNode = {
+      name: args.name,
+      serial: issued.serial,
+      certificateNotAfter: issued.notAfter,
+      joinedAt: new Date().toISOString(),
+      availability: previous?.availability ?? 'active',
+    };
+    this.file.nodes.push(node);
+    this.file.nodes.sort((a, b) => a.name.localeCompare(b.name));
+    await this.save();
+    this.log.info({ node: args.name, rejoined: previous !== undefined }, 'node joined');
+    return { certificatePem: issued.certificatePem };
+  }
+
+  /** Why a node certificate may not connect, or null when it may. */
+  refusal(name: string, serial: string): string | null {
+    if (this.isRevoked(serial)) {
+      return `the certificate of node ${name} is revoked (the node was removed or joined again elsewhere); to join again, remove the agent's state dir and run berth agent --join with a current token`;
+    }
+    const node = this.node(name);
+    if (!node) return `node ${name} is not a member of this cluster; join it with a token first`;
+    if (node.serial !== normaliseSerial(serial)) {
+      return `node ${name} presents a certificate that is not its current one; join it again`;
+    }
+    return null;
+  }
+
+  attach(name: string, socket: import('ws').WebSocket): ConnectedNodeAgent {
+    const node = this.node(name);
+    if (!node) throw new BerthError('ERR_AGENT_UNAUTHORIZED', `node ${name} is not joined`);
+    const agent = this.agentOf(node);
+    agent.attach(socket);
+    this.log.info({ node: name }, 'node connected');
+    socket.on('close', () => {
+      if (agent.connected) return;
+      this.log.warn({ node: name }, 'node is down: connection lost');
+      this.onChange(`node ${name} down`);
+    });
+    this.onChange(`node ${name} up`);
+    return agent;
+  }
+
+  async setAvailability(name: string, availability: NodeAvailability): Promise<void> {
+    if (this.local.has(name)) {
+      if (availability === 'drain') this.localDrained.add(name);
+      else this.localDrained.delete(name);
+    } else {
+      const node = this.node(name);
+      if (!node) throw new BerthError('ERR_BAD_REQUEST', `no node named ${name} (see berth node ls)`);
+      node.availability = availability;
+      this.agentOf(node);
+      await this.save();
+    }
+    this.log.info({ node: name, availability }, 'node availability changed');
+    this.onChange(`node ${name} ${availability}`);
+  }
+
+  /** Removes a joined node: its certificate is revoked and its connection dropped at once. */
+  async remove(name: string): Promise<void> {
+    const node = this.node(name);
+    if (!node) throw new BerthError('ERR_BAD_REQUEST', `no joined node named ${name} (see berth node ls)`);
+    this.file.nodes = this.file.nodes.filter((n) => n.name !== name);
+    this.file.revoked.push({ serial: node.serial, node: name, at: new Date().toISOString() });
+    await this.save();
+    const agent = this.connected.get(name);
+    this.connected.delete(name);
+    await agent?.close();
+    this.log.warn({ node: name }, 'node removed; its certificate is revoked');
+    this.onChange(`node ${name} removed`);
+  }
+
+  list(): NodeListing[] {
+    const rows: NodeListing[] = [];
+    for (const [name] of this.local) {
+      rows.push({
+        name,
+        status: 'ready',
+        availability: this.localDrained.has(name) ? 'drain' : 'active',
+        kind: 'local',
+        address: null,
+        labels: {},
+        replicas: null,
+        downSince: null,
+        certificateNotAfter: null,
+      });
+    }
+    for (const node of this.file.nodes) {
+      const agent = this.agentOf(node);
+      const snapshot = agent.lastSnapshot;
+      rows.push({
+        name: node.name,
+        status: agent.connected ? 'ready' : 'down',
+        availability: node.availability,
+        kind: 'joined',
+        address: snapshot?.address ?? null,
+        labels: snapshot?.labels ?? {},
+        replicas: snapshot?.replicas.length ?? null,
+        downSince: agent.downSinceIso,
+        certificateNotAfter: node.certificateNotAfter,
+      });
+    }
+    return rows;
+  }
+
+  async close(): Promise<void> {
+    await Promise.all([...this.connected.values()].map((a) => a.close()));
+    await this.writes;
+  }
+}
+
+/** A local node under drain: the same agent, observed with status `drain`. */
+function drainedView(agent: NodeAgent): NodeAgent {
+  return {
+    name: agent.name,
+    snapshot: async () => ({ ...(await agent.snapshot()), status: 'drain' }),
+    ensureReplica: (request) => agent.ensureReplica(request),
+    awaitReplica: (name, options) => agent.awaitReplica(name, options),
+    watchReplica: (name, options) => agent.watchReplica(name, options),
+    removeReplica: (name) => agent.removeReplica(name),
+    close: () => agent.close(),
+  };
+}

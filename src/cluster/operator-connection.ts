@@ -1,0 +1,274 @@
+/**
+ * The agent's side of joining: fetch the CA and check it against the token's fingerprint, send
+ * the join secret and a public key, keep the certificate the operator issues, then keep one
+ * WebSocket open to the operator over mutual TLS and answer its NodeAgent calls on it.
+ *
+ * The agent dials the operator (never the other way round), so a node behind NAT or a firewall
+ * that allows outgoing connections only can join; the operator needs one reachable port.
+ */
+import { request as httpsRequest } from 'node:https';
+import { join } from 'node:path';
+import { X509Certificate } from 'node:crypto';
+import type { PeerCertificate } from 'node:tls';
+import WebSocket, { type ClientOptions } from 'ws';
+import type { NodeAgent } from '../api/types.js';
+import { BerthError, errorFromWire } from '../errors.js';
+import type { Logger } from '../log.js';
+import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
+import { certificateFingerprint, generateKeyPair, identityOf } from './certificates.js';
+import { parseJoinToken } from './join-token.js';
+import { AGENT_SILENCE_MS, CLUSTER_PATHS } from './rpc-protocol.js';
+import { serveNodeAgent } from './serve-node-agent.js';
+
+export interface NodeCredentials {
+  caCertificatePem: string;
+  certificatePem: string;
+  privateKeyPem: string;
+}
+
+export interface TlsClientOptions {
+  ca?: string;
+  cert?: string;
+  key?: string;
+}
+
+/** The peer must hold the operator's certificate from the cluster CA; its host name does not matter (NAT). */
+function checkOperatorIdentity(_host: string, certificate: PeerCertificate): Error | undefined {
+  const { role } = identityOf(certificate);
+  return role === 'operator'
+    ? undefined
+    : new Error(`the peer's certificate is not the operator's (role "${role}")`);
+}
+
+/** One JSON request over HTTPS. With `ca`, the operator's certificate must chain to it. */
+export function requestJson(
+  url: string,
+  tls: TlsClientOptions,
+  method: string,
+  path: string,
+  body?: unknown,
+): Promise<unknown> {
+  const target = new URL(path, url);
+  const text = body === undefined ? undefined : JSON.stringify(body);
+  return new Promise((resolve, reject) => {
+    const request = httpsRequest(
+      target,
+      {
+        method,
+        timeout: 30_000,
+        headers: {
+          accept: 'application/json',
+          ...(text === undefined
+            ? {}
+            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }),
+        },
+        ...(tls.ca === undefined
+          ? { rejectUnauthorized: false }
+          : { ca: tls.ca, rejectUnauthorized: true, checkServerIdentity: checkOperatorIdentity }),
+        ...(tls.cert === undefined ? {} : { cert: tls.cert }),
+        ...(tls.key === undefined ? {} : { key: tls.key }),
+      },
+      (response) => {
+        const chunks: Buffer[] = [];
+        response.on('data', (chunk: Buffer) => chunks.push(chunk));
+        response.on('end', () => {
+          let parsed: unknown = undefined;
+          try {
+            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          } catch {
+            parsed = undefined;
+          }
+          const status = response.statusCode ?? 0;
+          if (status >= 200 && status < 300) resolve(parsed);
+          else reject(errorFromWire(parsed, `the operator answered ${method} ${path} with HTTP ${status}`));
+        });
+      },
+    );
+    request.on('timeout', () => request.destroy(new Error('timed out')));
+    request.on('error', (error) => {
+      reject(
+        new BerthError('ERR_AGENT_UNREACHABLE', `cannot reach the operator at ${url}: ${error.message}`, {
+          cause: error,
+        }),
+      );
+    });
+    request.end(text);
+  });
+}
+
+function credentialPaths(stateDir: string): { ca: string; cert: string; key: string } {
+  const dir = join(stateDir, 'cluster');
+  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') };
+}
+
+/**
+ * The node's credentials for the cluster the token names: the ones in the state dir when they
+ * were issued by that cluster's CA and still valid (an agent restart), else a fresh join.
+ */
+export async function joinCluster(args: {
+  url: string;
+  token: string;
+  node: string;
+  stateDir: string;
+  log: Logger;
+}): Promise<NodeCredentials> {
+  const token = parseJoinToken(args.token);
+  const paths = credentialPaths(args.stateDir);
+  const stored = {
+    caCertificatePem: await readFileIfExists(paths.ca),
+    certificatePem: await readFileIfExists(paths.cert),
+    privateKeyPem: await readFileIfExists(paths.key),
+  };
+  if (stored.caCertificatePem && stored.certificatePem && stored.privateKeyPem) {
+    const sameCluster = certificateFingerprint(stored.caCertificatePem) === token.caFingerprint;
+    const cert = new X509Certificate(stored.certificatePem);
+    const named = /^CN=(.*)$/m.exec(cert.subject)?.[1];
+    if (sameCluster && named === args.node && new Date(cert.validTo).getTime() > Date.now()) {
+      args.log.info({ validTo: cert.validTo }, 'using the node certificate from the state dir');
+      return stored as NodeCredentials;
+    }
+  }
+
+  const fetched = (await requestJson(args.url, {}, 'GET', CLUSTER_PATHS.ca)) as {
+    caCertificatePem?: unknown;
+  };
+  if (typeof fetched.caCertificatePem !== 'string') {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `${args.url} did not send a CA certificate: is it a berth operator?`,
+    );
+  }
+  const fingerprint = certificateFingerprint(fetched.caCertificatePem);
+  if (fingerprint !== token.caFingerprint) {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `the operator at ${args.url} presents CA ${fingerprint.slice(0, 16)}…, but the token pins ${token.caFingerprint.slice(0, 16)}…: wrong address, or a token of another cluster; refusing to join`,
+    );
+  }
+  const keys = generateKeyPair();
+  const answer = (await requestJson(args.url, { ca: fetched.caCertificatePem }, 'POST', CLUSTER_PATHS.join, {
+    secret: token.secret,
+    node: args.node,
+    publicKeyPem: keys.publicKeyPem,
+  })) as { certificatePem?: unknown };
+  if (typeof answer.certificatePem !== 'string') {
+    throw new BerthError('ERR_AGENT_UNAUTHORIZED', 'the operator did not issue a certificate');
+  }
+  const credentials: NodeCredentials = {
+    caCertificatePem: fetched.caCertificatePem,
+    certificatePem: answer.certificatePem,
+    privateKeyPem: keys.privateKeyPem,
+  };
+  await writeFileAtomic(paths.key, credentials.privateKeyPem, 0o600);
+  await writeFileAtomic(paths.cert, credentials.certificatePem, 0o644);
+  await writeFileAtomic(paths.ca, credentials.caCertificatePem, 0o644);
+  args.log.info({ operator: args.url }, 'joined the cluster');
+  return credentials;
+}
+
+export interface OperatorConnection {
+  /** Resolves once the first connection is up; rejects when the operator refuses this node. */
+  readonly ready: Promise<void>;
+  /** Rejects when the operator refuses this node for good (revoked, expired, unknown). */
+  readonly refused: Promise<never>;
+  close(): Promise<void>;
+}
+
+/**
+ * Keeps a WebSocket to the operator open, reconnecting with back-off (0.5 s doubling to 5 s)
+ * after a drop, and answers the NodeAgent calls that arrive on it. A refusal (HTTP 401 on the
+ * upgrade: revoked, expired, not joined) is final: `refused` rejects with the operator's reason.
+ */
+export function connectToOperator(args: {
+  url: string;
+  credentials: NodeCredentials;
+  agent: NodeAgent;
+  log: Logger;
+}): OperatorConnection {
+  const { log } = args;
+  const wsUrl = new URL(CLUSTER_PATHS.connect, args.url.replace(/^http/, 'ws'));
+  let closed = false;
+  let socket: WebSocket | null = null;
+  let retryMs = 500;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let readyResolve: () => void = () => undefined;
+  let refusedReject: (error: BerthError) => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
+  const refused = new Promise<never>((_resolve, reject) => (refusedReject = reject));
+  refused.catch(() => undefined);
+
+  const dial = (): void => {
+    if (closed) return;
+    const ws = new WebSocket(wsUrl, {
+      ca: args.credentials.caCertificatePem,
+      cert: args.credentials.certificatePem,
+      key: args.credentials.privateKeyPem,
+      rejectUnauthorized: true,
+      // ws hands TLS options to tls.connect as they are; its typings describe another signature.
+      checkServerIdentity: checkOperatorIdentity as unknown as NonNullable<
+        ClientOptions['checkServerIdentity']
+      >,
+      handshakeTimeout: 10_000,
+      maxPayload: 64 * 1024 * 1024,
+    });
+    socket = ws;
+    let silence: NodeJS.Timeout | null = null;
+    const heard = (): void => {
+      if (silence) clearTimeout(silence);
+      silence = setTimeout(() => {
+        log.warn({ silentMs: AGENT_SILENCE_MS }, 'no heartbeat from the operator: reconnecting');
+        ws.terminate();
+      }, AGENT_SILENCE_MS);
+    };
+    ws.on('unexpected-response', (_request, response) => {
+      const chunks: Buffer[] = [];
+      response.on('data', (chunk: Buffer) => chunks.push(chunk));
+      response.on('end', () => {
+        let body: unknown = undefined;
+        try {
+          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+        } catch {
+          body = undefined;
+        }
+        const error = errorFromWire(
+          body,
+          `the operator refused the connection with HTTP ${response.statusCode}`,
+        );
+        if (response.statusCode === 401 || response.statusCode === 403) {
+          closed = true;
+          log.error({ reason: error.message }, 'the operator refused this node');
+          refusedReject(error);
+        }
+        ws.terminate();
+      });
+    });
+    ws.on('open', () => {
+      retryMs = 500;
+      log.info({ operator: args.url }, 'connected to the operator');
+      heard();
+      readyResolve();
+    });
+    ws.on('ping', heard);
+    serveNodeAgent(ws, args.agent, log);
+    ws.on('error', (error) => log.warn({ err: error.message }, 'operator connection error'));
+    ws.on('close', () => {
+      if (silence) clearTimeout(silence);
+      if (socket === ws) socket = null;
+      if (closed) return;
+      log.warn({ retryMs }, 'operator connection lost: reconnecting');
+      retryTimer = setTimeout(dial, retryMs);
+      retryMs = Math.min(5000, retryMs * 2);
+    });
+  };
+  dial();
+
+  return {
+    ready,
+    refused,
+    async close() {
+      closed = true;
+      if (retryTimer) clearTimeout(retryTimer);
+      socket?.close(1001, 'agent stopping');
+    },
+  };
+}

@@ -1,0 +1,57 @@
+/**
+ * The NodeAgent calls as JSON messages over the agent's WebSocket. The operator sends requests,
+ * the agent answers each one by id; errors travel as WireError and are rebuilt with
+ * errorFromWire, so a remote node fails exactly as the in-process one does.
+ */
+import type { RawData } from 'ws';
+import type { WireError } from '../errors.js';
+
+export const RPC_METHODS = [
+  'snapshot',
+  'ensureReplica',
+  'awaitReplica',
+  'watchReplica',
+  'removeReplica',
+] as const;
+export type RpcMethod = (typeof RPC_METHODS)[number];
+
+export interface RpcRequest {
+  id: number;
+  method: RpcMethod;
+  params: unknown[];
+}
+
+export type RpcResponse = { id: number; result: unknown } | { id: number; error: WireError };
+
+/** Paths of the cluster endpoint (HTTPS, mutual TLS where it matters). */
+export const CLUSTER_PATHS = {
+  /** The CA certificate, unauthenticated: the agent checks it against the token's fingerprint. */
+  ca: '/v1/ca',
+  /** Token secret + node name + public key -> the node's certificate. */
+  join: '/v1/join',
+  /** The agent's persistent WebSocket (client certificate of role `node`). */
+  connect: '/v1/connect',
+  /** Admin API (client certificate of role `admin`). */
+  nodes: '/v1/nodes',
+  observed: '/v1/observed',
+} as const;
+
+/** The port `berth run --cluster-listen` uses when only a host is given (Swarm's is 2377). */
+export const DEFAULT_CLUSTER_PORT = 7946;
+
+/**
+ * Heartbeats: the operator pings every agent every HEARTBEAT_INTERVAL_MS; a node whose pong has
+ * not come back within NODE_DOWN_AFTER_MS is marked down (its connection is dropped), and a
+ * reconcile reschedules its replicas. A node whose process dies is down at once (the socket closes).
+ * The agent reconnects when it has heard nothing from the operator for AGENT_SILENCE_MS.
+ */
+export const HEARTBEAT_INTERVAL_MS = 1000;
+export const NODE_DOWN_AFTER_MS = 3000;
+export const AGENT_SILENCE_MS = 10_000;
+
+/** A WebSocket message as text, whichever shape ws delivered it in. */
+export function messageText(data: RawData): string {
+  if (Buffer.isBuffer(data)) return data.toString('utf8');
+  if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
+  return Buffer.from(data).toString('utf8');
+}
