@@ -12,7 +12,7 @@ function table(rows: NodeListing[]): string {
   for (const r of rows) {
     lines.push([
       r.kind === 'local' ? `${r.name} (local)` : r.name,
-      r.status === 'down' && r.downSince ? `down since ${r.downSince}` : r.status,
+      r.status !== 'ready' && r.lastHeard ? `${r.status} (last heard ${r.lastHeard})` : r.status,
       r.availability,
       r.address ?? '-',
       r.replicas === null ? '-' : String(r.replicas),

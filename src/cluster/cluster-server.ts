@@ -211,6 +211,7 @@ export function createClusterServer(args: {
       let lastPong = Date.now();
       ws.on('pong', () => {
         lastPong = Date.now();
+        agent.heard();
       });
       const timer = setInterval(() => {
         if (Date.now() - lastPong > NODE_DOWN_AFTER_MS) {

@@ -7,7 +7,13 @@ import type {
   ReplicaWaitResult,
 } from '../api/types.js';
 import { BerthError, errorFromWire } from '../errors.js';
-import { messageText, type RpcMethod, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
+import {
+  messageText,
+  NODE_DOWN_AFTER_MS,
+  type RpcMethod,
+  type RpcRequest,
+  type RpcResponse,
+} from './rpc-protocol.js';
 
 /** Head-room on top of a call's own duration (pulls, grace periods) before the operator gives up. */
 const SNAPSHOT_TIMEOUT_MS = 30_000;
@@ -30,7 +36,8 @@ export class ConnectedNodeAgent implements NodeAgent {
   private socket: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
-  private downSince = new Date();
+  /** When the node last answered anything (a pong, a reply, its connection). */
+  private lastHeard = 0;
   /** Set by the registry: a drained node takes no new replicas. */
   drained = false;
   lastSnapshot: NodeSnapshot | null = null;
@@ -43,14 +50,42 @@ export class ConnectedNodeAgent implements NodeAgent {
     return this.socket !== null;
   }
 
-  get downSinceIso(): string | null {
-    return this.socket === null ? this.downSince.toISOString() : null;
+  /** Down: not heard from for NODE_DOWN_AFTER_MS (a node never connected since start is down). */
+  get down(): boolean {
+    return Date.now() - this.lastHeard >= NODE_DOWN_AFTER_MS;
+  }
+
+  /** ms until this node counts as down if nothing is heard from it; 0 when it already does. */
+  get msUntilDown(): number {
+    return Math.max(0, this.lastHeard + NODE_DOWN_AFTER_MS - Date.now());
+  }
+
+  get lastHeardIso(): string | null {
+    return this.lastHeard === 0 ? null : new Date(this.lastHeard).toISOString();
+  }
+
+  heard(): void {
+    this.lastHeard = Date.now();
+  }
+
+  private connectWaiters: (() => void)[] = [];
+
+  private reconnected(timeoutMs: number): Promise<void> {
+    return new Promise((resolve) => {
+      const timer = setTimeout(resolve, timeoutMs);
+      this.connectWaiters.push(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
   }
 
   /** Routes calls over `socket` from now on (a reconnect replaces the previous one). */
   attach(socket: WebSocket): void {
     if (this.socket && this.socket !== socket) this.socket.terminate();
     this.socket = socket;
+    this.heard();
+    for (const wake of this.connectWaiters.splice(0)) wake();
     socket.on('message', (data: WebSocket.RawData) => this.onMessage(data));
     socket.on('close', () => this.detach(socket, 'its connection closed'));
   }
@@ -59,7 +94,6 @@ export class ConnectedNodeAgent implements NodeAgent {
   detach(socket: WebSocket, why: string): void {
     if (this.socket !== socket) return;
     this.socket = null;
-    this.downSince = new Date();
     for (const [id, call] of this.pending) {
       clearTimeout(call.timer);
       call.reject(
@@ -76,6 +110,7 @@ export class ConnectedNodeAgent implements NodeAgent {
     } catch {
       return;
     }
+    this.heard();
     const call = this.pending.get(message.id);
     if (!call) return;
     this.pending.delete(message.id);
@@ -90,7 +125,7 @@ export class ConnectedNodeAgent implements NodeAgent {
       return Promise.reject(
         new BerthError(
           'ERR_AGENT_UNREACHABLE',
-          `node ${this.name} is down (not connected since ${this.downSince.toISOString()})`,
+          `node ${this.name} is not connected (last heard from ${this.lastHeardIso ?? 'never, since the operator started'})`,
         ),
       );
     }
@@ -117,6 +152,12 @@ export class ConnectedNodeAgent implements NodeAgent {
   }
 
   async snapshot(): Promise<NodeSnapshot> {
+    // Within the grace after a dropped connection the node is taken as it last answered, so an
+    // agent restart moves nothing; any call that needs it fails (transient) and is retried.
+    if (this.socket === null && !this.down && this.lastSnapshot) return this.lastSnapshot;
+    // A node known from before an operator restart: wait for it to reconnect (within the grace)
+    // rather than see it down and move its replicas to whichever node reconnected first.
+    if (this.socket === null && !this.down) await this.reconnected(this.msUntilDown);
     const snapshot = await this.call<NodeSnapshot>('snapshot', [], SNAPSHOT_TIMEOUT_MS);
     // The certificate names the node, not what the agent says about itself.
     const result: NodeSnapshot = {

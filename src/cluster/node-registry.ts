@@ -32,14 +32,15 @@ interface RegistryFile {
 /** One line of `berth node ls`. */
 export interface NodeListing {
   name: string;
-  status: 'ready' | 'down';
+  /** `unreachable`: its connection dropped, within the grace before it counts as down. */
+  status: 'ready' | 'unreachable' | 'down';
   availability: NodeAvailability;
   /** `local` for the operator's own embedded node, else `joined`. */
   kind: 'local' | 'joined';
   address: string | null;
   labels: Record<string, string>;
   replicas: number | null;
-  downSince: string | null;
+  lastHeard: string | null;
   certificateNotAfter: string | null;
 }
 
@@ -61,6 +62,7 @@ export class NodeRegistry {
   private readonly log: Logger;
   private readonly onChange: (reason: string) => void;
   private writes: Promise<void> = Promise.resolve();
+  private readonly downTimers = new Set<NodeJS.Timeout>();
 
   constructor(args: {
     stateDir: string;
@@ -80,7 +82,8 @@ export class NodeRegistry {
       const parsed = JSON.parse(text) as Partial<RegistryFile>;
       this.file = { nodes: parsed.nodes ?? [], revoked: parsed.revoked ?? [] };
     }
-    for (const node of this.file.nodes) this.agentOf(node);
+    // Known nodes get the grace from the operator's start to reconnect before they count as down.
+    for (const node of this.file.nodes) this.agentOf(node).heard();
   }
 
   private save(): Promise<void> {
@@ -189,8 +192,15 @@ export class NodeRegistry {
     this.log.info({ node: name }, 'node connected');
     socket.on('close', () => {
       if (agent.connected) return;
-      this.log.warn({ node: name }, 'node is down: connection lost');
-      this.onChange(`node ${name} down`);
+      this.log.warn({ node: name, downInMs: agent.msUntilDown }, 'node connection lost');
+      // Down once the grace runs out without a reconnect; then a reconcile moves its replicas.
+      const timer = setTimeout(() => {
+        this.downTimers.delete(timer);
+        if (agent.connected || !this.connected.has(name)) return;
+        this.log.warn({ node: name, lastHeard: agent.lastHeardIso }, 'node is down');
+        this.onChange(`node ${name} down`);
+      }, agent.msUntilDown + 10);
+      this.downTimers.add(timer);
     });
     this.onChange(`node ${name} up`);
     return agent;
@@ -236,7 +246,7 @@ export class NodeRegistry {
         address: null,
         labels: {},
         replicas: null,
-        downSince: null,
+        lastHeard: null,
         certificateNotAfter: null,
       });
     }
@@ -245,13 +255,13 @@ export class NodeRegistry {
       const snapshot = agent.lastSnapshot;
       rows.push({
         name: node.name,
-        status: agent.connected ? 'ready' : 'down',
+        status: agent.connected ? 'ready' : agent.down ? 'down' : 'unreachable',
         availability: node.availability,
         kind: 'joined',
         address: snapshot?.address ?? null,
         labels: snapshot?.labels ?? {},
         replicas: snapshot?.replicas.length ?? null,
-        downSince: agent.downSinceIso,
+        lastHeard: agent.lastHeardIso,
         certificateNotAfter: node.certificateNotAfter,
       });
     }
@@ -259,6 +269,7 @@ export class NodeRegistry {
   }
 
   async close(): Promise<void> {
+    for (const timer of this.downTimers) clearTimeout(timer);
     await Promise.all([...this.connected.values()].map((a) => a.close()));
     await this.writes;
   }

@@ -40,13 +40,14 @@ export const CLUSTER_PATHS = {
 export const DEFAULT_CLUSTER_PORT = 7946;
 
 /**
- * Heartbeats: the operator pings every agent every HEARTBEAT_INTERVAL_MS; a node whose pong has
- * not come back within NODE_DOWN_AFTER_MS is marked down (its connection is dropped), and a
- * reconcile reschedules its replicas. A node whose process dies is down at once (the socket closes).
+ * Heartbeats: the operator pings every agent every HEARTBEAT_INTERVAL_MS. A node it has not heard
+ * from for NODE_DOWN_AFTER_MS (no pong, or no connection at all) is marked down, and a reconcile
+ * reschedules its replicas; Swarm's figure is 5 s too. Within that grace, a node whose connection
+ * dropped (an agent restart) is observed as it last answered, so nothing moves for a short blip.
  * The agent reconnects when it has heard nothing from the operator for AGENT_SILENCE_MS.
  */
 export const HEARTBEAT_INTERVAL_MS = 1000;
-export const NODE_DOWN_AFTER_MS = 3000;
+export const NODE_DOWN_AFTER_MS = 5000;
 export const AGENT_SILENCE_MS = 10_000;
 
 /** A WebSocket message as text, whichever shape ws delivered it in. */

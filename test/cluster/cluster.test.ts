@@ -7,6 +7,7 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
+import { createServer } from 'node:net';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -137,6 +138,17 @@ function tlsGet(
   });
 }
 
+function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const address = server.address();
+      server.close(() => resolve(typeof address === 'object' && address ? address.port : 0));
+    });
+  });
+}
+
 describe('a cluster of three engines joined with a token', () => {
   let cluster: TestEngines;
   let engines: TestEngine[];
@@ -148,6 +160,35 @@ describe('a cluster of three engines joined with a token', () => {
   let endpoint: string;
   let token: string;
   const agents = new Map<string, ChildProcess>();
+  let clusterPort = 0;
+
+  const startOperator = (): Promise<RegExpExecArray> => {
+    operator = startBerth([
+      'run',
+      '--repo',
+      repo.dir,
+      '--state-dir',
+      stateDir,
+      '--cluster-listen',
+      `127.0.0.1:${clusterPort}`,
+      '--no-local-node',
+      // No safety-net poll: every reconcile here is driven by a commit or a node event.
+      '--schedule',
+      '0 0 1 1 *',
+    ]);
+    operator.stderr?.on('data', (chunk: Buffer) => (operatorLog += chunk.toString()));
+    return waitForOutput(operator, /berth agent --join (\S+) --token (\S+)/, 'the operator');
+  };
+  const containerNames = async (): Promise<string[]> =>
+    (await Promise.all(engines.map((e) => managedOn(e, ns))))
+      .flat()
+      .filter((r) => r.state === 'running')
+      .map((r) => `${r.node}/${r.name}`)
+      .sort();
+  const converged = async (): Promise<boolean> => {
+    const status = await runBerth(['status', '--state-dir', stateDir, '--format', 'json']);
+    return status.code === 0 && (JSON.parse(status.stdout) as { converged: boolean }).converged;
+  };
 
   const startAgent = async (engine: TestEngine, joinToken = token): Promise<void> => {
     const child = startBerth([
@@ -200,21 +241,9 @@ describe('a cluster of three engines joined with a token', () => {
     repo = await createTestRepo({
       'app.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
     });
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--state-dir',
-      stateDir,
-      '--cluster-listen',
-      '127.0.0.1:0',
-      '--no-local-node',
-      // No safety-net poll: every reconcile here is driven by a commit or a node event.
-      '--schedule',
-      '0 0 1 1 *',
-    ]);
-    operator.stderr?.on('data', (chunk: Buffer) => (operatorLog += chunk.toString()));
-    const match = await waitForOutput(operator, /berth agent --join (\S+) --token (\S+)/, 'the operator');
+    // A fixed port, so the agents find the operator again after it restarts.
+    clusterPort = await freePort();
+    const match = await startOperator();
     endpoint = match[1]!;
     token = match[2]!;
   });
@@ -440,6 +469,78 @@ describe('a cluster of three engines joined with a token', () => {
     await eventually('probe on every node again', async () => total(await spread('probe')) === 3, 60_000);
     const slots = (await Promise.all(engines.map((e) => managedOn(e, ns, 'web')))).flat().map((r) => r.slot);
     assert.deepEqual([...slots].sort(), ['1', '2', '3', '4', '5', '6']);
+  });
+
+  test('a node that stops answering is marked down by its missed heartbeats; its replicas move', async (t) => {
+    const frozen = engines[1]!;
+    const others = [engines[0]!, engines[2]!];
+    const agent = agents.get(frozen.node)!;
+    const before = total(await spread('web', [frozen]));
+    assert.ok(before > 0);
+    const frozenAt = Date.now();
+    // SIGSTOP: the process and its TCP connection stay, but nothing answers the pings.
+    agent.kill('SIGSTOP');
+    try {
+      await eventually(
+        'the frozen node marked down',
+        async () => (await nodeList()).find((n) => n.name === frozen.node)?.status === 'down',
+        30_000,
+        100,
+      );
+      t.diagnostic(`figure: a silent node was marked down after ${Date.now() - frozenAt} ms`);
+      await eventually(
+        'six web replicas on the other nodes',
+        async () => total(await spread('web', others)) === 6,
+        30_000,
+      );
+    } finally {
+      agent.kill('SIGCONT');
+    }
+    // It reconnects by itself; its copies are then duplicates and go.
+    await eventually(
+      'the thawed node back and its stale copies gone',
+      async () =>
+        (await nodeList()).find((n) => n.name === frozen.node)?.status === 'ready' &&
+        total(await spread('web', [frozen])) === 0,
+      60_000,
+    );
+    assert.equal(total(await spread('web')), 6);
+  });
+
+  test('an agent restarted with SIGTERM keeps its containers, and an operator restart re-discovers every node', async () => {
+    await eventually('converged', converged, 60_000);
+    const before = await containerNames();
+    const restarted = engines[0]!;
+    const agent = agents.get(restarted.node)!;
+    const agentExit = exited(agent);
+    agent.kill('SIGTERM');
+    assert.equal((await agentExit).code, 0);
+    assert.deepEqual(await containerNames(), before);
+    await startAgent(restarted);
+    await eventually(
+      'the restarted agent connected',
+      async () => (await nodeList()).find((n) => n.name === restarted.node)?.status === 'ready',
+      30_000,
+    );
+    await eventually('converged with the restarted agent', converged, 60_000);
+    // Back within the grace (5 s): nothing moved.
+    assert.deepEqual(await containerNames(), before);
+
+    const operatorExit = exited(operator);
+    operator.kill('SIGTERM');
+    assert.equal((await operatorExit).code, 0);
+    assert.deepEqual(await containerNames(), before);
+    await startOperator();
+    await eventually(
+      'every node reconnected to the restarted operator',
+      async () => {
+        const list = await nodeList();
+        return list.length === 3 && list.every((n) => n.status === 'ready');
+      },
+      60_000,
+    );
+    await eventually('converged after the restart', converged, 60_000);
+    assert.deepEqual(await containerNames(), before);
   });
 
   test('drain moves replicas off start-first; activate lets the node take replicas again', async () => {
