@@ -3,6 +3,8 @@ import { BerthError } from '../errors.js';
 import { createLogger } from '../log.js';
 import type { LoadResult } from '../manifests/types.js';
 import { unsupportedFeatures } from '../operator/capabilities.js';
+import type { NodeAgent } from '../api/types.js';
+import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { observeCluster } from '../operator/observe.js';
 import { computePlan } from '../plan/compute-plan.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
@@ -79,9 +81,12 @@ export function registerPlanCommand(program: Command): void {
         }
         plan = computeOfflinePlan(loaded.desired, base.desired);
       } else {
-        const agents = await openCluster(options, log);
+        // A state dir whose operator listens for agents: observe through it, it knows every node.
+        const operator = await openAdminClientIfClustered(options.stateDir);
+        const agents = operator ? new Map<string, NodeAgent>() : await openCluster(options, log);
         try {
-          plan = computePlan(loaded.desired, await observeCluster(agents, log));
+          const observed = operator ? await operator.observed() : await observeCluster(agents, log);
+          plan = computePlan(loaded.desired, observed);
         } finally {
           await closeCluster(agents);
         }

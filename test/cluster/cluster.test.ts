@@ -387,6 +387,10 @@ describe('a cluster of three engines joined with a token', () => {
       async () => JSON.stringify(await spread('probe')) === JSON.stringify(globalExpected),
       60_000,
     );
+    // plan and status against the operator's state dir see every node: nothing left to do.
+    await eventually('converged', converged, 60_000);
+    const plan = await runBerth(['plan', '--repo', repo.dir, '--state-dir', stateDir]);
+    assert.equal(plan.code, 0, plan.stdout + plan.stderr);
     // Each replica publishes on its own node's address and answers there.
     for (const engine of engines) {
       for (const replica of await managedOn(engine, ns, 'web')) {
