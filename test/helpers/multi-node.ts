@@ -122,6 +122,10 @@ async function startEngine(engine: TestEngine, subnet: string): Promise<void> {
       '--iptables=false',
       '--ip-masq=false',
       '--log-level=warn',
+      // If a system containerd is running, every engine uses it: namespaces of their own keep
+      // one engine from seeing (and cleaning up) another's containers.
+      `--containerd-namespace=berth-${engine.bridge}`,
+      `--containerd-plugins-namespace=berth-${engine.bridge}-plugins`,
     ],
     { detached: true, stdio: ['ignore', 'ignore', 'ignore'] },
   );
