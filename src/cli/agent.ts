@@ -165,7 +165,7 @@ async function runJoinedAgent(args: {
   let connection: OperatorConnection | null = null;
   try {
     const credentials = await joinCluster(args);
-    connection = connectToOperator({ url: args.url, credentials, agent, log });
+    connection = connectToOperator({ url: args.url, credentials, stateDir: args.stateDir, agent, log });
     const signalled = new Promise<NodeJS.Signals>((resolve) => {
       const onSignal = (signal: NodeJS.Signals): void => {
         process.off('SIGTERM', onSignal);

@@ -31,6 +31,7 @@ interface RunOptions extends SourceOptions, ClusterOptions {
   webhookSecretFile?: string;
   clusterListen?: string;
   clusterAdvertise?: string;
+  certExpiry: string;
   localNode: boolean;
 }
 
@@ -78,6 +79,7 @@ export function registerRunCommand(program: Command): void {
           local,
           log,
           onChange: (reason) => onNodeChange(reason),
+          certExpiry: options.certExpiry,
         })
       : null;
     if (!cluster && local.size === 0) {

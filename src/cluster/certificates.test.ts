@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { X509Certificate, createHash } from 'node:crypto';
 import { describe, test } from 'node:test';
 import {
+  CLOCK_SKEW_MS,
   certificateFingerprint,
   createCertificateAuthority,
   generateKeyPair,
   identityOf,
   issueCertificate,
   normaliseSerial,
+  renewalDueAt,
 } from './certificates.js';
 
 describe('cluster certificates', () => {
@@ -70,6 +72,15 @@ describe('cluster certificates', () => {
       caCert.fingerprint256.replaceAll(':', '').toLowerCase(),
       certificateFingerprint(ca.certificatePem),
     );
+  });
+
+  test('renewal is due once a third of the lifetime is left', () => {
+    const issuedAt = Date.parse('2026-01-01T00:00:00Z');
+    const due = renewalDueAt({
+      validFrom: new Date(issuedAt - CLOCK_SKEW_MS).toISOString(),
+      validTo: new Date(issuedAt + 90 * 86_400_000).toISOString(),
+    });
+    assert.equal(due, issuedAt + 60 * 86_400_000);
   });
 
   test('identityOf reads role, name and serial as the TLS layer reports them', () => {

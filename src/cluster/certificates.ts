@@ -32,6 +32,16 @@ export const CA_CERTIFICATE_DAYS = 20 * 365;
 
 const DAY_MS = 24 * 60 * 60 * 1000;
 
+/** Certificates are valid from a minute before they are issued, for clocks a little apart. */
+export const CLOCK_SKEW_MS = 60_000;
+
+/** When a certificate should be renewed: once a third of its lifetime is left (as Swarm does, roughly). */
+export function renewalDueAt(certificate: { validFrom: string; validTo: string }): number {
+  const from = new Date(certificate.validFrom).getTime() + CLOCK_SKEW_MS;
+  const to = new Date(certificate.validTo).getTime();
+  return to - Math.max(0, to - from) / 3;
+}
+
 export function generateKeyPair(): KeyPair {
   const { privateKey, publicKey } = generateKeyPairSync('rsa', {
     modulusLength: 2048,
@@ -58,7 +68,7 @@ export function createCertificateAuthority(): KeyPair & { certificatePem: string
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
   cert.serialNumber = newSerial();
-  cert.validity.notBefore = new Date(Date.now() - 60_000);
+  cert.validity.notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(Date.now() + CA_CERTIFICATE_DAYS * DAY_MS);
   const subject = [
     { name: 'commonName', value: 'berth cluster CA' },
@@ -90,7 +100,7 @@ export function issueCertificate(args: {
   const cert = forge.pki.createCertificate();
   cert.publicKey = forge.pki.publicKeyFromPem(args.publicKeyPem);
   cert.serialNumber = newSerial();
-  cert.validity.notBefore = args.validity?.notBefore ?? new Date(Date.now() - 60_000);
+  cert.validity.notBefore = args.validity?.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter =
     args.validity?.notAfter ??
     new Date(Date.now() + (args.role === 'operator' ? CA_CERTIFICATE_DAYS : NODE_CERTIFICATE_DAYS) * DAY_MS);

@@ -5,6 +5,7 @@
  *
  *   GET    /v1/ca                 the CA certificate (public; the agent pins its fingerprint)
  *   POST   /v1/join               { secret, node, publicKeyPem } -> { certificatePem, caCertificatePem }
+ *   POST   /v1/renew              node certificate + { publicKeyPem } -> its next certificate
  *   GET    /v1/connect            WebSocket upgrade; node certificate: the agent's persistent connection
  *   GET    /v1/nodes              admin certificate: the node list
  *   POST   /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name
@@ -136,6 +137,26 @@ export function createClusterServer(args: {
         );
       }
       const issued = await registry.join({ ca: identity.ca, name: node, publicKeyPem });
+      send(response, 200, {
+        certificatePem: issued.certificatePem,
+        caCertificatePem: identity.ca.certificatePem,
+      });
+      return;
+    }
+    if (method === 'POST' && url.pathname === CLUSTER_PATHS.renew) {
+      const peer = peerOf(request.socket as TLSSocket);
+      const refusal =
+        'refused' in peer
+          ? peer.refused
+          : peer.role !== 'node'
+            ? 'only a node certificate can be renewed'
+            : registry.refusal(peer.name, peer.serial);
+      if (refusal !== null || 'refused' in peer)
+        throw new BerthError('ERR_AGENT_UNAUTHORIZED', refusal ?? 'refused');
+      const { publicKeyPem } = await readJson(request);
+      if (typeof publicKeyPem !== 'string')
+        throw new BerthError('ERR_BAD_REQUEST', 'renew needs { publicKeyPem }');
+      const issued = await registry.renew({ ca: identity.ca, name: peer.name, publicKeyPem });
       send(response, 200, {
         certificatePem: issued.certificatePem,
         caCertificatePem: identity.ca.certificatePem,

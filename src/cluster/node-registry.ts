@@ -3,7 +3,13 @@ import type { NodeAgent } from '../api/types.js';
 import { BerthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
-import { issueCertificate, normaliseSerial } from './certificates.js';
+import {
+  CLOCK_SKEW_MS,
+  NODE_CERTIFICATE_DAYS,
+  issueCertificate,
+  normaliseSerial,
+  type IssuedCertificate,
+} from './certificates.js';
 import { clusterDir, type PemPair } from './cluster-identity.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
 
@@ -63,13 +69,17 @@ export class NodeRegistry {
   private readonly onChange: (reason: string) => void;
   private writes: Promise<void> = Promise.resolve();
   private readonly downTimers = new Set<NodeJS.Timeout>();
+  private readonly certificateMs: number;
 
   constructor(args: {
     stateDir: string;
     local: ReadonlyMap<string, NodeAgent>;
     log: Logger;
     onChange: (reason: string) => void;
+    /** Lifetime of node certificates (`berth run --cert-expiry`). */
+    certificateMs?: number;
   }) {
+    this.certificateMs = args.certificateMs ?? NODE_CERTIFICATE_DAYS * 86_400_000;
     this.path = join(clusterDir(args.stateDir), 'nodes.json');
     this.local = args.local;
     this.log = args.log;
@@ -138,20 +148,7 @@ export class NodeRegistry {
         `node name "${args.name}" is the operator's own node; pick another --node`,
       );
     }
-    let issued;
-    try {
-      issued = issueCertificate({
-        ca: args.ca,
-        publicKeyPem: args.publicKeyPem,
-        role: 'node',
-        name: args.name,
-      });
-    } catch (error) {
-      throw new BerthError(
-        'ERR_BAD_REQUEST',
-        `cannot issue a certificate for that public key: ${String(error)}`,
-      );
-    }
+    const issued = this.issue(args);
     const previous = this.node(args.name);
     if (previous) {
       this.file.revoked.push({ serial: previous.serial, node: previous.name, at: new Date().toISOString() });
@@ -168,6 +165,46 @@ export class NodeRegistry {
     this.file.nodes.sort((a, b) => a.name.localeCompare(b.name));
     await this.save();
     this.log.info({ node: args.name, rejoined: previous !== undefined }, 'node joined');
+    return { certificatePem: issued.certificatePem };
+  }
+
+  private issue(args: { ca: PemPair; name: string; publicKeyPem: string }): IssuedCertificate {
+    try {
+      return issueCertificate({
+        ca: args.ca,
+        publicKeyPem: args.publicKeyPem,
+        role: 'node',
+        name: args.name,
+        validity: {
+          notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+          notAfter: new Date(Date.now() + this.certificateMs),
+        },
+      });
+    } catch (error) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `cannot issue a certificate for that public key: ${String(error)}`,
+      );
+    }
+  }
+
+  /**
+   * A new certificate for a node that holds its current one (checked by the caller): the old
+   * one is revoked, so only the newest certificate of a node ever acts.
+   */
+  async renew(args: {
+    ca: PemPair;
+    name: string;
+    publicKeyPem: string;
+  }): Promise<{ certificatePem: string }> {
+    const node = this.node(args.name);
+    if (!node) throw new BerthError('ERR_AGENT_UNAUTHORIZED', `node ${args.name} is not joined`);
+    const issued = this.issue(args);
+    this.file.revoked.push({ serial: node.serial, node: node.name, at: new Date().toISOString() });
+    node.serial = issued.serial;
+    node.certificateNotAfter = issued.notAfter;
+    await this.save();
+    this.log.info({ node: node.name, notAfter: issued.notAfter }, 'node certificate renewed');
     return { certificatePem: issued.certificatePem };
   }
 

@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import type { Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { BerthError } from '../errors.js';
+import { parseDuration } from '../manifests/units.js';
 import type { Logger } from '../log.js';
 import { currentJoinToken, loadOrCreateClusterIdentity, writeClusterEndpoint } from './cluster-identity.js';
 import { createClusterServer } from './cluster-server.js';
@@ -39,10 +40,18 @@ export function addOperatorClusterOptions(command: Command): Command {
       'the URL agents dial, when it differs from --cluster-listen (NAT, DNS name)',
     )
     .option(
+      '--cert-expiry <duration>',
+      'lifetime of node certificates (agents renew theirs when a third is left)',
+      DEFAULT_CERT_EXPIRY,
+    )
+    .option(
       '--no-local-node',
       'do not run replicas on this host (a control-plane-only operator; needs --cluster-listen)',
     );
 }
+
+/** 90 days, as Swarm's `--cert-expiry` default. */
+export const DEFAULT_CERT_EXPIRY = '2160h';
 
 export function joinCommandFor(endpoint: string, token: string): string {
   return `berth agent --join ${endpoint} --token ${token}`;
@@ -60,14 +69,24 @@ export async function openOperatorCluster(args: {
   local: ReadonlyMap<string, NodeAgent>;
   log: Logger;
   onChange: (reason: string) => void;
+  /** Lifetime of node certificates, a Go-style duration (`--cert-expiry`). */
+  certExpiry?: string;
 }): Promise<OperatorCluster> {
   const log = args.log.child({ component: 'cluster' });
+  const certificateMs = parseDuration(args.certExpiry ?? DEFAULT_CERT_EXPIRY);
+  if (certificateMs === null || certificateMs < 10_000) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `--cert-expiry wants a duration of at least 10s, like 2160h, got "${args.certExpiry}"`,
+    );
+  }
   const identity = await loadOrCreateClusterIdentity(args.stateDir);
   const registry = new NodeRegistry({
     stateDir: args.stateDir,
     local: args.local,
     log,
     onChange: args.onChange,
+    certificateMs,
   });
   await registry.load();
   const server = createClusterServer({ identity, stateDir: args.stateDir, registry, log });

@@ -15,7 +15,13 @@ import type { NodeAgent } from '../api/types.js';
 import { BerthError, errorFromWire } from '../errors.js';
 import type { Logger } from '../log.js';
 import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
-import { certificateFingerprint, generateKeyPair, identityOf } from './certificates.js';
+import {
+  CLOCK_SKEW_MS,
+  certificateFingerprint,
+  generateKeyPair,
+  identityOf,
+  renewalDueAt,
+} from './certificates.js';
 import { parseJoinToken } from './join-token.js';
 import { AGENT_SILENCE_MS, CLUSTER_PATHS } from './rpc-protocol.js';
 import { serveNodeAgent } from './serve-node-agent.js';
@@ -159,11 +165,16 @@ export async function joinCluster(args: {
     certificatePem: answer.certificatePem,
     privateKeyPem: keys.privateKeyPem,
   };
+  await saveCredentials(args.stateDir, credentials);
+  args.log.info({ operator: args.url }, 'joined the cluster');
+  return credentials;
+}
+
+async function saveCredentials(stateDir: string, credentials: NodeCredentials): Promise<void> {
+  const paths = credentialPaths(stateDir);
   await writeFileAtomic(paths.key, credentials.privateKeyPem, 0o600);
   await writeFileAtomic(paths.cert, credentials.certificatePem, 0o644);
   await writeFileAtomic(paths.ca, credentials.caCertificatePem, 0o644);
-  args.log.info({ operator: args.url }, 'joined the cluster');
-  return credentials;
 }
 
 export interface OperatorConnection {
@@ -182,10 +193,13 @@ export interface OperatorConnection {
 export function connectToOperator(args: {
   url: string;
   credentials: NodeCredentials;
+  /** Where renewed credentials are kept. */
+  stateDir: string;
   agent: NodeAgent;
   log: Logger;
 }): OperatorConnection {
   const { log } = args;
+  let credentials = args.credentials;
   const wsUrl = new URL(CLUSTER_PATHS.connect, args.url.replace(/^http/, 'ws'));
   let closed = false;
   let socket: WebSocket | null = null;
@@ -200,9 +214,9 @@ export function connectToOperator(args: {
   const dial = (): void => {
     if (closed) return;
     const ws = new WebSocket(wsUrl, {
-      ca: args.credentials.caCertificatePem,
-      cert: args.credentials.certificatePem,
-      key: args.credentials.privateKeyPem,
+      ca: credentials.caCertificatePem,
+      cert: credentials.certificatePem,
+      key: credentials.privateKeyPem,
       rejectUnauthorized: true,
       // ws hands TLS options to tls.connect as they are; its typings describe another signature.
       checkServerIdentity: checkOperatorIdentity as unknown as NonNullable<
@@ -262,11 +276,58 @@ export function connectToOperator(args: {
   };
   dial();
 
+  // Renewal: once a third of the certificate's lifetime is left, ask for the next one with the
+  // current one, keep it, and reconnect with it. Checked ten times per lifetime (at most hourly).
+  let renewing = false;
+  const renewIfDue = async (): Promise<void> => {
+    const current = new X509Certificate(credentials.certificatePem);
+    if (renewing || closed || Date.now() < renewalDueAt(current)) return;
+    renewing = true;
+    try {
+      const keys = generateKeyPair();
+      const answer = (await requestJson(
+        args.url,
+        {
+          ca: credentials.caCertificatePem,
+          cert: credentials.certificatePem,
+          key: credentials.privateKeyPem,
+        },
+        'POST',
+        CLUSTER_PATHS.renew,
+        { publicKeyPem: keys.publicKeyPem },
+      )) as { certificatePem?: unknown };
+      if (typeof answer.certificatePem !== 'string') throw new Error('the operator sent no certificate');
+      credentials = {
+        ...credentials,
+        certificatePem: answer.certificatePem,
+        privateKeyPem: keys.privateKeyPem,
+      };
+      await saveCredentials(args.stateDir, credentials);
+      log.info({ validTo: new X509Certificate(answer.certificatePem).validTo }, 'node certificate renewed');
+      socket?.close(1000, 'reconnecting with a renewed certificate');
+    } catch (error) {
+      log.warn(
+        { err: error instanceof Error ? error.message : String(error) },
+        'certificate renewal failed; will retry',
+      );
+    } finally {
+      renewing = false;
+    }
+  };
+  const first = new X509Certificate(credentials.certificatePem);
+  const lifetimeMs = new Date(first.validTo).getTime() - new Date(first.validFrom).getTime() - CLOCK_SKEW_MS;
+  const renewTimer = setInterval(
+    () => void renewIfDue(),
+    Math.min(3_600_000, Math.max(1000, lifetimeMs / 10)),
+  );
+  renewTimer.unref();
+
   return {
     ready,
     refused,
     async close() {
       closed = true;
+      clearInterval(renewTimer);
       if (retryTimer) clearTimeout(retryTimer);
       socket?.close(1001, 'agent stopping');
     },

@@ -31,6 +31,8 @@ export const CLUSTER_PATHS = {
   join: '/v1/join',
   /** The agent's persistent WebSocket (client certificate of role `node`). */
   connect: '/v1/connect',
+  /** A node's current certificate + a new public key -> its next certificate. */
+  renew: '/v1/renew',
   /** Admin API (client certificate of role `admin`). */
   nodes: '/v1/nodes',
   observed: '/v1/observed',
