@@ -1,4 +1,6 @@
 import { Command } from 'commander';
+import { BerthError } from '../errors.js';
+import { isClusterStateDir } from '../cluster/cluster-identity.js';
 import { createLogger } from '../log.js';
 import { reconcile } from '../operator/reconcile.js';
 import { acquireStateLock } from '../operator/state-lock.js';
@@ -44,6 +46,13 @@ export function registerApplyCommand(program: Command): void {
 }
 
 async function applyOnce(options: ApplyOptions): Promise<void> {
+  if (await isClusterStateDir(options.stateDir)) {
+    // Its joined nodes only talk to the operator; applying to the local node alone would be wrong.
+    throw new BerthError(
+      'ERR_STATE',
+      `${options.stateDir} belongs to a cluster operator (berth run --cluster-listen): commit and let it reconcile, or start it`,
+    );
+  }
   const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
   const store = openStateStore(options.stateDir);
   const source = await openRevisionSource(options, log);

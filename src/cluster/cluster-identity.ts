@@ -118,6 +118,11 @@ export async function writeClusterEndpoint(stateDir: string, url: string): Promi
   await writeFileAtomic(join(clusterDir(stateDir), 'endpoint.json'), `${JSON.stringify({ url })}\n`, 0o644);
 }
 
+/** Whether an operator of this state dir listens for agents (its nodes are driven through it only). */
+export async function isClusterStateDir(stateDir: string): Promise<boolean> {
+  return (await readFileIfExists(join(clusterDir(stateDir), 'endpoint.json'))) !== null;
+}
+
 export async function readClusterEndpoint(stateDir: string): Promise<string> {
   const text = await readFileIfExists(join(clusterDir(stateDir), 'endpoint.json'));
   const url = text === null ? undefined : (JSON.parse(text) as { url?: unknown }).url;

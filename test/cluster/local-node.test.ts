@@ -108,4 +108,13 @@ describe("the operator's own host as a node, and the cluster identity in the sta
     assert.equal(unknown.code, 1);
     assert.match(unknown.stderr, /no node named no-such-node/);
   });
+
+  test('berth apply refuses a cluster state dir: its joined nodes answer only the operator', async () => {
+    const exited = new Promise((resolve) => operator.once('exit', resolve));
+    operator.kill('SIGTERM');
+    await exited;
+    const result = await runBerth(['apply', '--repo', repo.dir, '--state-dir', stateDir]);
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /belongs to a cluster operator/);
+  });
 });
