@@ -9,6 +9,7 @@ import { BerthError } from '../errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
 import { createLogger, type Logger } from '../log.js';
+import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface AgentCommandOptions {
   join?: string;
@@ -135,16 +136,8 @@ export function registerAgentCommand(program: Command): void {
       );
       process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
 
-      await new Promise<void>((resolve) => {
-        const onSignal = (signal: NodeJS.Signals): void => {
-          log.info({ signal }, 'agent shutting down; containers keep running');
-          process.off('SIGTERM', onSignal);
-          process.off('SIGINT', onSignal);
-          resolve();
-        };
-        process.on('SIGTERM', onSignal);
-        process.on('SIGINT', onSignal);
-      });
+      const signal = await waitForShutdownSignal();
+      log.info({ signal }, 'agent shutting down; containers keep running');
       await server.close();
       await agent.close();
       log.info('agent stopped');
@@ -166,15 +159,7 @@ async function runJoinedAgent(args: {
   try {
     const credentials = await joinCluster(args);
     connection = connectToOperator({ url: args.url, credentials, stateDir: args.stateDir, agent, log });
-    const signalled = new Promise<NodeJS.Signals>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals): void => {
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve(signal);
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
+    const signalled = waitForShutdownSignal();
     await Promise.race([connection.ready, connection.refused]);
     process.stdout.write(`berth agent: node ${args.node} joined ${args.url}\n`);
     const signal = await Promise.race([signalled, connection.refused]);

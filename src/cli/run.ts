@@ -23,6 +23,7 @@ import {
   type ClusterOptions,
   type SourceOptions,
 } from './context.js';
+import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface RunOptions extends SourceOptions, ClusterOptions {
   schedule: string;
@@ -135,16 +136,8 @@ export function registerRunCommand(program: Command): void {
     );
     await operator.start();
 
-    await new Promise<void>((resolve) => {
-      const onSignal = (signal: NodeJS.Signals): void => {
-        log.info({ signal }, 'shutting down: finishing the current step');
-        process.off('SIGTERM', onSignal);
-        process.off('SIGINT', onSignal);
-        resolve();
-      };
-      process.on('SIGTERM', onSignal);
-      process.on('SIGINT', onSignal);
-    });
+    const signal = await waitForShutdownSignal();
+    log.info({ signal }, 'shutting down: finishing the current step');
     await operator.stop();
     await server?.close();
     await cluster?.close();
