@@ -29,7 +29,19 @@ describe('the berth bin, as npm ci builds it', () => {
   });
 
   test('every command has --help', async () => {
-    for (const command of ['validate', 'plan', 'apply', 'run', 'status', 'history', 'agent']) {
+    for (const command of [
+      'validate',
+      'plan',
+      'apply',
+      'run',
+      'status',
+      'history',
+      'rollback',
+      'agent',
+      'token',
+      'node',
+      'secret',
+    ]) {
       const result = await berth(command, '--help');
       assert.equal(result.code, 0, `${command}: ${result.stderr}`);
       assert.match(result.stdout, new RegExp(`^Usage: berth ${command}`), command);
