@@ -5,6 +5,7 @@
  */
 import { BerthError, errorFromWire } from '../errors.js';
 import type {
+  MeshRoutes,
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
@@ -137,6 +138,11 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
 
     async removeReplica(name) {
       await call<undefined>('DELETE', replicaPath(name), undefined, SLOW_REQUEST_TIMEOUT_MS);
+    },
+
+    async setMeshRoutes(table: MeshRoutes, { drainTimeoutMs }) {
+      const drain = Math.min(drainTimeoutMs, MAX_LONG_POLL_MS);
+      await call<undefined>('PUT', '/v1/mesh', { table, drainTimeoutMs: drain }, drain + LONG_POLL_SLACK_MS);
     },
 
     async close() {

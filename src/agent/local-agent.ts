@@ -19,6 +19,7 @@ import {
   type ReplicaWaitResult,
 } from '../api/types.js';
 import { assertContainerName, buildContainerSpec } from './container-spec.js';
+import { createNodeMesh } from '../mesh/node-mesh.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { createHealthProber, healthcheckFromLabels, type HealthProber } from './health-prober.js';
 import type { ContainerRuntime, RuntimeContainer, RuntimeEvent, Subscription } from './runtime.js';
@@ -57,6 +58,9 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const log = options.log.child({ node: nodeName });
   const fileStore = options.fileStore ?? createFileStore({ stateDir: options.stateDir, log });
   const prober: HealthProber = createHealthProber({ runtime, log });
+  // Balancers open only when the operator pushes routes, so an agent of a one-shot command
+  // (apply, plan) never binds a published port.
+  const mesh = createNodeMesh({ address, log });
 
   /** Called with a container name, or null when anything may have changed (after a resync). */
   const changeListeners = new Set<(name: string | null) => void>();
@@ -458,8 +462,14 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       });
     },
 
+    async setMeshRoutes(table, { drainTimeoutMs }): Promise<void> {
+      if (closed) throw new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`);
+      await mesh.apply(table, { drainTimeoutMs });
+    },
+
     async close(): Promise<void> {
       closed = true;
+      await mesh.close();
       subscription?.close();
       subscription = null;
       prober.close();

@@ -9,12 +9,13 @@
  *   POST   /v1/replicas/:name/await       { timeoutMs }  -> ReplicaWaitResult (long poll)
  *   POST   /v1/replicas/:name/watch       { durationMs } -> ReplicaWaitResult (long poll)
  *   DELETE /v1/replicas/:name             204
+ *   PUT    /v1/mesh                       { table, drainTimeoutMs } -> 204 once drained
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
 import { BerthError, type WireError } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { NodeAgent, ReplicaRequest } from '../api/types.js';
+import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../api/types.js';
 import { AGENT_BODY_LIMIT_BYTES, MAX_LONG_POLL_MS } from './protocol.js';
 
 export interface AgentServerOptions {
@@ -265,5 +266,54 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     },
   );
 
+  app.put<{ Body: { table: MeshRoutes; drainTimeoutMs: number } }>(
+    '/v1/mesh',
+    { schema: { body: meshBodySchema } },
+    async (request, reply) => {
+      await agent.setMeshRoutes(request.body.table, { drainTimeoutMs: request.body.drainTimeoutMs });
+      return reply.code(204).send();
+    },
+  );
+
   return app;
 }
+
+const meshBodySchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['table', 'drainTimeoutMs'],
+  properties: {
+    drainTimeoutMs: { type: 'integer', minimum: 0, maximum: MAX_LONG_POLL_MS },
+    table: {
+      type: 'object',
+      required: ['version', 'routes'],
+      properties: {
+        version: { type: 'number' },
+        routes: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['service', 'published', 'protocol', 'backends'],
+            properties: {
+              service: { type: 'string' },
+              published: { type: 'integer', minimum: 1, maximum: 65535 },
+              protocol: { enum: ['tcp'] },
+              backends: {
+                type: 'array',
+                items: {
+                  type: 'object',
+                  required: ['id', 'host', 'port'],
+                  properties: {
+                    id: { type: 'string', minLength: 1 },
+                    host: { type: 'string', minLength: 1 },
+                    port: { type: 'integer', minimum: 1, maximum: 65535 },
+                  },
+                },
+              },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;

@@ -113,6 +113,29 @@ export interface ReplicaRequest {
   specSummary: Record<string, unknown>;
 }
 
+/** One replica behind a published port: where the mesh on any node connects to reach it. */
+export interface MeshBackend {
+  /** The replica's container name. */
+  id: string;
+  host: string;
+  port: number;
+}
+
+/** A published port of a service and the healthy replicas (on every node) that serve it. */
+export interface MeshRoute {
+  /** `namespace/name` */
+  service: string;
+  published: number;
+  protocol: 'tcp';
+  backends: MeshBackend[];
+}
+
+/** The whole routing table for a node; a newer `version` replaces an older one, never the reverse. */
+export interface MeshRoutes {
+  version: number;
+  routes: MeshRoute[];
+}
+
 export type ReplicaWaitOutcome = 'healthy' | 'unhealthy' | 'exited' | 'missing' | 'timeout';
 
 export interface ReplicaWaitResult {
@@ -141,5 +164,11 @@ export interface NodeAgent {
   watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult>;
   /** Stops (SIGTERM, then SIGKILL after the grace period) and removes; a missing replica is fine. */
   removeReplica(name: string): Promise<void>;
+  /**
+   * Serves `routes` on the node's address (one TCP balancer per published port). Resolves once
+   * every backend that left the table has no open connection through this node, or after
+   * `drainTimeoutMs`: a replica is drained this way before it is stopped.
+   */
+  setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
   close(): Promise<void>;
 }

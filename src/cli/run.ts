@@ -4,6 +4,7 @@ import { BerthError } from '../errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { addOperatorClusterOptions, openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger } from '../log.js';
+import { MeshController } from '../mesh/mesh-controller.js';
 import { createOperatorServer, parseListenAddress } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
@@ -96,6 +97,8 @@ export function registerRunCommand(program: Command): void {
       s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
     });
     const metrics = new OperatorMetrics();
+    // The routing mesh: published ports on every node, following replica health.
+    const mesh = new MeshController({ agents, log });
     const isLocal = !/^https?:\/\//.test(options.repo);
     const operator = new Operator({
       source,
@@ -106,6 +109,7 @@ export function registerRunCommand(program: Command): void {
       schedule: options.schedule,
       watchRepo: isLocal && options.watch ? options.repo : null,
       metrics,
+      mesh,
       onEvent: (event) => log.info(event, event.type),
     });
     onNodeChange = (reason) => void operator.trigger(reason);
@@ -135,10 +139,12 @@ export function registerRunCommand(program: Command): void {
       'operator started',
     );
     await operator.start();
+    mesh.start();
 
     const signal = await waitForShutdownSignal();
     log.info({ signal }, 'shutting down: finishing the current step');
     await operator.stop();
+    await mesh.stop();
     await server?.close();
     await cluster?.close();
     await closeCluster(local);

@@ -1,5 +1,6 @@
 import type WebSocket from 'ws';
 import type {
+  MeshRoutes,
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
@@ -184,6 +185,10 @@ export class ConnectedNodeAgent implements NodeAgent {
 
   async removeReplica(name: string): Promise<void> {
     await this.call('removeReplica', [name], SLOW_CALL_TIMEOUT_MS);
+  }
+
+  async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {
+    await this.call('setMeshRoutes', [table, options], options.drainTimeoutMs + WAIT_SLACK_MS);
   }
 
   /** The operator's handle closes; the node itself stays joined and keeps its containers. */

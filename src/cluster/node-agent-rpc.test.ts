@@ -58,6 +58,7 @@ const memoryNode: NodeAgent = {
   }),
   watchReplica: (name) => new Promise(() => void name),
   removeReplica: async () => undefined,
+  setMeshRoutes: async () => undefined,
   close: async () => undefined,
 };
 

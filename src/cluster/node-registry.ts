@@ -321,6 +321,7 @@ function drainedView(agent: NodeAgent): NodeAgent {
     awaitReplica: (name, options) => agent.awaitReplica(name, options),
     watchReplica: (name, options) => agent.watchReplica(name, options),
     removeReplica: (name) => agent.removeReplica(name),
+    setMeshRoutes: (table, options) => agent.setMeshRoutes(table, options),
     close: () => agent.close(),
   };
 }

@@ -12,6 +12,7 @@ export const RPC_METHODS = [
   'awaitReplica',
   'watchReplica',
   'removeReplica',
+  'setMeshRoutes',
 ] as const;
 export type RpcMethod = (typeof RPC_METHODS)[number];
 

@@ -1,5 +1,5 @@
 import type WebSocket from 'ws';
-import type { NodeAgent, ReplicaRequest } from '../api/types.js';
+import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../api/types.js';
 import { BerthError, asBerthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { messageText, RPC_METHODS, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
@@ -39,6 +39,12 @@ function dispatch(agent: NodeAgent, request: RpcRequest): Promise<unknown> {
       return agent.watchReplica(name(), { durationMs: number('durationMs') });
     case 'removeReplica':
       return agent.removeReplica(name()).then(() => null);
+    case 'setMeshRoutes': {
+      const table = first as MeshRoutes | undefined;
+      if (table === undefined || typeof table !== 'object' || !Array.isArray(table.routes))
+        throw new BerthError('ERR_BAD_REQUEST', 'setMeshRoutes needs a routing table');
+      return agent.setMeshRoutes(table, { drainTimeoutMs: number('drainTimeoutMs') }).then(() => null);
+    }
   }
 }
 

@@ -8,9 +8,10 @@ export function unsupportedFeatures(desired: DesiredState): string[] {
   const problems: string[] = [];
   for (const service of desired.services) {
     service.ports.forEach((port, i) => {
-      if (port.published !== null) {
+      // The routing mesh balances TCP connections; UDP has no connection to drain or retry.
+      if (port.published !== null && port.protocol !== 'tcp') {
         problems.push(
-          `service ${service.namespace}/${service.name}: spec.ports[${i}].published (${port.published}) needs the routing mesh, which is not available yet; remove \`published\` — each replica still publishes its target port on an ephemeral port of its node`,
+          `service ${service.namespace}/${service.name}: spec.ports[${i}].published (${port.published}/${port.protocol}): the routing mesh serves TCP only; remove \`published\` — each replica still publishes its target port on an ephemeral port of its node`,
         );
       }
     });

@@ -3,6 +3,7 @@ import type { NodeAgent } from '../api/types.js';
 import type { Logger } from '../log.js';
 import type { DesiredState, LoadResult } from '../manifests/types.js';
 import { computePlan } from '../plan/compute-plan.js';
+import type { MeshController } from '../mesh/mesh-controller.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, type RolloutEvent, type RolloutResult } from '../rollout/apply-plan.js';
 import type { SecretReader } from '../rollout/replica-request.js';
@@ -21,6 +22,8 @@ export interface ReconcileDeps {
   readSecret: SecretReader | null;
   onEvent?: (event: RolloutEvent) => void;
   signal?: AbortSignal;
+  /** The routing mesh of `berth run`; one-shot commands have none. */
+  mesh?: MeshController;
 }
 
 export type ReconcileOutcome = 'unchanged' | 'succeeded' | 'rolled back' | 'failed' | 'invalid';
@@ -98,6 +101,7 @@ export async function reconcile(
     desired = loaded.desired;
   }
   if (desired === null) throw new Error('unreachable: desired state not loaded');
+  deps.mesh?.setDesired(desired);
 
   const agents = deps.agents();
   const observed = await observeCluster(agents, log);
@@ -120,6 +124,7 @@ export async function reconcile(
       return { ...base, targetRevision: null, outcome: 'failed', reason };
     }
     desired = loaded.desired;
+    deps.mesh?.setDesired(desired);
     plan = computePlan(desired, observed);
     const lastGoodProblems = await unreadableSecrets(plan, desired, deps.readSecret);
     if (lastGoodProblems.length > 0) {
@@ -157,6 +162,7 @@ export async function reconcile(
     log,
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
     ...(deps.signal ? { signal: deps.signal } : {}),
+    ...(deps.mesh ? { mesh: deps.mesh } : {}),
   });
   const info = await deps.source.commitInfo(target).catch(() => null);
   const commit = info ? { author: info.author, message: info.message.split('\n')[0] ?? '' } : {};
@@ -253,6 +259,7 @@ async function rollBack(
     return null;
   }
   log.warn({ to: shortRevision(args.lastGood) }, 'rolling back');
+  deps.mesh?.setDesired(loaded.desired);
   const observed = await observeCluster(agents, log);
   const plan = computePlan(loaded.desired, observed, { policy: 'rollback' });
   const result = await applyPlan(plan, {
@@ -261,6 +268,7 @@ async function rollBack(
     readSecret: deps.readSecret,
     log: log.child({ rollback: true }),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
+    ...(deps.mesh ? { mesh: deps.mesh } : {}),
   });
   await deps.store.appendHistory(
     historyEntries(

@@ -109,6 +109,10 @@ class MemoryNode implements NodeAgent {
     this.track();
   }
 
+  async setMeshRoutes(): Promise<void> {
+    await tick();
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }

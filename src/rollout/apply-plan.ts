@@ -2,6 +2,7 @@ import type { NodeAgent, ReplicaWaitResult } from '../api/types.js';
 import { asBerthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { DesiredState, ServiceSpec } from '../manifests/types.js';
+import type { MeshMembership } from '../mesh/mesh-controller.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.js';
 import { buildReplicaRequest, type SecretReader } from './replica-request.js';
@@ -49,7 +50,15 @@ export interface RolloutOptions {
   onEvent?: (event: RolloutEvent) => void;
   /** Aborts between steps (shutdown); replicas already started keep running. */
   signal?: AbortSignal;
+  /**
+   * The routing mesh, when one runs: a new replica joins it once healthy, an old one leaves it
+   * and is drained (bounded by its stop grace period) before it is stopped.
+   */
+  mesh?: MeshMembership;
 }
+
+/** Used for a replica whose service left the desired state: Docker's own default grace. */
+const DEFAULT_DRAIN_MS = 10_000;
 
 class RolloutFailure extends Error {}
 
@@ -142,7 +151,9 @@ async function rollService(
   };
 
   const remove = async (old: ReplicaRef, reason: string): Promise<void> => {
-    await agentFor(old.node).removeReplica(old.name);
+    const agent = agentFor(old.node);
+    await options.mesh?.withdraw(old, spec?.stopGracePeriodMs ?? DEFAULT_DRAIN_MS);
+    await agent.removeReplica(old.name);
     result.removed.push({ name: old.name, node: old.node });
     emit({ type: 'replica-removed', service, name: old.name, node: old.node, reason });
   };
@@ -186,6 +197,7 @@ async function rollService(
       recordFailure(step, reason);
       return false;
     }
+    if (wait.replica) await options.mesh?.admit(wait.replica);
     emit({
       type: 'replica-healthy',
       service,

@@ -13,6 +13,7 @@ import { BerthError } from '../../src/errors.js';
 import { silentLogger } from '../../src/log.js';
 import type { FastifyInstance } from 'fastify';
 import { MISSING_IMAGE, requireTestImages, testDocker } from '../helpers/docker.js';
+import { freePort, getOnce } from '../helpers/load-loop.js';
 import { createTestNode, publishedUrl, webReplica, type TestNode } from './agent-fixtures.js';
 
 const TOKEN = 'test-token-0123456789';
@@ -175,5 +176,32 @@ void describe('agent HTTP server and client', () => {
       assert.match(error.message, /gone/);
       return true;
     });
+  });
+
+  void test('mesh routes pushed over HTTP are served on the node address', async () => {
+    const client = createAgentClient({ url, token: TOKEN, nodeName: node.name });
+    // The agent's own HTTP port stands in for a replica: any TCP server works as a backend.
+    const backendPort = Number(new URL(url).port);
+    const published = await freePort();
+    await client.setMeshRoutes(
+      {
+        version: 1,
+        routes: [
+          {
+            service: 'ns/api',
+            published,
+            protocol: 'tcp',
+            backends: [{ id: 'agent-api', host: '127.0.0.1', port: backendPort }],
+          },
+        ],
+      },
+      { drainTimeoutMs: 0 },
+    );
+    const answer = await getOnce('127.0.0.1', published);
+    // The agent's own answer to a request without a token, reached through the mesh.
+    assert.equal(answer.status, 401);
+    assert.match(answer.body, /ERR_AGENT_UNAUTHORIZED/);
+    await client.setMeshRoutes({ version: 2, routes: [] }, { drainTimeoutMs: 0 });
+    await assert.rejects(getOnce('127.0.0.1', published));
   });
 });

@@ -1,0 +1,144 @@
+import type { MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../api/types.js';
+import type { Logger } from '../log.js';
+import type { DesiredState } from '../manifests/types.js';
+import { observeCluster } from '../operator/observe.js';
+import { computeMeshRoutes } from './mesh-routes.js';
+
+/** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */
+export interface MeshMembership {
+  /** A replica became healthy: every node routes to it from now on. */
+  admit(replica: ObservedReplica): Promise<void>;
+  /**
+   * A replica is about to be stopped: every node stops giving it new connections, and this
+   * resolves once its open connections have finished on every node, or after `drainTimeoutMs`.
+   */
+  withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void>;
+}
+
+export interface MeshControllerOptions {
+  agents: () => ReadonlyMap<string, NodeAgent>;
+  log: Logger;
+  /**
+   * How often the cluster is observed to follow health between rollouts (a replica that fails
+   * its check, a node that goes down); the table is pushed to every node each time, so a node
+   * that restarted or reconnected gets it back without any bookkeeping.
+   */
+  intervalMs?: number;
+}
+
+/**
+ * The operator's side of the routing mesh. Holds the last observed state and the desired
+ * services' published ports, computes the table (computeMeshRoutes, pure) and pushes it to every
+ * node. Rollouts speed it up: a replica is admitted the moment it is healthy and withdrawn (and
+ * drained) before it is stopped, without waiting for the next observation.
+ */
+export class MeshController implements MeshMembership {
+  private readonly options: MeshControllerOptions;
+  private readonly log: Logger;
+  private desired: Pick<DesiredState, 'services'> = { services: [] };
+  private observed: ObservedState = { nodes: [] };
+  private readonly withdrawn = new Set<string>();
+  private timer: NodeJS.Timeout | null = null;
+  private stopped = false;
+  private lastVersion = 0;
+  private ticking: Promise<void> | null = null;
+
+  constructor(options: MeshControllerOptions) {
+    this.options = options;
+    this.log = options.log.child({ component: 'mesh' });
+  }
+
+  /** The services (and their published ports) that a reconcile converges toward. */
+  setDesired(desired: Pick<DesiredState, 'services'>): void {
+    this.desired = desired;
+  }
+
+  start(): void {
+    const every = this.options.intervalMs ?? 1000;
+    const loop = (): void => {
+      if (this.stopped) return;
+      this.ticking = this.refresh()
+        .catch((error: unknown) => this.log.warn({ err: error }, 'routing mesh refresh failed'))
+        .finally(() => {
+          this.ticking = null;
+          if (!this.stopped) this.timer = setTimeout(loop, every);
+        });
+    };
+    loop();
+  }
+
+  async stop(): Promise<void> {
+    this.stopped = true;
+    if (this.timer) clearTimeout(this.timer);
+    await this.ticking;
+  }
+
+  /** Observes every node and pushes the table computed from what it saw. */
+  async refresh(): Promise<void> {
+    const observed = await observeCluster(this.options.agents(), this.log);
+    const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => r.name)));
+    // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
+    for (const name of this.withdrawn) if (!present.has(name)) this.withdrawn.delete(name);
+    this.observed = observed;
+    await this.push(0);
+  }
+
+  async admit(replica: ObservedReplica): Promise<void> {
+    this.withdrawn.delete(replica.name);
+    this.observed = {
+      nodes: this.observed.nodes.map((node) =>
+        node.name === replica.node
+          ? {
+              ...node,
+              replicas: [
+                ...node.replicas.filter((r) => r.name !== replica.name),
+                { ...replica, state: 'running', health: replica.health === 'none' ? 'none' : 'healthy' },
+              ],
+            }
+          : node,
+      ),
+    };
+    if (!this.observed.nodes.some((n) => n.name === replica.node)) {
+      // A node first seen by this rollout: its address comes with the next observation.
+      await this.refresh();
+      return;
+    }
+    await this.push(0);
+  }
+
+  async withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void> {
+    this.withdrawn.add(replica.name);
+    await this.push(drainTimeoutMs);
+  }
+
+  /** Routes currently pushed, for tests and status. */
+  routes(): MeshRoutes {
+    return {
+      version: this.lastVersion,
+      routes: computeMeshRoutes(this.desired, this.observed, this.withdrawn),
+    };
+  }
+
+  private async push(drainTimeoutMs: number): Promise<void> {
+    // Versions are wall-clock based so that a restarted operator's tables are newer than the
+    // ones its predecessor pushed.
+    this.lastVersion = Math.max(Date.now(), this.lastVersion + 1);
+    const table: MeshRoutes = {
+      version: this.lastVersion,
+      routes: computeMeshRoutes(this.desired, this.observed, this.withdrawn),
+    };
+    const down = new Set(this.observed.nodes.filter((n) => n.status === 'down').map((n) => n.name));
+    await Promise.all(
+      [...this.options.agents().values()]
+        .filter((agent) => !down.has(agent.name))
+        .map(async (agent) => {
+          try {
+            await agent.setMeshRoutes(table, { drainTimeoutMs });
+          } catch (error) {
+            // The next refresh pushes again; a node that cannot take the table keeps the last one.
+            this.log.warn({ node: agent.name, err: error }, 'could not update the routing mesh of a node');
+          }
+        }),
+    );
+  }
+}

@@ -1,0 +1,102 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
+import type { ServiceSpec } from '../manifests/types.js';
+import { computeMeshRoutes } from './mesh-routes.js';
+
+function replica(
+  name: string,
+  node: string,
+  hostPort: number,
+  over: Partial<ObservedReplica> = {},
+): ObservedReplica {
+  return {
+    name,
+    id: name,
+    node,
+    namespace: 'ns',
+    service: 'web',
+    slot: '1',
+    specHash: 'h',
+    revision: 'r',
+    state: 'running',
+    health: 'healthy',
+    healthDetail: null,
+    exitCode: null,
+    restartCount: 0,
+    createdAt: '',
+    startedAt: null,
+    ports: [{ target: 8080, protocol: 'tcp', hostIp: '0.0.0.0', hostPort }],
+    specSummary: null,
+    ...over,
+  };
+}
+
+function node(
+  name: string,
+  address: string,
+  replicas: ObservedReplica[],
+  status: NodeSnapshot['status'] = 'ready',
+): NodeSnapshot {
+  return {
+    name,
+    address,
+    labels: {},
+    capacity: { nanoCpus: 1e9, memoryBytes: 1e9 },
+    engineVersion: '',
+    status,
+    images: [],
+    replicas,
+  };
+}
+
+const web = {
+  namespace: 'ns',
+  name: 'web',
+  ports: [
+    { target: 8080, published: 80, protocol: 'tcp' },
+    { target: 9090, published: null, protocol: 'tcp' },
+  ],
+} as unknown as ServiceSpec;
+
+describe('computeMeshRoutes', () => {
+  test('lists healthy replicas of every answering node at their node address, drained ones left out', () => {
+    const observed = {
+      nodes: [
+        node('n1', '127.0.1.1', [
+          replica('web.1', 'n1', 32001),
+          replica('web.2', 'n1', 32002, { health: 'starting' }),
+          replica('web.3', 'n1', 32003, { health: 'unhealthy' }),
+          replica('web.4', 'n1', 32004, { health: 'none' }),
+          replica('web.5', 'n1', 32005, { state: 'exited', health: 'none' }),
+          replica('other.1', 'n1', 32006, { service: 'other' }),
+        ]),
+        node('n2', '127.0.1.2', [
+          replica('web.6', 'n2', 32007, {
+            ports: [{ target: 8080, protocol: 'tcp', hostIp: '127.0.1.2', hostPort: 32007 }],
+          }),
+          replica('web.7', 'n2', 32008),
+        ]),
+        node('n3', '', [replica('web.8', 'n3', 32009)], 'down'),
+      ],
+    };
+    const routes = computeMeshRoutes({ services: [web] }, observed, new Set(['web.7']));
+    assert.deepEqual(routes, [
+      {
+        service: 'ns/web',
+        published: 80,
+        protocol: 'tcp',
+        backends: [
+          { id: 'web.1', host: '127.0.1.1', port: 32001 },
+          { id: 'web.4', host: '127.0.1.1', port: 32004 },
+          { id: 'web.6', host: '127.0.1.2', port: 32007 },
+        ],
+      },
+    ]);
+  });
+
+  test('a published port with no healthy replica still has a route (a connection is closed, never misrouted)', () => {
+    const routes = computeMeshRoutes({ services: [web] }, { nodes: [node('n1', '127.0.0.1', [])] });
+    assert.deepEqual(routes, [{ service: 'ns/web', published: 80, protocol: 'tcp', backends: [] }]);
+  });
+});

@@ -1,0 +1,85 @@
+import { request } from 'node:http';
+import { createServer } from 'node:net';
+
+/** A port free on `host` right now, for a published port in a test (the mesh binds it later). */
+export async function freePort(host = '127.0.0.1'): Promise<number> {
+  const server = createServer();
+  await new Promise<void>((resolve) => server.listen(0, host, resolve));
+  const address = server.address();
+  await new Promise<void>((resolve) => server.close(() => resolve()));
+  if (typeof address !== 'object' || !address) throw new Error('no address');
+  return address.port;
+}
+
+/** One GET on a fresh connection (no keep-alive), so every request goes through the balancer anew. */
+export function getOnce(
+  host: string,
+  port: number,
+  timeoutMs = 5000,
+): Promise<{ status: number; body: string; ms: number }> {
+  const started = process.hrtime.bigint();
+  return new Promise((resolve, reject) => {
+    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          body: body.trim(),
+          ms: Number(process.hrtime.bigint() - started) / 1e6,
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('timeout', () => req.destroy(new Error(`no answer within ${timeoutMs} ms`)));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+export interface LoadReport {
+  requests: number;
+  failed: number;
+  /** Answer bodies and how often each came back (200 only). */
+  bodies: Map<string, number>;
+  /** The first few failures, for the assertion message. */
+  failures: string[];
+}
+
+/**
+ * A steady, bounded request loop on loopback: `perSecond` requests a second until `stop` is
+ * called or `maxMs` has passed, whichever comes first; never more than `perSecond * maxMs / 1000`
+ * requests. A request fails on a connection error, a timeout or any status but 200.
+ */
+export function startLoadLoop(options: { host: string; port: number; perSecond: number; maxMs: number }): {
+  stop: () => Promise<LoadReport>;
+} {
+  const report: LoadReport = { requests: 0, failed: 0, bodies: new Map(), failures: [] };
+  const inFlight = new Set<Promise<void>>();
+  const limit = Math.floor((options.perSecond * options.maxMs) / 1000);
+  const fire = (): void => {
+    if (report.requests >= limit) return stopTimer();
+    report.requests++;
+    const one = getOnce(options.host, options.port)
+      .then((answer) => {
+        if (answer.status !== 200) throw new Error(`HTTP ${answer.status}`);
+        report.bodies.set(answer.body, (report.bodies.get(answer.body) ?? 0) + 1);
+      })
+      .catch((error: unknown) => {
+        report.failed++;
+        if (report.failures.length < 5)
+          report.failures.push(error instanceof Error ? error.message : String(error));
+      })
+      .finally(() => inFlight.delete(one));
+    inFlight.add(one);
+  };
+  const timer = setInterval(fire, 1000 / options.perSecond);
+  const stopTimer = (): void => clearInterval(timer);
+  return {
+    async stop() {
+      stopTimer();
+      await Promise.all([...inFlight]);
+      return report;
+    },
+  };
+}

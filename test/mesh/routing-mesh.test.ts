@@ -1,0 +1,136 @@
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { eventually, startBerth } from '../helpers/berth-cli.js';
+import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
+import { bodies, removeNamespace, replicasOf } from '../operator/cluster-probe.js';
+
+const ns = `mesh${Date.now().toString(36)}`;
+const node = `test-${ns}`;
+
+function manifests(image: string, published: number): Record<string, string> {
+  return {
+    'deploy/all.yaml': `apiVersion: berth/v1
+kind: Namespace
+metadata: { name: ${ns} }
+---
+apiVersion: berth/v1
+kind: Service
+metadata: { name: web, namespace: ${ns} }
+spec:
+  image: ${image}
+  replicas: 3
+  ports: [{ target: 8080, published: ${published} }]
+  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
+  update: { parallelism: 1, order: start-first, monitor: 1s }
+  stopGracePeriod: 2s
+  init: true
+`,
+  };
+}
+
+describe('routing mesh on one node (berth run, real engine)', () => {
+  let repo: TestRepo;
+  let stateDir: string;
+  let operator: ChildProcess | null = null;
+  let published: number;
+
+  before(async () => {
+    await requireDocker();
+    await requireTestImages();
+    published = await freePort();
+    repo = await createTestRepo(manifests('berth-test/web:v1', published));
+    stateDir = await mkdtemp(join(tmpdir(), 'berth-mesh-'));
+    operator = startBerth([
+      'run',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      node,
+      // Every deploy here is triggered by the watch; the schedule never fires during the test.
+      '--schedule',
+      '0 0 1 1 *',
+    ]);
+  });
+  after(async () => {
+    operator?.kill('SIGKILL');
+    await removeNamespace(ns);
+    await repo.cleanup();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('the published port answers on the node address, served by the 3 replicas', async () => {
+    await eventually(
+      '3 replicas serving v1',
+      async () => (await bodies(ns, 'web')).filter((b) => b === 'v1').length === 3,
+    );
+    await eventually(
+      'the published port answers',
+      async () => (await getOnce('127.0.0.1', published)).body === 'v1',
+    );
+    for (let i = 0; i < 9; i++) {
+      const answer = await getOnce('127.0.0.1', published);
+      assert.equal(answer.status, 200);
+      assert.equal(answer.body, 'v1');
+    }
+    // Only the mesh serves the service port: the replicas publish on ephemeral ports.
+    const replicas = await replicasOf(ns, 'web');
+    assert.equal(replicas.length, 3);
+    for (const r of replicas) assert.notEqual(r.port, published);
+  });
+
+  test('a rolling update under a steady request loop fails no request', async () => {
+    const load = startLoadLoop({ host: '127.0.0.1', port: published, perSecond: 20, maxMs: 120_000 });
+    const commit = await repo.commit(manifests('berth-test/web:v2', published), 'v2');
+    try {
+      await eventually(
+        'every replica on v2, and only v2 through the mesh',
+        async () => {
+          const replicas = await replicasOf(ns, 'web');
+          if (replicas.length !== 3 || !replicas.every((r) => r.revision === commit && r.state === 'running'))
+            return false;
+          return (await getOnce('127.0.0.1', published)).body === 'v2';
+        },
+        110_000,
+      );
+    } finally {
+      const report = await load.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.ok(report.requests > 20, `only ${report.requests} requests were made`);
+      assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+    }
+  });
+
+  test('a replica that fails its health check stops receiving traffic', async () => {
+    const [victim] = await replicasOf(ns, 'web');
+    assert.ok(victim);
+    // The check asks for /: without its page the replica answers 404 and turns unhealthy.
+    const removed = await dockerExec(victim.name, ['rm', '/www/index.html']);
+    assert.equal(removed.exitCode, 0, removed.output);
+    await eventually(
+      '30 requests in a row answered 200 through the mesh (round robin over 3 would hit the broken one)',
+      async () => {
+        for (let i = 0; i < 30; i++) {
+          if ((await getOnce('127.0.0.1', published)).status !== 200) return false;
+        }
+        return true;
+      },
+      60_000,
+    );
+    const still = (await replicasOf(ns, 'web')).find((r) => r.name === victim.name);
+    assert.equal(still?.state, 'running', 'the broken replica still runs: the mesh keeps traffic off it');
+  });
+});
