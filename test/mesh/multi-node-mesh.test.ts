@@ -1,0 +1,171 @@
+/**
+ * The routing mesh across three real engines: an operator without a local node, three
+ * `berth agent --join` processes, each advertising its own loopback address. A service whose
+ * replicas run on two nodes only answers on the published port of all three.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { eventually, startBerth } from '../helpers/berth-cli.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
+import { managedOn, startTestEngines, type TestEngine, type TestEngines } from '../helpers/multi-node.js';
+
+const ns = `mm${Date.now().toString(36)}`;
+const zones = ['a', 'b', 'c'];
+
+function manifests(image: string, published: number): Record<string, string> {
+  return {
+    'app.yaml': `apiVersion: berth/v1
+kind: Namespace
+metadata: { name: ${ns} }
+---
+apiVersion: berth/v1
+kind: Service
+metadata: { name: web, namespace: ${ns} }
+spec:
+  image: ${image}
+  replicas: 3
+  ports: [{ target: 8080, published: ${published} }]
+  placement: { constraints: ["node.labels.zone != c"] }
+  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
+  update: { parallelism: 1, order: start-first, monitor: 300ms }
+  stopGracePeriod: 1s
+  init: true
+`,
+  };
+}
+
+function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
+  return new Promise((resolve, reject) => {
+    let out = '';
+    child.stdout?.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      const match = pattern.exec(out);
+      if (match) resolve(match);
+    });
+    child.on('exit', (code) => reject(new Error(`${what} exited with ${code}:\n${out}`)));
+  });
+}
+
+describe('routing mesh on three engines', () => {
+  let cluster: TestEngines;
+  let engines: TestEngine[];
+  let repo: TestRepo;
+  let dir: string;
+  let published: number;
+  const children: ChildProcess[] = [];
+
+  before(async () => {
+    cluster = await startTestEngines(3, `${ns}n`);
+    engines = cluster.engines;
+    dir = await mkdtemp(join(tmpdir(), 'berth-mesh-cluster-'));
+    published = await freePort();
+    // Services arrive once every node has joined, so placement sees all three.
+    repo = await createTestRepo({
+      'app.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+    });
+    const clusterPort = await freePort();
+    const operator = startBerth([
+      'run',
+      '--repo',
+      repo.dir,
+      '--state-dir',
+      join(dir, 'state'),
+      '--cluster-listen',
+      `127.0.0.1:${clusterPort}`,
+      '--no-local-node',
+      '--schedule',
+      '0 0 1 1 *',
+    ]);
+    children.push(operator);
+    const [, endpoint, token] = await waitForOutput(
+      operator,
+      /berth agent --join (\S+) --token (\S+)/,
+      'the operator',
+    );
+    await Promise.all(
+      engines.map((engine) => {
+        const agent = startBerth([
+          'agent',
+          '--join',
+          endpoint!,
+          '--token',
+          token!,
+          '--node',
+          engine.node,
+          '--docker',
+          engine.socketPath,
+          '--advertise-addr',
+          engine.address,
+          '--label',
+          `zone=${zones[engine.index - 1]}`,
+          '--state-dir',
+          join(dir, `agent-${engine.index}`),
+          '--pull',
+          'never',
+        ]);
+        children.push(agent);
+        return waitForOutput(agent, /joined/, `agent ${engine.node}`);
+      }),
+    );
+  });
+
+  after(async () => {
+    for (const child of children) child.kill('SIGKILL');
+    await cluster?.stop();
+    await repo?.cleanup();
+    if (dir) await rm(dir, { recursive: true, force: true });
+  });
+
+  test('the published port answers on every node, including the one with no replica', async () => {
+    await repo.commit(manifests('berth-test/web:v1', published), 'web with a published port');
+    for (const engine of engines) {
+      await eventually(
+        `the published port answers on ${engine.node} (${engine.address})`,
+        async () => (await getOnce(engine.address, published)).body === 'v1',
+        90_000,
+      );
+    }
+    const running = async (engine: TestEngine): Promise<number> =>
+      (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
+    assert.equal(await running(engines[2]!), 0, 'node 3 runs no replica');
+    assert.equal((await running(engines[0]!)) + (await running(engines[1]!)), 3);
+    for (const engine of engines) {
+      for (let i = 0; i < 6; i++) {
+        const answer = await getOnce(engine.address, published);
+        assert.equal(answer.status, 200, engine.node);
+        assert.equal(answer.body, 'v1', engine.node);
+      }
+    }
+  });
+
+  test('a rolling update under load through the node with no replica fails no request', async () => {
+    const empty = engines[2]!;
+    const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    await repo.commit(manifests('berth-test/web:v2', published), 'v2');
+    try {
+      await eventually(
+        'only v2 replicas run, and the mesh answers v2',
+        async () => {
+          const all = (await Promise.all(engines.map((e) => managedOn(e, ns, 'web')))).flat();
+          if (all.length !== 3 || all.some((r) => r.state !== 'running')) return false;
+          const answers = await Promise.all([0, 1, 2].map(() => getOnce(empty.address, published)));
+          return answers.every((a) => a.body === 'v2');
+        },
+        110_000,
+      );
+    } finally {
+      const report = await load.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+    }
+  });
+});
