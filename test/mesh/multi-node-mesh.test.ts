@@ -132,8 +132,13 @@ describe('routing mesh on three engines', () => {
     }
     const running = async (engine: TestEngine): Promise<number> =>
       (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
+    // The port answers as soon as the first replica is healthy; the deploy goes on meanwhile.
+    await eventually(
+      '3 replicas running on nodes 1 and 2',
+      async () => (await running(engines[0]!)) + (await running(engines[1]!)) === 3,
+      90_000,
+    );
     assert.equal(await running(engines[2]!), 0, 'node 3 runs no replica');
-    assert.equal((await running(engines[0]!)) + (await running(engines[1]!)), 3);
     for (const engine of engines) {
       for (let i = 0; i < 6; i++) {
         const answer = await getOnce(engine.address, published);
