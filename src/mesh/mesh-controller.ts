@@ -35,6 +35,7 @@ export interface MeshControllerOptions {
 export class MeshController implements MeshMembership {
   private readonly options: MeshControllerOptions;
   private readonly log: Logger;
+  private readonly quiet: Logger;
   private desired: Pick<DesiredState, 'services'> = { services: [] };
   private observed: ObservedState = { nodes: [] };
   private readonly withdrawn = new Set<string>();
@@ -46,6 +47,7 @@ export class MeshController implements MeshMembership {
   constructor(options: MeshControllerOptions) {
     this.options = options;
     this.log = options.log.child({ component: 'mesh' });
+    this.quiet = this.log.child({}, { level: 'error' });
   }
 
   /** The services (and their published ports) that a reconcile converges toward. */
@@ -75,7 +77,9 @@ export class MeshController implements MeshMembership {
 
   /** Observes every node and pushes the table computed from what it saw. */
   async refresh(): Promise<void> {
-    const observed = await observeCluster(this.options.agents(), this.log);
+    // Every second: a node that stays down would otherwise be reported every time; the
+    // reconcile loop already says so.
+    const observed = await observeCluster(this.options.agents(), this.quiet);
     const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => r.name)));
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
     for (const name of this.withdrawn) if (!present.has(name)) this.withdrawn.delete(name);
