@@ -58,6 +58,7 @@ describe('routing mesh on three engines', () => {
   let dir: string;
   let published: number;
   const children: ChildProcess[] = [];
+  const agents = new Map<string, ChildProcess>();
 
   before(async () => {
     cluster = await startTestEngines(3, `${ns}n`);
@@ -109,6 +110,7 @@ describe('routing mesh on three engines', () => {
           'never',
         ]);
         children.push(agent);
+        agents.set(engine.node, agent);
         return waitForOutput(agent, /joined/, `agent ${engine.node}`);
       }),
     );
@@ -171,6 +173,33 @@ describe('routing mesh on three engines', () => {
         `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
       );
       assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+    }
+  });
+
+  test('killing the agent of a node with replicas drops no request through another node', async () => {
+    const [lost, survivor, empty] = engines as [TestEngine, TestEngine, TestEngine];
+    const runningOn = async (engine: TestEngine): Promise<number> =>
+      (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
+    assert.ok((await runningOn(lost)) > 0, 'the node to lose runs a replica');
+    const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    try {
+      agents.get(lost.node)?.kill('SIGKILL');
+      // Down after 5 s without a word; its replicas are rescheduled on the only other zone allowed.
+      await eventually(
+        '3 replicas running on the surviving node',
+        async () => (await runningOn(survivor)) === 3,
+        90_000,
+      );
+      // A little more load once the new replicas serve.
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      const report = await load.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
     }
   });
 });
