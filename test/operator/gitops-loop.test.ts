@@ -45,9 +45,10 @@ ${extra}`,
 describe('the GitOps loop on a real Docker engine', () => {
   let repo: TestRepo;
   let stateDir: string;
-  const apply = (...extra: string[]) =>
+  /** `berth COMMAND` on this suite's repository, state dir and node. */
+  const berth = (command: 'apply' | 'plan', ...extra: string[]) =>
     runBerth([
-      'apply',
+      command,
       '--repo',
       repo.dir,
       '--path',
@@ -58,6 +59,7 @@ describe('the GitOps loop on a real Docker engine', () => {
       node,
       ...extra,
     ]);
+  const apply = (...extra: string[]) => berth('apply', ...extra);
 
   before(async () => {
     repo = await createTestRepo(manifests('berth-test/web:v1'));
@@ -86,33 +88,13 @@ describe('the GitOps loop on a real Docker engine', () => {
     const again = await apply();
     assert.equal(again.code, 0);
     assert.match(again.stdout, /Nothing to change/);
-    const plan = await runBerth([
-      'plan',
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      node,
-    ]);
+    const plan = await berth('plan');
     assert.equal(plan.code, 0, plan.stdout + plan.stderr);
   });
 
   test('an image change rolls every replica while at least 3 stay healthy', async () => {
     const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
-    const plan = await runBerth([
-      'plan',
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      node,
-    ]);
+    const plan = await berth('plan');
     assert.equal(plan.code, 2, plan.stdout + plan.stderr);
     assert.match(plan.stdout, /image: berth-test\/web:v1 -> berth-test\/web:v2/);
 
@@ -197,17 +179,7 @@ describe('the GitOps loop on a real Docker engine', () => {
       },
       'publish a port',
     );
-    const plan = await runBerth([
-      'plan',
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      node,
-    ]);
+    const plan = await berth('plan');
     assert.equal(plan.code, 0, plan.stdout + plan.stderr);
     const result = await apply();
     assert.equal(result.code, 0, result.stdout + result.stderr);
