@@ -1,9 +1,28 @@
-import { pino, type Logger } from 'pino';
+import { pino, type DestinationStream, type Logger } from 'pino';
+import pretty from 'pino-pretty';
 
 export type { Logger } from 'pino';
 
 /**
- * The process logger. JSON lines on stderr (stdout is for command output); level from
+ * Where log lines go: stderr (stdout is for command output). JSON lines, as log collectors want
+ * them, unless stderr is a terminal: then one readable line per event, coloured unless NO_COLOR
+ * is set. BERTH_LOG_FORMAT=json or =pretty forces either.
+ */
+function logDestination(): DestinationStream {
+  const format = process.env['BERTH_LOG_FORMAT'] ?? (process.stderr.isTTY ? 'pretty' : 'json');
+  if (format !== 'pretty') return pino.destination(2);
+  return pretty({
+    destination: 2,
+    sync: true,
+    colorize: process.stderr.isTTY && process.env['NO_COLOR'] === undefined,
+    translateTime: 'SYS:HH:MM:ss.l',
+    singleLine: true,
+    ignore: 'pid,hostname,name',
+  });
+}
+
+/**
+ * The process logger (see logDestination for the format); level from
  * BERTH_LOG_LEVEL (default `info`). Secret values are never passed to a logger; the redact
  * paths are a second line of defence for request bodies that carry file contents.
  */
@@ -17,7 +36,7 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
         censor: '[redacted]',
       },
     },
-    pino.destination(2),
+    logDestination(),
   );
 }
 

@@ -98,10 +98,12 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
   try {
     await runtime.ping();
   } catch (error) {
-    throw new BerthError(
-      'ERR_DOCKER_UNAVAILABLE',
-      `cannot reach the Docker engine at ${socketPath} (${error instanceof Error ? error.message : String(error)}); is dockerd running?`,
-    );
+    // The runtime's own message already names the engine and the cause; add what to check.
+    const cause =
+      error instanceof BerthError && error.code === 'ERR_DOCKER_UNAVAILABLE'
+        ? error.message
+        : `cannot reach the Docker engine at ${socketPath} (${error instanceof Error ? error.message : String(error)})`;
+    throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${cause}; is dockerd running?`);
   }
   const agent = createLocalAgent({
     runtime,
