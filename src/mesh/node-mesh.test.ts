@@ -1,43 +1,11 @@
 import assert from 'node:assert/strict';
-import { createServer, request, type Server } from 'node:http';
-import { createServer as createNetServer } from 'node:net';
+import type { Server } from 'node:http';
 import { after, describe, test } from 'node:test';
 import type { MeshBackend, MeshRoutes } from '../api/types.js';
+import { getBody, startNamedBackend } from '../../test/helpers/loopback-http.js';
+import { freePort } from '../../test/helpers/load-loop.js';
 import { silentLogger } from '../log.js';
 import { createNodeMesh } from './node-mesh.js';
-
-/** A real HTTP backend on loopback answering its own name after `slowMs`. */
-async function backend(name: string, slowMs = 0): Promise<{ server: Server; backend: MeshBackend }> {
-  const server = createServer((_req, res) => {
-    setTimeout(() => res.end(name), slowMs);
-  });
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  if (typeof address !== 'object' || !address) throw new Error('no address');
-  return { server, backend: { id: name, host: '127.0.0.1', port: address.port } };
-}
-
-async function freePort(): Promise<number> {
-  const server = createNetServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const address = server.address();
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  if (typeof address !== 'object' || !address) throw new Error('no address');
-  return address.port;
-}
-
-function get(port: number): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const req = request({ host: '127.0.0.1', port, path: '/', agent: false }, (res) => {
-      let body = '';
-      res.on('data', (chunk: Buffer) => (body += chunk.toString()));
-      res.on('end', () => resolve(body));
-      res.on('error', reject);
-    });
-    req.on('error', reject);
-    req.end();
-  });
-}
 
 const table = (version: number, published: number, backends: MeshBackend[]): MeshRoutes => ({
   version,
@@ -54,8 +22,8 @@ describe('node mesh', () => {
   });
 
   test('serves a published port over the listed backends and follows new tables', async () => {
-    const a = await backend('a');
-    const b = await backend('b');
+    const a = await startNamedBackend('a');
+    const b = await startNamedBackend('b');
     servers.push(a.server, b.server);
     const port = await freePort();
     const mesh = createNodeMesh({ address: '127.0.0.1', log: silentLogger() });
@@ -63,33 +31,33 @@ describe('node mesh', () => {
       await mesh.apply(table(1, port, [a.backend, b.backend]), { drainTimeoutMs: 0 });
       assert.deepEqual(mesh.ports(), [port]);
       const seen = new Set<string>();
-      for (let i = 0; i < 6; i++) seen.add(await get(port));
+      for (let i = 0; i < 6; i++) seen.add(await getBody(port));
       assert.deepEqual([...seen].sort(), ['a', 'b']);
 
       await mesh.apply(table(2, port, [b.backend]), { drainTimeoutMs: 0 });
-      for (let i = 0; i < 4; i++) assert.equal(await get(port), 'b');
+      for (let i = 0; i < 4; i++) assert.equal(await getBody(port), 'b');
 
       // An older table arriving late changes nothing.
       await mesh.apply(table(1, port, [a.backend]), { drainTimeoutMs: 0 });
-      assert.equal(await get(port), 'b');
+      assert.equal(await getBody(port), 'b');
 
       await mesh.apply({ version: 3, routes: [] }, { drainTimeoutMs: 0 });
       assert.deepEqual(mesh.ports(), []);
-      await assert.rejects(get(port));
+      await assert.rejects(getBody(port));
     } finally {
       await mesh.close();
     }
   });
 
   test('a backend leaving the table finishes its in-flight request before apply resolves', async () => {
-    const slow = await backend('slow', 600);
-    const other = await backend('other');
+    const slow = await startNamedBackend('slow', 600);
+    const other = await startNamedBackend('other');
     servers.push(slow.server, other.server);
     const port = await freePort();
     const mesh = createNodeMesh({ address: '127.0.0.1', log: silentLogger() });
     try {
       await mesh.apply(table(1, port, [slow.backend]), { drainTimeoutMs: 0 });
-      const inFlight = get(port);
+      const inFlight = getBody(port);
       // Let the request reach the slow backend before it leaves.
       await new Promise((r) => setTimeout(r, 200));
       let answered: string | null = null;
@@ -98,7 +66,7 @@ describe('node mesh', () => {
       // apply waited for the drain: the in-flight answer arrived first, intact.
       await new Promise((r) => setImmediate(r));
       assert.equal(answered, 'slow');
-      assert.equal(await get(port), 'other');
+      assert.equal(await getBody(port), 'other');
     } finally {
       await mesh.close();
     }

@@ -1,4 +1,5 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
+import type { MeshBackend } from '../api/types.js';
 import type { Logger } from '../log.js';
 
 /**
@@ -9,17 +10,12 @@ import type { Logger } from '../log.js';
  * stops new connections at once while the connections it already serves run to their end —
  * that is how a replica is drained before it is stopped.
  */
-export interface Backend {
-  id: string;
-  host: string;
-  port: number;
-}
 
 export interface TcpBalancer {
   readonly host: string;
   readonly port: number;
   /** Replaces the set of backends that get new connections. */
-  setBackends(backends: Backend[]): void;
+  setBackends(backends: MeshBackend[]): void;
   /** Open connections through this balancer, to one backend or in all. */
   activeConnections(backendId?: string): number;
   /** Resolves once no connection to `backendId` is open, or after `timeoutMs`; true if drained. */
@@ -37,7 +33,7 @@ export interface TcpBalancerOptions {
 
 export async function createTcpBalancer(options: TcpBalancerOptions): Promise<TcpBalancer> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
-  let backends: Backend[] = [];
+  let backends: MeshBackend[] = [];
   let next = 0;
   const open = new Map<string, Set<Socket>>();
   const clients = new Set<Socket>();
@@ -54,7 +50,7 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     });
   };
 
-  const dial = (backend: Backend): Promise<Socket> =>
+  const dial = (backend: MeshBackend): Promise<Socket> =>
     new Promise((resolve, reject) => {
       const upstream = connect({ host: backend.host, port: backend.port });
       const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), connectTimeoutMs);
