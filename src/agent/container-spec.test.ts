@@ -35,7 +35,7 @@ const request: ReplicaRequest = {
   init: true,
   specSummary: { image: 'busybox:1.36' },
 };
-const placement = { nodeName: 'node-a', address: '127.0.1.1', mounts: [] };
+const placement = { nodeName: 'node-a', address: '127.0.1.1', mounts: [], dns: null };
 
 void describe('buildContainerSpec', () => {
   void test('command and args map to entrypoint and cmd; nulls keep the image defaults', () => {

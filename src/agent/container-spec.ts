@@ -24,6 +24,8 @@ export interface ContainerPlacement {
   /** The node's advertise address: every port is published there, on an ephemeral host port. */
   address: string;
   mounts: BindMount[];
+  /** Resolvers and search domain for service discovery; null leaves Docker's defaults. */
+  dns: ContainerCreateSpec['dns'];
 }
 
 export function buildContainerSpec(
@@ -48,6 +50,7 @@ export function buildContainerSpec(
     init: request.init,
     user: request.user,
     workingDir: request.workingDir,
+    dns: placement.dns,
   };
 }
 

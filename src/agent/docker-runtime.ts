@@ -347,6 +347,7 @@ function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptio
         MaximumRetryCount: spec.restart.policy === 'on-failure' ? spec.restart.maxRetries : 0,
       },
       Init: spec.init,
+      ...(spec.dns ? { Dns: spec.dns.servers, DnsSearch: spec.dns.search } : {}),
       Mounts: spec.mounts.map((mount) => ({
         Type: 'bind' as const,
         Source: mount.source,

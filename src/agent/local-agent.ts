@@ -20,6 +20,7 @@ import {
 } from '../api/types.js';
 import { assertContainerName, buildContainerSpec } from './container-spec.js';
 import { createNodeMesh } from '../mesh/node-mesh.js';
+import { createServiceDiscovery } from '../mesh/service-discovery.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { createHealthProber, healthcheckFromLabels, type HealthProber } from './health-prober.js';
 import type { ContainerRuntime, RuntimeContainer, RuntimeEvent, Subscription } from './runtime.js';
@@ -41,6 +42,11 @@ export interface LocalAgentOptions {
    * ERR_IMAGE_NOT_FOUND, for nodes that must only run images loaded onto them.
    */
   imagePull?: 'if-missing' | 'never';
+  /**
+   * Range of service addresses for service discovery (see mesh/service-discovery.ts); null or
+   * absent: containers get Docker's default resolvers and reach no service by name.
+   */
+  serviceAddresses?: string | null;
   /** Replaces the default file store (the secrets issue refines where secret files live). */
   fileStore?: FileStore;
 }
@@ -60,7 +66,11 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const prober: HealthProber = createHealthProber({ runtime, log });
   // Balancers open only when the operator pushes routes, so an agent of a one-shot command
   // (apply, plan) never binds a published port.
-  const mesh = createNodeMesh({ address, log });
+  const discovery =
+    options.serviceAddresses === undefined || options.serviceAddresses === null
+      ? null
+      : createServiceDiscovery({ addresses: options.serviceAddresses, log });
+  const mesh = createNodeMesh({ address, log, discovery });
 
   /** Called with a container name, or null when anything may have changed (after a resync). */
   const changeListeners = new Set<(name: string | null) => void>();
@@ -417,7 +427,8 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
         await ensureImage(request.image);
         const mounts = await fileStore.write(request.name, request.files);
         try {
-          const id = await runtime.create(buildContainerSpec(request, { nodeName, address, mounts }));
+          const dns = discovery ? await discovery.containerDns(request.namespace) : null;
+          const id = await runtime.create(buildContainerSpec(request, { nodeName, address, mounts, dns }));
           restartBaselines.set(request.name, { id, restartCount: 0 });
           await runtime.start(request.name);
         } catch (error) {

@@ -67,6 +67,8 @@ export interface ContainerCreateSpec {
   init: boolean;
   user: string | null;
   workingDir: string | null;
+  /** Resolvers (in order) and search domains; null keeps the engine's defaults. */
+  dns: { servers: string[]; search: string[] } | null;
 }
 
 export interface ExecResult {

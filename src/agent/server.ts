@@ -278,6 +278,22 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
   return app;
 }
 
+/** Service and namespace names end up in DNS answers: labels only. */
+const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+
+const backendsSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['id', 'host', 'port'],
+    properties: {
+      id: { type: 'string', minLength: 1 },
+      host: { type: 'string', minLength: 1 },
+      port: { type: 'integer', minimum: 1, maximum: 65535 },
+    },
+  },
+} as const;
+
 const meshBodySchema = {
   type: 'object',
   additionalProperties: false,
@@ -298,15 +314,26 @@ const meshBodySchema = {
               service: { type: 'string' },
               published: { type: 'integer', minimum: 1, maximum: 65535 },
               protocol: { enum: ['tcp'] },
-              backends: {
+              backends: backendsSchema,
+            },
+          },
+        },
+        services: {
+          type: 'array',
+          items: {
+            type: 'object',
+            required: ['namespace', 'name', 'ports'],
+            properties: {
+              namespace: { type: 'string', pattern: DNS_LABEL },
+              name: { type: 'string', pattern: DNS_LABEL },
+              ports: {
                 type: 'array',
                 items: {
                   type: 'object',
-                  required: ['id', 'host', 'port'],
+                  required: ['target', 'backends'],
                   properties: {
-                    id: { type: 'string', minLength: 1 },
-                    host: { type: 'string', minLength: 1 },
-                    port: { type: 'integer', minimum: 1, maximum: 65535 },
+                    target: { type: 'integer', minimum: 1, maximum: 65535 },
+                    backends: backendsSchema,
                   },
                 },
               },

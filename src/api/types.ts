@@ -130,10 +130,23 @@ export interface MeshRoute {
   backends: MeshBackend[];
 }
 
+/**
+ * A service as other containers reach it by name (`name`, `name.namespace`): every TCP target
+ * port it lists and the healthy replicas (on every node) behind it. Each node gives the service an
+ * address of its own (its service address) and answers the name with it.
+ */
+export interface ServiceRoute {
+  namespace: string;
+  name: string;
+  ports: { target: number; backends: MeshBackend[] }[];
+}
+
 /** The whole routing table for a node; a newer `version` replaces an older one, never the reverse. */
 export interface MeshRoutes {
   version: number;
   routes: MeshRoute[];
+  /** Services reached by name from containers. Absent from tables of older operators. */
+  services?: ServiceRoute[];
 }
 
 export type ReplicaWaitOutcome = 'healthy' | 'unhealthy' | 'exited' | 'missing' | 'timeout';

@@ -9,6 +9,7 @@ import { BerthError } from '../errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
 import { createLogger, type Logger } from '../log.js';
+import { serviceAddressesOption } from './context.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface AgentCommandOptions {
@@ -21,6 +22,7 @@ interface AgentCommandOptions {
   label?: Record<string, string>;
   stateDir: string;
   pull: 'missing' | 'never';
+  serviceAddresses: string | null;
 }
 
 function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -69,6 +71,7 @@ export function registerAgentCommand(program: Command): void {
       'address replicas publish their ports on, and probes reach them at',
       '127.0.0.1',
     )
+    .addOption(serviceAddressesOption())
     .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel)
     .option('--state-dir <dir>', 'agent state: files delivered into containers', join('.berth', 'agent'))
     .option(
@@ -104,6 +107,7 @@ export function registerAgentCommand(program: Command): void {
         stateDir: options.stateDir,
         log,
         imagePull: options.pull === 'never' ? 'never' : 'if-missing',
+        serviceAddresses: options.serviceAddresses,
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();

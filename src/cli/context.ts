@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import type { Command } from 'commander';
+import { Option, type Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { createAgentClient } from '../agent/client.js';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
@@ -9,6 +9,7 @@ import type { Logger } from '../log.js';
 import { createGitRevisionSource } from '../operator/git-revision-source.js';
 import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
+import { DEFAULT_SERVICE_ADDRESSES, parseServiceAddressesOption } from '../mesh/service-discovery.js';
 import { openGitSource } from '../source/git-source.js';
 
 /** Options shared by the commands that read a repository and talk to the cluster. */
@@ -26,6 +27,7 @@ export interface ClusterOptions {
   agentToken?: string;
   node: string;
   advertiseAddr: string;
+  serviceAddresses: string | null;
 }
 
 export const DEFAULT_STATE_DIR = '.berth';
@@ -36,6 +38,16 @@ export function addSourceOptions(command: Command): Command {
     .requiredOption('--repo <repo>', 'git repository: a local path or an http(s) URL')
     .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
     .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
+}
+
+/** `--service-addresses`, shared by `berth agent` and the embedded local node. */
+export function serviceAddressesOption(): Option {
+  return new Option(
+    '--service-addresses <cidr>',
+    'service discovery: containers reach services by name at addresses of this range (made local to the host; needs root), or "off"',
+  )
+    .default(DEFAULT_SERVICE_ADDRESSES)
+    .argParser(parseServiceAddressesOption);
 }
 
 export function addClusterOptions(command: Command): Command {
@@ -56,7 +68,8 @@ export function addClusterOptions(command: Command): Command {
       '--advertise-addr <ip>',
       'address the embedded local node publishes replica ports on',
       '127.0.0.1',
-    );
+    )
+    .addOption(serviceAddressesOption());
 }
 
 /** A local repository path made absolute (URLs unchanged), so the state dir can remember it. */
@@ -112,6 +125,7 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
     labels: {},
     stateDir: join(options.stateDir, 'agent'),
     log: log.child({ node: options.node }),
+    serviceAddresses: options.serviceAddresses,
   });
   agents.set(options.node, agent);
   return agents;

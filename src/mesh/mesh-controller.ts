@@ -2,7 +2,7 @@ import type { MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../a
 import type { Logger } from '../log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../operator/observe.js';
-import { computeMeshRoutes } from './mesh-routes.js';
+import { computeMeshRoutes, computeServiceRoutes } from './mesh-routes.js';
 
 /** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */
 export interface MeshMembership {
@@ -50,7 +50,7 @@ export class MeshController implements MeshMembership {
     this.quiet = this.log.child({}, { level: 'error' });
   }
 
-  /** The services (and their published ports) that a reconcile converges toward. */
+  /** The services (their published ports, and the ports reached by name) that a reconcile converges toward. */
   setDesired(desired: Pick<DesiredState, 'services'>): void {
     this.desired = desired;
   }
@@ -117,9 +117,14 @@ export class MeshController implements MeshMembership {
 
   /** Routes currently pushed, for tests and status. */
   routes(): MeshRoutes {
+    return this.table(this.lastVersion);
+  }
+
+  private table(version: number): MeshRoutes {
     return {
-      version: this.lastVersion,
+      version,
       routes: computeMeshRoutes(this.desired, this.observed, this.withdrawn),
+      services: computeServiceRoutes(this.desired, this.observed, this.withdrawn),
     };
   }
 
@@ -127,10 +132,7 @@ export class MeshController implements MeshMembership {
     // Versions are wall-clock based so that a restarted operator's tables are newer than the
     // ones its predecessor pushed.
     this.lastVersion = Math.max(Date.now(), this.lastVersion + 1);
-    const table: MeshRoutes = {
-      version: this.lastVersion,
-      routes: computeMeshRoutes(this.desired, this.observed, this.withdrawn),
-    };
+    const table = this.table(this.lastVersion);
     const down = new Set(this.observed.nodes.filter((n) => n.status === 'down').map((n) => n.name));
     await Promise.all(
       [...this.options.agents().values()]

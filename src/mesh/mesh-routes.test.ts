@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
 import type { ServiceSpec } from '../manifests/types.js';
-import { computeMeshRoutes } from './mesh-routes.js';
+import { computeMeshRoutes, computeServiceRoutes } from './mesh-routes.js';
 
 function replica(
   name: string,
@@ -98,5 +98,46 @@ describe('computeMeshRoutes', () => {
   test('a published port with no healthy replica still has a route (a connection is closed, never misrouted)', () => {
     const routes = computeMeshRoutes({ services: [web] }, { nodes: [node('n1', '127.0.0.1', [])] });
     assert.deepEqual(routes, [{ service: 'ns/web', published: 80, protocol: 'tcp', backends: [] }]);
+  });
+});
+
+describe('computeServiceRoutes', () => {
+  test('every TCP target port of a service, published or not, with the same healthy backends', () => {
+    const observed = {
+      nodes: [
+        node('n1', '127.0.1.1', [
+          replica('web.1', 'n1', 32001, {
+            ports: [
+              { target: 8080, protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 32001 },
+              { target: 9090, protocol: 'tcp', hostIp: '0.0.0.0', hostPort: 32101 },
+            ],
+          }),
+          replica('web.2', 'n1', 32002, { health: 'unhealthy' }),
+        ]),
+        node('n2', '127.0.1.2', [replica('web.3', 'n2', 32003)], 'down'),
+      ],
+    };
+    const udpOnly = {
+      namespace: 'ns',
+      name: 'dns',
+      ports: [{ target: 53, published: null, protocol: 'udp' }],
+    } as unknown as ServiceSpec;
+    const api = { namespace: 'a', name: 'api', ports: [{ target: 80, published: null, protocol: 'tcp' }] };
+    const services = computeServiceRoutes(
+      { services: [web, udpOnly, api as unknown as ServiceSpec] },
+      observed,
+    );
+    assert.deepEqual(services, [
+      { namespace: 'a', name: 'api', ports: [{ target: 80, backends: [] }] },
+      {
+        namespace: 'ns',
+        name: 'web',
+        ports: [
+          { target: 8080, backends: [{ id: 'web.1', host: '127.0.1.1', port: 32001 }] },
+          // Only web.1 publishes 9090; web.2 is unhealthy and n2 is down.
+          { target: 9090, backends: [{ id: 'web.1', host: '127.0.1.1', port: 32101 }] },
+        ],
+      },
+    ]);
   });
 });

@@ -1,5 +1,5 @@
-import type { MeshBackend, MeshRoute, ObservedReplica, ObservedState } from '../api/types.js';
-import type { DesiredState } from '../manifests/types.js';
+import type { MeshBackend, MeshRoute, ObservedReplica, ObservedState, ServiceRoute } from '../api/types.js';
+import type { DesiredState, ServiceSpec } from '../manifests/types.js';
 
 /**
  * The routing table of the whole cluster, pure: for every published TCP port of a desired
@@ -17,31 +17,68 @@ export function computeMeshRoutes(
   for (const service of desired.services) {
     for (const port of service.ports) {
       if (port.published === null || port.protocol !== 'tcp') continue;
-      const backends: MeshBackend[] = [];
-      for (const node of observed.nodes) {
-        if (node.status === 'down') continue;
-        for (const replica of node.replicas) {
-          if (replica.namespace !== service.namespace || replica.service !== service.name) continue;
-          if (!takesTraffic(replica) || withdrawn.has(replica.name)) continue;
-          const endpoint = replica.ports.find((p) => p.target === port.target && p.protocol === 'tcp');
-          if (!endpoint) continue;
-          // Docker reports 0.0.0.0 for a port published on every address; the node's address
-          // is the one other nodes can reach.
-          const host =
-            endpoint.hostIp === '' || endpoint.hostIp === '0.0.0.0' ? node.address : endpoint.hostIp;
-          backends.push({ id: replica.name, host, port: endpoint.hostPort });
-        }
-      }
-      backends.sort((a, b) => (a.id < b.id ? -1 : a.id > b.id ? 1 : 0));
       routes.push({
         service: `${service.namespace}/${service.name}`,
         published: port.published,
         protocol: 'tcp',
-        backends,
+        backends: serviceBackends(service, port.target, observed, withdrawn),
       });
     }
   }
   return routes.sort((a, b) => a.published - b.published);
+}
+
+/**
+ * What containers reach by service name, pure: every desired service with at least one TCP
+ * port, published or not, and the same healthy backends as its published ports get.
+ */
+export function computeServiceRoutes(
+  desired: Pick<DesiredState, 'services'>,
+  observed: ObservedState,
+  withdrawn: ReadonlySet<string> = new Set(),
+): ServiceRoute[] {
+  const services: ServiceRoute[] = [];
+  for (const service of desired.services) {
+    const targets = [...new Set(service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target))];
+    if (targets.length === 0) continue;
+    services.push({
+      namespace: service.namespace,
+      name: service.name,
+      ports: targets
+        .sort((a, b) => a - b)
+        .map((target) => ({ target, backends: serviceBackends(service, target, observed, withdrawn) })),
+    });
+  }
+  return services.sort((a, b) =>
+    a.namespace === b.namespace ? compare(a.name, b.name) : compare(a.namespace, b.namespace),
+  );
+}
+
+function serviceBackends(
+  service: Pick<ServiceSpec, 'namespace' | 'name'>,
+  target: number,
+  observed: ObservedState,
+  withdrawn: ReadonlySet<string>,
+): MeshBackend[] {
+  const backends: MeshBackend[] = [];
+  for (const node of observed.nodes) {
+    if (node.status === 'down') continue;
+    for (const replica of node.replicas) {
+      if (replica.namespace !== service.namespace || replica.service !== service.name) continue;
+      if (!takesTraffic(replica) || withdrawn.has(replica.name)) continue;
+      const endpoint = replica.ports.find((p) => p.target === target && p.protocol === 'tcp');
+      if (!endpoint) continue;
+      // Docker reports 0.0.0.0 for a port published on every address; the node's address
+      // is the one other nodes can reach.
+      const host = endpoint.hostIp === '' || endpoint.hostIp === '0.0.0.0' ? node.address : endpoint.hostIp;
+      backends.push({ id: replica.name, host, port: endpoint.hostPort });
+    }
+  }
+  return backends.sort((a, b) => compare(a.id, b.id));
+}
+
+function compare(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 export function takesTraffic(replica: ObservedReplica): boolean {

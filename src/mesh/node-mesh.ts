@@ -1,10 +1,12 @@
-import type { MeshRoutes } from '../api/types.js';
+import type { MeshBackend, MeshRoutes } from '../api/types.js';
 import type { Logger } from '../log.js';
+import type { ServiceDiscovery } from './service-discovery.js';
 import { createTcpBalancer, type TcpBalancer } from './tcp-balancer.js';
 
 /**
  * The routing mesh on one node: one TCP balancer per published port, listening on the node's
- * address, fed with the routing table the operator pushes. The table lists healthy replicas on
+ * address, and one per target port of each service on the service's address (service
+ * discovery), fed with the routing table the operator pushes. The table lists healthy replicas on
  * every node, so a published port answers on every node, including one that runs no replica.
  */
 export interface NodeMesh {
@@ -21,65 +23,127 @@ export interface NodeMesh {
 
 interface Listener {
   balancer: TcpBalancer;
+  /** `namespace/name` of the service it serves. */
+  service: string;
   /** Backends this balancer was ever given and that may still have connections open. */
   known: Set<string>;
   /** Backends in the table applied last. */
   current: Set<string>;
 }
 
-export function createNodeMesh(options: { address: string; log: Logger }): NodeMesh {
+/** One address and port the node serves: a published port, or a service address's target port. */
+interface Endpoint {
+  host: string;
+  port: number;
+  service: string;
+  backends: MeshBackend[];
+  /** How the log names it. */
+  what: 'published port' | 'service address';
+}
+
+export interface NodeMeshOptions {
+  /** The node's address: published ports are served there. */
+  address: string;
+  log: Logger;
+  /** Service discovery on this node; without it the table's `services` are ignored. */
+  discovery?: ServiceDiscovery | null;
+}
+
+export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
   const log = options.log.child({ mesh: options.address });
-  const listeners = new Map<number, Listener>();
-  /** Ports whose balancer could not listen (taken by something else), so we say it once. */
-  const refused = new Set<number>();
+  const discovery = options.discovery ?? null;
+  /** By `host:port`. */
+  const listeners = new Map<string, Listener>();
+  /** Endpoints whose balancer could not listen (taken by something else), so we say it once. */
+  const refused = new Set<string>();
   let version = -1;
   let closed = false;
   // Table changes are applied one at a time (balancers open asynchronously); drains are waited
   // for outside this chain, so a long drain never holds back the next table.
   let applying: Promise<unknown> = Promise.resolve();
 
+  const endpoints = async (table: MeshRoutes): Promise<Map<string, Endpoint>> => {
+    const wanted = new Map<string, Endpoint>();
+    for (const route of table.routes) {
+      wanted.set(`${options.address}:${route.published}`, {
+        host: options.address,
+        port: route.published,
+        service: route.service,
+        backends: route.backends,
+        what: 'published port',
+      });
+    }
+    const services = table.services ?? [];
+    if (discovery === null || services.length === 0 || !(await discovery.ready())) return wanted;
+    const keys: string[] = [];
+    for (const service of services) {
+      const key = `${service.namespace}/${service.name}`;
+      let host: string;
+      try {
+        host = discovery.assign(key);
+      } catch (error) {
+        if (!refused.has(key)) log.error({ service: key, err: error }, 'service gets no address');
+        refused.add(key);
+        continue;
+      }
+      keys.push(key);
+      for (const port of service.ports) {
+        wanted.set(`${host}:${port.target}`, {
+          host,
+          port: port.target,
+          service: key,
+          backends: port.backends,
+          what: 'service address',
+        });
+      }
+    }
+    discovery.setServices(keys);
+    return wanted;
+  };
+
   const update = async (table: MeshRoutes): Promise<{ listener: Listener; id: string }[]> => {
     if (closed || table.version < version) return [];
     version = table.version;
-    const wanted = new Map(table.routes.map((route) => [route.published, route]));
+    const wanted = await endpoints(table);
     const leaving: { listener: Listener; id: string }[] = [];
 
-    for (const [port, route] of wanted) {
-      let listener = listeners.get(port);
+    for (const [key, endpoint] of wanted) {
+      const { host, port, service, what } = endpoint;
+      let listener = listeners.get(key);
       if (!listener) {
         try {
-          const balancer = await createTcpBalancer({ host: options.address, port, log });
-          listener = { balancer, known: new Set(), current: new Set() };
-          listeners.set(port, listener);
-          refused.delete(port);
-          log.info({ port, service: route.service }, 'routing mesh serves a published port');
+          const balancer = await createTcpBalancer({ host, port, log });
+          listener = { balancer, service, known: new Set(), current: new Set() };
+          listeners.set(key, listener);
+          refused.delete(key);
+          log.info({ address: key, service }, `routing mesh serves a ${what}`);
         } catch (error) {
-          if (!refused.has(port)) {
+          if (!refused.has(key)) {
             log.error(
-              { port, service: route.service, err: error },
-              'cannot serve a published port on this node (is it taken by another process?)',
+              { address: key, service, err: error },
+              `cannot serve a ${what} on this node (is it taken by another process?)`,
             );
           }
-          refused.add(port);
+          refused.add(key);
           continue;
         }
       }
-      listener.balancer.setBackends(route.backends);
-      const ids = new Set(route.backends.map((b) => b.id));
+      listener.balancer.setBackends(endpoint.backends);
+      const ids = new Set(endpoint.backends.map((b) => b.id));
       for (const id of listener.known) if (!ids.has(id)) leaving.push({ listener, id });
       for (const id of ids) listener.known.add(id);
       listener.current = ids;
     }
 
-    for (const [port, listener] of listeners) {
-      if (wanted.has(port)) continue;
-      // A port no service publishes any more: new connections are refused at once, the open
+    for (const [key, listener] of listeners) {
+      if (wanted.has(key)) continue;
+      // An endpoint nothing serves any more: new connections are refused at once, the open
       // ones finish (within the drain bound) before the listener goes.
       listener.balancer.setBackends([]);
       listener.current = new Set();
       for (const id of listener.known) leaving.push({ listener, id });
-      listeners.delete(port);
-      log.info({ port }, 'routing mesh no longer serves a published port');
+      listeners.delete(key);
+      log.info({ address: key, service: listener.service }, 'routing mesh no longer serves an address');
     }
     return leaving;
   };
@@ -96,6 +160,11 @@ export function createNodeMesh(options: { address: string; log: Logger }): NodeM
       leaving.map((l) => l.listener).filter((l) => ![...listeners.values()].includes(l)),
     );
     await Promise.all([...orphans].map((l) => l.balancer.close()));
+    // A service that is gone gives its address back once nothing listens there any more.
+    if (discovery !== null) {
+      const serving = new Set([...listeners.values()].map((l) => l.service));
+      for (const { service } of orphans) if (!serving.has(service)) discovery.release(service);
+    }
   };
 
   return {
@@ -106,13 +175,18 @@ export function createNodeMesh(options: { address: string; log: Logger }): NodeM
       await drain(leaving, drainTimeoutMs);
     },
     ports() {
-      return [...listeners.keys()].sort((a, b) => a - b);
+      const prefix = `${options.address}:`;
+      return [...listeners.keys()]
+        .filter((key) => key.startsWith(prefix))
+        .map((key) => Number(key.slice(prefix.length)))
+        .sort((a, b) => a - b);
     },
     async close() {
       closed = true;
       await applying;
       await Promise.all([...listeners.values()].map((l) => l.balancer.close()));
       listeners.clear();
+      await discovery?.close();
     },
   };
 }

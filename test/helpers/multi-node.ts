@@ -31,6 +31,11 @@ export interface TestEngine {
   /** Loopback address replicas of this node publish on (the agent's --advertise-addr). */
   address: string;
   docker: Docker;
+  /**
+   * The agent's --service-addresses: every agent shares this machine's network stack here, so
+   * each node takes a small range of its own (on real hosts they all use the same one).
+   */
+  serviceAddresses: string;
   dir: string;
   bridge: string;
 }
@@ -156,7 +161,9 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
   // Short paths: a unix socket path must stay under 108 bytes.
   const root = join('/tmp', `bn-${runId}`);
   const loopbackOctet = randomInt(2, 250);
-  const subnetOctet = randomInt(100, 250);
+  // Never 10.234.x: berth's default range of service addresses, local to the host once in use.
+  const picked = randomInt(100, 249);
+  const subnetOctet = picked >= 234 ? picked + 1 : picked;
   const engines: TestEngine[] = [];
   for (let index = 1; index <= count; index++) {
     const dir = join(root, `n${index}`);
@@ -167,6 +174,7 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
       socketPath,
       address: `127.0.${loopbackOctet}.${index}`,
       docker: new Docker({ socketPath }),
+      serviceAddresses: `10.234.${loopbackOctet}.${index * 16}/28`,
       dir,
       // Interface names are at most 15 bytes.
       bridge: `brb${runId}${index}`.slice(0, 15),

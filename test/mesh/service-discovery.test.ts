@@ -1,0 +1,193 @@
+/**
+ * Service discovery on one node, with a real `berth run` on the real engine: containers reach
+ * other services by name (`web`, `web.namespace`), balanced over healthy replicas, through a
+ * rolling update without a failed request.
+ */
+import assert from 'node:assert/strict';
+import type { ChildProcess } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import { eventually, startBerth } from '../helpers/berth-cli.js';
+import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
+import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
+
+const id = Date.now().toString(36);
+const shop = `sd${id}`;
+const other = `sdo${id}`;
+// A range of its own, so this suite never shares addresses with another operator on the machine.
+const range = '10.234.250.0/24';
+
+/** A web service whose replicas also serve their own hostname at /id, to see the balancing. */
+function web(namespace: string, image: string, replicas: number): string {
+  return `apiVersion: berth/v1
+kind: Service
+metadata: { name: web, namespace: ${namespace} }
+spec:
+  image: ${image}
+  command: ["sh", "-c", "hostname > /www/id && exec httpd -f -p 8080 -h /www"]
+  replicas: ${replicas}
+  ports: [{ target: 8080 }]
+  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
+  update: { parallelism: 1, order: start-first, monitor: 1s }
+  stopGracePeriod: 2s
+  init: true
+`;
+}
+
+function client(namespace: string): string {
+  return `apiVersion: berth/v1
+kind: Service
+metadata: { name: client, namespace: ${namespace} }
+spec:
+  image: busybox:1.36
+  command: ["sleep", "3600"]
+  init: true
+`;
+}
+
+function manifests(shopImage: string): Record<string, string> {
+  return {
+    'deploy/ns.yaml': `apiVersion: berth/v1
+kind: Namespace
+metadata: { name: ${shop} }
+---
+apiVersion: berth/v1
+kind: Namespace
+metadata: { name: ${other} }
+`,
+    'deploy/shop.yaml': `${web(shop, shopImage, 2)}---\n${client(shop)}`,
+    // Same service name and port in another namespace: two services share port 8080.
+    'deploy/other.yaml': `${web(other, 'berth-test/web:v2', 1)}---\n${client(other)}`,
+  };
+}
+
+async function clientOf(namespace: string): Promise<string> {
+  const [replica] = (await replicasOf(namespace, 'client')).filter((r) => r.state === 'running');
+  assert.ok(replica, `a running client in ${namespace}`);
+  return replica.name;
+}
+
+async function fetchFrom(container: string, url: string): Promise<{ exitCode: number; output: string }> {
+  // `timeout`, not wget's -T: the offline busybox stand-in crashes on -T.
+  return dockerExec(container, ['timeout', '5', 'wget', '-q', '-O', '-', url]);
+}
+
+describe('service discovery on one node (berth run, real engine)', () => {
+  let repo: TestRepo;
+  let stateDir: string;
+  let operator: ChildProcess | null = null;
+
+  before(async () => {
+    await requireDocker();
+    await requireTestImages();
+    repo = await createTestRepo(manifests('berth-test/web:v1'));
+    stateDir = await mkdtemp(join(tmpdir(), 'berth-discovery-'));
+    operator = startBerth([
+      'run',
+      '--repo',
+      repo.dir,
+      '--path',
+      'deploy',
+      '--state-dir',
+      stateDir,
+      '--node',
+      `test-${shop}`,
+      '--service-addresses',
+      range,
+      '--schedule',
+      '0 0 1 1 *',
+    ]);
+  });
+  after(async () => {
+    operator?.kill('SIGKILL');
+    await removeNamespace(shop);
+    await removeNamespace(other);
+    await repo.cleanup();
+    await rm(stateDir, { recursive: true, force: true });
+  });
+
+  test('a container reaches a service by name and by name.namespace, in its own and another namespace', async () => {
+    await eventually('both clients run', async () => {
+      const [a, b] = await Promise.all([replicasOf(shop, 'client'), replicasOf(other, 'client')]);
+      return a.some((r) => r.state === 'running') && b.some((r) => r.state === 'running');
+    });
+    const inShop = await clientOf(shop);
+    const inOther = await clientOf(other);
+    await eventually(
+      'web answers by name from the shop client',
+      async () => (await fetchFrom(inShop, 'http://web:8080/')).output.trim() === 'v1',
+      60_000,
+    );
+    const cases: [string, string, string][] = [
+      [inShop, `http://web.${shop}:8080/`, 'v1'],
+      [inShop, `http://web.${other}:8080/`, 'v2'],
+      [inOther, 'http://web:8080/', 'v2'],
+      [inOther, `http://web.${shop}:8080/`, 'v1'],
+    ];
+    for (const [container, url, body] of cases) {
+      await eventually(`${url} from ${container} answers ${body}`, async () => {
+        const answer = await fetchFrom(container, url);
+        return answer.exitCode === 0 && answer.output.trim() === body;
+      });
+    }
+    // The resolver inside: the node's DNS first, the namespace as search domain.
+    const resolv = await dockerExec(inShop, ['cat', '/etc/resolv.conf']);
+    assert.match(resolv.output, new RegExp(`^search ${shop}$`, 'm'));
+    assert.match(resolv.output, /^nameserver 10\.234\.250\.1$/m);
+  });
+
+  test('requests by name are balanced over the replicas', async () => {
+    const inShop = await clientOf(shop);
+    const ids = new Set<string>();
+    for (let i = 0; i < 12; i++) {
+      const answer = await fetchFrom(inShop, 'http://web:8080/id');
+      assert.equal(answer.exitCode, 0, answer.output);
+      ids.add(answer.output.trim());
+    }
+    assert.equal(ids.size, 2, `answered by ${[...ids].join(', ')}`);
+  });
+
+  test('an unknown service name does not resolve', async () => {
+    const inShop = await clientOf(shop);
+    const answer = await dockerExec(inShop, ['nslookup', `nope.${shop}`]);
+    assert.notEqual(answer.exitCode, 0, answer.output);
+    assert.match(answer.output, /NXDOMAIN|can't find/i);
+  });
+
+  test('a rolling update fails no request made by name', async () => {
+    const inShop = await clientOf(shop);
+    // A request every 100 ms from inside the client, for as long as the update takes.
+    const loop = dockerExec(inShop, [
+      'sh',
+      '-c',
+      'ok=0; bad=0; end=$(( $(date +%s) + 90 )); ' +
+        'while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do ' +
+        'if body=$(timeout 5 wget -q -O - http://web:8080/); then ok=$((ok+1)); echo "$body" >> /tmp/bodies; ' +
+        'else bad=$((bad+1)); fi; sleep 0.1; done; echo "ok=$ok bad=$bad"',
+    ]);
+    const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
+    try {
+      await eventually(
+        'both shop replicas on v2, answering v2 by name',
+        async () => {
+          const replicas = (await replicasOf(shop, 'web')).filter((r) => r.state === 'running');
+          if (replicas.length !== 2 || !replicas.every((r) => r.revision === commit)) return false;
+          return (await fetchFrom(inShop, 'http://web:8080/')).output.trim() === 'v2';
+        },
+        90_000,
+      );
+    } finally {
+      await dockerExec(inShop, ['touch', '/tmp/stop']);
+    }
+    const result = await loop;
+    const counts = /ok=(\d+) bad=(\d+)/.exec(result.output);
+    assert.ok(counts, result.output);
+    assert.equal(Number(counts[2]), 0, `failed requests by name: ${result.output}`);
+    assert.ok(Number(counts[1]) > 20, `only ${counts[1]} requests were made`);
+    const seen = await dockerExec(inShop, ['sort', '-u', '/tmp/bodies']);
+    assert.deepEqual(seen.output.trim().split('\n'), ['v1', 'v2']);
+  });
+});
