@@ -1,5 +1,6 @@
 import { request } from 'node:http';
 import { createServer } from 'node:net';
+import { dockerExec } from './docker.js';
 
 /** A port free on `host` right now, for a published port in a test (the mesh binds it later). */
 export async function freePort(host = '127.0.0.1'): Promise<number> {
@@ -80,6 +81,42 @@ export function startLoadLoop(options: { host: string; port: number; perSecond: 
       stopTimer();
       await Promise.all([...inFlight]);
       return report;
+    },
+  };
+}
+
+/**
+ * A request loop inside a container (busybox sh + wget), every 100 ms until stopped or `maxSeconds`
+ * pass: how another service sees a service it reaches by name. `timeout` bounds each request
+ * (the offline busybox stand-in crashes on wget's own -T).
+ */
+export function startLoopInside(
+  container: string,
+  url: string,
+  options: { socketPath?: string; maxSeconds?: number } = {},
+): { stop(): Promise<{ ok: number; failed: number; bodies: string[]; output: string }> } {
+  const exec = (cmd: string[]) => dockerExec(container, cmd, options);
+  const done = exec([
+    'sh',
+    '-c',
+    `ok=0; bad=0; rm -f /tmp/stop /tmp/bodies; end=$(( $(date +%s) + ${options.maxSeconds ?? 120} )); ` +
+      'while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do ' +
+      `if body=$(timeout 5 wget -q -O - ${url}); then ok=$((ok+1)); echo "$body" >> /tmp/bodies; ` +
+      'else bad=$((bad+1)); fi; sleep 0.1; done; echo "ok=$ok bad=$bad"',
+  ]);
+  return {
+    async stop() {
+      await exec(['touch', '/tmp/stop']);
+      const result = await done;
+      const counts = /ok=(\d+) bad=(\d+)/.exec(result.output);
+      if (!counts) throw new Error(`the request loop in ${container} did not report: ${result.output}`);
+      const seen = await exec(['sort', '-u', '/tmp/bodies']);
+      return {
+        ok: Number(counts[1]),
+        failed: Number(counts[2]),
+        bodies: seen.output.trim().split('\n').filter(Boolean),
+        output: result.output,
+      };
     },
   };
 }

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { eventually, startBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
+import { dockerExec } from '../helpers/docker.js';
+import { freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
 import { managedOn, startTestEngines, type TestEngine, type TestEngines } from '../helpers/multi-node.js';
 
 const ns = `mm${Date.now().toString(36)}`;
@@ -35,8 +36,31 @@ spec:
   update: { parallelism: 1, order: start-first, monitor: 300ms }
   stopGracePeriod: 1s
   init: true
+---
+apiVersion: berth/v1
+kind: Service
+metadata: { name: client, namespace: ${ns} }
+spec:
+  image: busybox:1.36
+  command: ["sleep", "3600"]
+  placement: { constraints: ["node.labels.zone == c"] }
+  init: true
 `,
   };
+}
+
+/** Runs a request by service name from inside a container of a node's engine. */
+function fetchByName(engine: TestEngine, container: string, url: string) {
+  // `timeout`, not wget's -T: the offline busybox stand-in crashes on -T.
+  return dockerExec(container, ['timeout', '5', 'wget', '-q', '-O', '-', url], {
+    socketPath: engine.socketPath,
+  });
+}
+
+async function clientOn(engine: TestEngine): Promise<string> {
+  const [client] = (await managedOn(engine, ns, 'client')).filter((r) => r.state === 'running');
+  assert.ok(client, `a client runs on ${engine.node}`);
+  return client.name;
 }
 
 function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
@@ -102,6 +126,8 @@ describe('routing mesh on three engines', () => {
           engine.socketPath,
           '--advertise-addr',
           engine.address,
+          '--service-addresses',
+          engine.serviceAddresses,
           '--label',
           `zone=${zones[engine.index - 1]}`,
           '--state-dir',
@@ -150,6 +176,25 @@ describe('routing mesh on three engines', () => {
     }
   });
 
+  test('a second service reaches the first by name from the node with no replica', async () => {
+    const empty = engines[2]!;
+    await eventually('the client runs on the node with no web replica', async () =>
+      (await managedOn(empty, ns, 'client')).some((r) => r.state === 'running'),
+    );
+    const client = await clientOn(empty);
+    for (const url of ['http://web:8080/', `http://web.${ns}:8080/`]) {
+      await eventually(`${url} answers v1 from ${empty.node}`, async () => {
+        const answer = await fetchByName(empty, client, url);
+        return answer.exitCode === 0 && answer.output.trim() === 'v1';
+      });
+    }
+    for (let i = 0; i < 6; i++) {
+      const answer = await fetchByName(empty, client, 'http://web:8080/');
+      assert.equal(answer.exitCode, 0, answer.output);
+      assert.equal(answer.output.trim(), 'v1');
+    }
+  });
+
   test('a rolling update under load through the node with no replica fails no request', async () => {
     const empty = engines[2]!;
     const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
@@ -182,6 +227,10 @@ describe('routing mesh on three engines', () => {
       (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
     assert.ok((await runningOn(lost)) > 0, 'the node to lose runs a replica');
     const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    // And by name, from the client on the node with no replica.
+    const byName = startLoopInside(await clientOn(empty), 'http://web:8080/', {
+      socketPath: empty.socketPath,
+    });
     try {
       agents.get(lost.node)?.kill('SIGKILL');
       // Down after 5 s without a word; its replicas are rescheduled on the only other zone allowed.
@@ -194,12 +243,15 @@ describe('routing mesh on three engines', () => {
       await new Promise((r) => setTimeout(r, 1500));
     } finally {
       const report = await load.stop();
+      const named = await byName.stop();
       assert.equal(
         report.failed,
         0,
         `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
       );
       assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
+      assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
+      assert.ok(named.ok > 30, `only ${named.ok} requests by name were made`);
     }
   });
 });

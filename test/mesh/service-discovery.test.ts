@@ -12,6 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually, startBerth } from '../helpers/berth-cli.js';
 import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { startLoopInside } from '../helpers/load-loop.js';
 import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 
 const id = Date.now().toString(36);
@@ -159,16 +160,9 @@ describe('service discovery on one node (berth run, real engine)', () => {
 
   test('a rolling update fails no request made by name', async () => {
     const inShop = await clientOf(shop);
-    // A request every 100 ms from inside the client, for as long as the update takes.
-    const loop = dockerExec(inShop, [
-      'sh',
-      '-c',
-      'ok=0; bad=0; end=$(( $(date +%s) + 90 )); ' +
-        'while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do ' +
-        'if body=$(timeout 5 wget -q -O - http://web:8080/); then ok=$((ok+1)); echo "$body" >> /tmp/bodies; ' +
-        'else bad=$((bad+1)); fi; sleep 0.1; done; echo "ok=$ok bad=$bad"',
-    ]);
+    const loop = startLoopInside(inShop, 'http://web:8080/');
     const commit = await repo.commit(manifests('berth-test/web:v2'), 'web v2');
+    let report: Awaited<ReturnType<typeof loop.stop>> | null = null;
     try {
       await eventually(
         'both shop replicas on v2, answering v2 by name',
@@ -180,14 +174,10 @@ describe('service discovery on one node (berth run, real engine)', () => {
         90_000,
       );
     } finally {
-      await dockerExec(inShop, ['touch', '/tmp/stop']);
+      report = await loop.stop();
     }
-    const result = await loop;
-    const counts = /ok=(\d+) bad=(\d+)/.exec(result.output);
-    assert.ok(counts, result.output);
-    assert.equal(Number(counts[2]), 0, `failed requests by name: ${result.output}`);
-    assert.ok(Number(counts[1]) > 20, `only ${counts[1]} requests were made`);
-    const seen = await dockerExec(inShop, ['sort', '-u', '/tmp/bodies']);
-    assert.deepEqual(seen.output.trim().split('\n'), ['v1', 'v2']);
+    assert.equal(report.failed, 0, `failed requests by name: ${report.output}`);
+    assert.ok(report.ok > 20, `only ${report.ok} requests were made`);
+    assert.deepEqual(report.bodies, ['v1', 'v2']);
   });
 });
