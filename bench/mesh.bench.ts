@@ -5,11 +5,14 @@
  *    connection per request, for LOAD_S seconds each) through the mesh's published port and
  *    straight to one replica's own port, side by side. The load runs in a child process so that
  *    it does not share an event loop with the balancer it measures.
- * 2. A rolling update of 10 replicas (parallelism 2, start-first) under a steady request loop
- *    (RATE requests a second, for the update's duration, bounded), reporting failed requests
- *    (target: 0).
+ * 2. Under a steady request loop (RATE requests a second through one node's published port, for
+ *    the change's duration, bounded), reporting failed requests (target: 0) for: a rolling update
+ *    of 10 replicas (parallelism 2, start-first); a failing update and its automatic rollback; a
+ *    rollback by a revert commit; the loss of a node (its agent stops answering, its containers
+ *    are killed); the drain of a node.
  *
- * berth runs in-process: a local agent, the MeshController of `berth run`, one reconcile per step.
+ * berth runs in-process: two local agents on the one engine (two nodes, each publishing on an
+ * address of its own), the MeshController of `berth run`, one reconcile per step.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -20,6 +23,7 @@ import Docker from 'dockerode';
 import { createDockerRuntime } from '../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../src/agent/local-agent.js';
 import { silentLogger } from '../src/log.js';
+import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../src/api/types.js';
 import { MeshController } from '../src/mesh/mesh-controller.js';
 import { createGitRevisionSource } from '../src/operator/git-revision-source.js';
 import { reconcile, type ReconcileDeps } from '../src/operator/reconcile.js';
@@ -92,7 +96,13 @@ function measure(port: number): Promise<ClosedLoopResult> {
   });
 }
 
-function manifest(image: string, published: number): Record<string, string> {
+function manifest(variant: 'v1' | 'v2' | 'broken', published: number): Record<string, string> {
+  // The broken variant serves no page: its health check fails and the update rolls back.
+  const image = variant === 'v1' ? 'berth-test/web:v1' : 'berth-test/web:v2';
+  const command =
+    variant === 'broken'
+      ? `\n  command: ["sh", "-c", "rm /www/index.html && exec httpd -f -p 8080 -h /www"]`
+      : '';
   return {
     'mesh.yaml': `apiVersion: berth/v1
 kind: Namespace
@@ -102,7 +112,7 @@ apiVersion: berth/v1
 kind: Service
 metadata: { name: web, namespace: ${NS} }
 spec:
-  image: ${image}
+  image: ${image}${command}
   replicas: ${REPLICAS}
   ports: [{ target: 8080, published: ${published} }]
   healthcheck: { http: { port: 8080, path: / }, interval: 1s, timeout: 1s, retries: 3 }
@@ -113,18 +123,81 @@ spec:
   };
 }
 
+/**
+ * A node the bench can drain or lose: the same in-process agent, observed as `drain`, or not
+ * answering at all (a lost host) while its containers are killed.
+ */
+function controllable(
+  agent: NodeAgent,
+  address: string,
+): NodeAgent & { mode: 'active' | 'drain' | 'lost'; address: string } {
+  const node = {
+    address,
+    mode: 'active' as 'active' | 'drain' | 'lost',
+    name: agent.name,
+    alive(): void {
+      if (node.mode === 'lost') throw new Error(`node ${agent.name} is lost`);
+    },
+    async snapshot() {
+      node.alive();
+      const snapshot = await agent.snapshot();
+      return node.mode === 'drain' ? { ...snapshot, status: 'drain' as const } : snapshot;
+    },
+    ensureReplica: async (request: ReplicaRequest) => (node.alive(), agent.ensureReplica(request)),
+    awaitReplica: async (name: string, o: { timeoutMs: number }) => (
+      node.alive(),
+      agent.awaitReplica(name, o)
+    ),
+    watchReplica: async (name: string, o: Parameters<NodeAgent['watchReplica']>[1]) => (
+      node.alive(),
+      agent.watchReplica(name, o)
+    ),
+    removeReplica: async (name: string) => (node.alive(), agent.removeReplica(name)),
+    setMeshRoutes: async (table: MeshRoutes, o: { drainTimeoutMs: number }) => (
+      node.alive(),
+      agent.setMeshRoutes(table, o)
+    ),
+    close: () => agent.close(),
+  };
+  return node;
+}
+
+function outcomeOf(result: Awaited<ReturnType<typeof reconcile>>): string {
+  return result.outcome === 'succeeded' || result.reason === null
+    ? result.outcome
+    : `${result.outcome} (${result.reason})`;
+}
+
+interface ScenarioRow {
+  what: string;
+  outcome: string;
+  seconds: number;
+  requests: number;
+  failed: number;
+  failures: string[];
+}
+
 async function bench(): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'berth-bench-mesh-'));
   const published = await freePort();
-  const repo = await createTestRepo(manifest('berth-test/web:v1', published));
+  const repo = await createTestRepo(manifest('v1', published));
   const log = silentLogger();
-  const agent = createLocalAgent({
-    runtime: createDockerRuntime(),
-    nodeName: 'bench-mesh',
-    stateDir: join(stateDir, 'agent'),
-    log,
-  });
-  const agents = () => new Map([['bench-mesh', agent]]);
+  const runtime = createDockerRuntime();
+  // Two nodes on the one engine, each publishing on an address of its own, as two hosts would.
+  const [a, b] = (['127.0.0.1', '127.0.0.2'] as const).map((address, i) =>
+    controllable(
+      createLocalAgent({
+        runtime,
+        nodeName: `bench-mesh-${i + 1}`,
+        address,
+        stateDir: join(stateDir, `agent-${i + 1}`),
+        log,
+        serviceAddresses: null,
+      }),
+      address,
+    ),
+  ) as [ReturnType<typeof controllable>, ReturnType<typeof controllable>];
+  const agents = () => new Map([a, b].map((n) => [n.name, n as NodeAgent]));
   const mesh = new MeshController({ agents, log });
   const git = await openGitSource({ repo: repo.dir, cacheDir: join(stateDir, 'git-cache'), log });
   const deps: ReconcileDeps = {
@@ -135,13 +208,14 @@ async function bench(): Promise<void> {
     readSecret: null,
     mesh,
   };
+  const docker = new Docker();
   try {
     const initial = await reconcile(deps);
     if (initial.outcome !== 'succeeded')
       throw new Error(`deploy: ${initial.outcome} ${initial.reason ?? ''}`);
     mesh.start();
     await mesh.refresh();
-    const snapshot = await agent.snapshot();
+    const snapshot = await a.snapshot();
     const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
     if (direct === undefined) throw new Error('no replica port');
 
@@ -158,28 +232,72 @@ async function bench(): Promise<void> {
       `mesh / direct: throughput ${(throughMesh.requests / throughMesh.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughMesh.p50 - straight.p50).toFixed(2)} ms`,
     );
 
-    const load = startLoadLoop({ host: '127.0.0.1', port: published, perSecond: RATE, maxMs: 180_000 });
-    await repo.commit(manifest('berth-test/web:v2', published), 'v2');
-    const t0 = performance.now();
-    const update = await reconcile(deps);
-    const ms = performance.now() - t0;
-    // A last second of load after the update, on the new replicas only.
-    await new Promise((r) => setTimeout(r, 1000));
-    const report = await load.stop();
+    // Each change under a steady request loop through one node's published port.
+    const rows: ScenarioRow[] = [];
+    const underLoad = async (what: string, via: string, change: () => Promise<string>): Promise<void> => {
+      const load = startLoadLoop({ host: via, port: published, perSecond: RATE, maxMs: 180_000 });
+      const t0 = performance.now();
+      let outcome: string;
+      try {
+        outcome = await change();
+      } catch (error) {
+        outcome = `error: ${error instanceof Error ? error.message : String(error)}`;
+      }
+      const seconds = (performance.now() - t0) / 1000;
+      // A last second of load once the change is done, on what serves now.
+      await new Promise((r) => setTimeout(r, 1000));
+      const report = await load.stop();
+      rows.push({
+        what,
+        outcome,
+        seconds,
+        requests: report.requests,
+        failed: report.failed,
+        failures: report.failures,
+      });
+    };
+    const commitAndReconcile = async (variant: 'v1' | 'v2' | 'broken', message: string): Promise<string> => {
+      await repo.commit(manifest(variant, published), message);
+      return outcomeOf(await reconcile(deps));
+    };
+
+    await underLoad(`rolling update of ${REPLICAS} replicas v1 -> v2`, b.address, () =>
+      commitAndReconcile('v2', 'v2'),
+    );
+    await underLoad('failing update (health check fails), automatic rollback', b.address, () =>
+      commitAndReconcile('broken', 'broken'),
+    );
+    await underLoad('rollback by a revert commit v2 -> v1', b.address, () =>
+      commitAndReconcile('v1', 'Revert to v1'),
+    );
+    await underLoad('loss of node 1 (agent gone, containers killed)', b.address, async () => {
+      a.mode = 'lost';
+      const lost = await docker.listContainers({ filters: { label: [`berth.node=${a.name}`] } });
+      await Promise.all(lost.map((c) => docker.getContainer(c.Id).kill()));
+      return outcomeOf(await reconcile(deps));
+    });
+    a.mode = 'active';
+    await reconcile(deps);
+    await underLoad('drain of node 2 (replicas move to node 1)', a.address, async () => {
+      b.mode = 'drain';
+      return outcomeOf(await reconcile(deps));
+    });
+
     console.log('');
     console.log(
-      `rolling update of ${REPLICAS} replicas (parallelism 2, start-first) under ${RATE} req/s: ${update.outcome} in ${(ms / 1000).toFixed(2)} s`,
+      `under a steady ${RATE} req/s loop (a new connection per request, 5 s timeout), 2 nodes on one engine, ${REPLICAS} replicas, start-first`,
     );
-    console.log(
-      `requests ${report.requests}, answers ${JSON.stringify(Object.fromEntries(report.bodies))}, failed ${report.failed} (target 0)${report.failures.length ? `: ${report.failures.join('; ')}` : ''}`,
-    );
-    console.log(`failed=${report.failed}`);
+    for (const r of rows) {
+      console.log(
+        `${r.what.padEnd(58)} ${r.outcome.padEnd(12)} ${r.seconds.toFixed(2).padStart(6)} s   requests ${String(r.requests).padStart(5)}   failed ${r.failed} (target 0)${r.failures.length ? `: ${r.failures.slice(0, 3).join('; ')}` : ''}`,
+      );
+    }
+    console.log(`failed=${rows.reduce((sum, r) => sum + r.failed, 0)}`);
   } finally {
     await mesh.stop();
-    const docker = new Docker();
     const left = await docker.listContainers({ all: true, filters: { label: [`berth.namespace=${NS}`] } });
     await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
-    await agent.close();
+    await Promise.all([a.close(), b.close()]);
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   }
