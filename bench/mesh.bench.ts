@@ -11,17 +11,18 @@
  *    rollback by a revert commit; the loss of a node (its agent stops answering, its containers
  *    are killed); the drain of a node.
  *
- * berth runs in-process: two local agents on the one engine (two nodes, each publishing on an
- * address of its own), the MeshController of `berth run`, one reconcile per step.
+ * berth runs in-process: two local agents, each on a Docker engine of its own started for the
+ * bench (as the multi-node tests do; needs root), the MeshController of `berth run`, one
+ * reconcile per step.
  */
 import { spawn } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Docker from 'dockerode';
 import { createDockerRuntime } from '../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../src/agent/local-agent.js';
+import { pino } from 'pino';
 import { silentLogger } from '../src/log.js';
 import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../src/api/types.js';
 import { MeshController } from '../src/mesh/mesh-controller.js';
@@ -31,6 +32,7 @@ import { StateStore } from '../src/operator/state-store.js';
 import { openGitSource } from '../src/source/git-source.js';
 import { createTestRepo } from '../test/helpers/git-repo.js';
 import { freePort, getOnce, startLoadLoop } from '../test/helpers/load-loop.js';
+import { startTestEngines, type TestEngine } from '../test/helpers/multi-node.js';
 
 const REPLICAS = 10;
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
@@ -78,12 +80,12 @@ async function closedLoop(host: string, port: number, concurrency: number, secon
   process.stdout.write(JSON.stringify(result));
 }
 
-function measure(port: number): Promise<ClosedLoopResult> {
+function measure(host: string, port: number): Promise<ClosedLoopResult> {
   const self = fileURLToPath(import.meta.url);
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', self, '--load', '127.0.0.1', String(port), String(CONCURRENCY), String(LOAD_S)],
+      ['--import', 'tsx', self, '--load', host, String(port), String(CONCURRENCY), String(LOAD_S)],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -127,12 +129,12 @@ spec:
  * A node the bench can drain or lose: the same in-process agent, observed as `drain`, or not
  * answering at all (a lost host) while its containers are killed.
  */
-function controllable(
-  agent: NodeAgent,
-  address: string,
-): NodeAgent & { mode: 'active' | 'drain' | 'lost'; address: string } {
+type Controllable = NodeAgent & { mode: 'active' | 'drain' | 'lost'; address: string; engine: TestEngine };
+
+function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
   const node = {
-    address,
+    engine,
+    address: engine.address,
     mode: 'active' as 'active' | 'drain' | 'lost',
     name: agent.name,
     alive(): void {
@@ -181,22 +183,24 @@ async function bench(): Promise<void> {
   const stateDir = await mkdtemp(join(tmpdir(), 'berth-bench-mesh-'));
   const published = await freePort();
   const repo = await createTestRepo(manifest('v1', published));
-  const log = silentLogger();
-  const runtime = createDockerRuntime();
-  // Two nodes on the one engine, each publishing on an address of its own, as two hosts would.
-  const [a, b] = (['127.0.0.1', '127.0.0.2'] as const).map((address, i) =>
+  // BERTH_LOG_LEVEL=debug shows what berth does during the scenarios (on stderr).
+  const level = process.env['BERTH_LOG_LEVEL'];
+  const log = level ? pino({ level }, pino.destination(2)) : silentLogger();
+  // Two nodes, each a Docker engine of its own publishing on a loopback address of its own.
+  const cluster = await startTestEngines(2, 'benchmesh');
+  const [a, b] = cluster.engines.map((engine) =>
     controllable(
       createLocalAgent({
-        runtime,
-        nodeName: `bench-mesh-${i + 1}`,
-        address,
-        stateDir: join(stateDir, `agent-${i + 1}`),
+        runtime: createDockerRuntime({ socketPath: engine.socketPath }),
+        nodeName: engine.node,
+        address: engine.address,
+        stateDir: join(stateDir, `agent-${engine.index}`),
         log,
         serviceAddresses: null,
       }),
-      address,
+      engine,
     ),
-  ) as [ReturnType<typeof controllable>, ReturnType<typeof controllable>];
+  ) as [Controllable, Controllable];
   const agents = () => new Map([a, b].map((n) => [n.name, n as NodeAgent]));
   const mesh = new MeshController({ agents, log });
   const git = await openGitSource({ repo: repo.dir, cacheDir: join(stateDir, 'git-cache'), log });
@@ -208,7 +212,6 @@ async function bench(): Promise<void> {
     readSecret: null,
     mesh,
   };
-  const docker = new Docker();
   try {
     const initial = await reconcile(deps);
     if (initial.outcome !== 'succeeded')
@@ -219,8 +222,8 @@ async function bench(): Promise<void> {
     const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
     if (direct === undefined) throw new Error('no replica port');
 
-    const throughMesh = await measure(published);
-    const straight = await measure(direct);
+    const throughMesh = await measure(a.address, published);
+    const straight = await measure(a.address, direct);
     const row = (what: string, r: ClosedLoopResult): string =>
       `${what.padEnd(26)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
     console.log(
@@ -272,8 +275,8 @@ async function bench(): Promise<void> {
     );
     await underLoad('loss of node 1 (agent gone, containers killed)', b.address, async () => {
       a.mode = 'lost';
-      const lost = await docker.listContainers({ filters: { label: [`berth.node=${a.name}`] } });
-      await Promise.all(lost.map((c) => docker.getContainer(c.Id).kill()));
+      const lost = await a.engine.docker.listContainers({ filters: { label: [`berth.namespace=${NS}`] } });
+      await Promise.all(lost.map((c) => a.engine.docker.getContainer(c.Id).kill()));
       return outcomeOf(await reconcile(deps));
     });
     a.mode = 'active';
@@ -285,19 +288,20 @@ async function bench(): Promise<void> {
 
     console.log('');
     console.log(
-      `under a steady ${RATE} req/s loop (a new connection per request, 5 s timeout), 2 nodes on one engine, ${REPLICAS} replicas, start-first`,
+      `under a steady ${RATE} req/s loop (a new connection per request, 5 s timeout), 2 nodes (an engine each), ${REPLICAS} replicas, start-first`,
     );
     for (const r of rows) {
+      const [outcome, ...why] = r.outcome.split(' (');
       console.log(
-        `${r.what.padEnd(58)} ${r.outcome.padEnd(12)} ${r.seconds.toFixed(2).padStart(6)} s   requests ${String(r.requests).padStart(5)}   failed ${r.failed} (target 0)${r.failures.length ? `: ${r.failures.slice(0, 3).join('; ')}` : ''}`,
+        `${r.what.padEnd(58)} ${(outcome ?? '').padEnd(12)} ${r.seconds.toFixed(2).padStart(6)} s   requests ${String(r.requests).padStart(5)}   failed ${r.failed} (target 0)${r.failures.length ? `: ${r.failures.slice(0, 3).join('; ')}` : ''}`,
       );
+      if (why.length > 0) console.log(`${''.padEnd(4)}(${why.join(' (')}`);
     }
     console.log(`failed=${rows.reduce((sum, r) => sum + r.failed, 0)}`);
   } finally {
     await mesh.stop();
-    const left = await docker.listContainers({ all: true, filters: { label: [`berth.namespace=${NS}`] } });
-    await Promise.all(left.map((c) => docker.getContainer(c.Id).remove({ force: true })));
     await Promise.all([a.close(), b.close()]);
+    await cluster.stop();
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   }

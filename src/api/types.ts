@@ -115,7 +115,7 @@ export interface ReplicaRequest {
 
 /** One replica behind a published port: where the mesh on any node connects to reach it. */
 export interface MeshBackend {
-  /** The replica's container name. */
+  /** `node/container name`: unique in the cluster, unlike the name alone. */
   id: string;
   host: string;
   port: number;

@@ -2,7 +2,7 @@ import type { MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../a
 import type { Logger } from '../log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../operator/observe.js';
-import { computeMeshRoutes, computeServiceRoutes } from './mesh-routes.js';
+import { computeMeshRoutes, computeServiceRoutes, replicaKey } from './mesh-routes.js';
 
 /** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */
 export interface MeshMembership {
@@ -80,15 +80,15 @@ export class MeshController implements MeshMembership {
     // Every second: a node that stays down would otherwise be reported every time; the
     // reconcile loop already says so.
     const observed = await observeCluster(this.options.agents(), this.quiet);
-    const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => r.name)));
+    const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => replicaKey(n.name, r.name))));
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
-    for (const name of this.withdrawn) if (!present.has(name)) this.withdrawn.delete(name);
+    for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);
     this.observed = observed;
     await this.push(0);
   }
 
   async admit(replica: ObservedReplica): Promise<void> {
-    this.withdrawn.delete(replica.name);
+    this.withdrawn.delete(replicaKey(replica.node, replica.name));
     this.observed = {
       nodes: this.observed.nodes.map((node) =>
         node.name === replica.node
@@ -111,7 +111,7 @@ export class MeshController implements MeshMembership {
   }
 
   async withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void> {
-    this.withdrawn.add(replica.name);
+    this.withdrawn.add(replicaKey(replica.node, replica.name));
     await this.push(drainTimeoutMs);
   }
 

@@ -80,19 +80,31 @@ describe('computeMeshRoutes', () => {
         node('n3', '', [replica('web.8', 'n3', 32009)], 'down'),
       ],
     };
-    const routes = computeMeshRoutes({ services: [web] }, observed, new Set(['web.7']));
+    const routes = computeMeshRoutes({ services: [web] }, observed, new Set(['n2/web.7']));
     assert.deepEqual(routes, [
       {
         service: 'ns/web',
         published: 80,
         protocol: 'tcp',
         backends: [
-          { id: 'web.1', host: '127.0.1.1', port: 32001 },
-          { id: 'web.4', host: '127.0.1.1', port: 32004 },
-          { id: 'web.6', host: '127.0.1.2', port: 32007 },
+          { id: 'n1/web.1', host: '127.0.1.1', port: 32001 },
+          { id: 'n1/web.4', host: '127.0.1.1', port: 32004 },
+          { id: 'n2/web.6', host: '127.0.1.2', port: 32007 },
         ],
       },
     ]);
+  });
+
+  test('a replacement on another node keeps serving while the replica of the same name it replaces is withdrawn', () => {
+    // Drain and node loss: the new replica has the old one's name (slot and spec), on another node.
+    const observed = {
+      nodes: [
+        node('n1', '127.0.1.1', [replica('web.1', 'n1', 32001)]),
+        node('n2', '127.0.1.2', [replica('web.1', 'n2', 32002)]),
+      ],
+    };
+    const routes = computeMeshRoutes({ services: [web] }, observed, new Set(['n1/web.1']));
+    assert.deepEqual(routes[0]?.backends, [{ id: 'n2/web.1', host: '127.0.1.2', port: 32002 }]);
   });
 
   test('a published port with no healthy replica still has a route (a connection is closed, never misrouted)', () => {
@@ -133,9 +145,9 @@ describe('computeServiceRoutes', () => {
         namespace: 'ns',
         name: 'web',
         ports: [
-          { target: 8080, backends: [{ id: 'web.1', host: '127.0.1.1', port: 32001 }] },
+          { target: 8080, backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32001 }] },
           // Only web.1 publishes 9090; web.2 is unhealthy and n2 is down.
-          { target: 9090, backends: [{ id: 'web.1', host: '127.0.1.1', port: 32101 }] },
+          { target: 9090, backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32101 }] },
         ],
       },
     ]);

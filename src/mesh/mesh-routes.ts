@@ -6,6 +6,8 @@ import type { DesiredState, ServiceSpec } from '../manifests/types.js';
  * service, the replicas of that service that may take traffic, on any node that answers. A
  * replica serves once it is running and healthy (or running, without a health check); one that
  * is `withdrawn` (being drained before its stop) gets no new connection even while it still runs.
+ * Replicas are named by slot and spec, not node, so a replacement on another node (drain, node
+ * loss) has the same name as the one it replaces: backends and `withdrawn` go by `node/name`.
  * Replicas of every spec hash count: during a rolling update the old and the new serve side by side.
  */
 export function computeMeshRoutes(
@@ -65,13 +67,14 @@ function serviceBackends(
     if (node.status === 'down') continue;
     for (const replica of node.replicas) {
       if (replica.namespace !== service.namespace || replica.service !== service.name) continue;
-      if (!takesTraffic(replica) || withdrawn.has(replica.name)) continue;
+      const id = replicaKey(node.name, replica.name);
+      if (!takesTraffic(replica) || withdrawn.has(id)) continue;
       const endpoint = replica.ports.find((p) => p.target === target && p.protocol === 'tcp');
       if (!endpoint) continue;
       // Docker reports 0.0.0.0 for a port published on every address; the node's address
       // is the one other nodes can reach.
       const host = endpoint.hostIp === '' || endpoint.hostIp === '0.0.0.0' ? node.address : endpoint.hostIp;
-      backends.push({ id: replica.name, host, port: endpoint.hostPort });
+      backends.push({ id, host, port: endpoint.hostPort });
     }
   }
   return backends.sort((a, b) => compare(a.id, b.id));
@@ -79,6 +82,11 @@ function serviceBackends(
 
 function compare(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** How the mesh names a replica: `node/name`. */
+export function replicaKey(node: string, name: string): string {
+  return `${node}/${name}`;
 }
 
 export function takesTraffic(replica: ObservedReplica): boolean {

@@ -182,6 +182,12 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
       if (client.destroyed || !canReplay(replay, Date.now() - connectedAt)) break;
       options.log.debug({ backend: backend.id }, 'backend closed without answering; trying the next one');
     }
+    if (!client.destroyed) {
+      options.log.debug(
+        { port: options.port, backends: list.length },
+        'no backend took the connection; closing it',
+      );
+    }
     client.destroy();
   };
 

@@ -107,12 +107,12 @@ export async function dockerCli(args: string[], options: { timeoutMs?: number } 
 export async function dockerExec(
   container: string,
   cmd: string[],
-  options: { socketPath?: string } = {},
+  options: { socketPath?: string; timeoutMs?: number } = {},
 ): Promise<{ exitCode: number; output: string }> {
   const host = options.socketPath === undefined ? [] : ['-H', `unix://${options.socketPath}`];
   try {
     const { stdout, stderr } = await run('docker', [...host, 'exec', container, ...cmd], {
-      timeout: 30_000,
+      timeout: options.timeoutMs ?? 30_000,
     });
     return { exitCode: 0, output: stdout + stderr };
   } catch (error) {

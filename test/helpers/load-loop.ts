@@ -17,10 +17,11 @@ export function getOnce(
   host: string,
   port: number,
   timeoutMs = 5000,
+  path = '/',
 ): Promise<{ status: number; body: string; ms: number }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path: '/', agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () =>
@@ -95,15 +96,20 @@ export function startLoopInside(
   url: string,
   options: { socketPath?: string; maxSeconds?: number } = {},
 ): { stop(): Promise<{ ok: number; failed: number; bodies: string[]; output: string }> } {
-  const exec = (cmd: string[]) => dockerExec(container, cmd, options);
-  const done = exec([
-    'sh',
-    '-c',
-    `ok=0; bad=0; rm -f /tmp/stop /tmp/bodies; end=$(( $(date +%s) + ${options.maxSeconds ?? 120} )); ` +
-      'while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do ' +
-      `if body=$(timeout 5 wget -q -O - ${url}); then ok=$((ok+1)); echo "$body" >> /tmp/bodies; ` +
-      'else bad=$((bad+1)); fi; sleep 0.1; done; echo "ok=$ok bad=$bad"',
-  ]);
+  const maxSeconds = options.maxSeconds ?? 120;
+  const exec = (cmd: string[], timeoutMs?: number) =>
+    dockerExec(container, cmd, { ...options, ...(timeoutMs ? { timeoutMs } : {}) });
+  const done = exec(
+    [
+      'sh',
+      '-c',
+      `ok=0; bad=0; rm -f /tmp/stop /tmp/bodies; end=$(( $(date +%s) + ${maxSeconds} )); ` +
+        'while [ "$(date +%s)" -lt "$end" ] && [ ! -e /tmp/stop ]; do ' +
+        `if body=$(timeout 5 wget -q -O - ${url}); then ok=$((ok+1)); echo "$body" >> /tmp/bodies; ` +
+        'else bad=$((bad+1)); fi; sleep 0.1; done; echo "ok=$ok bad=$bad"',
+    ],
+    (maxSeconds + 30) * 1000,
+  );
   return {
     async stop() {
       await exec(['touch', '/tmp/stop']);

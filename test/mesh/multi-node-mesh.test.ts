@@ -9,7 +9,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, startBerth } from '../helpers/berth-cli.js';
+import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { dockerExec } from '../helpers/docker.js';
 import { freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
@@ -29,6 +29,8 @@ kind: Service
 metadata: { name: web, namespace: ${ns} }
 spec:
   image: ${image}
+  # Each replica also serves its hostname at /id, to see which ones take traffic.
+  command: ["sh", "-c", "hostname > /www/id && exec httpd -f -p 8080 -h /www"]
   replicas: 3
   ports: [{ target: 8080, published: ${published} }]
   placement: { constraints: ["node.labels.zone != c"] }
@@ -55,6 +57,10 @@ function fetchByName(engine: TestEngine, container: string, url: string) {
   return dockerExec(container, ['timeout', '5', 'wget', '-q', '-O', '-', url], {
     socketPath: engine.socketPath,
   });
+}
+
+async function runningOn(engine: TestEngine): Promise<number> {
+  return (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
 }
 
 async function clientOn(engine: TestEngine): Promise<string> {
@@ -158,15 +164,13 @@ describe('routing mesh on three engines', () => {
         90_000,
       );
     }
-    const running = async (engine: TestEngine): Promise<number> =>
-      (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
     // The port answers as soon as the first replica is healthy; the deploy goes on meanwhile.
     await eventually(
       '3 replicas running on nodes 1 and 2',
-      async () => (await running(engines[0]!)) + (await running(engines[1]!)) === 3,
+      async () => (await runningOn(engines[0]!)) + (await runningOn(engines[1]!)) === 3,
       90_000,
     );
-    assert.equal(await running(engines[2]!), 0, 'node 3 runs no replica');
+    assert.equal(await runningOn(engines[2]!), 0, 'node 3 runs no replica');
     for (const engine of engines) {
       for (let i = 0; i < 6; i++) {
         const answer = await getOnce(engine.address, published);
@@ -221,10 +225,49 @@ describe('routing mesh on three engines', () => {
     }
   });
 
+  test('draining a node under load fails no request; its replicas move before they stop', async () => {
+    const [drained, other, empty] = engines as [TestEngine, TestEngine, TestEngine];
+    assert.ok((await runningOn(drained)) > 0, 'the node to drain runs a replica');
+    const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    const byName = startLoopInside(await clientOn(empty), 'http://web:8080/', {
+      socketPath: empty.socketPath,
+    });
+    try {
+      const drain = await runBerth(['node', 'drain', drained.node, '--state-dir', join(dir, 'state')]);
+      assert.equal(drain.code, 0, drain.stderr);
+      await eventually(
+        `every replica on ${other.node}, none left on ${drained.node}`,
+        async () => (await runningOn(other)) === 3 && (await managedOn(drained, ns, 'web')).length === 0,
+        90_000,
+      );
+      // A little more load on the moved replicas.
+      await new Promise((r) => setTimeout(r, 1500));
+      // Every moved replica takes traffic (a replacement has the name of the replica it replaced:
+      // withdrawing the old one must not keep the new one out).
+      await eventually('all 3 replicas answer through the mesh', async () => {
+        const ids = new Set<string>();
+        for (let i = 0; i < 12; i++) ids.add((await getOnce(empty.address, published, 5000, '/id')).body);
+        return ids.size === 3;
+      });
+    } finally {
+      const report = await load.stop();
+      const named = await byName.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
+    }
+    const activate = await runBerth(['node', 'activate', drained.node, '--state-dir', join(dir, 'state')]);
+    assert.equal(activate.code, 0, activate.stderr);
+  });
+
   test('killing the agent of a node with replicas drops no request through another node', async () => {
-    const [lost, survivor, empty] = engines as [TestEngine, TestEngine, TestEngine];
-    const runningOn = async (engine: TestEngine): Promise<number> =>
-      (await managedOn(engine, ns, 'web')).filter((r) => r.state === 'running').length;
+    const empty = engines[2]!;
+    // The drain above left every replica on one node: that is the one to lose.
+    const [lost, survivor] =
+      (await runningOn(engines[0]!)) > 0 ? [engines[0]!, engines[1]!] : [engines[1]!, engines[0]!];
     assert.ok((await runningOn(lost)) > 0, 'the node to lose runs a replica');
     const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
     // And by name, from the client on the node with no replica.
