@@ -70,7 +70,11 @@ describe('TCP balancer', () => {
 
   test('a backend that accepts and closes without answering: GETs go to the next one, a POST is not sent twice', async () => {
     // What Docker's port proxy does in front of a replica that just died.
-    const closer: TcpServer = createTcpServer((socket) => socket.destroy());
+    let closed = 0;
+    const closer: TcpServer = createTcpServer((socket) => {
+      closed++;
+      socket.destroy();
+    });
     tcpServers.push(closer);
     await new Promise<void>((resolve) => closer.listen(0, '127.0.0.1', resolve));
     const closerAddress = closer.address();
@@ -86,8 +90,10 @@ describe('TCP balancer', () => {
     for (let i = 0; i < 6; i++) answers.push(await getBody(lb.port));
     assert.deepEqual(new Set(answers), new Set(['good']));
     assert.equal(seen.length, 6);
+    assert.equal(closed, 1, 'after failing once, the closer is tried last (passive health) and gets no more');
 
-    // Round robin: the next connection starts at the closer again (7th, index 0).
+    // A POST while the closer is the only backend: it is tried (even though it failed lately).
+    lb.setBackends([{ id: 'closer', host: '127.0.0.1', port: closerAddress.port }]);
     const post = new Promise<number>((resolve, reject) => {
       const req = request(
         { host: '127.0.0.1', port: lb.port, method: 'POST', path: '/', agent: false },

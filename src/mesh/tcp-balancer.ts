@@ -37,6 +37,8 @@ export interface TcpBalancerOptions {
 const REPLAY_LIMIT_BYTES = 64 * 1024;
 /** A backend that closes a fresh connection this soon, without a word, is broken, not finished. */
 const REPLAY_WINDOW_MS = 2000;
+/** How long a backend that failed a connection is tried only after the others. */
+const EJECT_MS = 5000;
 /** HTTP methods that RFC 9110 says are idempotent: such a request may be sent again. */
 const IDEMPOTENT_HTTP = /^(GET|HEAD|OPTIONS|TRACE|PUT|DELETE) /;
 
@@ -86,6 +88,22 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
       });
     });
 
+  /**
+   * Passive health: a backend that refused, timed out or closed without answering is tried last
+   * for a few seconds, so that until the operator's next table (a crashed replica, a host that
+   * went away) connections do not keep paying for it.
+   */
+  const ejected = new Map<string, number>();
+  const eject = (id: string): void => void ejected.set(id, Date.now() + EJECT_MS);
+  const order = (list: MeshBackend[], start: number): MeshBackend[] => {
+    const now = Date.now();
+    const rotated = list.map((_, i) => list[(start + i) % list.length]!);
+    const fresh = rotated.filter((b) => (ejected.get(b.id) ?? 0) <= now);
+    return fresh.length === rotated.length
+      ? rotated
+      : [...fresh, ...rotated.filter((b) => !fresh.includes(b))];
+  };
+
   const handle = async (client: Socket): Promise<void> => {
     clients.add(client);
     client.once('close', () => clients.delete(client));
@@ -122,17 +140,17 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     client.on('close', () => upstream?.destroy());
 
     // Each connection walks the list once from its own starting point, so concurrent connections
-    // neither skip a live backend nor retry a dead one twice.
-    const list = backends;
-    const start = next++;
+    // neither skip a live backend nor retry a dead one twice; backends that just failed come last.
+    const list = order(backends, next++);
     for (let attempt = 0; attempt < list.length && !client.destroyed; attempt++) {
-      const backend = list[(start + attempt) % list.length];
+      const backend = list[attempt];
       if (!backend) break;
       let socket: Socket;
       try {
         socket = await dial(backend);
       } catch (error) {
         options.log.debug({ backend: backend.id, err: error }, 'backend did not accept; trying the next one');
+        eject(backend.id);
         continue;
       }
       if (client.destroyed) {
@@ -173,7 +191,11 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
         });
         client.resume();
       });
-      if (outcome === 'answered') return;
+      if (outcome === 'answered') {
+        ejected.delete(backend.id);
+        return;
+      }
+      eject(backend.id);
       // The backend closed without a byte of answer: a replica that died (or a port proxy in
       // front of a dead one). Another replica gets the same bytes when that cannot do harm.
       client.pause();
@@ -204,6 +226,8 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     port,
     setBackends(list) {
       backends = [...list];
+      const ids = new Set(list.map((b) => b.id));
+      for (const id of ejected.keys()) if (!ids.has(id)) ejected.delete(id);
     },
     activeConnections(backendId) {
       if (backendId !== undefined) return open.get(backendId)?.size ?? 0;
