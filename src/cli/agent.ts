@@ -90,7 +90,8 @@ export function registerAgentCommand(program: Command): void {
       }
       const listen = options.join === undefined ? parseAgentListen(options.listen) : null;
       const socketPath = resolveDockerSocket(options.docker);
-      const log = createLogger({ name: 'berth-agent' }).child({ node: options.node });
+      const base = createLogger({ name: 'berth-agent' });
+      const log = base.child({ node: options.node });
 
       const runtime = createDockerRuntime({ socketPath });
       try {
@@ -105,7 +106,8 @@ export function registerAgentCommand(program: Command): void {
         address: options.advertiseAddr,
         labels: options.label ?? {},
         stateDir: options.stateDir,
-        log,
+        // The agent adds the node to its own log lines.
+        log: base,
         imagePull: options.pull === 'never' ? 'never' : 'if-missing',
         serviceAddresses: options.serviceAddresses,
       });

@@ -124,7 +124,8 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
     address: options.advertiseAddr,
     labels: {},
     stateDir: join(options.stateDir, 'agent'),
-    log: log.child({ node: options.node }),
+    // The agent adds the node to its own log lines.
+    log,
     serviceAddresses: options.serviceAddresses,
   });
   agents.set(options.node, agent);

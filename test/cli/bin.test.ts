@@ -53,4 +53,13 @@ describe('the berth bin, as npm ci builds it', () => {
     assert.equal(result.code, 1);
     assert.match(result.stderr, /unknown command 'deploy'/);
   });
+
+  test('a bad --service-addresses range is refused before anything starts, with the reason', async () => {
+    const misaligned = await berth('agent', '--token', 't', '--service-addresses', '10.234.1.0/16');
+    assert.equal(misaligned.code, 1);
+    assert.match(misaligned.stderr, /not the start of its range \(did you mean 10\.234\.0\.0\/16\?\)/);
+    const garbage = await berth('run', '--repo', '.', '--service-addresses', 'everything');
+    assert.equal(garbage.code, 1);
+    assert.match(garbage.stderr, /must be an IPv4 range from \/8 to \/30/);
+  });
 });
