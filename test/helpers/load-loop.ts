@@ -46,6 +46,8 @@ export interface LoadReport {
   bodies: Map<string, number>;
   /** The first few failures, for the assertion message. */
   failures: string[];
+  /** When each failed request was sent (Date.now()). */
+  failedAt: number[];
 }
 
 /**
@@ -56,12 +58,13 @@ export interface LoadReport {
 export function startLoadLoop(options: { host: string; port: number; perSecond: number; maxMs: number }): {
   stop: () => Promise<LoadReport>;
 } {
-  const report: LoadReport = { requests: 0, failed: 0, bodies: new Map(), failures: [] };
+  const report: LoadReport = { requests: 0, failed: 0, bodies: new Map(), failures: [], failedAt: [] };
   const inFlight = new Set<Promise<void>>();
   const limit = Math.floor((options.perSecond * options.maxMs) / 1000);
   const fire = (): void => {
     if (report.requests >= limit) return stopTimer();
     report.requests++;
+    const sentAt = Date.now();
     const one = getOnce(options.host, options.port)
       .then((answer) => {
         if (answer.status !== 200) throw new Error(`HTTP ${answer.status}`);
@@ -69,6 +72,7 @@ export function startLoadLoop(options: { host: string; port: number; perSecond: 
       })
       .catch((error: unknown) => {
         report.failed++;
+        report.failedAt.push(sentAt);
         if (report.failures.length < 5)
           report.failures.push(error instanceof Error ? error.message : String(error));
       })

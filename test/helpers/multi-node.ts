@@ -78,7 +78,11 @@ function pidAlive(pid: number): boolean {
   }
 }
 
-async function stopEngine(engine: TestEngine): Promise<void> {
+/**
+ * Stops one engine as a lost host would go: its containers killed at once, then dockerd, its
+ * bridge and its directory. Fine to call again (TestEngines.stop does, for every engine).
+ */
+export async function stopEngine(engine: TestEngine): Promise<void> {
   const pidFile = join(engine.dir, 'docker.pid');
   const pid = Number((await readFile(pidFile, 'utf8').catch(() => '')).trim());
   if (pid > 0 && pidAlive(pid)) {

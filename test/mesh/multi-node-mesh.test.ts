@@ -13,12 +13,18 @@ import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { dockerExec } from '../helpers/docker.js';
 import { freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
-import { managedOn, startTestEngines, type TestEngine, type TestEngines } from '../helpers/multi-node.js';
+import {
+  managedOn,
+  startTestEngines,
+  stopEngine,
+  type TestEngine,
+  type TestEngines,
+} from '../helpers/multi-node.js';
 
 const ns = `mm${Date.now().toString(36)}`;
 const zones = ['a', 'b', 'c'];
 
-function manifests(image: string, published: number): Record<string, string> {
+function manifests(image: string, published: number, replicas = 3): Record<string, string> {
   return {
     'app.yaml': `apiVersion: berth/v1
 kind: Namespace
@@ -31,7 +37,7 @@ spec:
   image: ${image}
   # Each replica also serves its hostname at /id, to see which ones take traffic.
   command: ["sh", "-c", "hostname > /www/id && exec httpd -f -p 8080 -h /www"]
-  replicas: 3
+  replicas: ${replicas}
   ports: [{ target: 8080, published: ${published} }]
   placement: { constraints: ["node.labels.zone != c"] }
   healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
@@ -89,6 +95,9 @@ describe('routing mesh on three engines', () => {
   let published: number;
   const children: ChildProcess[] = [];
   const agents = new Map<string, ChildProcess>();
+  let startAgent: (engine: TestEngine) => Promise<unknown> = () => Promise.reject(new Error('no operator'));
+  /** The node whose agent the agent-kill test killed. */
+  let agentKilled: TestEngine | null = null;
 
   before(async () => {
     cluster = await startTestEngines(3, `${ns}n`);
@@ -118,34 +127,33 @@ describe('routing mesh on three engines', () => {
       /berth agent --join (\S+) --token (\S+)/,
       'the operator',
     );
-    await Promise.all(
-      engines.map((engine) => {
-        const agent = startBerth([
-          'agent',
-          '--join',
-          endpoint!,
-          '--token',
-          token!,
-          '--node',
-          engine.node,
-          '--docker',
-          engine.socketPath,
-          '--advertise-addr',
-          engine.address,
-          '--service-addresses',
-          engine.serviceAddresses,
-          '--label',
-          `zone=${zones[engine.index - 1]}`,
-          '--state-dir',
-          join(dir, `agent-${engine.index}`),
-          '--pull',
-          'never',
-        ]);
-        children.push(agent);
-        agents.set(engine.node, agent);
-        return waitForOutput(agent, /joined/, `agent ${engine.node}`);
-      }),
-    );
+    startAgent = (engine: TestEngine) => {
+      const agent = startBerth([
+        'agent',
+        '--join',
+        endpoint!,
+        '--token',
+        token!,
+        '--node',
+        engine.node,
+        '--docker',
+        engine.socketPath,
+        '--advertise-addr',
+        engine.address,
+        '--service-addresses',
+        engine.serviceAddresses,
+        '--label',
+        `zone=${zones[engine.index - 1]}`,
+        '--state-dir',
+        join(dir, `agent-${engine.index}`),
+        '--pull',
+        'never',
+      ]);
+      children.push(agent);
+      agents.set(engine.node, agent);
+      return waitForOutput(agent, /joined/, `agent ${engine.node}`);
+    };
+    await Promise.all(engines.map((engine) => startAgent(engine)));
   });
 
   after(async () => {
@@ -276,6 +284,7 @@ describe('routing mesh on three engines', () => {
     });
     try {
       agents.get(lost.node)?.kill('SIGKILL');
+      agentKilled = lost;
       // Down after 5 s without a word; its replicas are rescheduled on the only other zone allowed.
       await eventually(
         '3 replicas running on the surviving node',
@@ -295,6 +304,52 @@ describe('routing mesh on three engines', () => {
       assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
       assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
       assert.ok(named.ok > 30, `only ${named.ok} requests by name were made`);
+    }
+  });
+
+  test('losing a whole node under load fails no request sent after it is gone', async (t) => {
+    const empty = engines[2]!;
+    const back = agentKilled;
+    assert.ok(back, 'the agent-kill test ran first');
+    // The node whose agent was killed comes back; its old replicas were rescheduled, so they go.
+    await startAgent(back);
+    await eventually(
+      `${back.node} is back and runs no web replica`,
+      async () => (await managedOn(back, ns, 'web')).length === 0,
+      90_000,
+    );
+    const host = engines.find((e) => e !== back && e !== empty)!;
+    // A fourth replica lands on the node that came back: one healthy replica outlives the host.
+    await repo.commit(manifests('berth-test/web:v2', published, 4), 'four replicas');
+    await eventually(`a replica runs on ${back.node}`, async () => (await runningOn(back)) === 1, 90_000);
+    assert.equal(await runningOn(host), 3);
+    const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    let goneAt = 0;
+    try {
+      await new Promise((r) => setTimeout(r, 1000));
+      // The host goes: its agent and its engine, with every container on it.
+      agents.get(host.node)?.kill('SIGKILL');
+      await stopEngine(host);
+      goneAt = Date.now();
+      // Down after 5 s without a word; its replicas are started on the node that is left.
+      await eventually(
+        `4 replicas running on ${back.node}`,
+        async () => (await runningOn(back)) === 4,
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      const report = await load.stop();
+      const after = report.failedAt.filter((sent) => sent >= goneAt).length;
+      t.diagnostic(
+        `${report.requests} requests, ${report.failed} failed (in flight as the host went), ${after} after`,
+      );
+      assert.equal(
+        after,
+        0,
+        `${after} requests sent after the host was gone failed (${report.failed}/${report.requests} in all: ${report.failures.join('; ')})`,
+      );
+      assert.ok(report.requests > 100, `only ${report.requests} requests were made`);
     }
   });
 });
