@@ -13,7 +13,11 @@ import { bodies, removeNamespace, replicasOf } from '../operator/cluster-probe.j
 const ns = `mesh${Date.now().toString(36)}`;
 const node = `test-${ns}`;
 
-function manifests(image: string, published: number): Record<string, string> {
+function manifests(image: string, published: number, broken = false): Record<string, string> {
+  // The broken variant serves no page: its health check fails, and the update rolls back.
+  const command = broken
+    ? `\n  command: ["sh", "-c", "rm /www/index.html && exec httpd -f -p 8080 -h /www"]`
+    : '';
   return {
     'deploy/all.yaml': `apiVersion: berth/v1
 kind: Namespace
@@ -23,7 +27,7 @@ apiVersion: berth/v1
 kind: Service
 metadata: { name: web, namespace: ${ns} }
 spec:
-  image: ${image}
+  image: ${image}${command}
   replicas: 3
   ports: [{ target: 8080, published: ${published} }]
   healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
@@ -111,6 +115,39 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       );
       assert.ok(report.requests > 20, `only ${report.requests} requests were made`);
       assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+    }
+  });
+
+  test('a failing update rolls back under a steady request loop and fails no request', async () => {
+    const before = await replicasOf(ns, 'web');
+    const good = before[0]?.revision;
+    assert.ok(good && before.every((r) => r.revision === good));
+    const load = startLoadLoop({ host: '127.0.0.1', port: published, perSecond: 20, maxMs: 120_000 });
+    const broken = await repo.commit(manifests('berth-test/web:v2', published, true), 'broken page');
+    try {
+      await eventually(
+        'a replica of the broken commit starts',
+        async () => (await replicasOf(ns, 'web')).some((r) => r.revision === broken),
+        60_000,
+        50,
+      );
+      await eventually(
+        'rolled back: only the 3 replicas of the last good commit',
+        async () => {
+          const replicas = await replicasOf(ns, 'web');
+          return replicas.length === 3 && replicas.every((r) => r.revision === good && r.state === 'running');
+        },
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 1000));
+    } finally {
+      const report = await load.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.deepEqual([...report.bodies.keys()], ['v2'], 'only the good replicas answered');
     }
   });
 
