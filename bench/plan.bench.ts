@@ -32,7 +32,7 @@ function spec(i: number): ServiceSpec {
     envFrom: [],
     mode: 'replicated',
     replicas: 3,
-    ports: [{ target: 8080, published: null, protocol: 'tcp' }],
+    ports: [{ target: 8080, published: null, protocol: 'tcp', appProtocol: 'tcp' }],
     configs: [],
     secrets: [],
     healthcheck: null,

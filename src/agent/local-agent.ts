@@ -409,8 +409,12 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
             );
           }
           const sameSpec = existing.labels[LABELS.specHash] === request.specHash;
+          // A replica that fails its health check is what a repair is asked to fix: it is
+          // replaced, not handed back as it is.
+          const unhealthy = prober.status(existing.name)?.health === 'unhealthy';
           if (
             sameSpec &&
+            !unhealthy &&
             (existing.state === 'running' || existing.state === 'restarting' || existing.state === 'paused')
           ) {
             noteBaseline(existing);
@@ -418,7 +422,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
             return toObserved(existing);
           }
           replicaLog.info(
-            { state: existing.state, sameSpec },
+            { state: existing.state, sameSpec, unhealthy },
             'replacing a stale container of the same name',
           );
           await removeContainer(existing);

@@ -314,6 +314,7 @@ const meshBodySchema = {
               service: { type: 'string' },
               published: { type: 'integer', minimum: 1, maximum: 65535 },
               protocol: { enum: ['tcp'] },
+              appProtocol: { enum: ['tcp', 'http'] },
               backends: backendsSchema,
             },
           },
@@ -333,6 +334,7 @@ const meshBodySchema = {
                   required: ['target', 'backends'],
                   properties: {
                     target: { type: 'integer', minimum: 1, maximum: 65535 },
+                    appProtocol: { enum: ['tcp', 'http'] },
                     backends: backendsSchema,
                   },
                 },

@@ -127,6 +127,8 @@ export interface MeshRoute {
   service: string;
   published: number;
   protocol: 'tcp';
+  /** Balanced per HTTP request instead of per connection; absent means tcp. */
+  appProtocol?: 'tcp' | 'http';
   backends: MeshBackend[];
 }
 
@@ -138,7 +140,7 @@ export interface MeshRoute {
 export interface ServiceRoute {
   namespace: string;
   name: string;
-  ports: { target: number; backends: MeshBackend[] }[];
+  ports: { target: number; appProtocol?: 'tcp' | 'http'; backends: MeshBackend[] }[];
 }
 
 /** The whole routing table for a node; a newer `version` replaces an older one, never the reverse. */

@@ -9,6 +9,7 @@ import { BerthError } from '../errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
 import { createLogger, type Logger } from '../log.js';
+import { discoveryRange } from '../mesh/service-discovery.js';
 import { serviceAddressesOption } from './context.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
@@ -22,7 +23,8 @@ interface AgentCommandOptions {
   label?: Record<string, string>;
   stateDir: string;
   pull: 'missing' | 'never';
-  serviceAddresses: string | null;
+  /** A range, or `off`. */
+  serviceAddresses: string;
 }
 
 function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -109,7 +111,7 @@ export function registerAgentCommand(program: Command): void {
         // The agent adds the node to its own log lines.
         log: base,
         imagePull: options.pull === 'never' ? 'never' : 'if-missing',
-        serviceAddresses: options.serviceAddresses,
+        serviceAddresses: discoveryRange(options.serviceAddresses),
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();

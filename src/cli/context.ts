@@ -9,7 +9,11 @@ import type { Logger } from '../log.js';
 import { createGitRevisionSource } from '../operator/git-revision-source.js';
 import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
-import { DEFAULT_SERVICE_ADDRESSES, parseServiceAddressesOption } from '../mesh/service-discovery.js';
+import {
+  DEFAULT_SERVICE_ADDRESSES,
+  discoveryRange,
+  parseServiceAddressesOption,
+} from '../mesh/service-discovery.js';
 import { openGitSource } from '../source/git-source.js';
 
 /** Options shared by the commands that read a repository and talk to the cluster. */
@@ -27,7 +31,8 @@ export interface ClusterOptions {
   agentToken?: string;
   node: string;
   advertiseAddr: string;
-  serviceAddresses: string | null;
+  /** A range, or `off`. */
+  serviceAddresses: string;
 }
 
 export const DEFAULT_STATE_DIR = '.berth';
@@ -126,7 +131,7 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
     stateDir: join(options.stateDir, 'agent'),
     // The agent adds the node to its own log lines.
     log,
-    serviceAddresses: options.serviceAddresses,
+    serviceAddresses: discoveryRange(options.serviceAddresses),
   });
   agents.set(options.node, agent);
   return agents;

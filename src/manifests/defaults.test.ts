@@ -95,7 +95,7 @@ void describe('defaults', () => {
       envFrom: [{ config: 'settings', prefix: '' }],
       mode: 'replicated',
       replicas: 1,
-      ports: [{ target: 8080, published: null, protocol: 'tcp' }],
+      ports: [{ target: 8080, published: null, protocol: 'tcp', appProtocol: 'tcp' }],
       configs: [{ source: 'site', key: 'index.html', target: '/www/index.html', mode: 0o444 }],
       secrets: [
         { source: 'db', key: 'password', target: '/run/secrets/db/password', mode: 0o400, uid: 0, gid: 0 },

@@ -40,6 +40,9 @@ export const GLOBAL_MODE_REPLICAS = 0;
 /** Docker: a published port is TCP unless it says udp. */
 export const DEFAULT_PORT_PROTOCOL = 'tcp' as const;
 
+/** The mesh balances connections unless a port says it speaks HTTP. */
+export const DEFAULT_APP_PROTOCOL = 'tcp' as const;
+
 /** Kubernetes envFrom: no prefix, the Config's keys are the variable names. */
 export const DEFAULT_ENV_FROM_PREFIX = '';
 

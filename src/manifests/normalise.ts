@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_PER_NODE,
   DEFAULT_MODE,
   DEFAULT_NAMESPACE,
+  DEFAULT_APP_PROTOCOL,
   DEFAULT_PORT_PROTOCOL,
   DEFAULT_REPLICAS,
   DEFAULT_RESTART,
@@ -69,6 +70,7 @@ export function normaliseService(written: WrittenService): ServiceSpec {
       target: port.target,
       published: port.published ?? null,
       protocol: port.protocol ?? DEFAULT_PORT_PROTOCOL,
+      appProtocol: port.appProtocol ?? DEFAULT_APP_PROTOCOL,
     })),
     configs: (spec.configs ?? []).map((mount) => ({
       source: mount.source,

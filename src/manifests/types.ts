@@ -55,7 +55,7 @@ export interface WrittenService {
     envFrom?: { config: string; prefix?: string }[];
     replicas?: number;
     mode?: 'replicated' | 'global';
-    ports?: { target: number; published?: number; protocol?: 'tcp' | 'udp' }[];
+    ports?: { target: number; published?: number; protocol?: 'tcp' | 'udp'; appProtocol?: 'tcp' | 'http' }[];
     configs?: { source: string; key: string; target: string; mode?: number | string }[];
     secrets?: {
       source: string;
@@ -157,6 +157,8 @@ export interface PortSpec {
   target: number;
   published: number | null;
   protocol: 'tcp' | 'udp';
+  /** How the mesh balances it: per connection (tcp) or per HTTP request (http). */
+  appProtocol: 'tcp' | 'http';
 }
 
 export interface FileMountSpec {

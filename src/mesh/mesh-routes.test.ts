@@ -54,8 +54,8 @@ const web = {
   namespace: 'ns',
   name: 'web',
   ports: [
-    { target: 8080, published: 80, protocol: 'tcp' },
-    { target: 9090, published: null, protocol: 'tcp' },
+    { target: 8080, published: 80, protocol: 'tcp', appProtocol: 'tcp' },
+    { target: 9090, published: null, protocol: 'tcp', appProtocol: 'http' },
   ],
 } as unknown as ServiceSpec;
 
@@ -86,6 +86,7 @@ describe('computeMeshRoutes', () => {
         service: 'ns/web',
         published: 80,
         protocol: 'tcp',
+        appProtocol: 'tcp',
         backends: [
           { id: 'n1/web.1', host: '127.0.1.1', port: 32001 },
           { id: 'n1/web.4', host: '127.0.1.1', port: 32004 },
@@ -109,7 +110,9 @@ describe('computeMeshRoutes', () => {
 
   test('a published port with no healthy replica still has a route (a connection is closed, never misrouted)', () => {
     const routes = computeMeshRoutes({ services: [web] }, { nodes: [node('n1', '127.0.0.1', [])] });
-    assert.deepEqual(routes, [{ service: 'ns/web', published: 80, protocol: 'tcp', backends: [] }]);
+    assert.deepEqual(routes, [
+      { service: 'ns/web', published: 80, protocol: 'tcp', appProtocol: 'tcp', backends: [] },
+    ]);
   });
 });
 
@@ -134,20 +137,32 @@ describe('computeServiceRoutes', () => {
       name: 'dns',
       ports: [{ target: 53, published: null, protocol: 'udp' }],
     } as unknown as ServiceSpec;
-    const api = { namespace: 'a', name: 'api', ports: [{ target: 80, published: null, protocol: 'tcp' }] };
+    const api = {
+      namespace: 'a',
+      name: 'api',
+      ports: [{ target: 80, published: null, protocol: 'tcp', appProtocol: 'tcp' }],
+    };
     const services = computeServiceRoutes(
       { services: [web, udpOnly, api as unknown as ServiceSpec] },
       observed,
     );
     assert.deepEqual(services, [
-      { namespace: 'a', name: 'api', ports: [{ target: 80, backends: [] }] },
+      { namespace: 'a', name: 'api', ports: [{ target: 80, appProtocol: 'tcp', backends: [] }] },
       {
         namespace: 'ns',
         name: 'web',
         ports: [
-          { target: 8080, backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32001 }] },
+          {
+            target: 8080,
+            appProtocol: 'tcp',
+            backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32001 }],
+          },
           // Only web.1 publishes 9090; web.2 is unhealthy and n2 is down.
-          { target: 9090, backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32101 }] },
+          {
+            target: 9090,
+            appProtocol: 'http',
+            backends: [{ id: 'n1/web.1', host: '127.0.1.1', port: 32101 }],
+          },
         ],
       },
     ]);

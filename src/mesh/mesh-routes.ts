@@ -23,6 +23,7 @@ export function computeMeshRoutes(
         service: `${service.namespace}/${service.name}`,
         published: port.published,
         protocol: 'tcp',
+        appProtocol: port.appProtocol,
         backends: serviceBackends(service, port.target, observed, withdrawn),
       });
     }
@@ -41,14 +42,16 @@ export function computeServiceRoutes(
 ): ServiceRoute[] {
   const services: ServiceRoute[] = [];
   for (const service of desired.services) {
-    const targets = [...new Set(service.ports.filter((p) => p.protocol === 'tcp').map((p) => p.target))];
-    if (targets.length === 0) continue;
+    const ports = service.ports.filter((p) => p.protocol === 'tcp').sort((a, b) => a.target - b.target);
+    if (ports.length === 0) continue;
     services.push({
       namespace: service.namespace,
       name: service.name,
-      ports: targets
-        .sort((a, b) => a - b)
-        .map((target) => ({ target, backends: serviceBackends(service, target, observed, withdrawn) })),
+      ports: ports.map((port) => ({
+        target: port.target,
+        appProtocol: port.appProtocol,
+        backends: serviceBackends(service, port.target, observed, withdrawn),
+      })),
     });
   }
   return services.sort((a, b) =>

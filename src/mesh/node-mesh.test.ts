@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
-import type { Server } from 'node:http';
+import { Agent, type Server } from 'node:http';
 import { after, describe, test } from 'node:test';
 import type { MeshBackend, MeshRoutes } from '../api/types.js';
 import { getBody, startNamedBackend } from '../../test/helpers/loopback-http.js';
-import { freePort } from '../../test/helpers/load-loop.js';
+import { freePort, getOnce } from '../../test/helpers/load-loop.js';
 import { silentLogger } from '../log.js';
 import { createNodeMesh } from './node-mesh.js';
 
@@ -67,6 +67,46 @@ describe('node mesh', () => {
       await new Promise((r) => setImmediate(r));
       assert.equal(answered, 'slow');
       assert.equal(await getBody(port), 'other');
+    } finally {
+      await mesh.close();
+    }
+  });
+
+  test('appProtocol http: the port balances each request of a kept-alive client; tcp again pins it', async () => {
+    const a = await startNamedBackend('a');
+    const b = await startNamedBackend('b');
+    servers.push(a.server, b.server);
+    const port = await freePort();
+    const mesh = createNodeMesh({ address: '127.0.0.1', log: silentLogger() });
+    const kept = async (): Promise<string[]> => {
+      // Six requests over one kept-alive connection.
+      const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+      const bodies: string[] = [];
+      try {
+        for (let i = 0; i < 6; i++) bodies.push((await getOnce('127.0.0.1', port, 5000, '/', agent)).body);
+      } finally {
+        agent.destroy();
+      }
+      return bodies;
+    };
+    try {
+      const routes = (version: number, appProtocol: 'tcp' | 'http'): MeshRoutes => ({
+        version,
+        routes: [
+          {
+            service: 'ns/web',
+            published: port,
+            protocol: 'tcp',
+            appProtocol,
+            backends: [a.backend, b.backend],
+          },
+        ],
+      });
+      await mesh.apply(routes(1, 'http'), { drainTimeoutMs: 0 });
+      assert.deepEqual(new Set(await kept()), new Set(['a', 'b']));
+      // Balanced per connection, a kept-alive client stays with one replica.
+      await mesh.apply(routes(2, 'tcp'), { drainTimeoutMs: 0 });
+      assert.equal(new Set(await kept()).size, 1);
     } finally {
       await mesh.close();
     }

@@ -1,6 +1,7 @@
 import type { MeshBackend, MeshRoutes } from '../api/types.js';
 import type { Logger } from '../log.js';
 import type { ServiceDiscovery } from './service-discovery.js';
+import { createHttpBalancer } from './http-balancer.js';
 import { createTcpBalancer, type TcpBalancer } from './tcp-balancer.js';
 
 /**
@@ -23,6 +24,7 @@ export interface NodeMesh {
 
 interface Listener {
   balancer: TcpBalancer;
+  http: boolean;
   /** `namespace/name` of the service it serves. */
   service: string;
   /** Backends this balancer was ever given and that may still have connections open. */
@@ -37,6 +39,8 @@ interface Endpoint {
   port: number;
   service: string;
   backends: MeshBackend[];
+  /** Balanced per HTTP request (http-balancer.ts) rather than per connection. */
+  http: boolean;
   /** How the log names it. */
   what: 'published port' | 'service address';
 }
@@ -70,6 +74,7 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
         port: route.published,
         service: route.service,
         backends: route.backends,
+        http: route.appProtocol === 'http',
         what: 'published port',
       });
     }
@@ -93,6 +98,7 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
           port: port.target,
           service: key,
           backends: port.backends,
+          http: port.appProtocol === 'http',
           what: 'service address',
         });
       }
@@ -108,15 +114,22 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
     const leaving: { listener: Listener; id: string }[] = [];
 
     for (const [key, endpoint] of wanted) {
-      const { host, port, service, what } = endpoint;
+      const { host, port, service, what, http } = endpoint;
       let listener = listeners.get(key);
+      if (listener && listener.http !== http) {
+        // appProtocol changed: a balancer of the other kind takes over; connections open through
+        // the old one are cut (a rare, deliberate change).
+        await listener.balancer.close();
+        listeners.delete(key);
+        listener = undefined;
+      }
       if (!listener) {
         try {
-          const balancer = await createTcpBalancer({ host, port, log });
-          listener = { balancer, service, known: new Set(), current: new Set() };
+          const balancer = await (http ? createHttpBalancer : createTcpBalancer)({ host, port, log });
+          listener = { balancer, http, service, known: new Set(), current: new Set() };
           listeners.set(key, listener);
           refused.delete(key);
-          log.info({ address: key, service }, `routing mesh serves a ${what}`);
+          log.info({ address: key, service, http }, `routing mesh serves a ${what}`);
         } catch (error) {
           if (!refused.has(key)) {
             log.error(

@@ -12,9 +12,14 @@ const run = promisify(execFile);
 export const DEFAULT_SERVICE_ADDRESSES = '10.234.0.0/16';
 const RETRY_MS = 10_000;
 
-/** The `--service-addresses` option: a range, or `off` (null). */
-export function parseServiceAddressesOption(value: string): string | null {
-  if (value === 'off') return null;
+/** The range to use, from the option's value: null when discovery is `off`. */
+export function discoveryRange(option: string): string | null {
+  return option === 'off' ? null : option;
+}
+
+/** The `--service-addresses` option: a range, or `off` (commander keeps strings: see discoveryRange). */
+export function parseServiceAddressesOption(value: string): string {
+  if (value === 'off') return value;
   try {
     return parseServiceRange(value).cidr;
   } catch (error) {

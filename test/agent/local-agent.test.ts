@@ -111,6 +111,20 @@ void describe('local agent on a real Docker engine', () => {
     assert.match(wait.reason ?? '', /404/);
   });
 
+  void test('ensureReplica replaces a replica of the same spec that fails its health check (a repair)', async () => {
+    const request = webReplica(node.name, 'repair');
+    const first = await agent.ensureReplica(request);
+    assert.equal((await agent.awaitReplica(request.name, { timeoutMs: AWAIT_MS })).outcome, 'healthy');
+    // Broken from inside: the check's page is gone, the replica turns unhealthy but keeps running.
+    assert.equal((await dockerExec(request.name, ['rm', '/www/index.html'])).exitCode, 0);
+    await eventually('the replica is unhealthy', async () =>
+      (await agent.snapshot()).replicas.some((r) => r.name === request.name && r.health === 'unhealthy'),
+    );
+    const second = await agent.ensureReplica(request);
+    assert.notEqual(second.id, first.id, 'a new container, not the broken one handed back');
+    assert.equal((await agent.awaitReplica(request.name, { timeoutMs: AWAIT_MS })).outcome, 'healthy');
+  });
+
   void test('config files are delivered byte for byte, read-only, and removed with the replica', async () => {
     const content = Buffer.from('<h1>from a config</h1>\n\u00e9\u0000binary\n', 'utf8');
     const request = webReplica(node.name, 'files', {

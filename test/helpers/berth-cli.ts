@@ -14,11 +14,29 @@ export function startBerth(
   args: string[],
   options: { env?: NodeJS.ProcessEnv; cwd?: string } = {},
 ): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  const child = spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: options.cwd ?? process.cwd(),
     env: { ...process.env, NO_COLOR: '1', ...options.env },
     stdio: ['ignore', 'pipe', 'pipe'],
   });
+  // Always read both pipes: a long-running berth whose output nobody reads would block on a
+  // full pipe. The last part is kept for failure messages (outputOf).
+  let tail = '';
+  const keep = (chunk: Buffer): void => {
+    tail = (tail + chunk.toString()).slice(-OUTPUT_TAIL_CHARS);
+  };
+  child.stdout?.on('data', keep);
+  child.stderr?.on('data', keep);
+  tails.set(child, () => tail);
+  return child;
+}
+
+const OUTPUT_TAIL_CHARS = 64 * 1024;
+const tails = new WeakMap<ChildProcess, () => string>();
+
+/** The last 64 KiB of what a process started by startBerth wrote (stdout and stderr). */
+export function outputOf(child: ChildProcess): string {
+  return tails.get(child)?.() ?? '';
 }
 
 export function runBerth(

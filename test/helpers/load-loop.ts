@@ -1,4 +1,4 @@
-import { request } from 'node:http';
+import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { dockerExec } from './docker.js';
 
@@ -12,16 +12,20 @@ export async function freePort(host = '127.0.0.1'): Promise<number> {
   return address.port;
 }
 
-/** One GET on a fresh connection (no keep-alive), so every request goes through the balancer anew. */
+/**
+ * One GET on a fresh connection (no keep-alive), so every request goes through the balancer anew;
+ * or over `agent`'s kept-alive connections.
+ */
 export function getOnce(
   host: string,
   port: number,
   timeoutMs = 5000,
   path = '/',
+  agent: Agent | false = false,
 ): Promise<{ status: number; body: string; ms: number }> {
   const started = process.hrtime.bigint();
   return new Promise((resolve, reject) => {
-    const req = request({ host, port, path, agent: false, timeout: timeoutMs }, (res) => {
+    const req = request({ host, port, path, agent, timeout: timeoutMs }, (res) => {
       let body = '';
       res.on('data', (chunk: Buffer) => (body += chunk.toString()));
       res.on('end', () =>
@@ -55,9 +59,17 @@ export interface LoadReport {
  * called or `maxMs` has passed, whichever comes first; never more than `perSecond * maxMs / 1000`
  * requests. A request fails on a connection error, a timeout or any status but 200.
  */
-export function startLoadLoop(options: { host: string; port: number; perSecond: number; maxMs: number }): {
+export function startLoadLoop(options: {
+  host: string;
+  port: number;
+  perSecond: number;
+  maxMs: number;
+  /** Send over a few kept-alive connections instead of a new connection per request. */
+  keepAlive?: boolean;
+}): {
   stop: () => Promise<LoadReport>;
 } {
+  const agent = options.keepAlive ? new Agent({ keepAlive: true, maxSockets: 2 }) : false;
   const report: LoadReport = { requests: 0, failed: 0, bodies: new Map(), failures: [], failedAt: [] };
   const inFlight = new Set<Promise<void>>();
   const limit = Math.floor((options.perSecond * options.maxMs) / 1000);
@@ -65,7 +77,7 @@ export function startLoadLoop(options: { host: string; port: number; perSecond: 
     if (report.requests >= limit) return stopTimer();
     report.requests++;
     const sentAt = Date.now();
-    const one = getOnce(options.host, options.port)
+    const one = getOnce(options.host, options.port, 5000, '/', agent)
       .then((answer) => {
         if (answer.status !== 200) throw new Error(`HTTP ${answer.status}`);
         report.bodies.set(answer.body, (report.bodies.get(answer.body) ?? 0) + 1);
@@ -85,6 +97,7 @@ export function startLoadLoop(options: { host: string; port: number; perSecond: 
     async stop() {
       stopTimer();
       await Promise.all([...inFlight]);
+      if (agent) agent.destroy();
       return report;
     },
   };

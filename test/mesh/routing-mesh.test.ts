@@ -1,5 +1,6 @@
 import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
+import { Agent, request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -13,7 +14,12 @@ import { bodies, removeNamespace, replicasOf } from '../operator/cluster-probe.j
 const ns = `mesh${Date.now().toString(36)}`;
 const node = `test-${ns}`;
 
-function manifests(image: string, published: number, broken = false): Record<string, string> {
+function manifests(
+  image: string,
+  published: number,
+  broken = false,
+  appProtocol: 'tcp' | 'http' = 'tcp',
+): Record<string, string> {
   // The broken variant serves no page: its health check fails, and the update rolls back.
   const command = broken
     ? `\n  command: ["sh", "-c", "rm /www/index.html && exec httpd -f -p 8080 -h /www"]`
@@ -29,13 +35,26 @@ metadata: { name: web, namespace: ${ns} }
 spec:
   image: ${image}${command}
   replicas: 3
-  ports: [{ target: 8080, published: ${published} }]
+  ports: [{ target: 8080, published: ${published}, appProtocol: ${appProtocol} }]
   healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
   update: { parallelism: 1, order: start-first, monitor: 1s }
   stopGracePeriod: 2s
   init: true
 `,
   };
+}
+
+/** The Connection header of one answer through the mesh to a client that asks for keep-alive. */
+function connectionHeader(port: number): Promise<string> {
+  const agent = new Agent({ keepAlive: true });
+  return new Promise<string>((resolve, reject) => {
+    const req = request({ host: '127.0.0.1', port, agent }, (res) => {
+      res.resume();
+      res.on('end', () => resolve(String(res.headers.connection)));
+    });
+    req.on('error', reject);
+    req.end();
+  }).finally(() => agent.destroy());
 }
 
 describe('routing mesh on one node (berth run, real engine)', () => {
@@ -60,6 +79,9 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       stateDir,
       '--node',
       node,
+      // No service discovery here: containers keep Docker's resolvers (checked below).
+      '--service-addresses',
+      'off',
       // Every deploy here is triggered by the watch; the schedule never fires during the test.
       '--schedule',
       '0 0 1 1 *',
@@ -90,6 +112,8 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     const replicas = await replicasOf(ns, 'web');
     assert.equal(replicas.length, 3);
     for (const r of replicas) assert.notEqual(r.port, published);
+    const resolv = await dockerExec(replicas[0]!.name, ['cat', '/etc/resolv.conf']);
+    assert.doesNotMatch(resolv.output, /10\.234\./, "with --service-addresses off, Docker's resolvers");
   });
 
   test('a rolling update under a steady request loop fails no request', async () => {
@@ -169,5 +193,47 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     );
     const still = (await replicasOf(ns, 'web')).find((r) => r.name === victim.name);
     assert.equal(still?.state, 'running', 'the broken replica still runs: the mesh keeps traffic off it');
+  });
+
+  test('appProtocol http: switching restarts nothing; a rolling update under kept-alive clients fails no request', async () => {
+    const before = (await replicasOf(ns, 'web')).map((r) => r.name).sort();
+    assert.equal(await connectionHeader(published), 'close', 'per connection: the replica closes it');
+    await repo.commit(manifests('berth-test/web:v2', published, false, 'http'), 'web speaks http');
+    // The replicas (busybox httpd) close every connection after one answer; per connection, the
+    // mesh passes that on. Per request, the mesh keeps the client's connection and says so.
+    await eventually(
+      'the published port keeps a client connection alive',
+      async () => (await connectionHeader(published)) === 'keep-alive',
+    );
+    assert.deepEqual((await replicasOf(ns, 'web')).map((r) => r.name).sort(), before, 'no replica replaced');
+
+    const load = startLoadLoop({
+      host: '127.0.0.1',
+      port: published,
+      perSecond: 20,
+      maxMs: 120_000,
+      keepAlive: true,
+    });
+    const commit = await repo.commit(manifests('berth-test/web:v1', published, false, 'http'), 'back to v1');
+    try {
+      await eventually(
+        'every replica on v1, and only v1 through the mesh',
+        async () => {
+          const replicas = await replicasOf(ns, 'web');
+          if (replicas.length !== 3 || !replicas.every((r) => r.revision === commit && r.state === 'running'))
+            return false;
+          return (await getOnce('127.0.0.1', published)).body === 'v1';
+        },
+        110_000,
+      );
+    } finally {
+      const report = await load.stop();
+      assert.equal(
+        report.failed,
+        0,
+        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
+      );
+      assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+    }
   });
 });
