@@ -2,8 +2,8 @@
  * npm run bench:mesh — the routing mesh on the local engine, loopback only.
  *
  * 1. Throughput and latency: the same bounded closed-loop load (CONCURRENCY clients, a fresh TCP
- *    connection per request, for LOAD_S seconds each) through the mesh's published port and
- *    straight to one replica's own port, side by side. The load runs in a child process so that
+ *    connection per request, for LOAD_S seconds each) through the mesh's published port (per
+ *    connection, then with appProtocol http) and straight to one replica's own port, side by side. The load runs in a child process so that
  *    it does not share an event loop with the balancer it measures.
  * 2. Under a steady request loop (RATE requests a second through one node's published port, for
  *    the change's duration, bounded), reporting failed requests (target: 0) for: a rolling update
@@ -98,7 +98,11 @@ function measure(host: string, port: number): Promise<ClosedLoopResult> {
   });
 }
 
-function manifest(variant: 'v1' | 'v2' | 'broken', published: number): Record<string, string> {
+function manifest(
+  variant: 'v1' | 'v2' | 'broken',
+  published: number,
+  appProtocol: 'tcp' | 'http' = 'tcp',
+): Record<string, string> {
   // The broken variant serves no page: its health check fails and the update rolls back.
   const image = variant === 'v1' ? 'berth-test/web:v1' : 'berth-test/web:v2';
   const command =
@@ -116,7 +120,7 @@ metadata: { name: web, namespace: ${NS} }
 spec:
   image: ${image}${command}
   replicas: ${REPLICAS}
-  ports: [{ target: 8080, published: ${published} }]
+  ports: [{ target: 8080, published: ${published}, appProtocol: ${appProtocol} }]
   healthcheck: { http: { port: 8080, path: / }, interval: 1s, timeout: 1s, retries: 3 }
   update: { parallelism: 2, order: start-first, delay: 0s, monitor: 1s }
   stopGracePeriod: 2s
@@ -224,15 +228,25 @@ async function bench(): Promise<void> {
 
     const throughMesh = await measure(a.address, published);
     const straight = await measure(a.address, direct);
+    // The same port with appProtocol http (per-request balancing), then back to tcp.
+    const switchTo = async (appProtocol: 'tcp' | 'http'): Promise<void> => {
+      await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
+      await reconcile(deps);
+      await mesh.refresh();
+    };
+    await switchTo('http');
+    const throughHttp = await measure(a.address, published);
+    await switchTo('tcp');
     const row = (what: string, r: ClosedLoopResult): string =>
       `${what.padEnd(26)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
     console.log(
       `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each (loopback)`,
     );
     console.log(row(`mesh (:${published}, ${REPLICAS} replicas)`, throughMesh));
+    console.log(row(`mesh, appProtocol http`, throughHttp));
     console.log(row(`one replica (:${direct})`, straight));
     console.log(
-      `mesh / direct: throughput ${(throughMesh.requests / throughMesh.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughMesh.p50 - straight.p50).toFixed(2)} ms`,
+      `mesh / direct: throughput ${(throughMesh.requests / throughMesh.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughMesh.p50 - straight.p50).toFixed(2)} ms; http mode ${(throughHttp.requests / throughHttp.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughHttp.p50 - straight.p50).toFixed(2)} ms`,
     );
 
     // Each change under a steady request loop through one node's published port.
