@@ -107,7 +107,7 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
     } catch (error) {
       retryAt = Date.now() + RETRY_MS;
       if (failures++ > 0) return false;
-      log.error(
+      log.warn(
         { err: error },
         `service discovery is off on this node: ${error instanceof Error ? error.message : String(error)} ` +
           '(it needs root, or CAP_NET_ADMIN and CAP_NET_BIND_SERVICE, and the `ip` command; ' +
