@@ -31,8 +31,8 @@ export interface ClusterOptions {
   agentToken?: string;
   node: string;
   advertiseAddr: string;
-  /** A range, or `off`. */
-  serviceAddresses: string;
+  /** `berth run` only: a range, or `off`. One-shot commands serve no DNS, so they set none up. */
+  serviceAddresses?: string;
 }
 
 export const DEFAULT_STATE_DIR = '.berth';
@@ -73,8 +73,7 @@ export function addClusterOptions(command: Command): Command {
       '--advertise-addr <ip>',
       'address the embedded local node publishes replica ports on',
       '127.0.0.1',
-    )
-    .addOption(serviceAddressesOption());
+    );
 }
 
 /** A local repository path made absolute (URLs unchanged), so the state dir can remember it. */
@@ -131,7 +130,9 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
     stateDir: join(options.stateDir, 'agent'),
     // The agent adds the node to its own log lines.
     log,
-    serviceAddresses: discoveryRange(options.serviceAddresses),
+    // Only a long-running operator serves DNS to the containers of its embedded node.
+    serviceAddresses:
+      options.serviceAddresses === undefined ? null : discoveryRange(options.serviceAddresses),
   });
   agents.set(options.node, agent);
   return agents;

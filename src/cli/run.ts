@@ -17,6 +17,7 @@ import {
   absoluteRepo,
   addClusterOptions,
   addSourceOptions,
+  serviceAddressesOption,
   closeCluster,
   openCluster,
   openRevisionSource,
@@ -55,6 +56,7 @@ export function registerRunCommand(program: Command): void {
     );
   addSourceOptions(command);
   addClusterOptions(command);
+  command.addOption(serviceAddressesOption());
   addOperatorClusterOptions(command);
   command.action(async (options: RunOptions) => {
     if (!cron.validate(options.schedule)) {

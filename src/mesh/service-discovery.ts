@@ -41,8 +41,11 @@ export function parseServiceAddressesOption(value: string): string {
  */
 export interface ServiceDiscovery {
   readonly range: ServiceRange;
-  /** Resolver settings for a new container of `namespace`. */
-  containerDns(namespace: string): Promise<{ servers: string[]; search: string[] }>;
+  /**
+   * Resolver settings for a new container of `namespace`; null while this node cannot serve DNS
+   * (then the container keeps Docker's resolvers rather than wait on a server that does not answer).
+   */
+  containerDns(namespace: string): Promise<{ servers: string[]; search: string[] } | null>;
   /** Prepares the host and starts DNS, once; false (said once in the log) when it cannot. */
   ready(): Promise<boolean>;
   /** Address of a service (`namespace/name`), given one if needed. */
@@ -125,22 +128,25 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
     return true;
   };
 
+  const ready = async (): Promise<boolean> => {
+    if (starting === null && Date.now() < retryAt) return false;
+    starting ??= start();
+    const ok = await starting;
+    // A failed start is tried again later, not on every table.
+    if (!ok) starting = null;
+    return ok;
+  };
+
   return {
     range,
     async containerDns(namespace) {
+      if (!(await ready())) return null;
       // The host's own resolvers come second, for when this node's agent is not running; the
       // loopback ones are no use inside a container.
       const fallback = (await upstreamServers()).filter((server) => !isLoopback(server));
       return { servers: [range.dns, ...fallback], search: [namespace] };
     },
-    async ready() {
-      if (starting === null && Date.now() < retryAt) return false;
-      starting ??= start();
-      const ok = await starting;
-      // A failed start is tried again later, not on every table.
-      if (!ok) starting = null;
-      return ok;
-    },
+    ready,
     assign: (service) => book.assign(service),
     release: (service) => book.release(service),
     setServices(services) {
