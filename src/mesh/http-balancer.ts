@@ -10,6 +10,7 @@ import {
 import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MeshBackend } from '../api/types.js';
+import { BackendRotation } from './backend-rotation.js';
 import type { TcpBalancer, TcpBalancerOptions } from './tcp-balancer.js';
 
 /**
@@ -38,16 +39,13 @@ const HOP_BY_HOP = [
   'transfer-encoding',
   'upgrade',
 ];
-const EJECT_MS = 5000;
 
 export async function createHttpBalancer(options: TcpBalancerOptions): Promise<HttpBalancer> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
-  let backends: MeshBackend[] = [];
-  let next = 0;
+  const rotation = new BackendRotation();
   const pools = new Map<string, { key: string; agent: Agent }>();
   const inFlight = new Map<string, number>();
   const waiters = new Set<() => void>();
-  const ejected = new Map<string, number>();
   const upgraded = new Set<Socket>();
 
   const poolFor = (backend: MeshBackend): Agent => {
@@ -67,24 +65,13 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     else {
       inFlight.delete(id);
       // A backend that left the table: its idle pooled connections go once it is done.
-      if (!backends.some((b) => b.id === id)) retire(id);
+      if (!rotation.has(id)) retire(id);
     }
     for (const wake of waiters) wake();
   };
   const retire = (id: string): void => {
     pools.get(id)?.agent.destroy();
     pools.delete(id);
-  };
-
-  const order = (): MeshBackend[] => {
-    const list = backends;
-    const start = next++;
-    const now = Date.now();
-    const rotated = list.map((_, i) => list[(start + i) % list.length]!);
-    const fresh = rotated.filter((b) => (ejected.get(b.id) ?? 0) <= now);
-    return fresh.length === rotated.length
-      ? rotated
-      : [...fresh, ...rotated.filter((b) => !fresh.includes(b))];
   };
 
   const forwardedHeaders = (req: IncomingMessage): OutgoingHttpHeaders => {
@@ -134,7 +121,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
       });
       upstream.on('response', (answer) => {
         clearTimeout(timer);
-        ejected.delete(backend.id);
+        rotation.succeeded(backend.id);
         settle('answered');
         const headers: OutgoingHttpHeaders = { ...answer.headers };
         for (const name of HOP_BY_HOP) delete headers[name];
@@ -161,7 +148,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
             { backend: backend.id, err: error },
             'replica did not answer; trying the next one',
           );
-          ejected.set(backend.id, Date.now() + EJECT_MS);
+          rotation.failed(backend.id);
         }
         settle('failed');
       });
@@ -170,7 +157,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     });
 
   const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const list = order();
+    const list = rotation.order();
     if (list.length === 0) {
       res.writeHead(503, { 'content-type': 'text/plain', connection: 'close' });
       res.end('no healthy replica\n');
@@ -192,7 +179,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
   };
 
   const upgrade = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
-    const backend = order()[0];
+    const backend = rotation.order()[0];
     if (!backend) {
       client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
@@ -238,10 +225,8 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     host: options.host,
     port,
     setBackends(list) {
-      backends = [...list];
-      const ids = new Set(list.map((b) => b.id));
-      for (const id of ejected.keys()) if (!ids.has(id)) ejected.delete(id);
-      for (const id of [...pools.keys()]) if (!ids.has(id) && !inFlight.has(id)) retire(id);
+      rotation.set(list);
+      for (const id of [...pools.keys()]) if (!rotation.has(id) && !inFlight.has(id)) retire(id);
     },
     activeConnections(backendId) {
       if (backendId !== undefined) return inFlight.get(backendId) ?? 0;

@@ -1,6 +1,7 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { MeshBackend } from '../api/types.js';
 import type { Logger } from '../log.js';
+import { BackendRotation } from './backend-rotation.js';
 
 /**
  * A TCP load balancer with a live set of backends: the data path of the routing mesh. Each
@@ -37,8 +38,6 @@ export interface TcpBalancerOptions {
 const REPLAY_LIMIT_BYTES = 64 * 1024;
 /** A backend that closes a fresh connection this soon, without a word, is broken, not finished. */
 const REPLAY_WINDOW_MS = 2000;
-/** How long a backend that failed a connection is tried only after the others. */
-const EJECT_MS = 5000;
 /** HTTP methods that RFC 9110 says are idempotent: such a request may be sent again. */
 const IDEMPOTENT_HTTP = /^(GET|HEAD|OPTIONS|TRACE|PUT|DELETE) /;
 
@@ -57,8 +56,7 @@ export function canReplay(
 
 export async function createTcpBalancer(options: TcpBalancerOptions): Promise<TcpBalancer> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
-  let backends: MeshBackend[] = [];
-  let next = 0;
+  const rotation = new BackendRotation();
   const open = new Map<string, Set<Socket>>();
   const clients = new Set<Socket>();
   const drainWaiters = new Set<() => void>();
@@ -87,22 +85,6 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
         reject(error);
       });
     });
-
-  /**
-   * Passive health: a backend that refused, timed out or closed without answering is tried last
-   * for a few seconds, so that until the operator's next table (a crashed replica, a host that
-   * went away) connections do not keep paying for it.
-   */
-  const ejected = new Map<string, number>();
-  const eject = (id: string): void => void ejected.set(id, Date.now() + EJECT_MS);
-  const order = (list: MeshBackend[], start: number): MeshBackend[] => {
-    const now = Date.now();
-    const rotated = list.map((_, i) => list[(start + i) % list.length]!);
-    const fresh = rotated.filter((b) => (ejected.get(b.id) ?? 0) <= now);
-    return fresh.length === rotated.length
-      ? rotated
-      : [...fresh, ...rotated.filter((b) => !fresh.includes(b))];
-  };
 
   const handle = async (client: Socket): Promise<void> => {
     clients.add(client);
@@ -139,9 +121,8 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     });
     client.on('close', () => upstream?.destroy());
 
-    // Each connection walks the list once from its own starting point, so concurrent connections
-    // neither skip a live backend nor retry a dead one twice; backends that just failed come last.
-    const list = order(backends, next++);
+    // Each connection walks the list once (BackendRotation: round robin, recent failures last).
+    const list = rotation.order();
     for (let attempt = 0; attempt < list.length && !client.destroyed; attempt++) {
       const backend = list[attempt];
       if (!backend) break;
@@ -150,7 +131,7 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
         socket = await dial(backend);
       } catch (error) {
         options.log.debug({ backend: backend.id, err: error }, 'backend did not accept; trying the next one');
-        eject(backend.id);
+        rotation.failed(backend.id);
         continue;
       }
       if (client.destroyed) {
@@ -192,10 +173,10 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
         client.resume();
       });
       if (outcome === 'answered') {
-        ejected.delete(backend.id);
+        rotation.succeeded(backend.id);
         return;
       }
-      eject(backend.id);
+      rotation.failed(backend.id);
       // The backend closed without a byte of answer: a replica that died (or a port proxy in
       // front of a dead one). Another replica gets the same bytes when that cannot do harm.
       client.pause();
@@ -225,9 +206,7 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     host: options.host,
     port,
     setBackends(list) {
-      backends = [...list];
-      const ids = new Set(list.map((b) => b.id));
-      for (const id of ejected.keys()) if (!ids.has(id)) ejected.delete(id);
+      rotation.set(list);
     },
     activeConnections(backendId) {
       if (backendId !== undefined) return open.get(backendId)?.size ?? 0;
