@@ -11,6 +11,7 @@ import { BerthError } from '../errors.js';
 import type { Logger } from '../log.js';
 import {
   LABELS,
+  type MeshRoutes,
   type NodeAgent,
   type NodeSnapshot,
   type ObservedReplica,
@@ -19,6 +20,7 @@ import {
   type ReplicaWaitResult,
 } from '../api/types.js';
 import { assertContainerName, buildContainerSpec } from './container-spec.js';
+import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
 import { createNodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery } from '../mesh/service-discovery.js';
 import { createFileStore, type FileStore } from './file-store.js';
@@ -79,6 +81,30 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   };
   prober.onChange((name) => notify(name));
 
+  /**
+   * Replicas of this node that get no traffic through this node's mesh whatever the last table
+   * says: the ones that just failed their health check or died. The operator takes them out of
+   * every node's table at its next observation (within a second); this node does not wait for it.
+   */
+  const vetoed = new Set<string>();
+  let lastTable: MeshRoutes | null = null;
+  const setVeto = (name: string, on: boolean): void => {
+    const key = replicaKey(nodeName, name);
+    if (vetoed.has(key) === on) return;
+    if (on) vetoed.add(key);
+    else vetoed.delete(key);
+    if (lastTable === null || closed) return;
+    log.debug({ container: name, vetoed: on }, 'routing mesh of this node follows a local health change');
+    void mesh
+      .apply(withoutReplicas(lastTable, vetoed), { drainTimeoutMs: 0 })
+      .catch((error: unknown) => log.warn({ err: error }, 'could not update the routing mesh'));
+  };
+  prober.onChange((name) => {
+    const health = prober.status(name)?.health;
+    if (health === 'unhealthy') setVeto(name, true);
+    else if (health === 'healthy') setVeto(name, false);
+  });
+
   /** Restart count of a container when this agent first saw it: growth means it crashed since. */
   const restartBaselines = new Map<string, RestartBaseline>();
   /** `die` events per container id seen by this agent, with the exit code of the last one. */
@@ -106,8 +132,10 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const onEvent = (event: RuntimeEvent) => {
     if (event.kind === 'die') {
       deaths.set(event.id, { count: (deaths.get(event.id)?.count ?? 0) + 1, exitCode: event.exitCode });
+      setVeto(event.name, true);
     }
     if (event.kind === 'destroy') {
+      setVeto(event.name, false);
       deaths.delete(event.id);
       prober.untrack(event.name);
       notify(event.name);
@@ -127,6 +155,10 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
         }
         noteBaseline(container);
         await prober.track(container);
+        // Running again without a health check to wait for: it may serve again.
+        if (container.state === 'running' && prober.status(container.name) === null) {
+          setVeto(container.name, false);
+        }
       })
       .catch((error: unknown) =>
         log.warn({ err: error, container: event.name }, 'could not follow a container event'),
@@ -479,7 +511,8 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
 
     async setMeshRoutes(table, { drainTimeoutMs }): Promise<void> {
       if (closed) throw new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`);
-      await mesh.apply(table, { drainTimeoutMs });
+      lastTable = table;
+      await mesh.apply(withoutReplicas(table, vetoed), { drainTimeoutMs });
     },
 
     async close(): Promise<void> {

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
 import type { ServiceSpec } from '../manifests/types.js';
-import { computeMeshRoutes, computeServiceRoutes } from './mesh-routes.js';
+import { computeMeshRoutes, computeServiceRoutes, withoutReplicas } from './mesh-routes.js';
 
 function replica(
   name: string,
@@ -166,5 +166,23 @@ describe('computeServiceRoutes', () => {
         ],
       },
     ]);
+  });
+});
+
+describe('withoutReplicas', () => {
+  test('takes the given replicas out of every published port and service port, nothing else', () => {
+    const a = { id: 'n1/web.1', host: 'h', port: 1 };
+    const b = { id: 'n2/web.1', host: 'h', port: 2 };
+    const table = {
+      version: 7,
+      routes: [{ service: 'ns/web', published: 80, protocol: 'tcp' as const, backends: [a, b] }],
+      services: [{ namespace: 'ns', name: 'web', ports: [{ target: 8080, backends: [a, b] }] }],
+    };
+    assert.deepEqual(withoutReplicas(table, new Set(['n1/web.1'])), {
+      version: 7,
+      routes: [{ service: 'ns/web', published: 80, protocol: 'tcp', backends: [b] }],
+      services: [{ namespace: 'ns', name: 'web', ports: [{ target: 8080, backends: [b] }] }],
+    });
+    assert.equal(withoutReplicas(table, new Set()), table);
   });
 });

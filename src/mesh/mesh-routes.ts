@@ -1,4 +1,11 @@
-import type { MeshBackend, MeshRoute, ObservedReplica, ObservedState, ServiceRoute } from '../api/types.js';
+import type {
+  MeshBackend,
+  MeshRoute,
+  MeshRoutes,
+  ObservedReplica,
+  ObservedState,
+  ServiceRoute,
+} from '../api/types.js';
 import type { DesiredState, ServiceSpec } from '../manifests/types.js';
 
 /**
@@ -94,4 +101,25 @@ export function replicaKey(node: string, name: string): string {
 
 export function takesTraffic(replica: ObservedReplica): boolean {
   return replica.state === 'running' && (replica.health === 'healthy' || replica.health === 'none');
+}
+
+/**
+ * The table without some replicas (by `node/name`), pure: what a node serves when it knows better
+ * than the operator's last table that its own replicas cannot take traffic right now.
+ */
+export function withoutReplicas(table: MeshRoutes, ids: ReadonlySet<string>): MeshRoutes {
+  if (ids.size === 0) return table;
+  const keep = (backends: MeshBackend[]): MeshBackend[] => backends.filter((b) => !ids.has(b.id));
+  return {
+    ...table,
+    routes: table.routes.map((route) => ({ ...route, backends: keep(route.backends) })),
+    ...(table.services
+      ? {
+          services: table.services.map((service) => ({
+            ...service,
+            ports: service.ports.map((port) => ({ ...port, backends: keep(port.backends) })),
+          })),
+        }
+      : {}),
+  };
 }
