@@ -11,6 +11,7 @@ import { connect, type Socket } from 'node:net';
 import type { Duplex } from 'node:stream';
 import type { MeshBackend } from '../api/types.js';
 import { BackendRotation } from './backend-rotation.js';
+import { InFlight, listenOn } from './in-flight.js';
 import type { TcpBalancer, TcpBalancerOptions } from './tcp-balancer.js';
 
 /**
@@ -44,8 +45,14 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
   const rotation = new BackendRotation();
   const pools = new Map<string, { key: string; agent: Agent }>();
-  const inFlight = new Map<string, number>();
-  const waiters = new Set<() => void>();
+  const retire = (id: string): void => {
+    pools.get(id)?.agent.destroy();
+    pools.delete(id);
+  };
+  // A backend that left the table: its idle pooled connections go once it is done.
+  const inFlight = new InFlight((id) => {
+    if (!rotation.has(id)) retire(id);
+  });
   const upgraded = new Set<Socket>();
 
   const poolFor = (backend: MeshBackend): Agent => {
@@ -56,22 +63,6 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 64 });
     pools.set(backend.id, { key, agent });
     return agent;
-  };
-
-  const begin = (id: string): void => void inFlight.set(id, (inFlight.get(id) ?? 0) + 1);
-  const end = (id: string): void => {
-    const left = (inFlight.get(id) ?? 1) - 1;
-    if (left > 0) inFlight.set(id, left);
-    else {
-      inFlight.delete(id);
-      // A backend that left the table: its idle pooled connections go once it is done.
-      if (!rotation.has(id)) retire(id);
-    }
-    for (const wake of waiters) wake();
-  };
-  const retire = (id: string): void => {
-    pools.get(id)?.agent.destroy();
-    pools.delete(id);
   };
 
   const forwardedHeaders = (req: IncomingMessage): OutgoingHttpHeaders => {
@@ -96,12 +87,12 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     body: boolean,
   ): Promise<'answered' | 'failed'> =>
     new Promise((resolve) => {
-      begin(backend.id);
+      inFlight.begin(backend.id);
       let settled = false;
       const settle = (outcome: 'answered' | 'failed'): void => {
         if (settled) return;
         settled = true;
-        if (outcome === 'failed') end(backend.id);
+        if (outcome === 'failed') inFlight.end(backend.id);
         resolve(outcome);
       };
       const upstream = httpRequest({
@@ -127,7 +118,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
         for (const name of HOP_BY_HOP) delete headers[name];
         res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
         answer.pipe(res);
-        const done = (): void => end(backend.id);
+        const done = (): void => inFlight.end(backend.id);
         answer.once('end', done);
         answer.once('error', () => res.destroy());
         res.once('close', () => {
@@ -184,12 +175,12 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
       client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
       return;
     }
-    begin(backend.id);
+    inFlight.begin(backend.id);
     const upstream = connect({ host: backend.host, port: backend.port });
     upgraded.add(upstream);
     upstream.once('close', () => {
       upgraded.delete(upstream);
-      end(backend.id);
+      inFlight.end(backend.id);
       client.destroy();
     });
     client.on('error', () => upstream.destroy());
@@ -214,12 +205,7 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
   });
   server.on('upgrade', upgrade);
   server.on('clientError', (_error, socket) => socket.destroy());
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listenOn(server, options.host, options.port);
 
   return {
     host: options.host,
@@ -228,27 +214,8 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
       rotation.set(list);
       for (const id of [...pools.keys()]) if (!rotation.has(id) && !inFlight.has(id)) retire(id);
     },
-    activeConnections(backendId) {
-      if (backendId !== undefined) return inFlight.get(backendId) ?? 0;
-      let total = 0;
-      for (const count of inFlight.values()) total += count;
-      return total;
-    },
-    drained(backendId, timeoutMs) {
-      return new Promise((resolve) => {
-        const finish = (value: boolean): void => {
-          clearTimeout(timer);
-          waiters.delete(check);
-          resolve(value);
-        };
-        const check = (): void => {
-          if ((inFlight.get(backendId) ?? 0) === 0) finish(true);
-        };
-        const timer = setTimeout(() => finish(false), timeoutMs);
-        waiters.add(check);
-        check();
-      });
-    },
+    activeConnections: (backendId) => inFlight.count(backendId),
+    drained: (backendId, timeoutMs) => inFlight.drained(backendId, timeoutMs),
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();

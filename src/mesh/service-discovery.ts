@@ -40,7 +40,6 @@ export function parseServiceAddressesOption(value: string): string {
  *   the service's target ports and balances over its healthy replicas on every node.
  */
 export interface ServiceDiscovery {
-  readonly range: ServiceRange;
   /**
    * Resolver settings for a new container of `namespace`; null while this node cannot serve DNS
    * (then the container keeps Docker's resolvers rather than wait on a server that does not answer).
@@ -53,8 +52,6 @@ export interface ServiceDiscovery {
   release(service: string): void;
   /** The services that DNS answers for from now on. */
   setServices(services: Iterable<string>): void;
-  /** Answers a DNS name: an address, null (ours, no such service) or undefined (not ours). */
-  resolve(name: string): string | null | undefined;
   close(): Promise<void>;
 }
 
@@ -138,7 +135,6 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
   };
 
   return {
-    range,
     async containerDns(namespace) {
       if (!(await ready())) return null;
       // The host's own resolvers come second, for when this node's agent is not running; the
@@ -153,7 +149,6 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
       names = new Set(services);
       namespaces = new Set([...names].map((service) => service.slice(0, service.indexOf('/'))));
     },
-    resolve,
     async close() {
       await starting;
       await dns?.close();

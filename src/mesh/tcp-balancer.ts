@@ -2,6 +2,7 @@ import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { MeshBackend } from '../api/types.js';
 import type { Logger } from '../log.js';
 import { BackendRotation } from './backend-rotation.js';
+import { InFlight, listenOn } from './in-flight.js';
 
 /**
  * A TCP load balancer with a live set of backends: the data path of the routing mesh. Each
@@ -57,19 +58,12 @@ export function canReplay(
 export async function createTcpBalancer(options: TcpBalancerOptions): Promise<TcpBalancer> {
   const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
   const rotation = new BackendRotation();
-  const open = new Map<string, Set<Socket>>();
+  const open = new InFlight();
   const clients = new Set<Socket>();
-  const drainWaiters = new Set<() => void>();
 
   const track = (id: string, socket: Socket): void => {
-    const set = open.get(id) ?? new Set<Socket>();
-    set.add(socket);
-    open.set(id, set);
-    socket.once('close', () => {
-      set.delete(socket);
-      if (set.size === 0) open.delete(id);
-      for (const wake of drainWaiters) wake();
-    });
+    open.begin(id);
+    socket.once('close', () => open.end(id));
   };
 
   const dial = (backend: MeshBackend): Promise<Socket> =>
@@ -195,12 +189,7 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
   };
 
   const server: Server = createServer((client) => void handle(client));
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(options.port, options.host, () => resolve());
-  });
-  const address = server.address();
-  const port = typeof address === 'object' && address ? address.port : options.port;
+  const port = await listenOn(server, options.host, options.port);
 
   return {
     host: options.host,
@@ -208,30 +197,8 @@ export async function createTcpBalancer(options: TcpBalancerOptions): Promise<Tc
     setBackends(list) {
       rotation.set(list);
     },
-    activeConnections(backendId) {
-      if (backendId !== undefined) return open.get(backendId)?.size ?? 0;
-      let total = 0;
-      for (const set of open.values()) total += set.size;
-      return total;
-    },
-    drained(backendId, timeoutMs) {
-      return new Promise((resolve) => {
-        const check = (): boolean => {
-          if ((open.get(backendId)?.size ?? 0) > 0) return false;
-          finish(true);
-          return true;
-        };
-        const finish = (value: boolean): void => {
-          clearTimeout(timer);
-          drainWaiters.delete(wake);
-          resolve(value);
-        };
-        const wake = (): void => void check();
-        const timer = setTimeout(() => finish(false), timeoutMs);
-        drainWaiters.add(wake);
-        check();
-      });
-    },
+    activeConnections: (backendId) => open.count(backendId),
+    drained: (backendId, timeoutMs) => open.drained(backendId, timeoutMs),
     async close() {
       for (const client of clients) client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

@@ -1,3 +1,4 @@
+import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
 import { createServer } from 'node:net';
 import { dockerExec } from './docker.js';
@@ -52,6 +53,11 @@ export interface LoadReport {
   failures: string[];
   /** When each failed request was sent (Date.now()). */
   failedAt: number[];
+}
+
+/** Asserts that no request of the loop failed, naming the first failures otherwise. */
+export function assertNoneFailed(report: LoadReport): void {
+  assert.equal(report.failed, 0, `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`);
 }
 
 /**

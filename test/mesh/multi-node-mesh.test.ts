@@ -12,7 +12,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { dockerExec } from '../helpers/docker.js';
-import { freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
+import { assertNoneFailed, freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
 import {
   managedOn,
   startTestEngines,
@@ -224,11 +224,7 @@ describe('routing mesh on three engines', () => {
       );
     } finally {
       const report = await load.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
     }
   });
@@ -260,11 +256,7 @@ describe('routing mesh on three engines', () => {
     } finally {
       const report = await load.stop();
       const named = await byName.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
     }
     const activate = await runBerth(['node', 'activate', drained.node, '--state-dir', join(dir, 'state')]);
@@ -296,11 +288,7 @@ describe('routing mesh on three engines', () => {
     } finally {
       const report = await load.stop();
       const named = await byName.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
       assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
       assert.ok(named.ok > 30, `only ${named.ok} requests by name were made`);

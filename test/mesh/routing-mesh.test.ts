@@ -8,7 +8,7 @@ import { after, before, describe, test } from 'node:test';
 import { eventually, startBerth } from '../helpers/berth-cli.js';
 import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
+import { assertNoneFailed, freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
 import { bodies, removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 
 const ns = `mesh${Date.now().toString(36)}`;
@@ -132,11 +132,7 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       );
     } finally {
       const report = await load.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.ok(report.requests > 20, `only ${report.requests} requests were made`);
       assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
     }
@@ -166,11 +162,7 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       await new Promise((r) => setTimeout(r, 1000));
     } finally {
       const report = await load.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.deepEqual([...report.bodies.keys()], ['v2'], 'only the good replicas answered');
     }
   });
@@ -228,11 +220,7 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       );
     } finally {
       const report = await load.stop();
-      assert.equal(
-        report.failed,
-        0,
-        `failed ${report.failed}/${report.requests}: ${report.failures.join('; ')}`,
-      );
+      assertNoneFailed(report);
       assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
     }
   });
