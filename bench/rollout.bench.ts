@@ -20,7 +20,7 @@ import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { createDockerRuntime } from '../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../src/agent/local-agent.js';
-import { silentLogger } from '../src/log.js';
+import { silentLogger } from '../src/core/log.js';
 import { createGitRevisionSource } from '../src/operator/git-revision-source.js';
 import { reconcile, type ReconcileDeps } from '../src/operator/reconcile.js';
 import { StateStore } from '../src/operator/state-store.js';

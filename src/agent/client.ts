@@ -3,7 +3,7 @@
  * agent raised (errorFromWire); an agent that cannot be reached is ERR_AGENT_UNREACHABLE
  * (transient: the operator backs off and observes again).
  */
-import { BerthError, errorFromWire } from '../errors.js';
+import { BerthError, errorFromWire } from '../core/errors.js';
 import type {
   MeshRoutes,
   NodeAgent,

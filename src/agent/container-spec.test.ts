@@ -1,7 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LABELS, type ReplicaRequest } from '../api/types.js';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { buildContainerSpec } from './container-spec.js';
 
 const request: ReplicaRequest = {

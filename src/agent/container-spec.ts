@@ -2,7 +2,7 @@
  * ReplicaRequest -> ContainerCreateSpec: what a replica looks like as a container. Pure, so the
  * mapping (labels, ports, restart policy, command/args) is tested without an engine.
  */
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { LABELS, type ReplicaRequest } from '../api/types.js';
 import type { HealthcheckSpec } from '../manifests/types.js';
 import type { BindMount, ContainerCreateSpec, PortBinding } from './runtime.js';

@@ -4,7 +4,7 @@
  */
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import type { ContainerState, PublishedPort } from '../api/types.js';
 import { LABELS } from '../api/types.js';
 import type {

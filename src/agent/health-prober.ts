@@ -9,7 +9,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { LABELS, type PublishedPort } from '../api/types.js';
 import { isHealthyHttpStatus } from '../manifests/health-status.js';
 import type { HealthcheckSpec, HealthProbe } from '../manifests/types.js';

@@ -7,8 +7,8 @@
  * other node names on the same engine are invisible to it, which lets several agents share one
  * engine (tests, or a node that was renamed and whose old containers are left alone).
  */
-import { BerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import {
   LABELS,
   type MeshRoutes,

@@ -13,8 +13,8 @@
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
-import { BerthError, type WireError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError, type WireError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../api/types.js';
 import { AGENT_BODY_LIMIT_BYTES, MAX_LONG_POLL_MS } from './protocol.js';
 

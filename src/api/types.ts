@@ -187,3 +187,14 @@ export interface NodeAgent {
   setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
   close(): Promise<void>;
 }
+
+/** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */
+export interface MeshMembership {
+  /** A replica became healthy: every node routes to it from now on. */
+  admit(replica: ObservedReplica): Promise<void>;
+  /**
+   * A replica is about to be stopped: every node stops giving it new connections, and this
+   * resolves once its open connections have finished on every node, or after `drainTimeoutMs`.
+   */
+  withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void>;
+}

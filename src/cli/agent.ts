@@ -5,10 +5,11 @@ import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtim
 import { createLocalAgent } from '../agent/local-agent.js';
 import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
 import { createAgentServer } from '../agent/server.js';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
-import { createLogger, type Logger } from '../log.js';
+import { parseListenAddress } from '../core/listen-address.js';
+import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
 import { serviceAddressesOption } from './context.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
@@ -36,16 +37,6 @@ function collectLabel(value: string, previous: Record<string, string> | undefine
 function parsePullPolicy(value: string): 'missing' | 'never' {
   if (value !== 'missing' && value !== 'never') throw new InvalidArgumentError('use "missing" or "never"');
   return value;
-}
-
-/** HOST:PORT, [IPv6]:PORT or PORT (on 127.0.0.1). */
-export function parseAgentListen(value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]:|([^:[\]]+):)?(\d{1,5})$/.exec(value);
-  const port = Number(match?.[3]);
-  if (match === null || port > 65535) {
-    throw new BerthError('ERR_BAD_REQUEST', `--listen wants HOST:PORT or PORT, got "${value}"`);
-  }
-  return { host: match[1] ?? match[2] ?? '127.0.0.1', port };
 }
 
 export function registerAgentCommand(program: Command): void {
@@ -90,7 +81,8 @@ export function registerAgentCommand(program: Command): void {
           'berth agent needs a token: --token T or BERTH_AGENT_TOKEN',
         );
       }
-      const listen = options.join === undefined ? parseAgentListen(options.listen) : null;
+      const listen =
+        options.join === undefined ? parseListenAddress(options.listen, { option: '--listen' }) : null;
       const socketPath = resolveDockerSocket(options.docker);
       const base = createLogger({ name: 'berth-agent' });
       const log = base.child({ node: options.node });

@@ -1,7 +1,7 @@
 import { Command } from 'commander';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { isClusterStateDir } from '../cluster/cluster-identity.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../core/log.js';
 import { reconcile } from '../operator/reconcile.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';

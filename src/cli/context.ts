@@ -1,19 +1,18 @@
 import { join, resolve } from 'node:path';
-import { Option, type Command } from 'commander';
+import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { createAgentClient } from '../agent/client.js';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
 import { createLocalAgent } from '../agent/local-agent.js';
-import { BerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import { DEFAULT_CERT_EXPIRY } from '../cluster/operator-cluster.js';
+import { DEFAULT_CLUSTER_PORT } from '../cluster/rpc-protocol.js';
+import type { Logger } from '../core/log.js';
 import { createGitRevisionSource } from '../operator/git-revision-source.js';
 import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
-import {
-  DEFAULT_SERVICE_ADDRESSES,
-  discoveryRange,
-  parseServiceAddressesOption,
-} from '../mesh/service-discovery.js';
+import { DEFAULT_SERVICE_ADDRESSES, discoveryRange } from '../mesh/service-discovery.js';
+import { parseServiceRange } from '../mesh/service-addresses.js';
 import { openGitSource } from '../source/git-source.js';
 
 /** Options shared by the commands that read a repository and talk to the cluster. */
@@ -52,7 +51,36 @@ export function serviceAddressesOption(): Option {
     'service discovery: containers reach services by name at addresses of this range (made local to the host; needs root), or "off"',
   )
     .default(DEFAULT_SERVICE_ADDRESSES)
-    .argParser(parseServiceAddressesOption);
+    .argParser((value: string) => {
+      if (value === 'off') return value;
+      try {
+        return parseServiceRange(value).cidr;
+      } catch (error) {
+        throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
+      }
+    });
+}
+
+/** The `berth run` options of the cluster endpoint. */
+export function addOperatorClusterOptions(command: Command): Command {
+  return command
+    .option(
+      '--cluster-listen <addr>',
+      `listen for agents (join and their mutual-TLS connections) on HOST:PORT (port default ${DEFAULT_CLUSTER_PORT})`,
+    )
+    .option(
+      '--cluster-advertise <url>',
+      'the URL agents dial, when it differs from --cluster-listen (NAT, DNS name)',
+    )
+    .option(
+      '--cert-expiry <duration>',
+      'lifetime of node certificates (agents renew theirs when a third is left)',
+      DEFAULT_CERT_EXPIRY,
+    )
+    .option(
+      '--no-local-node',
+      'do not run replicas on this host (a control-plane-only operator; needs --cluster-listen)',
+    );
 }
 
 export function addClusterOptions(command: Command): Command {

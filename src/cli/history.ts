@@ -1,5 +1,5 @@
 import { Command, Option } from 'commander';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { parseDuration } from '../manifests/units.js';
 import { DEFAULT_STATE_DIR, openStateStore } from './context.js';
 

@@ -1,5 +1,5 @@
 import { Command, CommanderError } from 'commander';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';

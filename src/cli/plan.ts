@@ -1,11 +1,11 @@
 import { Command, Option } from 'commander';
-import { BerthError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import type { LoadResult } from '../manifests/types.js';
 import { unsupportedFeatures } from '../operator/capabilities.js';
 import type { NodeAgent } from '../api/types.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
-import { observeCluster } from '../operator/observe.js';
+import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan } from '../plan/compute-plan.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
 import {

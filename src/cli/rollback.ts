@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
-import { BerthError } from '../errors.js';
-import { createLogger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import { createLogger } from '../core/log.js';
 import type { HistoryEntry, OperatorState } from '../operator/state-store.js';
 import { createRevertCommit, type RevertCommitResult } from '../source/revert-commit.js';
 import { pushBranch, withBranchClone } from '../source/remote-revert.js';

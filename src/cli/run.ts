@@ -1,11 +1,12 @@
 import { Command } from 'commander';
 import cron from 'node-cron';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
-import { addOperatorClusterOptions, openOperatorCluster } from '../cluster/operator-cluster.js';
-import { createLogger } from '../log.js';
-import { MeshController } from '../mesh/mesh-controller.js';
-import { createOperatorServer, parseListenAddress } from '../operator/http-server.js';
+import { openOperatorCluster } from '../cluster/operator-cluster.js';
+import { createLogger } from '../core/log.js';
+import { MeshController } from '../operator/mesh-controller.js';
+import { parseListenAddress } from '../core/listen-address.js';
+import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { acquireStateLock } from '../operator/state-lock.js';
@@ -16,6 +17,7 @@ import { readWebhookSecret } from '../source/webhooks/webhook-secret.js';
 import {
   absoluteRepo,
   addClusterOptions,
+  addOperatorClusterOptions,
   addSourceOptions,
   serviceAddressesOption,
   closeCluster,
@@ -124,7 +126,7 @@ export function registerRunCommand(program: Command): void {
       onPush: (provider) => void operator.trigger(`webhook:${provider}`),
     });
     if (server && options.listen) {
-      const address = await server.listen(parseListenAddress(options.listen));
+      const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
       log.info(
         { address, webhooks: webhookSecret !== null },
         'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',

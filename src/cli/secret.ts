@@ -6,7 +6,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { Command } from 'commander';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { loadManifests } from '../manifests/load.js';
 import { loadAgeIdentities } from '../secrets/age-identity.js';
 import { encryptToArmor } from '../secrets/age-payload.js';

@@ -1,9 +1,9 @@
 import { Command, Option } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
-import { createLogger } from '../log.js';
+import { createLogger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
-import { observeCluster } from '../operator/observe.js';
+import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan, isAlive } from '../plan/compute-plan.js';
 import {
   addClusterOptions,

@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import { readFileIfExists } from './atomic-file.js';
+import { readFileIfExists } from '../core/atomic-file.js';
 import { clusterDir, readClusterEndpoint, readClusterIdentity } from './cluster-identity.js';
 import type { NodeListing } from './node-registry.js';
 import { requestJson } from './operator-connection.js';

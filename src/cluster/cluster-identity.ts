@@ -1,6 +1,6 @@
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
-import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
+import { BerthError } from '../core/errors.js';
+import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
 import {
   certificateFingerprint,
   createCertificateAuthority,

@@ -7,7 +7,7 @@ import type {
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
-import { BerthError, errorFromWire } from '../errors.js';
+import { BerthError, errorFromWire } from '../core/errors.js';
 import {
   messageText,
   NODE_DOWN_AFTER_MS,

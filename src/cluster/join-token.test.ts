@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { formatJoinToken, newTokenSecret, parseJoinToken, secretMatches } from './join-token.js';
 
 describe('join tokens', () => {

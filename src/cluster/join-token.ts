@@ -1,5 +1,5 @@
 import { createHash, randomBytes, timingSafeEqual } from 'node:crypto';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 /**
  * A join token, as Swarm's `SWMTKN-1-<CA digest>-<secret>`: `BERTH-1-<CA fingerprint>-<secret>`.

@@ -3,8 +3,8 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaRequest } from '../api/types.js';
-import { BerthError } from '../errors.js';
-import { silentLogger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import { silentLogger } from '../core/log.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
 import { serveNodeAgent } from './serve-node-agent.js';
 

@@ -1,8 +1,8 @@
 import { join } from 'node:path';
 import type { NodeAgent } from '../api/types.js';
-import { BerthError } from '../errors.js';
-import type { Logger } from '../log.js';
-import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
 import {
   CLOCK_SKEW_MS,
   NODE_CERTIFICATE_DAYS,

@@ -1,9 +1,9 @@
 import { hostname } from 'node:os';
-import type { Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
+import { parseListenAddress } from '../core/listen-address.js';
 import { parseDuration } from '../manifests/units.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { currentJoinToken, loadOrCreateClusterIdentity, writeClusterEndpoint } from './cluster-identity.js';
 import { createClusterServer } from './cluster-server.js';
 import { NodeRegistry } from './node-registry.js';
@@ -16,38 +16,6 @@ export interface OperatorCluster {
   endpoint: string;
   joinCommand: string;
   close(): Promise<void>;
-}
-
-/** `HOST:PORT`, `[IPv6]:PORT`, `:PORT` or `HOST` (port 7946). */
-export function parseClusterListen(value: string): { host: string; port: number } {
-  const match = /^(?:\[([^\]]+)\]|([^:[\]]*))(?::(\d{1,5}))?$/.exec(value);
-  const port = match?.[3] === undefined ? DEFAULT_CLUSTER_PORT : Number(match[3]);
-  if (match === null || port > 65535) {
-    throw new BerthError('ERR_BAD_REQUEST', `--cluster-listen wants HOST:PORT, got "${value}"`);
-  }
-  return { host: match[1] ?? (match[2] || '0.0.0.0'), port };
-}
-
-/** The `berth run` options of the cluster endpoint. */
-export function addOperatorClusterOptions(command: Command): Command {
-  return command
-    .option(
-      '--cluster-listen <addr>',
-      `listen for agents (join and their mutual-TLS connections) on HOST:PORT (port default ${DEFAULT_CLUSTER_PORT})`,
-    )
-    .option(
-      '--cluster-advertise <url>',
-      'the URL agents dial, when it differs from --cluster-listen (NAT, DNS name)',
-    )
-    .option(
-      '--cert-expiry <duration>',
-      'lifetime of node certificates (agents renew theirs when a third is left)',
-      DEFAULT_CERT_EXPIRY,
-    )
-    .option(
-      '--no-local-node',
-      'do not run replicas on this host (a control-plane-only operator; needs --cluster-listen)',
-    );
 }
 
 /** 90 days, as Swarm's `--cert-expiry` default. */
@@ -92,7 +60,13 @@ export async function openOperatorCluster(args: {
   const server = createClusterServer({ identity, stateDir: args.stateDir, registry, log });
   let url: string;
   try {
-    url = await server.listen(parseClusterListen(args.listen));
+    url = await server.listen(
+      parseListenAddress(args.listen, {
+        option: '--cluster-listen',
+        defaultHost: '0.0.0.0',
+        defaultPort: DEFAULT_CLUSTER_PORT,
+      }),
+    );
   } catch (error) {
     throw new BerthError(
       'ERR_BAD_REQUEST',

@@ -12,9 +12,9 @@ import { X509Certificate } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import WebSocket, { type ClientOptions } from 'ws';
 import type { NodeAgent } from '../api/types.js';
-import { BerthError, errorFromWire } from '../errors.js';
-import type { Logger } from '../log.js';
-import { readFileIfExists, writeFileAtomic } from './atomic-file.js';
+import { BerthError, errorFromWire } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
 import {
   CLOCK_SKEW_MS,
   certificateFingerprint,

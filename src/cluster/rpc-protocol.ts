@@ -4,7 +4,7 @@
  * errorFromWire, so a remote node fails exactly as the in-process one does.
  */
 import type { RawData } from 'ws';
-import type { WireError } from '../errors.js';
+import type { WireError } from '../core/errors.js';
 
 export const RPC_METHODS = [
   'snapshot',

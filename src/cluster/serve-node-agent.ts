@@ -1,7 +1,7 @@
 import type WebSocket from 'ws';
 import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../api/types.js';
-import { BerthError, asBerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError, asBerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { messageText, RPC_METHODS, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
 
 function isRequest(value: unknown): value is RpcRequest {

@@ -3,7 +3,7 @@ import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, test } from 'node:test';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { loadManifests, readManifestFilesFromDir } from './load.js';
 import { schemaValidatorFor } from './schema.js';
 import type { LoadResult, ManifestProblem } from './types.js';

@@ -4,7 +4,7 @@
  */
 import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { MANIFEST_EXTENSIONS, MAX_MANIFEST_FILE_BYTES } from './defaults.js';
 import type { ManifestProblem } from './types.js';
 

@@ -2,7 +2,7 @@ import assert from 'node:assert/strict';
 import { createSocket } from 'node:dgram';
 import { after, before, describe, test } from 'node:test';
 import dnsPacket from 'dns-packet';
-import { createLogger } from '../log.js';
+import { createLogger } from '../core/log.js';
 import { createDnsServer, type DnsServer } from './dns-server.js';
 
 const log = createLogger({ level: 'silent' });

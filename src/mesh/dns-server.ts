@@ -1,6 +1,6 @@
 import { createSocket, type Socket } from 'node:dgram';
 import dnsPacket from 'dns-packet';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 
 /**
  * The node's DNS server for its containers (UDP). It answers service names itself and relays

@@ -3,7 +3,7 @@ import { Agent, request, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { startNamedBackend } from '../../test/helpers/loopback-http.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../core/log.js';
 import { createHttpBalancer, type HttpBalancer } from './http-balancer.js';
 
 const connectTimeoutMs = 10_000;

@@ -4,7 +4,7 @@ import { after, describe, test } from 'node:test';
 import type { MeshBackend, MeshRoutes } from '../api/types.js';
 import { getBody, startNamedBackend } from '../../test/helpers/loopback-http.js';
 import { freePort, getOnce } from '../../test/helpers/load-loop.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../core/log.js';
 import { createNodeMesh } from './node-mesh.js';
 
 const table = (version: number, published: number, backends: MeshBackend[]): MeshRoutes => ({

@@ -1,5 +1,5 @@
 import type { MeshBackend, MeshRoutes } from '../api/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import type { ServiceDiscovery } from './service-discovery.js';
 import { createHttpBalancer } from './http-balancer.js';
 import { createTcpBalancer, type TcpBalancer } from './tcp-balancer.js';

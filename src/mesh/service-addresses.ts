@@ -1,4 +1,4 @@
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 /**
  * Service addresses: the range a node takes its per-service addresses from, pure. The first

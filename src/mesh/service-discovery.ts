@@ -1,8 +1,7 @@
 import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { InvalidArgumentError } from 'commander';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { createDnsServer, type DnsServer } from './dns-server.js';
 import { ServiceAddressBook, parseServiceRange, type ServiceRange } from './service-addresses.js';
 
@@ -15,16 +14,6 @@ const RETRY_MS = 10_000;
 /** The range to use, from the option's value: null when discovery is `off`. */
 export function discoveryRange(option: string): string | null {
   return option === 'off' ? null : option;
-}
-
-/** The `--service-addresses` option: a range, or `off` (commander keeps strings: see discoveryRange). */
-export function parseServiceAddressesOption(value: string): string {
-  if (value === 'off') return value;
-  try {
-    return parseServiceRange(value).cidr;
-  } catch (error) {
-    throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
-  }
 }
 
 /**

@@ -3,7 +3,7 @@ import { request, type Server } from 'node:http';
 import { createServer as createTcpServer, type Server as TcpServer } from 'node:net';
 import { after, describe, test } from 'node:test';
 import { getBody, startNamedBackend } from '../../test/helpers/loopback-http.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../core/log.js';
 import { canReplay, createTcpBalancer, type TcpBalancer } from './tcp-balancer.js';
 
 /** Generous: a loaded CI machine can stall the event loop; this is a bound, not a timing assert. */

@@ -1,6 +1,6 @@
 import { connect, createServer, type Server, type Socket } from 'node:net';
 import type { MeshBackend } from '../api/types.js';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { BackendRotation } from './backend-rotation.js';
 import { InFlight, listenOn } from './in-flight.js';
 

@@ -32,10 +32,3 @@ export function createOperatorServer(args: {
   });
   return app;
 }
-
-/** `host:port`, `:port` or `port` to fastify's listen options. */
-export function parseListenAddress(address: string): { host: string; port: number } {
-  const match = /^(?:\[?([^\]]*?)\]?:)?(\d+)$/.exec(address);
-  if (!match) throw new Error(`--listen wants HOST:PORT or PORT, got "${address}"`);
-  return { host: match[1] || '127.0.0.1', port: Number(match[2]) };
-}

@@ -1,8 +1,8 @@
 import cron, { type ScheduledTask } from 'node-cron';
-import type { Logger } from '../log.js';
+import type { Logger } from '../core/log.js';
 import { watchBranch } from '../source/ref-watch.js';
 import type { OperatorMetrics } from './metrics.js';
-import { observeCluster } from './observe.js';
+import { observeCluster } from '../api/observe-cluster.js';
 import { reconcile, type ReconcileDeps, type ReconcileResult } from './reconcile.js';
 
 export interface OperatorOptions extends Omit<ReconcileDeps, 'signal'> {

@@ -1,7 +1,7 @@
 import type { DesiredState } from '../manifests/types.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan } from '../plan/types.js';
-import type { SecretReader } from '../rollout/replica-request.js';
+import type { SecretReader } from '../secrets/secret-reader.js';
 import { describeSecretEntry } from '../secrets/secret-reader.js';
 
 /**

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rm } from 'node:fs/promises';
 import { join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 /**
  * One process at a time drives a cluster from a state dir: `berth run` holds this lock for its

@@ -1,6 +1,6 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 /**
  * The operator's own small state. Everything else (what runs) is read back from the engines.

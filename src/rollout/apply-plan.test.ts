@@ -7,7 +7,7 @@ import type {
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
-import { silentLogger } from '../log.js';
+import { silentLogger } from '../core/log.js';
 import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
 import { computePlan } from '../plan/compute-plan.js';
 import { applyPlan } from './apply-plan.js';

@@ -1,11 +1,12 @@
 import type { NodeAgent, ReplicaWaitResult } from '../api/types.js';
-import { asBerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { asBerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import type { DesiredState, ServiceSpec } from '../manifests/types.js';
-import type { MeshMembership } from '../mesh/mesh-controller.js';
+import type { MeshMembership } from '../api/types.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.js';
-import { buildReplicaRequest, type SecretReader } from './replica-request.js';
+import type { SecretReader } from '../secrets/secret-reader.js';
+import { buildReplicaRequest } from './replica-request.js';
 
 export type RolloutEvent =
   | { type: 'service-started'; service: string; change: string; batches: number }

@@ -1,14 +1,8 @@
 import type { ReplicaFile, ReplicaRequest } from '../api/types.js';
-import { BerthError } from '../errors.js';
-import type { DesiredState, SecretSpec, ServiceSpec } from '../manifests/types.js';
+import { BerthError } from '../core/errors.js';
+import type { DesiredState, ServiceSpec } from '../manifests/types.js';
+import type { SecretReader } from '../secrets/secret-reader.js';
 import { resolveEnv, specHashOf, summariseService } from '../plan/spec-summary.js';
-
-/**
- * Decrypts one entry of a Secret of the desired state, for delivery to the node that runs the
- * container needing it. Supplied by the operator, which holds the key; the plaintext is never
- * kept, logged or cached. Throws ERR_SECRET_UNREADABLE naming the secret and its file.
- */
-export type SecretReader = (secret: SecretSpec, key: string) => Promise<Uint8Array>;
 
 /** Everything a node needs to run one replica of `spec` in `slot`, as the plan named it. */
 export async function buildReplicaRequest(

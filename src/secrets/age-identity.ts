@@ -5,7 +5,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { identityToRecipient } from 'age-encryption';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 export interface AgeIdentities {
   /** `AGE-SECRET-KEY-1...` (or `AGE-SECRET-KEY-PQ-1...`) strings, as the age library takes them. */

@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { loadAgeIdentities, parseAgeIdentities, type AgeIdentities } from './age-identity.js';
 import { decryptArmor, encryptToArmor } from './age-payload.js';
 import { createSecretReader } from './secret-reader.js';

@@ -4,7 +4,7 @@
  * `age -d -i <key file>`.
  */
 import { Decrypter, Encrypter, armor } from 'age-encryption';
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 export async function encryptToArmor(plaintext: Uint8Array, recipients: readonly string[]): Promise<string> {
   if (recipients.length === 0) throw new BerthError('ERR_BAD_REQUEST', 'no recipient to encrypt for');

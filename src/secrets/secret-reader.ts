@@ -1,8 +1,14 @@
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import type { SecretSpec } from '../manifests/types.js';
-import type { SecretReader } from '../rollout/replica-request.js';
 import { loadAgeIdentities, type AgeIdentities } from './age-identity.js';
 import { decryptArmor } from './age-payload.js';
+
+/**
+ * Decrypts one entry of a Secret of the desired state, for delivery to the node that runs the
+ * container needing it. Supplied by the operator, which holds the key; the plaintext is never
+ * kept, logged or cached. Throws ERR_SECRET_UNREADABLE naming the secret and its file.
+ */
+export type SecretReader = (secret: SecretSpec, key: string) => Promise<Uint8Array>;
 
 /** `secret shop/db key password (db-secret.yaml)`: names what failed without any of its value. */
 export function describeSecretEntry(secret: SecretSpec, key: string): string {

@@ -1,7 +1,7 @@
 import { readFile, stat } from 'node:fs/promises';
 import { isAbsolute, join, resolve } from 'node:path';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 /** Where a local repository keeps its git data. */
 export interface GitDirLayout {

@@ -3,7 +3,7 @@ import fs from 'node:fs';
 import git from 'isomorphic-git';
 import pLimit, { type LimitFunction } from 'p-limit';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { isAbbreviatedCommitId, normalizeAbbreviatedId, shortRevision } from './revision.js';
 
 /** A file read from a git tree. */

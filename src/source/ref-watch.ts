@@ -2,8 +2,8 @@ import { relative, sep } from 'node:path';
 
 import { watch } from 'chokidar';
 
-import { BerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { findGitDir } from './git-dir.js';
 import { parseRepoLocation } from './remote-url.js';
 

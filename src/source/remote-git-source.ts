@@ -4,8 +4,8 @@ import { join } from 'node:path';
 
 import git, { type HttpClient } from 'isomorphic-git';
 
-import { BerthError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
 import { createGitHttpClient } from './git-http-client.js';
 import {
   GitObjectStore,
@@ -14,7 +14,7 @@ import {
   type ReadFilesOptions,
   type RepoFile,
 } from './git-object-store.js';
-import type { GitSource } from './git-source.js';
+import type { GitSource } from './git-source-port.js';
 import { basicAuthorization, cacheKeyForUrl, type GitCredentials } from './remote-url.js';
 import { isAbbreviatedCommitId, isCommitId, shortRevision } from './revision.js';
 import { refNotFound, remoteError } from './source-errors.js';

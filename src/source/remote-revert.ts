@@ -5,7 +5,7 @@ import { join } from 'node:path';
 
 import git from 'isomorphic-git';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { createGitHttpClient } from './git-http-client.js';
 import { basicAuthorization, redactUrl, type GitCredentials } from './remote-url.js';
 

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { cacheKeyForUrl, credentialsFromEnv, parseRepoLocation, redactUrl } from './remote-url.js';
 
 void test('parseRepoLocation tells local paths from http(s) URLs and takes credentials out of URLs', () => {

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { fileURLToPath } from 'node:url';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 export interface GitCredentials {
   username: string;

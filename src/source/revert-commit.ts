@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 
 import git from 'isomorphic-git';
 
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 import { findGitDir } from './git-dir.js';
 import { shortRevision } from './revision.js';
 

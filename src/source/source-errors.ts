@@ -1,4 +1,4 @@
-import { BerthError } from '../errors.js';
+import { BerthError } from '../core/errors.js';
 
 export function refNotFound(ref: string, repo: string, reason: string): BerthError {
   return new BerthError('ERR_GIT_REF_NOT_FOUND', `ref "${ref}" not found in ${repo}: ${reason}`, {

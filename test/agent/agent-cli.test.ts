@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import type { ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { createAgentClient } from '../../src/agent/client.js';
-import { BerthError } from '../../src/errors.js';
+import { BerthError } from '../../src/core/errors.js';
 import { runBerth, startBerth } from '../helpers/berth-cli.js';
 import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestNode, webReplica, type TestNode } from './agent-fixtures.js';

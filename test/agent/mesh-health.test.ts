@@ -7,7 +7,7 @@ import { after, before, describe, test } from 'node:test';
 import { createDockerRuntime } from '../../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../../src/agent/local-agent.js';
 import type { NodeAgent, ReplicaRequest } from '../../src/api/types.js';
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/core/log.js';
 import { eventually } from '../helpers/berth-cli.js';
 import { dockerExec, requireTestImages } from '../helpers/docker.js';
 import { freePort, getOnce } from '../helpers/load-loop.js';

@@ -5,8 +5,8 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 
-import { BerthError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
+import { BerthError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/log.js';
 import { openGitSource, type GitSource, type RepoFile } from '../../src/source/git-source.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterEach, beforeEach, describe, test } from 'node:test';
 
-import { silentLogger } from '../../src/log.js';
+import { silentLogger } from '../../src/core/log.js';
 import { openGitSource } from '../../src/source/git-source.js';
 import { watchBranch, type BranchWatch } from '../../src/source/ref-watch.js';
 import { createBareRemote, createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';

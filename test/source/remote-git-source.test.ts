@@ -8,8 +8,8 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 
 import git from 'isomorphic-git';
 
-import { BerthError } from '../../src/errors.js';
-import { silentLogger } from '../../src/log.js';
+import { BerthError } from '../../src/core/errors.js';
+import { silentLogger } from '../../src/core/log.js';
 import { openGitSource, type GitSource, type RepoFile } from '../../src/source/git-source.js';
 import { remoteCachePath } from '../../src/source/remote-git-source.js';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server.js';

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
 import Fastify, { type FastifyInstance } from 'fastify';
-import { silentLogger } from '../../log.js';
+import { silentLogger } from '../../core/log.js';
 import { OperatorMetrics } from '../../operator/metrics.js';
 import {
   giteaDelivery,

@@ -1,5 +1,5 @@
 import type { FastifyInstance, FastifyReply } from 'fastify';
-import type { Logger } from '../../log.js';
+import type { Logger } from '../../core/log.js';
 import { verifyGiteaDelivery } from './gitea.js';
 import { verifyGithubDelivery } from './github.js';
 import { verifyGitlabDelivery } from './gitlab.js';

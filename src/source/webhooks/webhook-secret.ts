@@ -1,5 +1,5 @@
 import { readFile } from 'node:fs/promises';
-import { BerthError } from '../../errors.js';
+import { BerthError } from '../../core/errors.js';
 
 /**
  * The webhooks' shared secret: the file given with --webhook-secret-file (trailing newline

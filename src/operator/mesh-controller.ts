@@ -1,19 +1,8 @@
-import type { MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../api/types.js';
-import type { Logger } from '../log.js';
+import type { MeshMembership, MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../api/types.js';
+import type { Logger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
-import { observeCluster } from '../operator/observe.js';
-import { computeMeshRoutes, computeServiceRoutes, replicaKey } from './mesh-routes.js';
-
-/** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */
-export interface MeshMembership {
-  /** A replica became healthy: every node routes to it from now on. */
-  admit(replica: ObservedReplica): Promise<void>;
-  /**
-   * A replica is about to be stopped: every node stops giving it new connections, and this
-   * resolves once its open connections have finished on every node, or after `drainTimeoutMs`.
-   */
-  withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void>;
-}
+import { observeCluster } from '../api/observe-cluster.js';
+import { computeMeshRoutes, computeServiceRoutes, replicaKey } from '../mesh/mesh-routes.js';
 
 export interface MeshControllerOptions {
   agents: () => ReadonlyMap<string, NodeAgent>;

@@ -1,5 +1,5 @@
-import type { NodeAgent, NodeSnapshot, ObservedState } from '../api/types.js';
-import type { Logger } from '../log.js';
+import type { NodeAgent, NodeSnapshot, ObservedState } from './types.js';
+import type { Logger } from '../core/log.js';
 
 /**
  * Asks every agent what runs, in parallel. An agent that does not answer is reported as a
