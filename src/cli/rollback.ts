@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { Command, Option } from 'commander';
 import { BerthError } from '../core/errors.js';
-import { createLogger } from '../core/log.js';
+import { createLogger, type Logger } from '../core/log.js';
 import type { HistoryEntry, OperatorState } from '../operator/state-store.js';
 import { createRevertCommit, type RevertCommitResult } from '../source/revert-commit.js';
 import { pushBranch, withBranchClone } from '../source/remote-revert.js';
@@ -74,39 +74,8 @@ export function registerRollbackCommand(program: Command): void {
     const branch = options.branch ?? state.source?.branch ?? DEFAULT_BRANCH;
     const history = await store.readHistory();
 
-    /** Chooses the target in a local repository and writes the revert commit there. */
-    const revertIn = async (repoPath: string): Promise<RevertCommitResult> => {
-      const source = await openGitSource({
-        repo: repoPath,
-        cacheDir: join(options.stateDir, 'git-cache'),
-        log,
-      });
-      const head = await source.headOf(branch);
-      let target: string;
-      if (options.to !== undefined) {
-        target = await source.resolveRef(options.to);
-      } else if (rev !== undefined) {
-        const undone = await source.resolveRef(rev);
-        const parent = (await source.commitInfo(undone)).parents[0];
-        if (parent === undefined) {
-          throw new BerthError(
-            'ERR_BAD_REQUEST',
-            `${rev} is the first commit: there is nothing before it to return to`,
-          );
-        }
-        target = parent;
-      } else {
-        const found = lastGoodBefore(head, state, history);
-        if (found === null) {
-          throw new BerthError(
-            'ERR_BAD_REQUEST',
-            `${options.stateDir} knows no good revision before ${shortRevision(head)}; name one: \`berth rollback --to REV\`, or undo the head with \`berth rollback HEAD\``,
-          );
-        }
-        target = found;
-      }
-      return createRevertCommit({ repo: repoPath, branch, target, path });
-    };
+    const revertIn = (repoPath: string): Promise<RevertCommitResult> =>
+      revertInRepository(repoPath, { rev, options, branch, path, state, history, log });
 
     const location = parseRepoLocation(absoluteRepo(repo));
     let result: RevertCommitResult;
@@ -123,27 +92,81 @@ export function registerRollbackCommand(program: Command): void {
       result = await revertIn(location.path);
     }
 
-    if (options.format === 'json') {
-      process.stdout.write(`${JSON.stringify({ ...result, pushedTo }, null, 2)}\n`);
-      return;
-    }
-    if (result.commit === null) {
-      process.stdout.write(
-        `${branch} already has the tree of ${shortRevision(result.target)} (at ${shortRevision(result.previousHead)}): nothing to revert.\n`,
-      );
-      return;
-    }
-    const lines = [
-      `Created ${shortRevision(result.commit)} on ${branch}: ${result.message.split('\n')[0] ?? ''}`,
-      ...result.reverted.map((c) => `  reverts ${shortRevision(c.oid)} ${c.subject}`),
-    ];
-    if (pushedTo !== null) lines.push(`Pushed ${branch} to ${pushedTo}.`);
-    if (result.checkoutUpdated)
-      lines.push(`The checked-out files and the index of ${repo} were updated to it.`);
-    lines.push(
-      'The operator rolls it out through a normal rollout on its next reconcile (at once when it watches this repository).',
-    );
-    process.stdout.write(`${lines.join('\n')}\n`);
+    printRollback(result, { format: options.format, branch, repo, pushedTo });
   });
   program.addCommand(command);
+}
+
+/** Chooses the target in a local repository and writes the revert commit there. */
+async function revertInRepository(
+  repoPath: string,
+  args: {
+    rev: string | undefined;
+    options: RollbackOptions;
+    branch: string;
+    path: string;
+    state: OperatorState;
+    history: HistoryEntry[];
+    log: Logger;
+  },
+): Promise<RevertCommitResult> {
+  const { rev, options, branch, path, state, history, log } = args;
+  const source = await openGitSource({
+    repo: repoPath,
+    cacheDir: join(options.stateDir, 'git-cache'),
+    log,
+  });
+  const head = await source.headOf(branch);
+  let target: string;
+  if (options.to !== undefined) {
+    target = await source.resolveRef(options.to);
+  } else if (rev !== undefined) {
+    const undone = await source.resolveRef(rev);
+    const parent = (await source.commitInfo(undone)).parents[0];
+    if (parent === undefined) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `${rev} is the first commit: there is nothing before it to return to`,
+      );
+    }
+    target = parent;
+  } else {
+    const found = lastGoodBefore(head, state, history);
+    if (found === null) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `${options.stateDir} knows no good revision before ${shortRevision(head)}; name one: \`berth rollback --to REV\`, or undo the head with \`berth rollback HEAD\``,
+      );
+    }
+    target = found;
+  }
+  return createRevertCommit({ repo: repoPath, branch, target, path });
+}
+
+function printRollback(
+  result: RevertCommitResult,
+  args: { format: 'text' | 'json'; branch: string; repo: string; pushedTo: string | null },
+): void {
+  const { branch, repo, pushedTo } = args;
+  if (args.format === 'json') {
+    process.stdout.write(`${JSON.stringify({ ...result, pushedTo }, null, 2)}\n`);
+    return;
+  }
+  if (result.commit === null) {
+    process.stdout.write(
+      `${branch} already has the tree of ${shortRevision(result.target)} (at ${shortRevision(result.previousHead)}): nothing to revert.\n`,
+    );
+    return;
+  }
+  const lines = [
+    `Created ${shortRevision(result.commit)} on ${branch}: ${result.message.split('\n')[0] ?? ''}`,
+    ...result.reverted.map((c) => `  reverts ${shortRevision(c.oid)} ${c.subject}`),
+  ];
+  if (pushedTo !== null) lines.push(`Pushed ${branch} to ${pushedTo}.`);
+  if (result.checkoutUpdated)
+    lines.push(`The checked-out files and the index of ${repo} were updated to it.`);
+  lines.push(
+    'The operator rolls it out through a normal rollout on its next reconcile (at once when it watches this repository).',
+  );
+  process.stdout.write(`${lines.join('\n')}\n`);
 }
