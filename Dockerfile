@@ -1,7 +1,7 @@
 # berth: one image for the operator (`berth run`) and the agent (`berth agent`).
 # Build:  docker build -t berth .
 # Operator on the local engine:  docker run -v /var/run/docker.sock:/var/run/docker.sock -v "$PWD":/repo berth run --repo /repo
-# Agent:  docker run -v /var/run/docker.sock:/var/run/docker.sock berth agent --listen 0.0.0.0:7676 --token ...
+# Agent:  docker run -v /var/run/docker.sock:/var/run/docker.sock berth agent --listen 0.0.0.0:7947 --token ...
 
 FROM node:22-bookworm-slim AS build
 WORKDIR /app
