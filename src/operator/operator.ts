@@ -39,6 +39,7 @@ export class Operator {
   private readonly now: () => Date;
   private readonly shutdown = new AbortController();
   private loop: Promise<void> | null = null;
+  private looping = false;
   private pending = false;
   private retryTimer: NodeJS.Timeout | null = null;
   private task: ScheduledTask | null = null;
@@ -83,19 +84,26 @@ export class Operator {
     const done = new Promise<ReconcileResult | null>((resolve) => this.waiters.push(resolve));
     this.log.debug({ trigger: reason }, 'reconcile requested');
     this.pending = true;
-    this.loop ??= this.runLoop().finally(() => {
-      this.loop = null;
-    });
+    if (!this.looping) {
+      this.looping = true;
+      this.loop = this.runLoop();
+    }
     return done;
   }
 
   private async runLoop(): Promise<void> {
-    while (this.pending && !this.shutdown.signal.aborted) {
-      this.pending = false;
-      const waiters = this.waiters;
-      this.waiters = [];
-      const result = await this.reconcileOnce();
-      for (const resolve of waiters) resolve(result);
+    try {
+      while (this.pending && !this.shutdown.signal.aborted) {
+        this.pending = false;
+        const waiters = this.waiters;
+        this.waiters = [];
+        const result = await this.reconcileOnce();
+        for (const resolve of waiters) resolve(result);
+      }
+    } finally {
+      // Cleared in the same step the loop ends: a trigger from a waiter just resolved (or any
+      // trigger after the last check of `pending`) starts a new loop instead of being lost.
+      this.looping = false;
     }
   }
 

@@ -14,6 +14,8 @@ import { BerthError } from '../core/errors.js';
 import { silentLogger } from '../core/log.js';
 import { loadManifests } from '../manifests/load.js';
 import type { LoadResult } from '../manifests/types.js';
+import { OperatorMetrics } from './metrics.js';
+import { Operator } from './operator.js';
 import { reconcile, type ReconcileDeps } from './reconcile.js';
 import type { RevisionSource } from './revision-source.js';
 import { StateStore } from './state-store.js';
@@ -234,6 +236,52 @@ describe('reconcile, step by step on fakes', () => {
       return true;
     });
     assert.equal((await deps.store.read()).lastGood, null);
+  });
+});
+
+describe('the operator acts on what a reconcile reports', () => {
+  test('stalled by a bad commit, woken by the next; an unreachable node is retried, and stop() cancels the retry', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'berth-operator-'));
+    const source = new FakeSource();
+    const agent = new FakeAgent('n1');
+    const store = new StateStore(dir);
+    const metrics = new OperatorMetrics();
+    const operator = new Operator({
+      ...{ source, store, metrics, log: silentLogger(), readSecret: null },
+      agents: () => new Map([['n1', agent]]),
+      schedule: null,
+      watchRepo: null,
+    });
+    const holding = (): string =>
+      operator.conditions
+        .filter((c) => c.status === 'True')
+        .map((c) => `${c.type}/${c.reason}`)
+        .join();
+    try {
+      source.commit('r1', web('web:v1'));
+      await operator.trigger('test');
+      assert.equal(holding(), 'Ready/ReconciliationSucceeded');
+
+      source.commit('r2', web('web:v2', '  replicas: three\n'));
+      await operator.trigger('watch');
+      assert.equal(holding(), 'Stalled/RevisionInvalid');
+      const recorded = await store.readConditions();
+      assert.deepEqual(recorded?.conditions, operator.conditions);
+      assert.match(await metrics.registry.metrics(), /berth_condition\{type="Stalled",status="True"\} 1/);
+
+      source.commit('r3', web('web:v3'));
+      await operator.trigger('webhook:github');
+      assert.equal(holding(), 'Ready/ReconciliationSucceeded');
+
+      agent.down = true;
+      source.commit('r4', web('web:v4'));
+      assert.equal(await operator.trigger('api'), null);
+      assert.equal(holding(), 'Reconciling/AgentUnreachable');
+      assert.match(operator.conditions[0]!.message, /retrying in 1s \(attempt 1\)$/);
+    } finally {
+      await operator.stop();
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 });
 
