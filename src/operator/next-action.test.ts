@@ -37,72 +37,72 @@ function run(steps: [number, ReconcileReport][]): { status: ReconcileStatus; nex
   });
 }
 
+const table: [string, ReconcileReport, string, NextAction][] = [
+  ['converged', converged, 'Ready/ReconciliationSucceeded', { kind: 'none' }],
+  [
+    'invalid manifests',
+    failed('ERR_MANIFEST_INVALID'),
+    'Stalled/RevisionInvalid',
+    { kind: 'wait-for-change' },
+  ],
+  [
+    'unsupported feature',
+    failed('ERR_NOT_SUPPORTED'),
+    'Stalled/RevisionInvalid',
+    { kind: 'wait-for-change' },
+  ],
+  [
+    'unreadable secret',
+    failed('ERR_SECRET_UNREADABLE'),
+    'Stalled/SecretUnreadable',
+    { kind: 'wait-for-change' },
+  ],
+  ['image not found', failed('ERR_IMAGE_NOT_FOUND'), 'Stalled/ImageNotFound', { kind: 'wait-for-change' }],
+  [
+    'rollout unhealthy',
+    failed('ERR_ROLLOUT_UNHEALTHY'),
+    'Stalled/RolloutFailed',
+    { kind: 'wait-for-change' },
+  ],
+  [
+    'agent unauthorized',
+    failed('ERR_AGENT_UNAUTHORIZED'),
+    'Stalled/AgentUnauthorized',
+    { kind: 'wait-for-change' },
+  ],
+  [
+    'agent unreachable',
+    failed('ERR_AGENT_UNREACHABLE'),
+    'Reconciling/AgentUnreachable',
+    { kind: 'retry', afterMs: 1000 },
+  ],
+  [
+    'git source down',
+    failed('ERR_GIT_SOURCE'),
+    'Reconciling/SourceUnavailable',
+    { kind: 'retry', afterMs: 1000 },
+  ],
+  [
+    'docker unavailable',
+    failed('ERR_DOCKER_UNAVAILABLE'),
+    'Reconciling/DockerUnavailable',
+    { kind: 'retry', afterMs: 1000 },
+  ],
+  ['internal error', failed('ERR_INTERNAL'), 'Reconciling/InternalError', { kind: 'retry', afterMs: 1000 }],
+  [
+    'waiting, with its delay',
+    failed('ERR_CONTAINER_NOT_FOUND', { retryAfterMs: 2500 }),
+    'Reconciling/ContainerNotFound',
+    { kind: 'retry', afterMs: 2500 },
+  ],
+  [
+    'waiting, no delay given',
+    failed('ERR_CONTAINER_NOT_FOUND'),
+    'Reconciling/ContainerNotFound',
+    { kind: 'retry', afterMs: 5000 },
+  ],
+];
 void describe('what the operator does after a reconcile: error -> next action', () => {
-  const table: [string, ReconcileReport, string, NextAction][] = [
-    ['converged', converged, 'Ready/ReconciliationSucceeded', { kind: 'none' }],
-    [
-      'invalid manifests',
-      failed('ERR_MANIFEST_INVALID'),
-      'Stalled/RevisionInvalid',
-      { kind: 'wait-for-change' },
-    ],
-    [
-      'unsupported feature',
-      failed('ERR_NOT_SUPPORTED'),
-      'Stalled/RevisionInvalid',
-      { kind: 'wait-for-change' },
-    ],
-    [
-      'unreadable secret',
-      failed('ERR_SECRET_UNREADABLE'),
-      'Stalled/SecretUnreadable',
-      { kind: 'wait-for-change' },
-    ],
-    ['image not found', failed('ERR_IMAGE_NOT_FOUND'), 'Stalled/ImageNotFound', { kind: 'wait-for-change' }],
-    [
-      'rollout unhealthy',
-      failed('ERR_ROLLOUT_UNHEALTHY'),
-      'Stalled/RolloutFailed',
-      { kind: 'wait-for-change' },
-    ],
-    [
-      'agent unauthorized',
-      failed('ERR_AGENT_UNAUTHORIZED'),
-      'Stalled/AgentUnauthorized',
-      { kind: 'wait-for-change' },
-    ],
-    [
-      'agent unreachable',
-      failed('ERR_AGENT_UNREACHABLE'),
-      'Reconciling/AgentUnreachable',
-      { kind: 'retry', afterMs: 1000 },
-    ],
-    [
-      'git source down',
-      failed('ERR_GIT_SOURCE'),
-      'Reconciling/SourceUnavailable',
-      { kind: 'retry', afterMs: 1000 },
-    ],
-    [
-      'docker unavailable',
-      failed('ERR_DOCKER_UNAVAILABLE'),
-      'Reconciling/DockerUnavailable',
-      { kind: 'retry', afterMs: 1000 },
-    ],
-    ['internal error', failed('ERR_INTERNAL'), 'Reconciling/InternalError', { kind: 'retry', afterMs: 1000 }],
-    [
-      'waiting, with its delay',
-      failed('ERR_CONTAINER_NOT_FOUND', { retryAfterMs: 2500 }),
-      'Reconciling/ContainerNotFound',
-      { kind: 'retry', afterMs: 2500 },
-    ],
-    [
-      'waiting, no delay given',
-      failed('ERR_CONTAINER_NOT_FOUND'),
-      'Reconciling/ContainerNotFound',
-      { kind: 'retry', afterMs: 5000 },
-    ],
-  ];
   for (const [what, report, condition, next] of table) {
     void test(`${what} -> ${condition}, ${next.kind}`, () => {
       const [decided] = run([[1, report]]);
@@ -115,7 +115,9 @@ void describe('what the operator does after a reconcile: error -> next action', 
       assert.equal(isHealthy(decided!.status.conditions), !condition.startsWith('Stalled'));
     });
   }
+});
 
+void describe('back-off, messages and transition times', () => {
   void test('transient failures back off 1 s, 2 s, 4 s ... capped at 60 s; a success resets it', () => {
     const down = failed('ERR_AGENT_UNREACHABLE');
     const decisions = run([

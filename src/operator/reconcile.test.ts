@@ -203,6 +203,29 @@ describe('reconcile, step by step on fakes', () => {
     const again = await reconcile(deps);
     assert.deepEqual([again.outcome, again.targetRevision, again.rollout], ['failed', 'r1', null]);
   });
+});
+
+describe('reconcile on fakes: nothing to converge on', () => {
+  let dir = '';
+  let source: FakeSource;
+  let agent: FakeAgent;
+  let deps: ReconcileDeps;
+  const images = (): string[] => [...agent.replicas.values()].map((r) => `${r.revision}:${r.health}`).sort();
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-reconcile-'));
+    source = new FakeSource();
+    agent = new FakeAgent('n1');
+    deps = {
+      source,
+      agents: () => new Map([['n1', agent]]),
+      store: new StateStore(dir),
+      log: silentLogger(),
+      readSecret: null,
+    };
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
 
   test('with no good revision yet, a refused head leaves nothing to converge on', async () => {
     source.commit('r1', web('web:v1', '  replicas: three\n'));
