@@ -1,9 +1,10 @@
 import { Command } from 'commander';
+import type { FastifyInstance } from 'fastify';
 import cron from 'node-cron';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { openOperatorCluster } from '../cluster/operator-cluster.js';
-import { createLogger } from '../core/log.js';
+import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
 import { parseListenAddress } from '../core/listen-address.js';
 import { createOperatorServer } from '../operator/http-server.js';
@@ -60,100 +61,125 @@ export function registerRunCommand(program: Command): void {
   addClusterOptions(command);
   command.addOption(serviceAddressesOption());
   addOperatorClusterOptions(command);
-  command.action(async (options: RunOptions) => {
-    if (!cron.validate(options.schedule)) {
-      throw new BerthError(
-        'ERR_BAD_REQUEST',
-        `--schedule "${options.schedule}" is not a valid cron expression`,
-      );
-    }
-    const log = createLogger();
-    const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
-    const readSecret = await openSecretReader();
-    const store = openStateStore(options.stateDir);
-    // Held for the operator's lifetime; a lock left by a killed operator is taken over.
-    const lock = await acquireStateLock(options.stateDir, 'run');
-    const source = await openRevisionSource(options, log);
-    const local = options.localNode ? await openCluster(options, log) : new Map<string, NodeAgent>();
-    // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
-    let onNodeChange: (reason: string) => void = () => undefined;
-    const cluster = options.clusterListen
-      ? await openOperatorCluster({
-          stateDir: options.stateDir,
-          listen: options.clusterListen,
-          ...(options.clusterAdvertise ? { advertise: options.clusterAdvertise } : {}),
-          local,
-          log,
-          onChange: (reason) => onNodeChange(reason),
-          certExpiry: options.certExpiry,
-        })
-      : null;
-    if (!cluster && local.size === 0) {
-      throw new BerthError(
-        'ERR_BAD_REQUEST',
-        '--no-local-node needs --cluster-listen: there would be no node at all',
-      );
-    }
-    const agents = (): ReadonlyMap<string, NodeAgent> => cluster?.agents() ?? local;
-    if (cluster)
-      process.stdout.write(`To add a node to this cluster, run on it:\n    ${cluster.joinCommand}\n`);
-    await store.update((s) => {
-      s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
-    });
-    const metrics = new OperatorMetrics();
-    // The routing mesh: published ports on every node, following replica health.
-    const mesh = new MeshController({ agents, log });
-    const isLocal = !/^https?:\/\//.test(options.repo);
-    const operator = new Operator({
-      source,
-      agents,
-      store,
-      log,
-      readSecret,
-      schedule: options.schedule,
-      watchRepo: isLocal && options.watch ? options.repo : null,
-      metrics,
-      mesh,
-      onEvent: (event) => log.info(event, event.type),
-    });
-    onNodeChange = (reason) => void operator.trigger(reason);
-    const server = options.listen ? createOperatorServer({ operator, metrics }) : null;
-    await server?.register(webhookRoutes, {
-      secret: webhookSecret,
-      branch: options.branch,
-      log,
-      metrics,
-      onPush: (provider) => void operator.trigger(`webhook:${provider}`),
-    });
-    if (server && options.listen) {
-      const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
-      log.info(
-        { address, webhooks: webhookSecret !== null },
-        'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',
-      );
-    }
-    const head = await source.head();
-    log.info(
-      {
-        source: source.description,
-        head: shortRevision(head),
-        nodes: [...agents().keys()],
-        schedule: options.schedule,
-      },
-      'operator started',
-    );
-    await operator.start();
-    mesh.start();
-
-    const signal = await waitForShutdownSignal();
-    log.info({ signal }, 'shutting down: finishing the current step');
-    await operator.stop();
-    await mesh.stop();
-    await server?.close();
-    await cluster?.close();
-    await closeCluster(local);
-    await lock.release();
-    log.info('stopped');
-  });
+  command.action(runOperator);
   program.addCommand(command);
+}
+
+async function runOperator(options: RunOptions): Promise<void> {
+  if (!cron.validate(options.schedule)) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `--schedule "${options.schedule}" is not a valid cron expression`,
+    );
+  }
+  const log = createLogger();
+  const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
+  const readSecret = await openSecretReader();
+  const store = openStateStore(options.stateDir);
+  // Held for the operator's lifetime; a lock left by a killed operator is taken over.
+  const lock = await acquireStateLock(options.stateDir, 'run');
+  const source = await openRevisionSource(options, log);
+  const nodes = await openNodes(options, log);
+  await store.update((s) => {
+    s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
+  });
+  const metrics = new OperatorMetrics();
+  // The routing mesh: published ports on every node, following replica health.
+  const mesh = new MeshController({ agents: nodes.agents, log });
+  const isLocal = !/^https?:\/\//.test(options.repo);
+  const operator = new Operator({
+    ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
+    schedule: options.schedule,
+    watchRepo: isLocal && options.watch ? options.repo : null,
+    onEvent: (event) => log.info(event, event.type),
+  });
+  nodes.onChange((reason) => void operator.trigger(reason));
+  const server = await serveOperator(options, { operator, metrics, log, webhookSecret });
+  const head = await source.head();
+  log.info(
+    {
+      source: source.description,
+      head: shortRevision(head),
+      nodes: [...nodes.agents().keys()],
+      schedule: options.schedule,
+    },
+    'operator started',
+  );
+  await operator.start();
+  mesh.start();
+
+  const signal = await waitForShutdownSignal();
+  log.info({ signal }, 'shutting down: finishing the current step');
+  await operator.stop();
+  await mesh.stop();
+  await server?.close();
+  await nodes.close();
+  await lock.release();
+  log.info('stopped');
+}
+
+/** The local node and, with --cluster-listen, the joined ones; node changes trigger a reconcile. */
+async function openNodes(
+  options: RunOptions,
+  log: Logger,
+): Promise<{
+  agents: () => ReadonlyMap<string, NodeAgent>;
+  onChange(listener: (reason: string) => void): void;
+  close(): Promise<void>;
+}> {
+  const local = options.localNode ? await openCluster(options, log) : new Map<string, NodeAgent>();
+  // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
+  let onNodeChange: (reason: string) => void = () => undefined;
+  const cluster = options.clusterListen
+    ? await openOperatorCluster({
+        stateDir: options.stateDir,
+        listen: options.clusterListen,
+        ...(options.clusterAdvertise ? { advertise: options.clusterAdvertise } : {}),
+        local,
+        log,
+        onChange: (reason) => onNodeChange(reason),
+        certExpiry: options.certExpiry,
+      })
+    : null;
+  if (!cluster && local.size === 0) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      '--no-local-node needs --cluster-listen: there would be no node at all',
+    );
+  }
+  if (cluster)
+    process.stdout.write(`To add a node to this cluster, run on it:\n    ${cluster.joinCommand}\n`);
+  return {
+    agents: () => cluster?.agents() ?? local,
+    onChange: (listener) => {
+      onNodeChange = listener;
+    },
+    close: async () => {
+      await cluster?.close();
+      await closeCluster(local);
+    },
+  };
+}
+
+/** With --listen: /healthz, /metrics and the push webhooks. */
+async function serveOperator(
+  options: RunOptions,
+  args: { operator: Operator; metrics: OperatorMetrics; log: Logger; webhookSecret: string | null },
+): Promise<FastifyInstance | null> {
+  if (!options.listen) return null;
+  const { operator, metrics, log, webhookSecret } = args;
+  const server = createOperatorServer({ operator, metrics });
+  await server.register(webhookRoutes, {
+    secret: webhookSecret,
+    branch: options.branch,
+    log,
+    metrics,
+    onPush: (provider) => void operator.trigger(`webhook:${provider}`),
+  });
+  const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
+  log.info(
+    { address, webhooks: webhookSecret !== null },
+    'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',
+  );
+  return server;
 }

@@ -1,6 +1,7 @@
 /**
- * `berth validate [PATH]`: schema and cross-reference checks of a manifest tree, for CI and for
- * people. Exit 0 and a one-line summary when valid; exit 1 and one `file:line:col: message` line
+ * `berth validate [PATH]`: schema and cross-reference checks of a manifest tree, and every check
+ * that plan and apply run before touching anything without needing a cluster or a key (the
+ * operator's checkRevision), so what validate accepts, plan accepts. For CI and for people. Exit 0 and a one-line summary when valid; exit 1 and one `file:line:col: message` line
  * per problem otherwise (on stdout, so CI captures them together with the count).
  */
 import { stat } from 'node:fs/promises';
@@ -14,8 +15,12 @@ import {
   sortProblems,
   type ManifestFile,
 } from '../manifests/load.js';
+import { atFieldPath } from '../manifests/field-path.js';
+import { locateManifestField } from '../manifests/locate.js';
 import { readAtMost } from '../manifests/manifest-files.js';
 import type { DesiredState, ManifestProblem } from '../manifests/types.js';
+import type { UnsupportedFeature } from '../operator/capabilities.js';
+import { checkRevision } from '../operator/preflight.js';
 
 /** Where the command writes and how it reports its exit code; the process by default. */
 export interface ValidateCommandIO {
@@ -96,14 +101,30 @@ export async function validatePath(path: string): Promise<ValidateReport> {
     files = [{ path: name, content: await readAtMost(path, MAX_MANIFEST_FILE_BYTES + 1) }];
   }
 
-  const result = loadManifests(files, { revision: 'working-tree' });
-  if (!result.ok) problems.push(...result.problems);
+  const result = checkRevision(loadManifests(files, { revision: 'working-tree' }));
+  if (!result.ok) {
+    problems.push(...result.problems, ...result.unsupported.map((feature) => locateFeature(files, feature)));
+  }
   const located = sortProblems(problems).map((problem) => ({
     ...problem,
     file: join(displayRoot, problem.file),
   }));
   if (located.length > 0 || !result.ok) return invalid(located);
   return { valid: true, problems: [], counts: countManifests(result.desired) };
+}
+
+/** A feature the operator refuses, at the file:line:col of the field that asks for it. */
+function locateFeature(files: readonly ManifestFile[], feature: UnsupportedFeature): ManifestProblem {
+  const service = { kind: 'Service' as const, namespace: feature.namespace, name: feature.service };
+  const at = locateManifestField(files, service, feature.path);
+  const message = atFieldPath(feature.path, feature.message);
+  if (at !== null) return { ...at, message };
+  return {
+    file: '.',
+    line: 0,
+    col: 0,
+    message: `service ${feature.namespace}/${feature.service}: ${message}`,
+  };
 }
 
 function invalid(problems: ManifestProblem[]): ValidateReport {

@@ -1,9 +1,9 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import { loadManifests } from '../manifests/load.js';
-import { unsupportedFeatures } from './capabilities.js';
+import { findUnsupportedFeatures, unsupportedFeatures } from './capabilities.js';
 
-function problemsFor(ports: string): string[] {
+function loaded(ports: string) {
   const yaml = `apiVersion: berth/v1
 kind: Service
 metadata: { name: dns }
@@ -15,8 +15,10 @@ spec:
     revision: 'r',
   });
   assert.ok(result.ok, JSON.stringify(result));
-  return unsupportedFeatures(result.desired);
+  return result.desired;
 }
+
+const problemsFor = (ports: string): string[] => unsupportedFeatures(loaded(ports));
 
 describe('what the mesh cannot do, refused with the change to make', () => {
   test('TCP ports, plain or HTTP-aware, published or not, are fine', () => {
@@ -28,10 +30,19 @@ describe('what the mesh cannot do, refused with the change to make', () => {
 
   test('a published UDP port and an HTTP-aware UDP port are refused', () => {
     assert.deepEqual(problemsFor('[{ target: 53, published: 53, protocol: udp }]'), [
-      'service default/dns: spec.ports[0].published (53/udp): the routing mesh serves TCP only; remove `published` — each replica still publishes its target port on an ephemeral port of its node',
+      'service default/dns: spec.ports[0].published: 53/udp cannot be published: the routing mesh serves TCP only; remove `published` — each replica still publishes its target port on an ephemeral port of its node',
     ]);
     assert.deepEqual(problemsFor('[{ target: 53, protocol: udp, appProtocol: http }]'), [
-      'service default/dns: spec.ports[0].appProtocol http needs protocol tcp (HTTP/1.1 runs over TCP)',
+      'service default/dns: spec.ports[0].appProtocol: http needs protocol tcp (HTTP/1.1 runs over TCP)',
     ]);
+  });
+
+  test('each refusal names its service and the field, so it can be located in the file', () => {
+    assert.deepEqual(
+      findUnsupportedFeatures(loaded('[{ target: 80 }, { target: 53, published: 53, protocol: udp }]')).map(
+        (f) => [f.namespace, f.service, f.path],
+      ),
+      [['default', 'dns', ['spec', 'ports', 1, 'published']]],
+    );
   });
 });

@@ -1,6 +1,7 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ObservedState } from '../api/types.js';
 import type { Plan } from '../plan/types.js';
+import { CONDITION_TYPES, type Condition } from './conditions.js';
 import type { ReconcileResult } from './reconcile.js';
 
 /** The operator's Prometheus metrics, on a registry of its own (served at GET /metrics). */
@@ -37,6 +38,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  private readonly condition = new Gauge({
+    name: 'berth_condition',
+    help: "The operator's conditions (Ready, Reconciling, Stalled): 1 for the status each one has, 0 for the other",
+    labelNames: ['type', 'status'] as const,
+    registers: [this.registry],
+  });
+
   private readonly webhookDeliveries = new Counter({
     name: 'berth_webhook_deliveries_total',
     help: 'Push webhook deliveries, by provider and result (triggered, ignored, unauthorized, replayed, ...)',
@@ -56,6 +64,14 @@ export class OperatorMetrics {
         outcome:
           result.outcome === 'succeeded' || result.outcome === 'unchanged' ? 'succeeded' : result.outcome,
       });
+    }
+  }
+
+  recordConditions(conditions: readonly Condition[]): void {
+    for (const type of CONDITION_TYPES) {
+      const holds = conditions.some((c) => c.type === type && c.status === 'True');
+      this.condition.set({ type, status: 'True' }, holds ? 1 : 0);
+      this.condition.set({ type, status: 'False' }, holds ? 0 : 1);
     }
   }
 

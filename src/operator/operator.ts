@@ -1,16 +1,28 @@
 import cron, { type ScheduledTask } from 'node-cron';
+import { asBerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { watchBranch } from '../source/ref-watch.js';
-import type { OperatorMetrics } from './metrics.js';
 import { observeCluster } from '../api/observe-cluster.js';
+import type { Condition } from './conditions.js';
+import type { OperatorMetrics } from './metrics.js';
+import {
+  decideNextAction,
+  initialReconcileStatus,
+  rolloutStarted,
+  type NextAction,
+  type ReconcileReport,
+  type ReconcileStatus,
+} from './next-action.js';
 import { reconcile, type ReconcileDeps, type ReconcileResult } from './reconcile.js';
 
-export interface OperatorOptions extends Omit<ReconcileDeps, 'signal'> {
+export interface OperatorOptions extends Omit<ReconcileDeps, 'signal' | 'onRollout'> {
   /** node-cron expression for the safety-net poll; null disables it. */
   schedule: string | null;
   /** A local repository whose refs are watched (chokidar); null for remotes. */
   watchRepo: string | null;
   metrics: OperatorMetrics;
+  /** The clock of the conditions' transition times; the system clock by default. */
+  now?: () => Date;
 }
 
 export const DEFAULT_SCHEDULE = '* * * * *';
@@ -18,28 +30,40 @@ export const DEFAULT_SCHEDULE = '* * * * *';
 /**
  * The reconcile loop. Triggers (cron tick, ref change, webhook, API) only enqueue a reconcile;
  * the reconcile re-reads git and every agent, so triggers carry no payload. Never two
- * reconciles at once: a trigger during a reconcile runs one more right after it.
+ * reconciles at once: a trigger during a reconcile runs one more right after it. What happens
+ * after a reconcile that did not converge is decided by its error's disposition (next-action.ts).
  */
 export class Operator {
   private readonly options: OperatorOptions;
   private readonly log: Logger;
+  private readonly now: () => Date;
   private readonly shutdown = new AbortController();
   private loop: Promise<void> | null = null;
+  private looping = false;
   private pending = false;
   private retryTimer: NodeJS.Timeout | null = null;
-  private retryDelayMs = 0;
   private task: ScheduledTask | null = null;
   private watcher: { close(): Promise<void> } | null = null;
   private waiters: ((result: ReconcileResult | null) => void)[] = [];
+  private status: ReconcileStatus;
+  private conditionsRecorded = false;
   lastResult: ReconcileResult | null = null;
   lastError: Error | null = null;
 
   constructor(options: OperatorOptions) {
     this.options = options;
     this.log = options.log;
+    this.now = options.now ?? (() => new Date());
+    this.status = initialReconcileStatus(this.now());
+  }
+
+  /** Ready, Reconciling and Stalled, as of now. */
+  get conditions(): readonly Condition[] {
+    return this.status.conditions;
   }
 
   async start(): Promise<void> {
+    await this.publish(this.status);
     if (this.options.schedule !== null) {
       this.task = cron.schedule(this.options.schedule, () => this.trigger('schedule'), { noOverlap: true });
     }
@@ -60,36 +84,91 @@ export class Operator {
     const done = new Promise<ReconcileResult | null>((resolve) => this.waiters.push(resolve));
     this.log.debug({ trigger: reason }, 'reconcile requested');
     this.pending = true;
-    this.loop ??= this.runLoop().finally(() => {
-      this.loop = null;
-    });
+    if (!this.looping) {
+      this.looping = true;
+      this.loop = this.runLoop();
+    }
     return done;
   }
 
   private async runLoop(): Promise<void> {
-    while (this.pending && !this.shutdown.signal.aborted) {
-      this.pending = false;
-      const waiters = this.waiters;
-      this.waiters = [];
-      const result = await this.reconcileOnce();
-      for (const resolve of waiters) resolve(result);
+    try {
+      while (this.pending && !this.shutdown.signal.aborted) {
+        this.pending = false;
+        const waiters = this.waiters;
+        this.waiters = [];
+        const result = await this.reconcileOnce();
+        for (const resolve of waiters) resolve(result);
+      }
+    } finally {
+      // Cleared in the same step the loop ends: a trigger from a waiter just resolved (or any
+      // trigger after the last check of `pending`) starts a new loop instead of being lost.
+      this.looping = false;
     }
   }
 
   private async reconcileOnce(): Promise<ReconcileResult | null> {
     const started = process.hrtime.bigint();
     let result: ReconcileResult | null = null;
+    let report: ReconcileReport;
     try {
-      result = await reconcile({ ...this.options, signal: this.shutdown.signal });
+      result = await reconcile({
+        ...this.options,
+        signal: this.shutdown.signal,
+        onRollout: async (message) => {
+          await this.publish(rolloutStarted(this.status, message, this.now()));
+        },
+      });
       this.lastResult = result;
       this.lastError = null;
-      this.retryDelayMs = 0;
+      report = reportOf(result);
     } catch (error) {
-      this.lastError = error instanceof Error ? error : new Error(String(error));
-      this.log.error({ err: error }, 'reconcile failed; retrying with back-off');
-      this.scheduleRetry();
+      const berthError = asBerthError(error);
+      this.lastError = berthError;
+      report = { kind: 'failed', error: berthError, running: null };
     }
-    const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+    const { status, next } = decideNextAction(this.status, report, this.now());
+    const changed = await this.publish(status);
+    this.follow(next, report, changed);
+    await this.recordMetrics(result, Number(process.hrtime.bigint() - started) / 1e9);
+    return result;
+  }
+
+  /** Makes `status` current: in memory, in the state dir (for `berth status`) and in the metrics. */
+  private async publish(status: ReconcileStatus): Promise<boolean> {
+    const changed = JSON.stringify(status.conditions) !== JSON.stringify(this.status.conditions);
+    this.status = status;
+    this.options.metrics.recordConditions(status.conditions);
+    // An idle operator reconciles every minute: the file is written only when something changed.
+    if (!changed && this.conditionsRecorded) return false;
+    try {
+      await this.options.store.writeConditions(status.conditions, this.now());
+      this.conditionsRecorded = true;
+    } catch (error) {
+      this.log.warn({ err: error }, 'could not record the conditions in the state dir');
+    }
+    return true;
+  }
+
+  /** Schedules what the decision says; a pending retry is replaced, a trigger never waits for it. */
+  private follow(next: NextAction, report: ReconcileReport, changed: boolean): void {
+    if (this.retryTimer) clearTimeout(this.retryTimer);
+    this.retryTimer = null;
+    if (report.kind === 'failed') {
+      const { code, disposition } = report.error;
+      const what = next.kind === 'retry' ? `retrying in ${next.afterMs} ms` : 'waiting for a new commit';
+      // A stalled operator still polls: say it once, not every minute.
+      const level = changed || next.kind === 'retry' ? 'error' : 'debug';
+      this.log[level]({ code, disposition, err: report.error }, `reconcile did not converge; ${what}`);
+    }
+    if (next.kind !== 'retry' || this.shutdown.signal.aborted) return;
+    this.retryTimer = setTimeout(() => {
+      this.retryTimer = null;
+      void this.trigger('retry');
+    }, next.afterMs);
+  }
+
+  private async recordMetrics(result: ReconcileResult | null, seconds: number): Promise<void> {
     const { metrics } = this.options;
     metrics.recordReconcile(result, seconds, result === null);
     try {
@@ -99,17 +178,6 @@ export class Operator {
     } catch (error) {
       this.log.warn({ err: error }, 'could not refresh metrics');
     }
-    return result;
-  }
-
-  /** Transient failures (git or an agent unreachable) retry at 1 s, 2 s, 4 s ... up to 60 s. */
-  private scheduleRetry(): void {
-    if (this.retryTimer || this.shutdown.signal.aborted) return;
-    this.retryDelayMs = Math.min(60_000, this.retryDelayMs === 0 ? 1000 : this.retryDelayMs * 2);
-    this.retryTimer = setTimeout(() => {
-      this.retryTimer = null;
-      void this.trigger('retry');
-    }, this.retryDelayMs);
   }
 
   /** Stops triggers, lets the running reconcile stop at its next step, and waits for it. */
@@ -122,4 +190,10 @@ export class Operator {
     for (const resolve of this.waiters) resolve(null);
     this.waiters = [];
   }
+}
+
+function reportOf(result: ReconcileResult): ReconcileReport {
+  if (result.error === null)
+    return { kind: 'converged', revision: result.targetRevision ?? result.headRevision };
+  return { kind: 'failed', error: result.error, running: result.targetRevision };
 }

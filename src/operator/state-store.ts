@@ -1,6 +1,7 @@
 import { mkdir, open, readFile, rename } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { BerthError } from '../core/errors.js';
+import { BerthError, isErrorCode, type ErrorCode } from '../core/errors.js';
+import type { Condition } from './conditions.js';
 
 /**
  * The operator's own small state. Everything else (what runs) is read back from the engines.
@@ -13,9 +14,27 @@ export interface OperatorState {
   /** The last revision whose rollout fully succeeded: the rollback target. */
   lastGood: { revision: string; at: string } | null;
   /** Revisions that failed (health, deadline, invalid manifests): not retried until a newer commit. */
-  failed: Record<string, { at: string; reason: string }>;
+  failed: Record<string, FailedRevision>;
   /** The repository last applied from, so `status` and `history` need no flags. */
   source?: { repo: string; path: string; branch: string };
+}
+
+export interface FailedRevision {
+  at: string;
+  reason: string;
+  /** Why, as an error code (absent in entries written before codes were recorded). */
+  code?: ErrorCode;
+}
+
+/** The error a failed revision was recorded with; older entries carry no code: a failed rollout. */
+export function failedRevisionError(failed: FailedRevision): BerthError {
+  return new BerthError(isErrorCode(failed.code) ? failed.code : 'ERR_ROLLOUT_UNHEALTHY', failed.reason);
+}
+
+/** The operator's conditions as last published, with when (so a reader sees how fresh they are). */
+export interface RecordedConditions {
+  at: string;
+  conditions: Condition[];
 }
 
 export type HistoryOutcome = 'succeeded' | 'failed' | 'rolled back' | 'rollback failed' | 'invalid';
@@ -52,6 +71,25 @@ export class StateStore {
 
   private get statePath(): string {
     return join(this.dir, 'state.json');
+  }
+
+  private get conditionsPath(): string {
+    return join(this.dir, 'conditions.json');
+  }
+
+  /** Written by `berth run` after every change of its conditions; read by `berth status`. */
+  async writeConditions(conditions: Condition[], now: Date): Promise<void> {
+    const recorded: RecordedConditions = { at: now.toISOString(), conditions };
+    await writeAtomically(this.conditionsPath, `${JSON.stringify(recorded, null, 2)}\n`);
+  }
+
+  async readConditions(): Promise<RecordedConditions | null> {
+    try {
+      return JSON.parse(await readFile(this.conditionsPath, 'utf8')) as RecordedConditions;
+    } catch {
+      // Absent (no operator ran here yet) or torn: status shows none rather than failing.
+      return null;
+    }
   }
 
   private get historyPath(): string {

@@ -104,6 +104,12 @@ const brokenCases: Record<string, string[]> = {
     'job.yaml:7:7: kind: unknown kind "Servce" (did you mean "Service"?)',
   ],
   'wrong-api-version': ['web.yaml:1:13: apiVersion: must be "berth/v1", got "apps/v1"'],
+  // Valid manifests that the operator's preflight refuses (the mesh serves TCP only): refused here
+  // too, at the field, so what validate accepts plan and apply accept.
+  'published-udp-port': [
+    'dns.yaml:8:34: spec.ports[1].published: 53/udp cannot be published: the routing mesh serves TCP only; remove `published` — each replica still publishes its target port on an ephemeral port of its node',
+    'dns.yaml:9:51: spec.ports[2].appProtocol: http needs protocol tcp (HTTP/1.1 runs over TCP)',
+  ],
   'missing-namespace': [
     'web.yaml:5:14: metadata.namespace: namespace "shopp" does not exist; add a Namespace manifest named "shopp" (did you mean "shop"?)',
   ],
@@ -258,6 +264,16 @@ void describe('berth validate as a process', () => {
       stdout: 'sample-repo: 5 manifests valid (2 services, 1 config, 1 secret, 1 namespace)\n',
       stderr: '',
     });
+  });
+
+  void test("exits 1 for manifests that only the operator's preflight refused before", async () => {
+    const result = await run('test/fixtures/manifests/broken/published-udp-port');
+    assert.equal(result.code, 1, result.stdout);
+    assert.match(
+      result.stdout,
+      /^test\/fixtures\/manifests\/broken\/published-udp-port\/dns\.yaml:8:34: spec\.ports\[1\]\.published: 53\/udp cannot be published/,
+    );
+    assert.match(result.stdout, /\n2 problems\n$/);
   });
 
   void test('exits 1 with the problems on stdout and nothing on stderr', async () => {

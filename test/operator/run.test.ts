@@ -32,6 +32,20 @@ spec:
   };
 }
 
+interface HealthBody {
+  status: string;
+  conditions: { type: string; status: string; reason: string; message: string }[];
+  lastReconcile: { outcome: string } | null;
+}
+
+/** The one condition that holds, as `Type/Reason`. */
+function holding(body: Pick<HealthBody, 'conditions'>): string {
+  return body.conditions
+    .filter((c) => c.status === 'True')
+    .map((c) => `${c.type}/${c.reason}`)
+    .join();
+}
+
 interface Operator {
   child: ChildProcess;
   stderr: () => string;
@@ -91,8 +105,21 @@ describe('berth run: the operator loop', () => {
       async () => (await bodies(ns, 'web')).filter((b) => b === 'v1').length === 3,
     );
     const base = await operator.address;
-    const health = await fetch(`${base}/healthz`);
-    assert.equal(health.status, 200);
+    const health = await eventually('Ready', async () => {
+      const response = await fetch(`${base}/healthz`);
+      const body = (await response.json()) as HealthBody;
+      return response.status === 200 && holding(body) === 'Ready/ReconciliationSucceeded' ? body : null;
+    });
+    assert.equal(health.status, 'ok');
+    assert.equal(health.lastReconcile?.outcome, 'succeeded');
+    assert.deepEqual(
+      health.conditions.map((c) => [c.type, c.status]),
+      [
+        ['Ready', 'True'],
+        ['Reconciling', 'False'],
+        ['Stalled', 'False'],
+      ],
+    );
     const metrics = await eventually('replica metrics', async () => {
       const text = await (await fetch(`${base}/metrics`)).text();
       return text.includes(`berth_service_replicas{namespace="${ns}",service="web",state="healthy"} 3`)
@@ -101,6 +128,8 @@ describe('berth run: the operator loop', () => {
     });
     assert.match(metrics, /berth_reconciles_total\{outcome="succeeded"\} 1/);
     assert.match(metrics, /berth_reconcile_duration_seconds_count \d+/);
+    assert.match(metrics, /berth_condition\{type="Ready",status="True"\} 1/);
+    assert.match(metrics, /berth_condition\{type="Stalled",status="True"\} 0/);
     assert.match(
       metrics,
       new RegExp(`berth_revision_info\\{kind="head",revision="${await repo.head()}"\\} 1`),
@@ -122,6 +151,36 @@ describe('berth run: the operator loop', () => {
       },
       60_000,
     );
+  });
+
+  test('an invalid commit stalls the operator: /healthz 503 with the reason, status and metrics say so; replicas untouched', async () => {
+    const before = await replicasOf(ns, 'web');
+    const files = manifests('berth-test/web:v2');
+    await repo.commit(
+      { 'deploy/all.yaml': files['deploy/all.yaml']!.replace('replicas: 3', 'replicas: three') },
+      'bad',
+    );
+    const base = await operator!.address;
+    const body = await eventually('Stalled', async () => {
+      const response = await fetch(`${base}/healthz`);
+      const health = (await response.json()) as HealthBody;
+      return response.status === 503 && holding(health) === 'Stalled/RevisionInvalid' ? health : null;
+    });
+    assert.equal(body.status, 'stalled');
+    assert.match(
+      body.conditions.find((c) => c.type === 'Stalled')!.message,
+      /spec\.replicas: must be integer.*waiting for a new commit/,
+    );
+    const metrics = await (await fetch(`${base}/metrics`)).text();
+    assert.match(metrics, /berth_condition\{type="Stalled",status="True"\} 1/);
+    assert.match(metrics, /berth_condition\{type="Ready",status="True"\} 0/);
+    const status = await runBerth(['status', '--state-dir', stateDir, '--node', node, '--format', 'json']);
+    assert.equal(status.code, 0, status.stderr);
+    const report = JSON.parse(status.stdout) as HealthBody;
+    assert.equal(holding(report), 'Stalled/RevisionInvalid');
+    const text = await runBerth(['status', '--state-dir', stateDir, '--node', node]);
+    assert.match(text.stdout, /Operator {5}Stalled: RevisionInvalid/);
+    assert.deepEqual(await replicasOf(ns, 'web'), before);
   });
 
   test('killed with SIGKILL in the middle of a rollout, a restarted operator ends with exactly the desired replicas', async () => {
