@@ -153,7 +153,7 @@ describe('berth run: the operator loop', () => {
     );
   });
 
-  test('an invalid commit stalls the operator: /healthz 503 with the reason, status and metrics say so; replicas untouched', async () => {
+  test('an invalid commit stalls the operator: /readyz 503 and /healthz 200 with the reason, status and metrics say so; replicas untouched', async () => {
     const before = await replicasOf(ns, 'web');
     const files = manifests('berth-test/web:v2');
     await repo.commit(
@@ -162,11 +162,15 @@ describe('berth run: the operator loop', () => {
     );
     const base = await operator!.address;
     const body = await eventually('Stalled', async () => {
-      const response = await fetch(`${base}/healthz`);
+      const response = await fetch(`${base}/readyz`);
       const health = (await response.json()) as HealthBody;
       return response.status === 503 && holding(health) === 'Stalled/RevisionInvalid' ? health : null;
     });
     assert.equal(body.status, 'stalled');
+    // Liveness stays 200: a probe must not restart the operator over a bad commit.
+    const live = await fetch(`${base}/healthz`);
+    assert.equal(live.status, 200);
+    assert.equal(((await live.json()) as HealthBody).status, 'stalled');
     assert.match(
       body.conditions.find((c) => c.type === 'Stalled')!.message,
       /spec\.replicas: must be integer.*waiting for a new commit/,
