@@ -157,7 +157,6 @@ export async function reconcile(
   );
   const rollout = await applyPlan(plan, {
     agents,
-    desired,
     readSecret: deps.readSecret,
     log,
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
@@ -264,7 +263,6 @@ async function rollBack(
   const plan = computePlan(loaded.desired, observed, { policy: 'rollback' });
   const result = await applyPlan(plan, {
     agents,
-    desired: loaded.desired,
     readSecret: deps.readSecret,
     log: log.child({ rollback: true }),
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
