@@ -190,6 +190,17 @@ describe('saved plans: berth plan --out, berth apply --plan', () => {
     assert.deepEqual(await runningNames(), replicasAfter(saved.plan));
   });
 
+  test('a saved plan whose rollout fails exits 1 and the cluster returns to the last good revision', async () => {
+    const before = await runningNames();
+    await repo.commit(manifests('berth-test/crash:v1', armored), 'web crashes');
+    const file = join(work, 'crash.json');
+    assert.equal((await planOut(file)).code, 2);
+    const applied = await applyPlan(file);
+    assert.equal(applied.code, 1, applied.stdout + applied.stderr);
+    assert.match(applied.stdout, /The saved plan failed and was rolled back/);
+    assert.deepEqual(await runningNames(), before);
+  });
+
   test('a file that is not a plan of this version is refused', async () => {
     const file = join(work, 'old.json');
     await writeFile(file, JSON.stringify({ format: 'berth-plan', version: 99 }));
