@@ -40,7 +40,9 @@ export const DEFAULT_BRANCH = 'main';
 /** `repoRequired: false` for commands that can take the repository from elsewhere (a saved plan). */
 export function addSourceOptions(command: Command, { repoRequired = true } = {}): Command {
   const repo = 'git repository: a local path or an http(s) URL';
-  return (repoRequired ? command.requiredOption('--repo <repo>', repo) : command.option('--repo <repo>', repo))
+  return (
+    repoRequired ? command.requiredOption('--repo <repo>', repo) : command.option('--repo <repo>', repo)
+  )
     .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
     .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
 }

@@ -7,6 +7,7 @@ import { encryptToArmor } from '../secrets/age-payload.js';
 import { fingerprintCluster } from './cluster-fingerprint.js';
 import { computePlan } from './compute-plan.js';
 import { parsePlanFile, renderPlanFile, type PlanFile } from './plan-file.js';
+import { renderPlanJson } from './render-plan.js';
 
 const policy = {
   parallelism: 1,
@@ -129,6 +130,18 @@ describe('plan file', () => {
     assert.ok(!text.includes(PLAINTEXT));
     assert.ok(!text.includes(Buffer.from(PLAINTEXT).toString('base64').slice(0, 24)));
     assert.ok(!text.includes(Buffer.from(PLAINTEXT).toString('hex').slice(0, 24)));
+  });
+
+  test("berth plan's own reports stay as they were: the requests are for the plan file only", async () => {
+    const { content } = await savedPlan();
+    const json = renderPlanJson({
+      revision: content.source.revision,
+      against: null,
+      plan: content.plan,
+      problems: [],
+    });
+    assert.doesNotMatch(json, /"request"|contentBase64|stopGracePeriodMs|secretCiphertexts|AGE ENCRYPTED/);
+    assert.match(json, /"action": "create"/);
   });
 
   test('holds no credential of the repository URL', async () => {
