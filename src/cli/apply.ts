@@ -5,6 +5,7 @@ import { createLogger } from '../core/log.js';
 import { reconcile } from '../operator/reconcile.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
+import { applySavedPlan, readSavedPlan } from './apply-saved-plan.js';
 import {
   absoluteRepo,
   addClusterOptions,
@@ -18,9 +19,12 @@ import {
 } from './context.js';
 import { formatRolloutEvent } from './progress.js';
 
-interface ApplyOptions extends SourceOptions, ClusterOptions {
+interface ApplyOptions extends Omit<SourceOptions, 'repo'>, ClusterOptions {
+  /** Required unless --plan names the repository. */
+  repo?: string;
   ref?: string;
   retry?: boolean;
+  plan?: string;
 }
 
 export function registerApplyCommand(program: Command): void {
@@ -30,14 +34,24 @@ export function registerApplyCommand(program: Command): void {
     .option(
       '--retry',
       'apply a revision even if it failed before (failed revisions are otherwise not retried)',
+    )
+    .option(
+      '--plan <file>',
+      'execute exactly the plan saved by `berth plan --out FILE` (it names the repository, path and revision); refused when the revision or the cluster moved since',
     );
-  addSourceOptions(command);
+  addSourceOptions(command, { repoRequired: false });
   addClusterOptions(command);
   command.action(async (options: ApplyOptions) => {
+    const saved = options.plan === undefined ? null : await readSavedPlan(options.plan, options, command);
+    if (saved === null && options.repo === undefined) {
+      command.error("error: required option '--repo <repo>' not specified");
+    }
     // One process drives a cluster at a time: a running `berth run` on this state dir wins.
     const lock = await acquireStateLock(options.stateDir, 'apply');
     try {
-      await applyOnce(options);
+      await refuseClusterStateDir(options.stateDir);
+      if (saved === null) await applyOnce({ ...options, repo: options.repo ?? '' });
+      else await applySavedPlan(saved, options);
     } finally {
       await lock.release();
     }
@@ -45,14 +59,17 @@ export function registerApplyCommand(program: Command): void {
   program.addCommand(command);
 }
 
-async function applyOnce(options: ApplyOptions): Promise<void> {
-  if (await isClusterStateDir(options.stateDir)) {
+async function refuseClusterStateDir(stateDir: string): Promise<void> {
+  if (await isClusterStateDir(stateDir)) {
     // Its joined nodes only talk to the operator; applying to the local node alone would be wrong.
     throw new BerthError(
       'ERR_STATE',
-      `${options.stateDir} belongs to a cluster operator (berth run --cluster-listen): commit and let it reconcile, or start it`,
+      `${stateDir} belongs to a cluster operator (berth run --cluster-listen): commit and let it reconcile, or start it`,
     );
   }
+}
+
+async function applyOnce(options: ApplyOptions & SourceOptions): Promise<void> {
   const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
   const store = openStateStore(options.stateDir);
   const source = await openRevisionSource(options, log);

@@ -37,9 +37,12 @@ export interface ClusterOptions {
 export const DEFAULT_STATE_DIR = '.berth';
 export const DEFAULT_BRANCH = 'main';
 
-export function addSourceOptions(command: Command): Command {
-  return command
-    .requiredOption('--repo <repo>', 'git repository: a local path or an http(s) URL')
+/** `repoRequired: false` for commands that can take the repository from elsewhere (a saved plan). */
+export function addSourceOptions(command: Command, { repoRequired = true } = {}): Command {
+  const repo = 'git repository: a local path or an http(s) URL';
+  return (
+    repoRequired ? command.requiredOption('--repo <repo>', repo) : command.option('--repo <repo>', repo)
+  )
     .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
     .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
 }

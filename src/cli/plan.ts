@@ -1,9 +1,14 @@
 import { Command, Option } from 'commander';
 import { BerthError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
-import type { LoadResult } from '../manifests/types.js';
+import type { DesiredState, LoadResult } from '../manifests/types.js';
 import { unsupportedFeatures } from '../operator/capabilities.js';
-import type { NodeAgent } from '../api/types.js';
+import type { NodeAgent, ObservedState } from '../api/types.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
+import type { Logger } from '../core/log.js';
+import type { RevisionSource } from '../operator/revision-source.js';
+import { fingerprintCluster } from '../plan/cluster-fingerprint.js';
+import { renderPlanFile } from '../plan/plan-file.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan } from '../plan/compute-plan.js';
@@ -18,6 +23,7 @@ import {
 import type { Plan } from '../plan/types.js';
 import { shortRevision } from '../source/revision.js';
 import {
+  absoluteRepo,
   addClusterOptions,
   addSourceOptions,
   closeCluster,
@@ -32,6 +38,7 @@ interface PlanOptions extends SourceOptions, ClusterOptions {
   against?: string;
   format: 'text' | 'json' | 'markdown';
   verbose?: boolean;
+  out?: string;
 }
 
 /** Why a loaded revision cannot be applied: manifest problems, or features refused as a whole. */
@@ -58,10 +65,20 @@ export function registerPlanCommand(program: Command): void {
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json', 'markdown']).default('text'),
     )
-    .option('-v, --verbose', 'also list unchanged services');
+    .option('-v, --verbose', 'also list unchanged services')
+    .option(
+      '--out <file>',
+      'also save the plan to FILE, for `berth apply --plan FILE` to execute exactly it (not with --against)',
+    );
   addSourceOptions(command);
   addClusterOptions(command);
   command.action(async (options: PlanOptions) => {
+    if (options.out !== undefined && options.against !== undefined) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        '--out saves a plan against the live cluster; a plan --against another revision cannot be applied',
+      );
+    }
     const log = createLogger({ level: process.env['BERTH_LOG_LEVEL'] ?? 'warn' });
     const source = await openRevisionSource(options, log);
     const revision = await source.resolve(options.ref ?? options.branch);
@@ -72,24 +89,11 @@ export function registerPlanCommand(program: Command): void {
     let plan: Plan | null = null;
     if (problems.length === 0 && loaded.ok) {
       if (against !== null) {
-        const base = await source.load(against);
-        if (!base.ok) {
-          throw new BerthError(
-            'ERR_MANIFEST_INVALID',
-            `cannot plan against ${options.against} (${shortRevision(against)}): its manifests do not load (see \`berth validate\`)`,
-          );
-        }
-        plan = computeOfflinePlan(loaded.desired, base.desired);
+        plan = await planAgainstRevision(source, loaded.desired, options.against ?? '', against);
       } else {
-        // A state dir whose operator listens for agents: observe through it, it knows every node.
-        const operator = await openAdminClientIfClustered(options.stateDir);
-        const agents = operator ? new Map<string, NodeAgent>() : await openCluster(options, log);
-        try {
-          const observed = operator ? await operator.observed() : await observeCluster(agents, log);
-          plan = computePlan(loaded.desired, observed);
-        } finally {
-          await closeCluster(agents);
-        }
+        const { observed, plan: live } = await planAgainstCluster(options, loaded.desired, log);
+        plan = live;
+        if (options.out !== undefined) await savePlan(options.out, options, plan, observed);
       }
     }
     const report: PlanReport = { revision, against, plan, problems };
@@ -102,4 +106,58 @@ export function registerPlanCommand(program: Command): void {
     process.exitCode = plan === null ? 1 : plan.hasChanges ? 2 : 0;
   });
   program.addCommand(command);
+}
+
+async function planAgainstRevision(
+  source: RevisionSource,
+  desired: DesiredState,
+  againstRef: string,
+  against: string,
+): Promise<Plan> {
+  const base = await source.load(against);
+  if (!base.ok) {
+    throw new BerthError(
+      'ERR_MANIFEST_INVALID',
+      `cannot plan against ${againstRef} (${shortRevision(against)}): its manifests do not load (see \`berth validate\`)`,
+    );
+  }
+  return computeOfflinePlan(desired, base.desired);
+}
+
+async function planAgainstCluster(
+  options: PlanOptions,
+  desired: DesiredState,
+  log: Logger,
+): Promise<{ observed: ObservedState; plan: Plan }> {
+  // A state dir whose operator listens for agents: observe through it, it knows every node.
+  const operator = await openAdminClientIfClustered(options.stateDir);
+  const agents = operator ? new Map<string, NodeAgent>() : await openCluster(options, log);
+  try {
+    const observed = operator ? await operator.observed() : await observeCluster(agents, log);
+    return { observed, plan: computePlan(desired, observed) };
+  } finally {
+    await closeCluster(agents);
+  }
+}
+
+/** `--out`: the plan with what it was computed from, for `berth apply --plan` to check and run. */
+async function savePlan(
+  out: string,
+  options: PlanOptions,
+  plan: Plan,
+  observed: ObservedState,
+): Promise<void> {
+  const text = renderPlanFile({
+    createdAt: new Date().toISOString(),
+    source: {
+      repo: absoluteRepo(options.repo),
+      path: options.path,
+      ref: options.ref ?? options.branch,
+      revision: plan.revision,
+    },
+    observed: fingerprintCluster(observed),
+    plan,
+  });
+  await writeFileAtomic(out, text);
+  process.stderr.write(`Saved the plan to ${out}; run it with: berth apply --plan ${out}\n`);
 }

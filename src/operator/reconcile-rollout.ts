@@ -1,7 +1,6 @@
 import { observeCluster } from '../api/observe-cluster.js';
 import type { NodeAgent } from '../api/types.js';
 import type { Logger } from '../core/log.js';
-import type { DesiredState } from '../manifests/types.js';
 import { computePlan } from '../plan/compute-plan.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, type RolloutResult } from '../rollout/apply-plan.js';
@@ -9,18 +8,17 @@ import { shortRevision } from '../source/revision.js';
 import type { ReconcileDeps } from './reconcile-types.js';
 
 /**
- * The one call into the rollout engine. Its options follow the plan's shape, which is changing:
- * keep every caller going through here. A rollback is not interruptible: once begun it finishes,
+ * The one call into the rollout engine: the plan carries every replica request, so nothing of
+ * the desired state travels beside it. A rollback is not interruptible: once begun it finishes,
  * so a shutdown never leaves the cluster between a failed and a good revision.
  */
 export function runPlan(
   deps: ReconcileDeps,
-  args: { plan: Plan; desired: DesiredState; agents: ReadonlyMap<string, NodeAgent>; log: Logger },
+  args: { plan: Plan; agents: ReadonlyMap<string, NodeAgent>; log: Logger },
   interruptible: boolean,
 ): Promise<RolloutResult> {
   return applyPlan(args.plan, {
     agents: args.agents,
-    desired: args.desired,
     readSecret: deps.readSecret,
     log: args.log,
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),
@@ -61,5 +59,5 @@ export async function rollBack(
   deps.mesh?.setDesired(loaded.desired);
   const observed = await observeCluster(agents, log);
   const plan = computePlan(loaded.desired, observed, { policy: 'rollback' });
-  return runPlan(deps, { plan, desired: loaded.desired, agents, log: log.child({ rollback: true }) }, false);
+  return runPlan(deps, { plan, agents, log: log.child({ rollback: true }) }, false);
 }

@@ -62,7 +62,7 @@ export async function reconcile(
   log.info({ services: changes.map((s) => `${s.namespace}/${s.name}:${s.change}`) }, 'rolling out');
   await deps.onRollout?.(`rolling out ${shortRevision(target.revision)}`);
   const { agents } = await ctx.observe();
-  const rollout = await runPlan(deps, { plan, desired: target.desired, agents, log }, true);
+  const rollout = await runPlan(deps, { plan, agents, log }, true);
   const finish = await recordRollout(ctx, target, rollout);
   return { ...base, plan, rollout, targetRevision: target.revision, ...finish };
 }

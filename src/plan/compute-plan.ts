@@ -1,10 +1,18 @@
 import type { NodeSnapshot, ObservedReplica, ObservedState } from '../api/types.js';
 import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
 import { diffFields } from './field-diff.js';
-import { placeServices, type CurrentSlots } from './placement.js';
+import { placeServices, type CurrentSlots, type ServicePlacement } from './placement.js';
 import { compareStrings, replicaName, serviceKey } from './replica-name.js';
+import { planReplicaTemplate, type ReplicaTemplate } from './replica-request.js';
 import { specHashOf, summariseService } from './spec-summary.js';
-import type { Plan, ReplicaRef, ReplicaStep, ServiceChange, ServicePlan } from './types.js';
+import type {
+  Plan,
+  PlannedReplicaRequest,
+  ReplicaRef,
+  ReplicaStep,
+  ServiceChange,
+  ServicePlan,
+} from './types.js';
 
 /** A replica that can serve: running and not failing its health check. */
 export function isAlive(r: ObservedReplica): boolean {
@@ -83,14 +91,20 @@ export function computePlan(
   const placements = placeServices(desired.services, observed.nodes, currentSlots(byService, hashes));
 
   const services: ServicePlan[] = [];
+  const secretCiphertexts: Record<string, string> = {};
   for (const spec of desired.services) {
     const key = serviceKey(spec.namespace, spec.name);
+    const summary = summaries.get(key)!;
+    const hash = hashes.get(key)!;
+    // Built once per service, and only for a service that starts replicas.
+    let template: ReplicaTemplate | null = null;
+    const requestFor = (slot: string, name: string): PlannedReplicaRequest => {
+      template ??= planReplicaTemplate(spec, desired, summary, hash, secretCiphertexts);
+      return { ...template, name, slot };
+    };
     services.push(
       planService(
-        spec,
-        policyOf(spec),
-        summaries.get(key)!,
-        hashes.get(key)!,
+        { spec, policy: policyOf(spec), summary, hash, requestFor },
         byService.get(key) ?? [],
         placements.get(key)!,
       ),
@@ -102,17 +116,29 @@ export function computePlan(
     services.push(planRemoval(first.namespace, first.service, replicas));
   }
   services.sort((a, b) => compareStrings(serviceKey(a.namespace, a.name), serviceKey(b.namespace, b.name)));
-  return { revision: desired.revision, services, hasChanges: services.some((s) => s.change !== 'unchanged') };
+  return {
+    revision: desired.revision,
+    services,
+    secretCiphertexts,
+    hasChanges: services.some((s) => s.change !== 'unchanged'),
+  };
+}
+
+/** One desired service as the planner sees it: its spec, policy, hash and how to build requests. */
+interface ServiceTarget {
+  spec: ServiceSpec;
+  policy: UpdatePolicySpec;
+  summary: ReturnType<typeof summariseService>;
+  hash: string;
+  requestFor: (slot: string, name: string) => PlannedReplicaRequest;
 }
 
 function planService(
-  spec: ServiceSpec,
-  policy: UpdatePolicySpec,
-  summary: ReturnType<typeof summariseService>,
-  hash: string,
+  target: ServiceTarget,
   replicas: ObservedReplica[],
-  placement: ReturnType<typeof placeServices> extends Map<string, infer P> ? P : never,
+  placement: ServicePlacement,
 ): ServicePlan {
+  const { spec, policy, summary, hash } = target;
   const slots = new Map<string, ObservedReplica[]>();
   for (const r of replicas) slots.set(r.slot, [...(slots.get(r.slot) ?? []), r]);
 
@@ -138,7 +164,7 @@ function planService(
       continue;
     }
     if (!exact && others.length === 0) {
-      creates.push({ action: 'create', slot, node, name });
+      creates.push({ action: 'create', slot, node, name, request: target.requestFor(slot, name) });
       continue;
     }
     // Replace the best other replica (keeping capacity until the new one is healthy); a dead
@@ -148,7 +174,8 @@ function planService(
     const extra: ReplicaStep[] = others
       .slice(old === others[0] ? 1 : 0)
       .map((r) => ({ action: 'remove', old: refOf(r), reason: 'duplicate' }));
-    replaces.push({ step: { action: 'replace', slot, node, name, old: refOf(old) }, extra });
+    const request = target.requestFor(slot, name);
+    replaces.push({ step: { action: 'replace', slot, node, name, old: refOf(old), request }, extra });
   }
 
   // Slots that are no longer wanted. Slots that fit nowhere keep what they run: a placement
@@ -199,6 +226,7 @@ function planService(
     keep,
     batches,
     policy,
+    stopGracePeriodMs: spec.stopGracePeriodMs,
     pending: placement.pending,
   };
 }
@@ -237,6 +265,7 @@ function planRemoval(namespace: string, name: string, replicas: ObservedReplica[
       maxFailureRatio: 1,
       progressDeadlineMs: 600_000,
     },
+    stopGracePeriodMs: null,
     pending: [],
   };
 }

@@ -74,6 +74,7 @@ describe('offline plans (a revision against another, from git alone)', () => {
       plan: {
         revision: 'r2',
         hasChanges: true,
+        secretCiphertexts: {},
         services: [
           {
             namespace: 'default',
@@ -94,6 +95,7 @@ describe('offline plans (a revision against another, from git alone)', () => {
               maxFailureRatio: 0,
               progressDeadlineMs: 1,
             },
+            stopGracePeriodMs: 1000,
             pending: [],
           },
         ],

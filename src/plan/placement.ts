@@ -32,139 +32,186 @@ function eligibleNodes(spec: ServiceSpec, nodes: NodeSnapshot[]): number[] {
 }
 
 /**
+ * What is reserved on each node so far, in typed arrays indexed by the node's position in the
+ * sorted node list: a first deploy of a large cluster asks `fits` slots x nodes times (3000 x
+ * 100 in the plan benchmark), so node state lives in arrays, not in maps.
+ */
+class NodeLoad {
+  readonly nodes: NodeSnapshot[];
+  readonly indexOf: Map<string, number>;
+  private readonly usedCpu: Float64Array;
+  private readonly usedMemory: Float64Array;
+  /** Replicas of every service per node. */
+  readonly replicasOn: Int32Array;
+  private readonly perService = new Map<string, Int32Array>();
+
+  constructor(nodes: NodeSnapshot[]) {
+    this.nodes = [...nodes].sort((a, b) => compareStrings(a.name, b.name));
+    this.indexOf = new Map(this.nodes.map((n, i) => [n.name, i]));
+    this.usedCpu = new Float64Array(this.nodes.length);
+    this.usedMemory = new Float64Array(this.nodes.length);
+    this.replicasOn = new Int32Array(this.nodes.length);
+  }
+
+  /** Replicas of one service per node. */
+  countsOf(key: string): Int32Array {
+    let counts = this.perService.get(key);
+    if (!counts) {
+      counts = new Int32Array(this.nodes.length);
+      this.perService.set(key, counts);
+    }
+    return counts;
+  }
+
+  fits(spec: ServiceSpec, i: number): boolean {
+    const r = spec.resources.reservations;
+    const node = this.nodes[i]!;
+    return (
+      (r.nanoCpus === 0 || this.usedCpu[i]! + r.nanoCpus <= node.capacity.nanoCpus) &&
+      (r.memoryBytes === 0 || this.usedMemory[i]! + r.memoryBytes <= node.capacity.memoryBytes)
+    );
+  }
+
+  charge(spec: ServiceSpec, counts: Int32Array, i: number): void {
+    this.usedCpu[i]! += spec.resources.reservations.nanoCpus;
+    this.usedMemory[i]! += spec.resources.reservations.memoryBytes;
+    this.replicasOn[i]! += 1;
+    counts[i]! += 1;
+  }
+}
+
+/** A replicated service's slots that still need a node after pass 1. */
+interface Unplaced {
+  spec: ServiceSpec;
+  key: string;
+  slots: string[];
+}
+
+/** A global service: one slot per eligible node, named after it. */
+function placeGlobal(
+  spec: ServiceSpec,
+  load: NodeLoad,
+  counts: Int32Array,
+  placement: ServicePlacement,
+): void {
+  for (const i of eligibleNodes(spec, load.nodes)) {
+    const name = load.nodes[i]!.name;
+    if (load.fits(spec, i)) {
+      placement.assignments.push({ slot: name, node: name });
+      load.charge(spec, counts, i);
+    } else {
+      placement.pending.push({ slot: name, reason: capacityReason(spec, name) });
+    }
+  }
+}
+
+/** Pass 1 for a replicated service: every slot that runs on a node still eligible stays there. */
+function keepRunningSlots(
+  spec: ServiceSpec,
+  load: NodeLoad,
+  counts: Int32Array,
+  existing: Map<string, string> | undefined,
+  placement: ServicePlacement,
+): string[] {
+  const eligible = new Set(eligibleNodes(spec, load.nodes));
+  const maxPerNode = spec.placement.maxPerNode;
+  const unplaced: string[] = [];
+  for (let n = 1; n <= spec.replicas; n++) {
+    const slot = String(n);
+    const node = existing?.get(slot);
+    const i = node === undefined ? undefined : load.indexOf.get(node);
+    if (i !== undefined && eligible.has(i) && (maxPerNode === 0 || counts[i]! < maxPerNode)) {
+      placement.assignments.push({ slot, node: node! });
+      load.charge(spec, counts, i);
+    } else {
+      unplaced.push(slot);
+    }
+  }
+  return unplaced;
+}
+
+/** Spread groups: the `placement.spread` label value of each eligible node, as a small integer. */
+function spreadGroups(
+  spec: ServiceSpec,
+  load: NodeLoad,
+  eligible: number[],
+  counts: Int32Array,
+): { groupOf: Int32Array; groupCount: Int32Array } {
+  const label = spec.placement.spread?.startsWith('node.labels.')
+    ? spec.placement.spread.slice('node.labels.'.length)
+    : null;
+  const groupIds = new Map<string, number>();
+  const groupOf = new Int32Array(load.nodes.length);
+  for (const i of eligible) {
+    const value = label === null ? '' : (load.nodes[i]!.labels[label] ?? '');
+    if (!groupIds.has(value)) groupIds.set(value, groupIds.size);
+    groupOf[i] = groupIds.get(value)!;
+  }
+  const groupCount = new Int32Array(groupIds.size);
+  for (const i of eligible) groupCount[groupOf[i]!]! += counts[i]!;
+  return { groupOf, groupCount };
+}
+
+/** Pass 2 for one service: each new slot on the least loaded node that fits, spread groups first. */
+function placeNewSlots({ spec, key, slots }: Unplaced, load: NodeLoad, placement: ServicePlacement): void {
+  const counts = load.countsOf(key);
+  const eligible = eligibleNodes(spec, load.nodes);
+  const { groupOf, groupCount } = spreadGroups(spec, load, eligible, counts);
+  const maxPerNode = spec.placement.maxPerNode;
+  const better = (i: number, best: number): boolean =>
+    best === -1 ||
+    groupCount[groupOf[i]!]! < groupCount[groupOf[best]!]! ||
+    (groupCount[groupOf[i]!]! === groupCount[groupOf[best]!]! &&
+      (counts[i]! < counts[best]! ||
+        (counts[i]! === counts[best]! && load.replicasOn[i]! < load.replicasOn[best]!)));
+  for (const slot of slots) {
+    let best = -1;
+    for (const i of eligible) {
+      if (maxPerNode !== 0 && counts[i]! >= maxPerNode) continue;
+      if (!load.fits(spec, i)) continue;
+      if (better(i, best)) best = i;
+    }
+    if (best === -1) {
+      const fits = (s: ServiceSpec, i: number): boolean => load.fits(s, i);
+      placement.pending.push({ slot, reason: pendingReason(spec, load.nodes, eligible, counts, fits) });
+      continue;
+    }
+    placement.assignments.push({ slot, node: load.nodes[best]!.name });
+    load.charge(spec, counts, best);
+    groupCount[groupOf[best]!]! += 1;
+  }
+  placement.assignments.sort((a, b) => Number(a.slot) - Number(b.slot));
+}
+
+/**
  * Places every service's slots on nodes. Pure and deterministic. Two passes over all services:
  * first every slot that already runs on a node that is still eligible keeps its node, then the
  * remaining slots are placed on the least loaded nodes that fit (constraints, reservations,
  * maxPerNode), spreading over `placement.spread` label values first and over nodes second.
- *
- * A first deploy of a large cluster runs the inner loop slots x nodes times (3000 x 100 in the
- * plan benchmark), so node state lives in typed arrays indexed by node position, not in maps.
  */
 export function placeServices(
   services: ServiceSpec[],
   nodes: NodeSnapshot[],
   current: CurrentSlots,
 ): Map<string, ServicePlacement> {
-  const sorted = [...nodes].sort((a, b) => compareStrings(a.name, b.name));
-  const indexOf = new Map(sorted.map((n, i) => [n.name, i]));
-  const usedCpu = new Float64Array(sorted.length);
-  const usedMemory = new Float64Array(sorted.length);
-  const replicasOn = new Int32Array(sorted.length);
+  const load = new NodeLoad(nodes);
   const result = new Map<string, ServicePlacement>();
-  const perService = new Map<string, Int32Array>();
-  const todo: { spec: ServiceSpec; key: string; slots: string[] }[] = [];
-
-  const countsOf = (key: string): Int32Array => {
-    let counts = perService.get(key);
-    if (!counts) {
-      counts = new Int32Array(sorted.length);
-      perService.set(key, counts);
-    }
-    return counts;
-  };
-  const fits = (spec: ServiceSpec, i: number): boolean => {
-    const r = spec.resources.reservations;
-    const node = sorted[i]!;
-    return (
-      (r.nanoCpus === 0 || usedCpu[i]! + r.nanoCpus <= node.capacity.nanoCpus) &&
-      (r.memoryBytes === 0 || usedMemory[i]! + r.memoryBytes <= node.capacity.memoryBytes)
-    );
-  };
-  const charge = (spec: ServiceSpec, counts: Int32Array, i: number): void => {
-    usedCpu[i]! += spec.resources.reservations.nanoCpus;
-    usedMemory[i]! += spec.resources.reservations.memoryBytes;
-    replicasOn[i]! += 1;
-    counts[i]! += 1;
-  };
-
+  const todo: Unplaced[] = [];
   const ordered = [...services].sort((a, b) =>
     compareStrings(serviceKey(a.namespace, a.name), serviceKey(b.namespace, b.name)),
   );
-
   // Pass 1: keep what already runs where it may.
   for (const spec of ordered) {
     const key = serviceKey(spec.namespace, spec.name);
-    const eligible = eligibleNodes(spec, sorted);
-    const counts = countsOf(key);
+    const counts = load.countsOf(key);
     const placement: ServicePlacement = { assignments: [], pending: [] };
     result.set(key, placement);
-    if (spec.mode === 'global') {
-      for (const i of eligible) {
-        const name = sorted[i]!.name;
-        if (fits(spec, i)) {
-          placement.assignments.push({ slot: name, node: name });
-          charge(spec, counts, i);
-        } else {
-          placement.pending.push({ slot: name, reason: capacityReason(spec, name) });
-        }
-      }
-      continue;
-    }
-    const existing = current.get(key);
-    const eligibleSet = new Set(eligible);
-    const unplaced: string[] = [];
-    for (let n = 1; n <= spec.replicas; n++) {
-      const slot = String(n);
-      const node = existing?.get(slot);
-      const i = node === undefined ? undefined : indexOf.get(node);
-      if (
-        i !== undefined &&
-        eligibleSet.has(i) &&
-        (spec.placement.maxPerNode === 0 || counts[i]! < spec.placement.maxPerNode)
-      ) {
-        placement.assignments.push({ slot, node: node! });
-        charge(spec, counts, i);
-      } else {
-        unplaced.push(slot);
-      }
-    }
-    todo.push({ spec, key, slots: unplaced });
+    if (spec.mode === 'global') placeGlobal(spec, load, counts, placement);
+    else todo.push({ spec, key, slots: keepRunningSlots(spec, load, counts, current.get(key), placement) });
   }
-
   // Pass 2: place new slots.
-  for (const { spec, key, slots } of todo) {
-    if (slots.length === 0) continue;
-    const placement = result.get(key)!;
-    const counts = countsOf(key);
-    const eligible = eligibleNodes(spec, sorted);
-    const label = spec.placement.spread?.startsWith('node.labels.')
-      ? spec.placement.spread.slice('node.labels.'.length)
-      : null;
-    // Spread groups: the label value of each eligible node, as a small integer.
-    const groupIds = new Map<string, number>();
-    const groupOf = new Int32Array(sorted.length);
-    for (const i of eligible) {
-      const value = label === null ? '' : (sorted[i]!.labels[label] ?? '');
-      if (!groupIds.has(value)) groupIds.set(value, groupIds.size);
-      groupOf[i] = groupIds.get(value)!;
-    }
-    const groupCount = new Int32Array(groupIds.size);
-    for (const i of eligible) groupCount[groupOf[i]!]! += counts[i]!;
-    const maxPerNode = spec.placement.maxPerNode;
-    for (const slot of slots) {
-      let best = -1;
-      for (const i of eligible) {
-        if (maxPerNode !== 0 && counts[i]! >= maxPerNode) continue;
-        if (!fits(spec, i)) continue;
-        if (
-          best === -1 ||
-          groupCount[groupOf[i]!]! < groupCount[groupOf[best]!]! ||
-          (groupCount[groupOf[i]!]! === groupCount[groupOf[best]!]! &&
-            (counts[i]! < counts[best]! ||
-              (counts[i]! === counts[best]! && replicasOn[i]! < replicasOn[best]!)))
-        ) {
-          best = i;
-        }
-      }
-      if (best === -1) {
-        placement.pending.push({ slot, reason: pendingReason(spec, sorted, eligible, counts, fits) });
-        continue;
-      }
-      placement.assignments.push({ slot, node: sorted[best]!.name });
-      charge(spec, counts, best);
-      groupCount[groupOf[best]!]! += 1;
-    }
-    placement.assignments.sort((a, b) => Number(a.slot) - Number(b.slot));
+  for (const unplaced of todo) {
+    if (unplaced.slots.length > 0) placeNewSlots(unplaced, load, result.get(unplaced.key)!);
   }
   return result;
 }

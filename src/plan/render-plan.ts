@@ -207,12 +207,24 @@ export function renderPlanMarkdown(report: PlanReport): string {
   return `${lines.join('\n')}\n`;
 }
 
+/** A step as reports show it: the request it carries is for executing the plan, not for reading. */
+function withoutRequest(step: ReplicaStep): object {
+  if (step.action === 'remove') return step;
+  const shown: Partial<Pick<typeof step, 'request'>> & Omit<typeof step, 'request'> = { ...step };
+  delete shown.request;
+  return shown;
+}
+
 /** The stable machine format (docs/plan-format.md): secret fields redacted like everywhere else. */
+
 export function renderPlanJson(report: PlanReport): string {
   const { plan } = report;
-  const services = (plan?.services ?? []).map((s) => ({
+  // The report shows what changes; the requests a plan carries for its rollout (and the drain
+  // time) are for `berth apply --plan`, whose own file format holds them.
+  const services = (plan?.services ?? []).map(({ stopGracePeriodMs: _drain, ...s }) => ({
     ...s,
     fieldChanges: s.fieldChanges.map(redactFieldChange),
+    batches: s.batches.map((batch) => batch.map(withoutRequest)),
   }));
   const summary = { create: 0, update: 0, scale: 0, repair: 0, remove: 0, unchanged: 0 };
   for (const s of services) summary[s.change] += 1;

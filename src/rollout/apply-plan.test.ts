@@ -179,7 +179,6 @@ async function rollTo(image: string, replicas: number, update: UpdatePolicySpec)
   const v1 = state(service('ok:v1', replicas, update), 'r1');
   await applyPlan(computePlan(v1, { nodes: [await node.snapshot()] }), {
     agents,
-    desired: v1,
     readSecret: null,
     log: silentLogger(),
   });
@@ -188,7 +187,6 @@ async function rollTo(image: string, replicas: number, update: UpdatePolicySpec)
   const v2 = state(service(image, replicas, update), 'r2');
   const result = await applyPlan(computePlan(v2, { nodes: [await node.snapshot()] }), {
     agents,
-    desired: v2,
     readSecret: null,
     log: silentLogger(),
   });

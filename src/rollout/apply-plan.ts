@@ -1,12 +1,11 @@
 import type { NodeAgent, ReplicaWaitResult } from '../api/types.js';
 import { asBerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { DesiredState, ServiceSpec } from '../manifests/types.js';
 import type { MeshMembership } from '../api/types.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.js';
 import type { SecretReader } from '../secrets/secret-reader.js';
-import { buildReplicaRequest } from './replica-request.js';
+import { resolveReplicaRequest } from './planned-secrets.js';
 
 export type RolloutEvent =
   | { type: 'service-started'; service: string; change: string; batches: number }
@@ -45,7 +44,7 @@ export interface RolloutResult {
 
 export interface RolloutOptions {
   agents: ReadonlyMap<string, NodeAgent>;
-  desired: DesiredState;
+  /** Resolves the plan's secret references to plaintext, per replica, at send time. */
   readSecret: SecretReader | null;
   log: Logger;
   onEvent?: (event: RolloutEvent) => void;
@@ -73,7 +72,6 @@ class RolloutFailure extends Error {}
  */
 export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<RolloutResult> {
   const started = Date.now();
-  const specs = new Map(options.desired.services.map((s) => [serviceKey(s.namespace, s.name), s]));
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
@@ -82,12 +80,7 @@ export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<Ro
   const work = plan.services
     .filter((s) => s.batches.length > 0)
     .map(async (servicePlan) => {
-      const outcome = await rollService(
-        servicePlan,
-        specs.get(serviceKey(servicePlan.namespace, servicePlan.name)),
-        options,
-        stop.signal,
-      );
+      const outcome = await rollService(servicePlan, options, plan.secretCiphertexts, stop.signal);
       if (
         outcome.outcome === 'failed' &&
         servicePlan.policy.failureAction !== 'continue' &&
@@ -108,183 +101,246 @@ export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<Ro
   return { outcome: failed ? 'failed' : 'succeeded', services, failure, durationMs: Date.now() - started };
 }
 
-async function rollService(
+/** One service's rollout as it runs: what it reports, its failures and its pending work. */
+interface ServiceRun {
+  plan: ServicePlan;
+  options: RolloutOptions;
+  ciphertexts: Readonly<Record<string, string>>;
+  signal: AbortSignal;
+  service: string;
+  log: Logger;
+  deadline: number;
+  result: ServiceOutcome;
+  allowedFailures: number;
+  failures: string[];
+  /** Monitor windows still open. */
+  monitors: Promise<void>[];
+  /** A failure seen by a monitor window ends the rollout at the next step, not only at the end. */
+  monitorFailure: RolloutFailure | null;
+  /** Old replicas being stopped in the background (start-first). */
+  stopping: Promise<void>[];
+}
+
+type StartStep = Extract<ReplicaStep, { action: 'create' | 'replace' }>;
+type RemoveStep = Extract<ReplicaStep, { action: 'remove' }>;
+
+function emit(run: ServiceRun, event: RolloutEvent): void {
+  run.options.onEvent?.(event);
+}
+
+function newServiceRun(
   plan: ServicePlan,
-  spec: ServiceSpec | undefined,
   options: RolloutOptions,
+  ciphertexts: Readonly<Record<string, string>>,
   signal: AbortSignal,
-): Promise<ServiceOutcome> {
+): ServiceRun {
   const service = serviceKey(plan.namespace, plan.name);
-  const log = options.log.child({ service });
-  const emit = (event: RolloutEvent): void => options.onEvent?.(event);
-  const t0 = Date.now();
-  const deadline = t0 + plan.policy.progressDeadlineMs;
-  const result: ServiceOutcome = {
-    namespace: plan.namespace,
-    name: plan.name,
-    change: plan.change,
-    outcome: 'succeeded',
-    reason: null,
-    durationMs: 0,
-    started: [],
-    removed: [],
-  };
   const totalNew = plan.batches.flat().filter((s) => s.action !== 'remove').length;
-  const allowedFailures = Math.floor(plan.policy.maxFailureRatio * totalNew);
-  const failures: string[] = [];
-  const monitors: Promise<void>[] = [];
-  // A failure seen by a monitor window ends the rollout at the next step, not only at the end.
-  const monitor: { failure: RolloutFailure | null } = { failure: null };
-  const stopping: Promise<void>[] = [];
-
-  const agentFor = (node: string): NodeAgent => {
-    const agent = options.agents.get(node);
-    if (!agent) throw new RolloutFailure(`node ${node} is not connected`);
-    return agent;
+  return {
+    plan,
+    options,
+    ciphertexts,
+    signal,
+    service,
+    log: options.log.child({ service }),
+    deadline: Date.now() + plan.policy.progressDeadlineMs,
+    result: {
+      namespace: plan.namespace,
+      name: plan.name,
+      change: plan.change,
+      outcome: 'succeeded',
+      reason: null,
+      durationMs: 0,
+      started: [],
+      removed: [],
+    },
+    allowedFailures: Math.floor(plan.policy.maxFailureRatio * totalNew),
+    failures: [],
+    monitors: [],
+    monitorFailure: null,
+    stopping: [],
   };
+}
 
-  const recordFailure = (step: { name: string; node: string; slot: string }, reason: string): void => {
-    failures.push(`${step.name} on ${step.node}: ${reason}`);
-    emit({ type: 'replica-failed', service, name: step.name, node: step.node, slot: step.slot, reason });
-    log.warn({ replica: step.name, node: step.node, reason }, 'replica failed');
-    if (failures.length > allowedFailures)
-      throw new RolloutFailure(`${step.name} on ${step.node}: ${reason}`);
-  };
+function agentFor(run: ServiceRun, node: string): NodeAgent {
+  const agent = run.options.agents.get(node);
+  if (!agent) throw new RolloutFailure(`node ${node} is not connected`);
+  return agent;
+}
 
-  const remove = async (old: ReplicaRef, reason: string): Promise<void> => {
-    const agent = agentFor(old.node);
-    await options.mesh?.withdraw(old, spec?.stopGracePeriodMs ?? DEFAULT_DRAIN_MS);
-    await agent.removeReplica(old.name);
-    result.removed.push({ name: old.name, node: old.node });
-    emit({ type: 'replica-removed', service, name: old.name, node: old.node, reason });
-  };
+function recordFailure(run: ServiceRun, step: StartStep, reason: string): void {
+  run.failures.push(`${step.name} on ${step.node}: ${reason}`);
+  emit(run, {
+    type: 'replica-failed',
+    service: run.service,
+    name: step.name,
+    node: step.node,
+    slot: step.slot,
+    reason,
+  });
+  run.log.warn({ replica: step.name, node: step.node, reason }, 'replica failed');
+  if (run.failures.length > run.allowedFailures)
+    throw new RolloutFailure(`${step.name} on ${step.node}: ${reason}`);
+}
 
-  /** A removal that fails is left for the next reconcile, which sees the old replica as a duplicate. */
-  const removeInBackground = (old: ReplicaRef, reason: string): Promise<void> =>
-    remove(old, reason).catch((error: unknown) => {
-      log.warn(
+async function removeReplica(run: ServiceRun, old: ReplicaRef, reason: string): Promise<void> {
+  const agent = agentFor(run, old.node);
+  await run.options.mesh?.withdraw(old, run.plan.stopGracePeriodMs ?? DEFAULT_DRAIN_MS);
+  await agent.removeReplica(old.name);
+  run.result.removed.push({ name: old.name, node: old.node });
+  emit(run, { type: 'replica-removed', service: run.service, name: old.name, node: old.node, reason });
+}
+
+/** A removal that fails is left for the next reconcile, which sees the old replica as a duplicate. */
+function removeInBackground(run: ServiceRun, old: ReplicaRef, reason: string): void {
+  run.stopping.push(
+    removeReplica(run, old, reason).catch((error: unknown) => {
+      run.log.warn(
         { replica: old.name, node: old.node, err: error },
         'could not remove an old replica; the next reconcile retries',
       );
-    });
+    }),
+  );
+}
 
-  /** Starts the new replica of a step and waits until it is healthy; false if it failed. */
-  const startReplica = async (
-    step: Extract<ReplicaStep, { action: 'create' | 'replace' }>,
-  ): Promise<boolean> => {
-    if (!spec) throw new RolloutFailure(`no spec for ${service}`);
-    const agent = agentFor(step.node);
-    const request = await buildReplicaRequest(spec, options.desired, step, options.readSecret);
-    const begin = Date.now();
-    emit({ type: 'replica-starting', service, name: step.name, node: step.node, slot: step.slot });
-    let wait: ReplicaWaitResult;
-    try {
-      await agent.ensureReplica(request);
-      result.started.push({ name: step.name, node: step.node });
-      wait = await agent.awaitReplica(step.name, { timeoutMs: Math.max(1, deadline - Date.now()) });
-    } catch (error) {
-      const e = asBerthError(error);
-      if (e.disposition === 'terminal') {
-        recordFailure(step, e.message);
-        return false;
-      }
-      throw new RolloutFailure(e.message);
-    }
-    if (wait.outcome !== 'healthy') {
-      const reason =
-        wait.outcome === 'timeout'
-          ? `not healthy within the progress deadline (${plan.policy.progressDeadlineMs} ms)`
-          : (wait.reason ?? wait.outcome);
-      recordFailure(step, reason);
-      return false;
-    }
-    if (wait.replica) await options.mesh?.admit(wait.replica);
-    emit({
-      type: 'replica-healthy',
-      service,
-      name: step.name,
-      node: step.node,
-      slot: step.slot,
-      ms: Date.now() - begin,
-    });
-    if (plan.policy.monitorMs > 0) {
-      monitors.push(
-        agent
-          .watchReplica(step.name, { durationMs: plan.policy.monitorMs })
-          .then((watched) => {
-            if (watched.outcome !== 'healthy') {
-              recordFailure(step, `failed within the monitor window: ${watched.reason ?? watched.outcome}`);
-            }
-          })
-          .catch((error: unknown) => {
-            monitor.failure ??=
-              error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
-          }),
-      );
-    }
-    return true;
-  };
-
-  emit({ type: 'service-started', service, change: plan.change, batches: plan.batches.length });
+/** Sends the step's planned request and waits for the replica; the outcome, or a failure thrown. */
+async function sendAndAwait(run: ServiceRun, step: StartStep, agent: NodeAgent): Promise<ReplicaWaitResult> {
+  const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
   try {
-    for (const [index, batch] of plan.batches.entries()) {
-      if (monitor.failure) throw monitor.failure;
-      if (signal.aborted) {
-        result.outcome = 'aborted';
-        result.reason = 'rollout stopped';
-        break;
-      }
-      const starts = batch.filter(
-        (s): s is Extract<ReplicaStep, { action: 'create' | 'replace' }> => s.action !== 'remove',
-      );
-      const removals = batch.filter(
-        (s): s is Extract<ReplicaStep, { action: 'remove' }> => s.action === 'remove',
-      );
-      // The old replica of a step is removed unless it is the very container being recreated
-      // (same name on the same node; a slot moved off a drained node keeps its name).
-      const oldOf = (s: (typeof starts)[number]): ReplicaRef | null =>
-        s.action === 'replace' && (s.old.name !== s.name || s.old.node !== s.node) ? s.old : null;
+    await agent.ensureReplica(request);
+    run.result.started.push({ name: step.name, node: step.node });
+    return await agent.awaitReplica(step.name, { timeoutMs: Math.max(1, run.deadline - Date.now()) });
+  } catch (error) {
+    const e = asBerthError(error);
+    if (e.disposition !== 'terminal') throw new RolloutFailure(e.message);
+    return { outcome: 'unhealthy', replica: null, reason: e.message };
+  }
+}
 
-      if (plan.policy.order === 'stop-first') {
-        await Promise.all([
-          ...starts
-            .map((s) => oldOf(s))
-            .filter((o): o is ReplicaRef => o !== null)
-            .map((o) => remove(o, 'replaced')),
-          ...removals.map((r) => remove(r.old, r.reason)),
-        ]);
-        await Promise.all(starts.map(startReplica));
-      } else {
-        const healthy = await Promise.all(starts.map(startReplica));
-        // A replica whose replacement failed keeps running: what ran before keeps serving.
-        // Old replicas stop in the background (a stop can take the whole grace period) while
-        // the next batch starts; the service is complete only once they are gone.
-        for (const [i, s] of starts.entries()) {
-          const old = oldOf(s);
-          if (healthy[i] && old) stopping.push(removeInBackground(old, 'replaced'));
+/** Keeps a healthy new replica under watch for the monitor window, in the background. */
+function watchMonitorWindow(run: ServiceRun, step: StartStep, agent: NodeAgent): void {
+  if (run.plan.policy.monitorMs <= 0) return;
+  run.monitors.push(
+    agent
+      .watchReplica(step.name, { durationMs: run.plan.policy.monitorMs })
+      .then((watched) => {
+        if (watched.outcome !== 'healthy') {
+          recordFailure(run, step, `failed within the monitor window: ${watched.reason ?? watched.outcome}`);
         }
-        for (const r of removals) stopping.push(removeInBackground(r.old, r.reason));
-      }
-      emit({ type: 'batch-done', service, batch: index + 1, batches: plan.batches.length });
-      if (plan.policy.delayMs > 0 && index < plan.batches.length - 1)
-        await sleep(plan.policy.delayMs, signal);
+      })
+      .catch((error: unknown) => {
+        run.monitorFailure ??=
+          error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
+      }),
+  );
+}
+
+/** Starts the new replica of a step and waits until it is healthy; false if it failed. */
+async function startReplica(run: ServiceRun, step: StartStep): Promise<boolean> {
+  const agent = agentFor(run, step.node);
+  const begin = Date.now();
+  const { service } = run;
+  emit(run, { type: 'replica-starting', service, name: step.name, node: step.node, slot: step.slot });
+  const wait = await sendAndAwait(run, step, agent);
+  if (wait.outcome !== 'healthy') {
+    const reason =
+      wait.outcome === 'timeout'
+        ? `not healthy within the progress deadline (${run.plan.policy.progressDeadlineMs} ms)`
+        : (wait.reason ?? wait.outcome);
+    recordFailure(run, step, reason);
+    return false;
+  }
+  if (wait.replica) await run.options.mesh?.admit(wait.replica);
+  const ms = Date.now() - begin;
+  emit(run, { type: 'replica-healthy', service, name: step.name, node: step.node, slot: step.slot, ms });
+  watchMonitorWindow(run, step, agent);
+  return true;
+}
+
+/**
+ * The old replica of a step is removed unless it is the very container being recreated (same
+ * name on the same node; a slot moved off a drained node keeps its name).
+ */
+function oldOf(step: StartStep): ReplicaRef | null {
+  return step.action === 'replace' && (step.old.name !== step.name || step.old.node !== step.node)
+    ? step.old
+    : null;
+}
+
+async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
+  const starts = batch.filter((s): s is StartStep => s.action !== 'remove');
+  const removals = batch.filter((s): s is RemoveStep => s.action === 'remove');
+  if (run.plan.policy.order === 'stop-first') {
+    await Promise.all([
+      ...starts
+        .map(oldOf)
+        .filter((o): o is ReplicaRef => o !== null)
+        .map((o) => removeReplica(run, o, 'replaced')),
+      ...removals.map((r) => removeReplica(run, r.old, r.reason)),
+    ]);
+    await Promise.all(starts.map((s) => startReplica(run, s)));
+    return;
+  }
+  const healthy = await Promise.all(starts.map((s) => startReplica(run, s)));
+  // A replica whose replacement failed keeps running: what ran before keeps serving. Old
+  // replicas stop in the background (a stop can take the whole grace period) while the next
+  // batch starts; the service is complete only once they are gone.
+  for (const [i, s] of starts.entries()) {
+    const old = oldOf(s);
+    if (healthy[i] && old) removeInBackground(run, old, 'replaced');
+  }
+  for (const r of removals) removeInBackground(run, r.old, r.reason);
+}
+
+/** Runs the batches one after the other; throws the failure that ends the service's rollout. */
+async function runBatches(run: ServiceRun): Promise<void> {
+  const { plan, signal } = run;
+  for (const [index, batch] of plan.batches.entries()) {
+    if (run.monitorFailure) throw run.monitorFailure;
+    if (signal.aborted) {
+      run.result.outcome = 'aborted';
+      run.result.reason = 'rollout stopped';
+      return;
     }
-    await Promise.all([...monitors, ...stopping]);
-    if (monitor.failure) throw monitor.failure;
+    await runBatch(run, batch);
+    emit(run, { type: 'batch-done', service: run.service, batch: index + 1, batches: plan.batches.length });
+    if (plan.policy.delayMs > 0 && index < plan.batches.length - 1) await sleep(plan.policy.delayMs, signal);
+  }
+  await Promise.all([...run.monitors, ...run.stopping]);
+  if (run.monitorFailure) throw run.monitorFailure;
+}
+
+async function rollService(
+  plan: ServicePlan,
+  options: RolloutOptions,
+  ciphertexts: Readonly<Record<string, string>>,
+  signal: AbortSignal,
+): Promise<ServiceOutcome> {
+  const t0 = Date.now();
+  const run = newServiceRun(plan, options, ciphertexts, signal);
+  const { result } = run;
+  emit(run, {
+    type: 'service-started',
+    service: run.service,
+    change: plan.change,
+    batches: plan.batches.length,
+  });
+  try {
+    await runBatches(run);
   } catch (error) {
     // Stops already under way finish (they were decided on healthy replacements).
-    await Promise.allSettled(stopping);
+    await Promise.allSettled(run.stopping);
     // Monitors still running are not awaited: a rollback should start at once.
     result.outcome = 'failed';
     result.reason = error instanceof RolloutFailure ? error.message : asBerthError(error).message;
   }
-  if (result.outcome === 'succeeded' && failures.length > 0) {
-    log.warn({ failures }, 'rollout finished with failures within maxFailureRatio');
+  if (result.outcome === 'succeeded' && run.failures.length > 0) {
+    run.log.warn({ failures: run.failures }, 'rollout finished with failures within maxFailureRatio');
   }
   result.durationMs = Date.now() - t0;
-  emit({
+  emit(run, {
     type: 'service-finished',
-    service,
+    service: run.service,
     outcome: result.outcome,
     reason: result.reason,
     ms: result.durationMs,

@@ -1,18 +1,13 @@
-import type { ReplicaFile, ReplicaRequest } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
 import type { DesiredState, ServiceSpec } from '../manifests/types.js';
-import type { SecretReader } from '../secrets/secret-reader.js';
-import { resolveEnv, specHashOf, summariseService } from '../plan/spec-summary.js';
+import { resolveEnv, sha256Hex, type SpecSummary } from './spec-summary.js';
+import type { PlannedFile, PlannedReplicaRequest } from './types.js';
 
-/** Everything a node needs to run one replica of `spec` in `slot`, as the plan named it. */
-export async function buildReplicaRequest(
-  spec: ServiceSpec,
-  desired: DesiredState,
-  target: { slot: string; name: string },
-  readSecret: SecretReader | null,
-): Promise<ReplicaRequest> {
-  const summary = summariseService(spec, desired);
-  const files: ReplicaFile[] = spec.configs.map((mount) => {
+/** What every replica of a service is sent, before a slot and a name make it one replica's. */
+export type ReplicaTemplate = Omit<PlannedReplicaRequest, 'name' | 'slot'>;
+
+function configFiles(spec: ServiceSpec, desired: DesiredState): PlannedFile[] {
+  return spec.configs.map((mount) => {
     const config = desired.configs.find((c) => c.name === mount.source && c.namespace === spec.namespace);
     const content = config?.data[mount.key];
     if (content === undefined) {
@@ -30,43 +25,64 @@ export async function buildReplicaRequest(
       secret: false,
     };
   });
-  for (const mount of spec.secrets) {
-    if (!readSecret) {
-      throw new BerthError(
-        'ERR_NOT_SUPPORTED',
-        `service ${spec.namespace}/${spec.name} mounts secret ${mount.source}, but the operator has no age identity (set BERTH_AGE_KEY_FILE or BERTH_AGE_KEY)`,
-      );
-    }
+}
+
+/** Secret files as references; their ciphertexts go into `ciphertexts`, by digest. */
+function secretFiles(
+  spec: ServiceSpec,
+  desired: DesiredState,
+  ciphertexts: Record<string, string>,
+): PlannedFile[] {
+  return spec.secrets.map((mount) => {
     const secret = desired.secrets.find((s) => s.name === mount.source && s.namespace === spec.namespace);
-    if (secret?.data[mount.key] === undefined) {
+    const armored = secret?.data[mount.key];
+    if (secret === undefined || armored === undefined) {
       throw new BerthError(
         'ERR_MANIFEST_INVALID',
         `secret ${mount.source}/${mount.key} used by ${spec.name} is missing`,
       );
     }
-    const plaintext = await readSecret(secret, mount.key);
-    files.push({
+    const digest = sha256Hex(armored);
+    ciphertexts[digest] = armored;
+    return {
       target: mount.target,
       mode: mount.mode,
       uid: mount.uid,
       gid: mount.gid,
-      contentBase64: Buffer.from(plaintext).toString('base64'),
       secret: true,
-    });
-  }
+      ref: {
+        namespace: secret.namespace,
+        name: secret.name,
+        key: mount.key,
+        digest,
+        ...(secret.file === undefined ? {} : { file: secret.file }),
+      },
+    };
+  });
+}
+
+/**
+ * Everything a node needs to run a replica of `spec`, as planned: pure, no I/O. Config contents
+ * are carried as they are; secrets only as references, resolved to plaintext at send time.
+ */
+export function planReplicaTemplate(
+  spec: ServiceSpec,
+  desired: DesiredState,
+  summary: SpecSummary,
+  specHash: string,
+  ciphertexts: Record<string, string>,
+): ReplicaTemplate {
   return {
-    name: target.name,
     namespace: spec.namespace,
     service: spec.name,
-    slot: target.slot,
-    specHash: specHashOf(summary),
+    specHash,
     revision: desired.revision,
     image: spec.image,
     command: spec.command,
     args: spec.args,
     env: resolveEnv(spec, desired),
     ports: spec.ports.map((p) => ({ target: p.target, protocol: p.protocol })),
-    files,
+    files: [...configFiles(spec, desired), ...secretFiles(spec, desired, ciphertexts)],
     healthcheck: spec.healthcheck,
     limits: spec.resources.limits,
     restart: spec.restart,
