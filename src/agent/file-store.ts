@@ -8,9 +8,10 @@
  * File contents are never logged.
  */
 import { execFile } from 'node:child_process';
-import { chmod, chown, mkdir, readdir, readFile, realpath, rm, writeFile } from 'node:fs/promises';
+import { chmod, chown, mkdir, readdir, readFile, realpath, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { promisify } from 'node:util';
+import { writeFileAtomic } from '../core/atomic-file.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { ReplicaFile } from '../api/types.js';
@@ -70,7 +71,7 @@ export function createFileStore(options: FileStoreOptions): FileStore {
         await mkdir(dir, { recursive: true, mode: 0o700 });
         // Flat names: targets never become host paths, so no target can escape the directory.
         const source = path.join(dir, `${index}-${path.posix.basename(file.target)}`);
-        await writeFile(source, Buffer.from(file.contentBase64, 'base64'), { mode: 0o600 });
+        await writeFileAtomic(source, Buffer.from(file.contentBase64, 'base64'), 0o600);
         await chmod(source, file.mode);
         await setOwner(source, file.uid, file.gid, file.target);
         mounts.push({ source, target: file.target, readOnly: true });

@@ -85,13 +85,211 @@ function peerOf(socket: TLSSocket): { role: string; name: string; serial: string
   return identityOf(certificate);
 }
 
-export function createClusterServer(args: {
+interface ClusterServerArgs {
   identity: ClusterIdentity;
   stateDir: string;
   registry: NodeRegistry;
   log: Logger;
-}): ClusterServer {
+}
+
+type Peer = ReturnType<typeof peerOf>;
+
+/** Why a peer may not act as a node (renew, connect), or null when it may. */
+function nodeRefusal(peer: Peer, registry: NodeRegistry, wrongRole: (role: string) => string): string | null {
+  if ('refused' in peer) return peer.refused;
+  if (peer.role !== 'node') return wrongRole(peer.role);
+  return registry.refusal(peer.name, peer.serial);
+}
+
+function requireAdmin(request: IncomingMessage): void {
+  const peer = peerOf(request.socket as TLSSocket);
+  if ('refused' in peer) throw new BerthError('ERR_AGENT_UNAUTHORIZED', peer.refused);
+  if (peer.role !== 'admin') {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `a ${peer.role || 'non-admin'} certificate may not use the admin API`,
+    );
+  }
+}
+
+async function handleJoin(
+  args: ClusterServerArgs,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const { secret, node, publicKeyPem } = await readJson(request);
+  if (typeof secret !== 'string' || typeof node !== 'string' || typeof publicKeyPem !== 'string') {
+    throw new BerthError('ERR_BAD_REQUEST', 'join needs { secret, node, publicKeyPem }');
+  }
+  if (!secretMatches(await readJoinSecret(args.stateDir), secret)) {
+    args.log.warn({ node, remote: request.socket.remoteAddress }, 'join refused: wrong or rotated token');
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      'join refused: the token is wrong or was rotated (print the current one with `berth token` on the operator)',
+    );
+  }
+  const issued = await args.registry.join({ ca: args.identity.ca, name: node, publicKeyPem });
+  send(response, 200, {
+    certificatePem: issued.certificatePem,
+    caCertificatePem: args.identity.ca.certificatePem,
+  });
+}
+
+async function handleRenew(
+  args: ClusterServerArgs,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const peer = peerOf(request.socket as TLSSocket);
+  const refusal = nodeRefusal(peer, args.registry, () => 'only a node certificate can be renewed');
+  if (refusal !== null || 'refused' in peer)
+    throw new BerthError('ERR_AGENT_UNAUTHORIZED', refusal ?? 'refused');
+  const { publicKeyPem } = await readJson(request);
+  if (typeof publicKeyPem !== 'string')
+    throw new BerthError('ERR_BAD_REQUEST', 'renew needs { publicKeyPem }');
+  const issued = await args.registry.renew({ ca: args.identity.ca, name: peer.name, publicKeyPem });
+  send(response, 200, {
+    certificatePem: issued.certificatePem,
+    caCertificatePem: args.identity.ca.certificatePem,
+  });
+}
+
+/** POST /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name; false when the request is none of them. */
+async function handleNodeAction(
+  registry: NodeRegistry,
+  request: IncomingMessage,
+  response: ServerResponse,
+  pathname: string,
+): Promise<boolean> {
+  const nodeAction = /^\/v1\/nodes\/([^/]+)(?:\/(drain|activate))?$/.exec(pathname);
+  if (!nodeAction) return false;
+  requireAdmin(request);
+  const name = decodeURIComponent(nodeAction[1]!);
+  if (request.method === 'POST' && nodeAction[2]) {
+    const availability = nodeAction[2] === 'drain' ? 'drain' : 'active';
+    await registry.setAvailability(name, availability);
+    send(response, 200, { node: name, availability });
+    return true;
+  }
+  if (request.method === 'DELETE' && !nodeAction[2]) {
+    await registry.remove(name);
+    send(response, 200, { node: name, removed: true });
+    return true;
+  }
+  return false;
+}
+
+async function routeClusterRequest(
+  args: ClusterServerArgs,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
   const { identity, registry, log } = args;
+  const url = new URL(request.url ?? '/', 'https://operator');
+  const route = `${request.method ?? 'GET'} ${url.pathname}`;
+  switch (route) {
+    case `GET ${CLUSTER_PATHS.ca}`:
+      send(response, 200, { caCertificatePem: identity.ca.certificatePem });
+      return;
+    case `POST ${CLUSTER_PATHS.join}`:
+      return handleJoin(args, request, response);
+    case `POST ${CLUSTER_PATHS.renew}`:
+      return handleRenew(args, request, response);
+    case `GET ${CLUSTER_PATHS.nodes}`:
+      requireAdmin(request);
+      send(response, 200, { nodes: registry.list() });
+      return;
+    case `GET ${CLUSTER_PATHS.observed}`:
+      requireAdmin(request);
+      send(response, 200, await observeCluster(registry.agents(), log));
+      return;
+  }
+  if (await handleNodeAction(registry, request, response, url.pathname)) return;
+  send(response, 404, { code: 'ERR_NOT_SUPPORTED', message: `no route ${route}` } satisfies WireError);
+}
+
+function refuseUpgrade(socket: Duplex, status: number, message: string): void {
+  const body = JSON.stringify({ code: 'ERR_AGENT_UNAUTHORIZED', message } satisfies WireError);
+  socket.end(
+    `HTTP/1.1 ${status} Refused\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
+/**
+ * The agent's persistent connection: pinged every heartbeat interval; a node that answers no
+ * ping for NODE_DOWN_AFTER_MS is detached (and so counts as unreachable).
+ */
+function superviseNodeSocket(
+  ws: WebSocket,
+  agent: ReturnType<NodeRegistry['attach']>,
+  node: string,
+  heartbeats: Set<NodeJS.Timeout>,
+  log: Logger,
+): void {
+  let lastPong = Date.now();
+  ws.on('pong', () => {
+    lastPong = Date.now();
+    agent.heard();
+  });
+  const timer = setInterval(() => {
+    if (Date.now() - lastPong > NODE_DOWN_AFTER_MS) {
+      log.warn({ node, silentMs: Date.now() - lastPong }, 'node missed its heartbeats: marking it down');
+      agent.detach(ws, `no heartbeat for ${NODE_DOWN_AFTER_MS} ms`);
+      ws.terminate();
+      return;
+    }
+    ws.ping();
+  }, HEARTBEAT_INTERVAL_MS);
+  heartbeats.add(timer);
+  ws.on('close', () => {
+    clearInterval(timer);
+    heartbeats.delete(timer);
+  });
+}
+
+function acceptNodeConnection(
+  args: ClusterServerArgs,
+  sockets: WebSocketServer,
+  heartbeats: Set<NodeJS.Timeout>,
+  upgrade: { request: IncomingMessage; socket: Duplex; head: Buffer },
+): void {
+  const { request, socket, head } = upgrade;
+  const url = new URL(request.url ?? '/', 'https://operator');
+  if (url.pathname !== CLUSTER_PATHS.connect) {
+    refuseUpgrade(socket, 404, `no WebSocket at ${url.pathname}`);
+    return;
+  }
+  const peer = peerOf(request.socket as TLSSocket);
+  const refusal = nodeRefusal(
+    peer,
+    args.registry,
+    (role) => `a ${role || 'role-less'} certificate cannot connect as a node`,
+  );
+  if (refusal !== null || 'refused' in peer) {
+    args.log.warn({ remote: request.socket.remoteAddress, reason: refusal }, 'agent connection refused');
+    refuseUpgrade(socket, 401, refusal ?? 'refused');
+    return;
+  }
+  sockets.handleUpgrade(request, socket, head, (ws: WebSocket) => {
+    superviseNodeSocket(ws, args.registry.attach(peer.name, ws), peer.name, heartbeats, args.log);
+  });
+}
+
+function listenOn(server: Server, options: { host: string; port: number }): Promise<string> {
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port, options.host, () => {
+      server.off('error', reject);
+      const address = server.address();
+      const port = typeof address === 'object' && address !== null ? address.port : options.port;
+      const host = options.host.includes(':') ? `[${options.host}]` : options.host;
+      resolve(`https://${host}:${port}`);
+    });
+  });
+}
+
+export function createClusterServer(args: ClusterServerArgs): ClusterServer {
+  const { identity, log } = args;
   const server: Server = createServer({
     key: identity.operator.privateKeyPem,
     // The chain: the operator's certificate, then the CA (so a joining agent can pin it).
@@ -105,168 +303,19 @@ export function createClusterServer(args: {
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   const heartbeats = new Set<NodeJS.Timeout>();
 
-  const admin = (request: IncomingMessage): void => {
-    const peer = peerOf(request.socket as TLSSocket);
-    if ('refused' in peer) throw new BerthError('ERR_AGENT_UNAUTHORIZED', peer.refused);
-    if (peer.role !== 'admin') {
-      throw new BerthError(
-        'ERR_AGENT_UNAUTHORIZED',
-        `a ${peer.role || 'non-admin'} certificate may not use the admin API`,
-      );
-    }
-  };
-
-  async function route(request: IncomingMessage, response: ServerResponse): Promise<void> {
-    const url = new URL(request.url ?? '/', 'https://operator');
-    const method = request.method ?? 'GET';
-    if (method === 'GET' && url.pathname === CLUSTER_PATHS.ca) {
-      send(response, 200, { caCertificatePem: identity.ca.certificatePem });
-      return;
-    }
-    if (method === 'POST' && url.pathname === CLUSTER_PATHS.join) {
-      const body = await readJson(request);
-      const { secret, node, publicKeyPem } = body;
-      if (typeof secret !== 'string' || typeof node !== 'string' || typeof publicKeyPem !== 'string') {
-        throw new BerthError('ERR_BAD_REQUEST', 'join needs { secret, node, publicKeyPem }');
-      }
-      if (!secretMatches(await readJoinSecret(args.stateDir), secret)) {
-        log.warn({ node, remote: request.socket.remoteAddress }, 'join refused: wrong or rotated token');
-        throw new BerthError(
-          'ERR_AGENT_UNAUTHORIZED',
-          'join refused: the token is wrong or was rotated (print the current one with `berth token` on the operator)',
-        );
-      }
-      const issued = await registry.join({ ca: identity.ca, name: node, publicKeyPem });
-      send(response, 200, {
-        certificatePem: issued.certificatePem,
-        caCertificatePem: identity.ca.certificatePem,
-      });
-      return;
-    }
-    if (method === 'POST' && url.pathname === CLUSTER_PATHS.renew) {
-      const peer = peerOf(request.socket as TLSSocket);
-      const refusal =
-        'refused' in peer
-          ? peer.refused
-          : peer.role !== 'node'
-            ? 'only a node certificate can be renewed'
-            : registry.refusal(peer.name, peer.serial);
-      if (refusal !== null || 'refused' in peer)
-        throw new BerthError('ERR_AGENT_UNAUTHORIZED', refusal ?? 'refused');
-      const { publicKeyPem } = await readJson(request);
-      if (typeof publicKeyPem !== 'string')
-        throw new BerthError('ERR_BAD_REQUEST', 'renew needs { publicKeyPem }');
-      const issued = await registry.renew({ ca: identity.ca, name: peer.name, publicKeyPem });
-      send(response, 200, {
-        certificatePem: issued.certificatePem,
-        caCertificatePem: identity.ca.certificatePem,
-      });
-      return;
-    }
-    if (method === 'GET' && url.pathname === CLUSTER_PATHS.nodes) {
-      admin(request);
-      send(response, 200, { nodes: registry.list() });
-      return;
-    }
-    if (method === 'GET' && url.pathname === CLUSTER_PATHS.observed) {
-      admin(request);
-      send(response, 200, await observeCluster(registry.agents(), log));
-      return;
-    }
-    const nodeAction = /^\/v1\/nodes\/([^/]+)(?:\/(drain|activate))?$/.exec(url.pathname);
-    if (nodeAction) {
-      admin(request);
-      const name = decodeURIComponent(nodeAction[1]!);
-      if (method === 'POST' && nodeAction[2]) {
-        await registry.setAvailability(name, nodeAction[2] === 'drain' ? 'drain' : 'active');
-        send(response, 200, { node: name, availability: nodeAction[2] === 'drain' ? 'drain' : 'active' });
-        return;
-      }
-      if (method === 'DELETE' && !nodeAction[2]) {
-        await registry.remove(name);
-        send(response, 200, { node: name, removed: true });
-        return;
-      }
-    }
-    send(response, 404, {
-      code: 'ERR_NOT_SUPPORTED',
-      message: `no route ${method} ${url.pathname}`,
-    } satisfies WireError);
-  }
-
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
-    route(request, response).catch((error: unknown) => {
+    routeClusterRequest(args, request, response).catch((error: unknown) => {
       const berthError = asBerthError(error);
       if (berthError.httpStatus >= 500) log.error({ err: error, url: request.url }, 'cluster request failed');
       sendError(response, berthError);
     });
   });
-
-  function refuseUpgrade(socket: Duplex, status: number, message: string): void {
-    const body = JSON.stringify({ code: 'ERR_AGENT_UNAUTHORIZED', message } satisfies WireError);
-    socket.end(
-      `HTTP/1.1 ${status} Refused\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
-    );
-  }
-
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    const url = new URL(request.url ?? '/', 'https://operator');
-    if (url.pathname !== CLUSTER_PATHS.connect) {
-      refuseUpgrade(socket, 404, `no WebSocket at ${url.pathname}`);
-      return;
-    }
-    const peer = peerOf(request.socket as TLSSocket);
-    const refusal =
-      'refused' in peer
-        ? peer.refused
-        : peer.role !== 'node'
-          ? `a ${peer.role || 'role-less'} certificate cannot connect as a node`
-          : registry.refusal(peer.name, peer.serial);
-    if (refusal !== null || 'refused' in peer) {
-      log.warn({ remote: request.socket.remoteAddress, reason: refusal }, 'agent connection refused');
-      refuseUpgrade(socket, 401, refusal ?? 'refused');
-      return;
-    }
-    sockets.handleUpgrade(request, socket, head, (ws: WebSocket) => {
-      const agent = registry.attach(peer.name, ws);
-      let lastPong = Date.now();
-      ws.on('pong', () => {
-        lastPong = Date.now();
-        agent.heard();
-      });
-      const timer = setInterval(() => {
-        if (Date.now() - lastPong > NODE_DOWN_AFTER_MS) {
-          log.warn(
-            { node: peer.name, silentMs: Date.now() - lastPong },
-            'node missed its heartbeats: marking it down',
-          );
-          agent.detach(ws, `no heartbeat for ${NODE_DOWN_AFTER_MS} ms`);
-          ws.terminate();
-          return;
-        }
-        ws.ping();
-      }, HEARTBEAT_INTERVAL_MS);
-      heartbeats.add(timer);
-      ws.on('close', () => {
-        clearInterval(timer);
-        heartbeats.delete(timer);
-      });
-    });
+    acceptNodeConnection(args, sockets, heartbeats, { request, socket, head });
   });
 
   return {
-    listen(options) {
-      return new Promise((resolve, reject) => {
-        server.once('error', reject);
-        server.listen(options.port, options.host, () => {
-          server.off('error', reject);
-          const address = server.address();
-          const port = typeof address === 'object' && address !== null ? address.port : options.port;
-          const host = options.host.includes(':') ? `[${options.host}]` : options.host;
-          resolve(`https://${host}:${port}`);
-        });
-      });
-    },
+    listen: (options) => listenOn(server, options),
     async close() {
       for (const timer of heartbeats) clearInterval(timer);
       for (const client of sockets.clients) client.terminate();

@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import type { NodeAgent } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
+import { readFileIfExists, writeFileAtomic, writeLanded } from '../core/atomic-file.js';
 import {
   CLOCK_SKEW_MS,
   NODE_CERTIFICATE_DAYS,
@@ -67,7 +67,7 @@ export class NodeRegistry {
   private readonly localDrained = new Set<string>();
   private readonly log: Logger;
   private readonly onChange: (reason: string) => void;
-  private writes: Promise<void> = Promise.resolve();
+  private writes: Promise<unknown> = Promise.resolve();
   private readonly downTimers = new Set<NodeJS.Timeout>();
   private readonly certificateMs: number;
 
@@ -96,10 +96,27 @@ export class NodeRegistry {
     for (const node of this.file.nodes) this.agentOf(node).heard();
   }
 
-  private save(): Promise<void> {
-    const snapshot = `${JSON.stringify(this.file, null, 2)}\n`;
-    this.writes = this.writes.then(() => writeFileAtomic(this.path, snapshot, 0o644));
-    return this.writes;
+  /**
+   * Changes the registry through nodes.json: `change` edits a copy, the copy is written, and
+   * only a written copy becomes the registry. A failed write rejects this one call and leaves
+   * memory as it was, so memory and disk agree and the next change writes everything again.
+   * Changes run one at a time, each on the result of the one before.
+   */
+  private commit<T>(change: (file: RegistryFile) => T): Promise<T> {
+    const result = this.writes.then(async () => {
+      const next = structuredClone(this.file);
+      const value = change(next);
+      try {
+        await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`, 0o644);
+      } catch (error) {
+        if (writeLanded(error)) this.file = next;
+        throw error;
+      }
+      this.file = next;
+      return value;
+    });
+    this.writes = result.catch(() => undefined);
+    return result;
   }
 
   private agentOf(node: JoinedNode): ConnectedNodeAgent {
@@ -149,22 +166,23 @@ export class NodeRegistry {
       );
     }
     const issued = this.issue(args);
-    const previous = this.node(args.name);
-    if (previous) {
-      this.file.revoked.push({ serial: previous.serial, node: previous.name, at: new Date().toISOString() });
-      this.file.nodes = this.file.nodes.filter((n) => n.name !== args.name);
-    }
-    const node: JoinedNode = {
-      name: args.name,
-      serial: issued.serial,
-      certificateNotAfter: issued.notAfter,
-      joinedAt: new Date().toISOString(),
-      availability: previous?.availability ?? 'active',
-    };
-    this.file.nodes.push(node);
-    this.file.nodes.sort((a, b) => a.name.localeCompare(b.name));
-    await this.save();
-    this.log.info({ node: args.name, rejoined: previous !== undefined }, 'node joined');
+    const rejoined = await this.commit((file) => {
+      const previous = file.nodes.find((n) => n.name === args.name);
+      if (previous) {
+        file.revoked.push({ serial: previous.serial, node: previous.name, at: new Date().toISOString() });
+        file.nodes = file.nodes.filter((n) => n.name !== args.name);
+      }
+      file.nodes.push({
+        name: args.name,
+        serial: issued.serial,
+        certificateNotAfter: issued.notAfter,
+        joinedAt: new Date().toISOString(),
+        availability: previous?.availability ?? 'active',
+      });
+      file.nodes.sort((a, b) => a.name.localeCompare(b.name));
+      return previous !== undefined;
+    });
+    this.log.info({ node: args.name, rejoined }, 'node joined');
     return { certificatePem: issued.certificatePem };
   }
 
@@ -197,14 +215,17 @@ export class NodeRegistry {
     name: string;
     publicKeyPem: string;
   }): Promise<{ certificatePem: string }> {
-    const node = this.node(args.name);
-    if (!node) throw new BerthError('ERR_AGENT_UNAUTHORIZED', `node ${args.name} is not joined`);
+    const notJoined = (): BerthError =>
+      new BerthError('ERR_AGENT_UNAUTHORIZED', `node ${args.name} is not joined`);
+    if (!this.node(args.name)) throw notJoined();
     const issued = this.issue(args);
-    this.file.revoked.push({ serial: node.serial, node: node.name, at: new Date().toISOString() });
-    node.serial = issued.serial;
-    node.certificateNotAfter = issued.notAfter;
-    await this.save();
-    this.log.info({ node: node.name, notAfter: issued.notAfter }, 'node certificate renewed');
+    await this.commit((file) => {
+      const node = joinedNode(file, args.name, notJoined);
+      file.revoked.push({ serial: node.serial, node: node.name, at: new Date().toISOString() });
+      node.serial = issued.serial;
+      node.certificateNotAfter = issued.notAfter;
+    });
+    this.log.info({ node: args.name, notAfter: issued.notAfter }, 'node certificate renewed');
     return { certificatePem: issued.certificatePem };
   }
 
@@ -248,11 +269,16 @@ export class NodeRegistry {
       if (availability === 'drain') this.localDrained.add(name);
       else this.localDrained.delete(name);
     } else {
-      const node = this.node(name);
-      if (!node) throw new BerthError('ERR_BAD_REQUEST', `no node named ${name} (see berth node ls)`);
-      node.availability = availability;
+      const node = await this.commit((file) => {
+        const changed = joinedNode(
+          file,
+          name,
+          () => new BerthError('ERR_BAD_REQUEST', `no node named ${name} (see berth node ls)`),
+        );
+        changed.availability = availability;
+        return changed;
+      });
       this.agentOf(node);
-      await this.save();
     }
     this.log.info({ node: name, availability }, 'node availability changed');
     this.onChange(`node ${name} ${availability}`);
@@ -260,11 +286,15 @@ export class NodeRegistry {
 
   /** Removes a joined node: its certificate is revoked and its connection dropped at once. */
   async remove(name: string): Promise<void> {
-    const node = this.node(name);
-    if (!node) throw new BerthError('ERR_BAD_REQUEST', `no joined node named ${name} (see berth node ls)`);
-    this.file.nodes = this.file.nodes.filter((n) => n.name !== name);
-    this.file.revoked.push({ serial: node.serial, node: name, at: new Date().toISOString() });
-    await this.save();
+    await this.commit((file) => {
+      const node = joinedNode(
+        file,
+        name,
+        () => new BerthError('ERR_BAD_REQUEST', `no joined node named ${name} (see berth node ls)`),
+      );
+      file.nodes = file.nodes.filter((n) => n.name !== name);
+      file.revoked.push({ serial: node.serial, node: name, at: new Date().toISOString() });
+    });
     const agent = this.connected.get(name);
     this.connected.delete(name);
     await agent?.close();
@@ -310,6 +340,13 @@ export class NodeRegistry {
     await Promise.all([...this.connected.values()].map((a) => a.close()));
     await this.writes;
   }
+}
+
+/** The joined node of that name in `file`, or the `missing` error. */
+function joinedNode(file: RegistryFile, name: string, missing: () => BerthError): JoinedNode {
+  const node = file.nodes.find((n) => n.name === name);
+  if (!node) throw missing();
+  return node;
 }
 
 /** A local node under drain: the same agent, observed with status `drain`. */

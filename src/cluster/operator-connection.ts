@@ -6,9 +6,10 @@
  * The agent dials the operator (never the other way round), so a node behind NAT or a firewall
  * that allows outgoing connections only can join; the operator needs one reachable port.
  */
+import type { IncomingMessage } from 'node:http';
 import { request as httpsRequest } from 'node:https';
 import { join } from 'node:path';
-import { X509Certificate } from 'node:crypto';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import type { PeerCertificate } from 'node:tls';
 import WebSocket, { type ClientOptions } from 'ws';
 import type { NodeAgent } from '../api/types.js';
@@ -129,7 +130,8 @@ export async function joinCluster(args: {
     const sameCluster = certificateFingerprint(stored.caCertificatePem) === token.caFingerprint;
     const cert = new X509Certificate(stored.certificatePem);
     const named = /^CN=(.*)$/m.exec(cert.subject)?.[1];
-    if (sameCluster && named === args.node && new Date(cert.validTo).getTime() > Date.now()) {
+    const current = sameCluster && named === args.node && new Date(cert.validTo).getTime() > Date.now();
+    if (current && keyMatches(cert, stored.privateKeyPem)) {
       args.log.info({ validTo: cert.validTo }, 'using the node certificate from the state dir');
       return stored as NodeCredentials;
     }
@@ -170,6 +172,19 @@ export async function joinCluster(args: {
   return credentials;
 }
 
+/**
+ * Whether the stored key belongs to the stored certificate: the three files are written one by
+ * one, so a failed save (a full disk) can leave a new key beside an old certificate; such a pair
+ * is not used and the node joins again with its token.
+ */
+function keyMatches(certificate: X509Certificate, privateKeyPem: string): boolean {
+  try {
+    return certificate.checkPrivateKey(createPrivateKey(privateKeyPem));
+  } catch {
+    return false;
+  }
+}
+
 async function saveCredentials(stateDir: string, credentials: NodeCredentials): Promise<void> {
   const paths = credentialPaths(stateDir);
   await writeFileAtomic(paths.key, credentials.privateKeyPem, 0o600);
@@ -185,126 +200,138 @@ export interface OperatorConnection {
   close(): Promise<void>;
 }
 
-/**
- * Keeps a WebSocket to the operator open, reconnecting with back-off (0.5 s doubling to 5 s)
- * after a drop, and answers the NodeAgent calls that arrive on it. A refusal (HTTP 401 on the
- * upgrade: revoked, expired, not joined) is final: `refused` rejects with the operator's reason.
- */
-export function connectToOperator(args: {
+interface ConnectArgs {
   url: string;
   credentials: NodeCredentials;
   /** Where renewed credentials are kept. */
   stateDir: string;
   agent: NodeAgent;
   log: Logger;
-}): OperatorConnection {
-  const { log } = args;
-  let credentials = args.credentials;
-  const wsUrl = new URL(CLUSTER_PATHS.connect, args.url.replace(/^http/, 'ws'));
-  let closed = false;
-  let socket: WebSocket | null = null;
-  let retryMs = 500;
-  let retryTimer: NodeJS.Timeout | null = null;
-  let readyResolve: () => void = () => undefined;
-  let refusedReject: (error: BerthError) => void = () => undefined;
-  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
-  const refused = new Promise<never>((_resolve, reject) => (refusedReject = reject));
-  refused.catch(() => undefined);
+}
 
-  const dial = (): void => {
-    if (closed) return;
-    const ws = new WebSocket(wsUrl, {
-      ca: credentials.caCertificatePem,
-      cert: credentials.certificatePem,
-      key: credentials.privateKeyPem,
-      rejectUnauthorized: true,
-      // ws hands TLS options to tls.connect as they are; its typings describe another signature.
-      checkServerIdentity: checkOperatorIdentity as unknown as NonNullable<
-        ClientOptions['checkServerIdentity']
-      >,
-      handshakeTimeout: 10_000,
-      maxPayload: 64 * 1024 * 1024,
-    });
-    socket = ws;
-    let silence: NodeJS.Timeout | null = null;
-    const heard = (): void => {
-      if (silence) clearTimeout(silence);
-      silence = setTimeout(() => {
-        log.warn({ silentMs: AGENT_SILENCE_MS }, 'no heartbeat from the operator: reconnecting');
-        ws.terminate();
-      }, AGENT_SILENCE_MS);
-    };
-    ws.on('unexpected-response', (_request, response) => {
-      const chunks: Buffer[] = [];
-      response.on('data', (chunk: Buffer) => chunks.push(chunk));
-      response.on('end', () => {
-        let body: unknown = undefined;
-        try {
-          body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-        } catch {
-          body = undefined;
-        }
-        const error = errorFromWire(
-          body,
-          `the operator refused the connection with HTTP ${response.statusCode}`,
-        );
-        if (response.statusCode === 401 || response.statusCode === 403) {
-          closed = true;
-          log.error({ reason: error.message }, 'the operator refused this node');
-          refusedReject(error);
-        }
-        ws.terminate();
-      });
-    });
-    ws.on('open', () => {
-      retryMs = 500;
-      log.info({ operator: args.url }, 'connected to the operator');
-      heard();
-      readyResolve();
-    });
-    ws.on('ping', heard);
-    serveNodeAgent(ws, args.agent, log);
-    ws.on('error', (error) => log.warn({ err: error.message }, 'operator connection error'));
-    ws.on('close', () => {
-      if (silence) clearTimeout(silence);
-      if (socket === ws) socket = null;
-      if (closed) return;
-      log.warn({ retryMs }, 'operator connection lost: reconnecting');
-      retryTimer = setTimeout(dial, retryMs);
-      retryMs = Math.min(5000, retryMs * 2);
-    });
+/** What the dialler, the refusal reader and the renewal share about one agent's connection. */
+interface Link {
+  readonly args: ConnectArgs;
+  readonly wsUrl: URL;
+  credentials: NodeCredentials;
+  closed: boolean;
+  socket: WebSocket | null;
+  retryMs: number;
+  retryTimer: NodeJS.Timeout | null;
+  connected(): void;
+  refuse(error: BerthError): void;
+}
+
+/** Reads the body of a refused upgrade; a 401 or 403 ends the link for good. */
+function readRefusal(link: Link, ws: WebSocket, response: IncomingMessage): void {
+  const chunks: Buffer[] = [];
+  response.on('data', (chunk: Buffer) => chunks.push(chunk));
+  response.on('end', () => {
+    let body: unknown = undefined;
+    try {
+      body = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+    } catch {
+      body = undefined;
+    }
+    const error = errorFromWire(body, `the operator refused the connection with HTTP ${response.statusCode}`);
+    if (response.statusCode === 401 || response.statusCode === 403) {
+      link.closed = true;
+      link.args.log.error({ reason: error.message }, 'the operator refused this node');
+      link.refuse(error);
+    }
+    ws.terminate();
+  });
+}
+
+/** Terminates a socket that hears no ping from the operator for AGENT_SILENCE_MS; returns the reset. */
+function silenceWatchdog(ws: WebSocket, log: Logger): { heard: () => void; stop: () => void } {
+  let silence: NodeJS.Timeout | null = null;
+  const stop = (): void => {
+    if (silence) clearTimeout(silence);
   };
-  dial();
+  const heard = (): void => {
+    stop();
+    silence = setTimeout(() => {
+      log.warn({ silentMs: AGENT_SILENCE_MS }, 'no heartbeat from the operator: reconnecting');
+      ws.terminate();
+    }, AGENT_SILENCE_MS);
+  };
+  return { heard, stop };
+}
 
-  // Renewal: once a third of the certificate's lifetime is left, ask for the next one with the
-  // current one, keep it, and reconnect with it. Checked ten times per lifetime (at most hourly).
+/** Opens one WebSocket to the operator; after a drop, dials again with back-off (0.5 s doubling to 5 s). */
+function dial(link: Link): void {
+  if (link.closed) return;
+  const { log } = link.args;
+  const ws = new WebSocket(link.wsUrl, {
+    ca: link.credentials.caCertificatePem,
+    cert: link.credentials.certificatePem,
+    key: link.credentials.privateKeyPem,
+    rejectUnauthorized: true,
+    // ws hands TLS options to tls.connect as they are; its typings describe another signature.
+    checkServerIdentity: checkOperatorIdentity as unknown as NonNullable<
+      ClientOptions['checkServerIdentity']
+    >,
+    handshakeTimeout: 10_000,
+    maxPayload: 64 * 1024 * 1024,
+  });
+  link.socket = ws;
+  const watchdog = silenceWatchdog(ws, log);
+  ws.on('unexpected-response', (_request, response) => readRefusal(link, ws, response));
+  ws.on('open', () => {
+    link.retryMs = 500;
+    log.info({ operator: link.args.url }, 'connected to the operator');
+    watchdog.heard();
+    link.connected();
+  });
+  ws.on('ping', watchdog.heard);
+  serveNodeAgent(ws, link.args.agent, log);
+  ws.on('error', (error) => log.warn({ err: error.message }, 'operator connection error'));
+  ws.on('close', () => {
+    watchdog.stop();
+    if (link.socket === ws) link.socket = null;
+    if (link.closed) return;
+    log.warn({ retryMs: link.retryMs }, 'operator connection lost: reconnecting');
+    link.retryTimer = setTimeout(() => dial(link), link.retryMs);
+    link.retryMs = Math.min(5000, link.retryMs * 2);
+  });
+}
+
+/**
+ * Renewal: once a third of the certificate's lifetime is left, ask for the next one with the
+ * current one, keep it, and reconnect with it. Checked ten times per lifetime (at most hourly).
+ * The operator revokes the old certificate as it issues the new one, so the new one is used even
+ * when saving it fails; the save is then tried again at every check until it lands.
+ */
+function startRenewal(link: Link): NodeJS.Timeout {
+  const { log } = link.args;
   let renewing = false;
+  let unsaved = false;
+  const save = async (): Promise<void> => {
+    try {
+      await saveCredentials(link.args.stateDir, link.credentials);
+      unsaved = false;
+    } catch (error) {
+      unsaved = true;
+      log.error(
+        { err: error instanceof Error ? error.message : String(error) },
+        'cannot save the renewed node certificate; will retry (a restart before then joins again with the token)',
+      );
+    }
+  };
   const renewIfDue = async (): Promise<void> => {
-    const current = new X509Certificate(credentials.certificatePem);
-    if (renewing || closed || Date.now() < renewalDueAt(current)) return;
+    if (renewing || link.closed) return;
+    if (unsaved) await save();
+    if (Date.now() < renewalDueAt(new X509Certificate(link.credentials.certificatePem))) return;
     renewing = true;
     try {
-      const keys = generateKeyPair();
-      const answer = (await requestJson(
-        args.url,
-        {
-          ca: credentials.caCertificatePem,
-          cert: credentials.certificatePem,
-          key: credentials.privateKeyPem,
-        },
-        'POST',
-        CLUSTER_PATHS.renew,
-        { publicKeyPem: keys.publicKeyPem },
-      )) as { certificatePem?: unknown };
-      if (typeof answer.certificatePem !== 'string') throw new Error('the operator sent no certificate');
-      credentials = {
-        ...credentials,
-        certificatePem: answer.certificatePem,
-        privateKeyPem: keys.privateKeyPem,
-      };
-      await saveCredentials(args.stateDir, credentials);
-      log.info({ validTo: new X509Certificate(answer.certificatePem).validTo }, 'node certificate renewed');
-      socket?.close(1000, 'reconnecting with a renewed certificate');
+      link.credentials = await requestRenewal(link.args.url, link.credentials);
+      await save();
+      log.info(
+        { validTo: new X509Certificate(link.credentials.certificatePem).validTo },
+        'node certificate renewed',
+      );
+      link.socket?.close(1000, 'reconnecting with a renewed certificate');
     } catch (error) {
       log.warn(
         { err: error instanceof Error ? error.message : String(error) },
@@ -314,22 +341,59 @@ export function connectToOperator(args: {
       renewing = false;
     }
   };
-  const first = new X509Certificate(credentials.certificatePem);
+  const first = new X509Certificate(link.credentials.certificatePem);
   const lifetimeMs = new Date(first.validTo).getTime() - new Date(first.validFrom).getTime() - CLOCK_SKEW_MS;
-  const renewTimer = setInterval(
-    () => void renewIfDue(),
-    Math.min(3_600_000, Math.max(1000, lifetimeMs / 10)),
-  );
-  renewTimer.unref();
+  const timer = setInterval(() => void renewIfDue(), Math.min(3_600_000, Math.max(1000, lifetimeMs / 10)));
+  timer.unref();
+  return timer;
+}
 
+/** Asks the operator for the next certificate (for a fresh key), authenticated with the current one. */
+async function requestRenewal(url: string, credentials: NodeCredentials): Promise<NodeCredentials> {
+  const keys = generateKeyPair();
+  const answer = (await requestJson(
+    url,
+    { ca: credentials.caCertificatePem, cert: credentials.certificatePem, key: credentials.privateKeyPem },
+    'POST',
+    CLUSTER_PATHS.renew,
+    { publicKeyPem: keys.publicKeyPem },
+  )) as { certificatePem?: unknown };
+  if (typeof answer.certificatePem !== 'string') throw new Error('the operator sent no certificate');
+  return { ...credentials, certificatePem: answer.certificatePem, privateKeyPem: keys.privateKeyPem };
+}
+
+/**
+ * Keeps a WebSocket to the operator open, reconnecting with back-off after a drop, and answers
+ * the NodeAgent calls that arrive on it. A refusal (HTTP 401 on the upgrade: revoked, expired,
+ * not joined) is final: `refused` rejects with the operator's reason.
+ */
+export function connectToOperator(args: ConnectArgs): OperatorConnection {
+  let readyResolve: () => void = () => undefined;
+  let refusedReject: (error: BerthError) => void = () => undefined;
+  const ready = new Promise<void>((resolve) => (readyResolve = resolve));
+  const refused = new Promise<never>((_resolve, reject) => (refusedReject = reject));
+  refused.catch(() => undefined);
+  const link: Link = {
+    args,
+    wsUrl: new URL(CLUSTER_PATHS.connect, args.url.replace(/^http/, 'ws')),
+    credentials: args.credentials,
+    closed: false,
+    socket: null,
+    retryMs: 500,
+    retryTimer: null,
+    connected: () => readyResolve(),
+    refuse: (error) => refusedReject(error),
+  };
+  dial(link);
+  const renewTimer = startRenewal(link);
   return {
     ready,
     refused,
     async close() {
-      closed = true;
+      link.closed = true;
       clearInterval(renewTimer);
-      if (retryTimer) clearTimeout(retryTimer);
-      socket?.close(1001, 'agent stopping');
+      if (link.retryTimer) clearTimeout(link.retryTimer);
+      link.socket?.close(1001, 'agent stopping');
     },
   };
 }

@@ -41,13 +41,41 @@ export function describeSchemaErrors(errors: readonly ErrorObject[], data: unkno
   return violations;
 }
 
+/** What the schema says about the field in error, and how its value may be quoted back. */
+interface ErrorContext {
+  hints: SchemaHints;
+  params: Record<string, unknown>;
+  /** `, got <value>`, or empty for `writeOnly` (secret) fields. */
+  got: string;
+  /** The schema's own wording (`errorMessage`), when it has one. */
+  custom: string | null;
+}
+
 function describeSchemaError(error: ErrorObject, data: unknown): SchemaViolation {
   const path = toFieldPath(error.instancePath, data);
   const hints = (typeof error.parentSchema === 'object' ? error.parentSchema : {}) as SchemaHints;
-  const params = error.params as Record<string, unknown>;
-  const got = hints.writeOnly === true ? '' : `, got ${describeValue(error.data)}`;
-  const custom = typeof hints.errorMessage === 'string' ? hints.errorMessage : null;
+  const context: ErrorContext = {
+    hints,
+    params: error.params as Record<string, unknown>,
+    got: hints.writeOnly === true ? '' : `, got ${describeValue(error.data)}`,
+    custom: typeof hints.errorMessage === 'string' ? hints.errorMessage : null,
+  };
+  return (
+    describeKeyError(error, path, context) ?? {
+      path,
+      at: 'value',
+      message: atFieldPath(path, describeValueError(error, context)),
+    }
+  );
+}
 
+/** Errors about a key (an invalid, unknown or missing field, or a choice of fields); null for the rest. */
+function describeKeyError(
+  error: ErrorObject,
+  path: FieldPath,
+  context: ErrorContext,
+): SchemaViolation | null {
+  const { hints, params, custom } = context;
   // Errors about a property name (propertyNames) carry it in `propertyName`.
   const propertyName = (error as ErrorObject & { propertyName?: string }).propertyName;
   if (propertyName !== undefined) {
@@ -61,7 +89,6 @@ function describeSchemaError(error: ErrorObject, data: unknown): SchemaViolation
       message: atFieldPath(path, `invalid key ${JSON.stringify(propertyName)}: ${hint}`),
     };
   }
-
   switch (error.keyword) {
     case 'required': {
       const missing = String(params['missingProperty']);
@@ -83,69 +110,50 @@ function describeSchemaError(error: ErrorObject, data: unknown): SchemaViolation
     case 'oneOf':
     case 'anyOf':
       return { path, at: 'key', message: atFieldPath(path, custom ?? describeAlternatives(hints, error)) };
-    case 'type': {
-      const expected = String(params['type']).split(',').join(' or ');
-      return { path, at: 'value', message: atFieldPath(path, `${custom ?? `must be ${expected}`}${got}`) };
-    }
+    default:
+      return null;
+  }
+}
+
+/** The message (without the field path) for an error about a field's value. */
+function describeValueError(error: ErrorObject, context: ErrorContext): string {
+  const { hints, params, got, custom } = context;
+  switch (error.keyword) {
+    case 'type':
+      return `${custom ?? `must be ${String(params['type']).split(',').join(' or ')}`}${got}`;
     case 'enum': {
       const allowed = (params['allowedValues'] as unknown[]).map((value) => JSON.stringify(value)).join(', ');
-      return {
-        path,
-        at: 'value',
-        message: atFieldPath(path, `${custom ?? `must be one of ${allowed}`}${got}`),
-      };
+      return `${custom ?? `must be one of ${allowed}`}${got}`;
     }
     case 'const':
-      return {
-        path,
-        at: 'value',
-        message: atFieldPath(path, `${custom ?? `must be ${JSON.stringify(params['allowedValue'])}`}${got}`),
-      };
+      return `${custom ?? `must be ${JSON.stringify(params['allowedValue'])}`}${got}`;
     case 'pattern': {
       const hint = typeof hints.patternErrorMessage === 'string' ? hints.patternErrorMessage : custom;
-      return {
-        path,
-        at: 'value',
-        message: atFieldPath(path, `${hint ?? `must match ${String(params['pattern'])}`}${got}`),
-      };
+      return `${hint ?? `must match ${String(params['pattern'])}`}${got}`;
     }
     case 'minimum':
     case 'maximum':
     case 'exclusiveMinimum':
-    case 'exclusiveMaximum': {
-      const bound = `must be ${String(params['comparison'])} ${String(params['limit'])}`;
-      return { path, at: 'value', message: atFieldPath(path, `${custom ?? bound}${got}`) };
-    }
+    case 'exclusiveMaximum':
+      return `${custom ?? `must be ${String(params['comparison'])} ${String(params['limit'])}`}${got}`;
     case 'minLength':
     case 'minItems': {
       const limit = Number(params['limit']);
       const unit = error.keyword === 'minLength' ? 'characters' : 'items';
-      const text = limit === 1 ? 'must not be empty' : `must have at least ${limit} ${unit}`;
-      return { path, at: 'value', message: atFieldPath(path, custom ?? text) };
+      return custom ?? (limit === 1 ? 'must not be empty' : `must have at least ${limit} ${unit}`);
     }
     case 'maxLength':
     case 'maxItems': {
       const unit = error.keyword === 'maxLength' ? 'characters' : 'items';
-      return {
-        path,
-        at: 'value',
-        message: atFieldPath(path, custom ?? `must have at most ${String(params['limit'])} ${unit}`),
-      };
+      return custom ?? `must have at most ${String(params['limit'])} ${unit}`;
     }
     case 'uniqueItems':
-      return {
-        path,
-        at: 'value',
-        message: atFieldPath(
-          path,
-          `must not repeat a value (items ${String(params['j'])} and ${String(params['i'])} are equal)`,
-        ),
-      };
+      return `must not repeat a value (items ${String(params['j'])} and ${String(params['i'])} are equal)`;
     case 'not':
     case 'false schema':
-      return { path, at: 'value', message: atFieldPath(path, custom ?? 'is not allowed here') };
+      return custom ?? 'is not allowed here';
     default:
-      return { path, at: 'value', message: atFieldPath(path, custom ?? error.message ?? 'is invalid') };
+      return custom ?? error.message ?? 'is invalid';
   }
 }
 

@@ -41,169 +41,214 @@ const HOP_BY_HOP = [
   'upgrade',
 ];
 
-export async function createHttpBalancer(options: TcpBalancerOptions): Promise<HttpBalancer> {
-  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
-  const rotation = new BackendRotation();
-  const pools = new Map<string, { key: string; agent: Agent }>();
-  const retire = (id: string): void => {
-    pools.get(id)?.agent.destroy();
-    pools.delete(id);
-  };
-  // A backend that left the table: its idle pooled connections go once it is done.
-  const inFlight = new InFlight((id) => {
-    if (!rotation.has(id)) retire(id);
-  });
-  const upgraded = new Set<Socket>();
+/** One kept-alive connection pool per backend, replaced when the backend's address changes. */
+class BackendPools {
+  private readonly pools = new Map<string, { key: string; agent: Agent }>();
 
-  const poolFor = (backend: MeshBackend): Agent => {
+  for(backend: MeshBackend): Agent {
     const key = `${backend.host}:${backend.port}`;
-    const pool = pools.get(backend.id);
+    const pool = this.pools.get(backend.id);
     if (pool && pool.key === key) return pool.agent;
     pool?.agent.destroy();
     const agent = new Agent({ keepAlive: true, keepAliveMsecs: 1000, maxFreeSockets: 64 });
-    pools.set(backend.id, { key, agent });
+    this.pools.set(backend.id, { key, agent });
     return agent;
-  };
+  }
 
-  const forwardedHeaders = (req: IncomingMessage): OutgoingHttpHeaders => {
-    const headers: OutgoingHttpHeaders = { ...req.headers };
-    const listed = String(req.headers.connection ?? '')
-      .split(',')
-      .map((h) => h.trim().toLowerCase());
-    for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
-    const client = req.socket.remoteAddress ?? '';
-    const prior = req.headers['x-forwarded-for'];
-    headers['x-forwarded-for'] = prior ? `${String(prior)}, ${client}` : client;
-    headers['x-forwarded-proto'] ??= 'http';
-    if (req.headers.host !== undefined) headers['x-forwarded-host'] ??= req.headers.host;
-    return headers;
-  };
+  retire(id: string): void {
+    this.pools.get(id)?.agent.destroy();
+    this.pools.delete(id);
+  }
 
-  /** One attempt: 'answered' once the replica's response is on its way to the client. */
-  const attempt = (
-    backend: MeshBackend,
-    req: IncomingMessage,
-    res: ServerResponse,
-    body: boolean,
-  ): Promise<'answered' | 'failed'> =>
-    new Promise((resolve) => {
-      inFlight.begin(backend.id);
-      let settled = false;
-      const settle = (outcome: 'answered' | 'failed'): void => {
-        if (settled) return;
-        settled = true;
-        if (outcome === 'failed') inFlight.end(backend.id);
-        resolve(outcome);
-      };
-      const upstream = httpRequest({
-        host: backend.host,
-        port: backend.port,
-        method: req.method,
-        path: req.url,
-        headers: forwardedHeaders(req),
-        agent: poolFor(backend),
-        timeout: 0,
-      });
-      // Bounds the connect only: cleared as soon as the socket is connected (or reused from the pool).
-      const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), connectTimeoutMs);
-      upstream.on('socket', (socket: Socket) => {
-        if (!socket.connecting) clearTimeout(timer);
-        else socket.once('connect', () => clearTimeout(timer));
-      });
-      upstream.on('response', (answer) => {
-        clearTimeout(timer);
-        rotation.succeeded(backend.id);
-        settle('answered');
-        const headers: OutgoingHttpHeaders = { ...answer.headers };
-        for (const name of HOP_BY_HOP) delete headers[name];
-        res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
-        answer.pipe(res);
-        const done = (): void => inFlight.end(backend.id);
-        answer.once('end', done);
-        answer.once('error', () => res.destroy());
-        res.once('close', () => {
-          if (!answer.complete) answer.destroy();
-        });
-        answer.once('close', () => {
-          if (!answer.complete) {
-            // The replica went away in the middle of the answer: the client must see it.
-            res.destroy();
-            done();
-          }
-        });
-      });
-      upstream.on('error', (error) => {
-        clearTimeout(timer);
-        if (!settled) {
-          options.log.debug(
-            { backend: backend.id, err: error },
-            'replica did not answer; trying the next one',
-          );
-          rotation.failed(backend.id);
-        }
-        settle('failed');
-      });
-      if (body) req.pipe(upstream);
-      else upstream.end();
-    });
+  ids(): string[] {
+    return [...this.pools.keys()];
+  }
 
-  const handle = async (req: IncomingMessage, res: ServerResponse): Promise<void> => {
-    const list = rotation.order();
-    if (list.length === 0) {
-      res.writeHead(503, { 'content-type': 'text/plain', connection: 'close' });
-      res.end('no healthy replica\n');
-      return;
+  destroyAll(): void {
+    for (const { agent } of this.pools.values()) agent.destroy();
+    this.pools.clear();
+  }
+}
+
+/** What the request path, the upgrade path and the balancer's life cycle share. */
+interface HttpBalancerParts {
+  rotation: BackendRotation;
+  inFlight: InFlight;
+  pools: BackendPools;
+  /** Upgraded (WebSocket) connections to replicas, closed with the balancer. */
+  upgraded: Set<Socket>;
+  connectTimeoutMs: number;
+  log: TcpBalancerOptions['log'];
+}
+
+function forwardedHeaders(req: IncomingMessage): OutgoingHttpHeaders {
+  const headers: OutgoingHttpHeaders = { ...req.headers };
+  const listed = String(req.headers.connection ?? '')
+    .split(',')
+    .map((h) => h.trim().toLowerCase());
+  for (const name of [...HOP_BY_HOP, ...listed]) delete headers[name];
+  const client = req.socket.remoteAddress ?? '';
+  const prior = req.headers['x-forwarded-for'];
+  headers['x-forwarded-for'] = prior ? `${String(prior)}, ${client}` : client;
+  headers['x-forwarded-proto'] ??= 'http';
+  if (req.headers.host !== undefined) headers['x-forwarded-host'] ??= req.headers.host;
+  return headers;
+}
+
+/** Streams a replica's answer to the client; the backend's request ends with the answer. */
+function relayAnswer(
+  parts: HttpBalancerParts,
+  backendId: string,
+  answer: IncomingMessage,
+  res: ServerResponse,
+): void {
+  const headers: OutgoingHttpHeaders = { ...answer.headers };
+  for (const name of HOP_BY_HOP) delete headers[name];
+  res.writeHead(answer.statusCode ?? 502, answer.statusMessage, headers);
+  answer.pipe(res);
+  const done = (): void => parts.inFlight.end(backendId);
+  answer.once('end', done);
+  answer.once('error', () => res.destroy());
+  res.once('close', () => {
+    if (!answer.complete) answer.destroy();
+  });
+  answer.once('close', () => {
+    if (!answer.complete) {
+      // The replica went away in the middle of the answer: the client must see it.
+      res.destroy();
+      done();
     }
-    const hasBody =
-      req.headers['transfer-encoding'] !== undefined ||
-      (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
-    // Only what can be sent twice without harm is: an idempotent method without a body.
-    const retryable = IDEMPOTENT.has(req.method ?? '') && !hasBody;
-    for (const backend of retryable ? list : list.slice(0, 1)) {
-      if (res.destroyed) return;
-      if ((await attempt(backend, req, res, hasBody)) === 'answered') return;
-    }
-    if (!res.headersSent) {
-      res.writeHead(502, { 'content-type': 'text/plain' });
-      res.end('no replica answered\n');
-    } else res.destroy();
-  };
+  });
+}
 
-  const upgrade = (req: IncomingMessage, client: Duplex, head: Buffer): void => {
-    const backend = rotation.order()[0];
-    if (!backend) {
-      client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
-      return;
-    }
-    inFlight.begin(backend.id);
-    const upstream = connect({ host: backend.host, port: backend.port });
-    upgraded.add(upstream);
-    upstream.once('close', () => {
-      upgraded.delete(upstream);
-      inFlight.end(backend.id);
-      client.destroy();
+/** One attempt: 'answered' once the replica's response is on its way to the client. */
+function attemptRequest(
+  parts: HttpBalancerParts,
+  backend: MeshBackend,
+  exchange: { req: IncomingMessage; res: ServerResponse; body: boolean },
+): Promise<'answered' | 'failed'> {
+  const { req, res } = exchange;
+  return new Promise((resolve) => {
+    parts.inFlight.begin(backend.id);
+    let settled = false;
+    const settle = (outcome: 'answered' | 'failed'): void => {
+      if (settled) return;
+      settled = true;
+      if (outcome === 'failed') parts.inFlight.end(backend.id);
+      resolve(outcome);
+    };
+    const upstream = httpRequest({
+      host: backend.host,
+      port: backend.port,
+      method: req.method,
+      path: req.url,
+      headers: forwardedHeaders(req),
+      agent: parts.pools.for(backend),
+      timeout: 0,
     });
-    client.on('error', () => upstream.destroy());
-    client.once('close', () => upstream.destroy());
-    upstream.on('error', () => client.destroy());
-    upstream.once('connect', () => {
-      const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
-      for (let i = 0; i < req.rawHeaders.length; i += 2)
-        lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
-      upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
-      if (head.length > 0) upstream.write(head);
-      upstream.pipe(client);
-      client.pipe(upstream);
+    // Bounds the connect only: cleared as soon as the socket is connected (or reused from the pool).
+    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), parts.connectTimeoutMs);
+    upstream.on('socket', (socket: Socket) => {
+      if (!socket.connecting) clearTimeout(timer);
+      else socket.once('connect', () => clearTimeout(timer));
     });
-  };
+    upstream.on('response', (answer) => {
+      clearTimeout(timer);
+      parts.rotation.succeeded(backend.id);
+      settle('answered');
+      relayAnswer(parts, backend.id, answer, res);
+    });
+    upstream.on('error', (error) => {
+      clearTimeout(timer);
+      if (!settled) {
+        parts.log.debug({ backend: backend.id, err: error }, 'replica did not answer; trying the next one');
+        parts.rotation.failed(backend.id);
+      }
+      settle('failed');
+    });
+    if (exchange.body) req.pipe(upstream);
+    else upstream.end();
+  });
+}
 
+async function handleRequest(
+  parts: HttpBalancerParts,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const list = parts.rotation.order();
+  if (list.length === 0) {
+    res.writeHead(503, { 'content-type': 'text/plain', connection: 'close' });
+    res.end('no healthy replica\n');
+    return;
+  }
+  const body =
+    req.headers['transfer-encoding'] !== undefined ||
+    (req.headers['content-length'] !== undefined && req.headers['content-length'] !== '0');
+  // Only what can be sent twice without harm is: an idempotent method without a body.
+  const retryable = IDEMPOTENT.has(req.method ?? '') && !body;
+  for (const backend of retryable ? list : list.slice(0, 1)) {
+    if (res.destroyed) return;
+    if ((await attemptRequest(parts, backend, { req, res, body })) === 'answered') return;
+  }
+  if (!res.headersSent) {
+    res.writeHead(502, { 'content-type': 'text/plain' });
+    res.end('no replica answered\n');
+  } else res.destroy();
+}
+
+/** Relays an upgrade (WebSocket) byte for byte to one replica: the request line and headers, then both ways. */
+function relayUpgrade(parts: HttpBalancerParts, req: IncomingMessage, client: Duplex, head: Buffer): void {
+  const backend = parts.rotation.order()[0];
+  if (!backend) {
+    client.end('HTTP/1.1 503 Service Unavailable\r\nconnection: close\r\ncontent-length: 0\r\n\r\n');
+    return;
+  }
+  parts.inFlight.begin(backend.id);
+  const upstream = connect({ host: backend.host, port: backend.port });
+  parts.upgraded.add(upstream);
+  upstream.once('close', () => {
+    parts.upgraded.delete(upstream);
+    parts.inFlight.end(backend.id);
+    client.destroy();
+  });
+  client.on('error', () => upstream.destroy());
+  client.once('close', () => upstream.destroy());
+  upstream.on('error', () => client.destroy());
+  upstream.once('connect', () => {
+    const lines = [`${req.method} ${req.url} HTTP/${req.httpVersion}`];
+    for (let i = 0; i < req.rawHeaders.length; i += 2)
+      lines.push(`${req.rawHeaders[i]}: ${req.rawHeaders[i + 1]}`);
+    upstream.write(`${lines.join('\r\n')}\r\n\r\n`);
+    if (head.length > 0) upstream.write(head);
+    upstream.pipe(client);
+    client.pipe(upstream);
+  });
+}
+
+export async function createHttpBalancer(options: TcpBalancerOptions): Promise<HttpBalancer> {
+  const rotation = new BackendRotation();
+  const pools = new BackendPools();
+  const parts: HttpBalancerParts = {
+    rotation,
+    pools,
+    // A backend that left the table: its idle pooled connections go once it is done.
+    inFlight: new InFlight((id) => {
+      if (!rotation.has(id)) pools.retire(id);
+    }),
+    upgraded: new Set<Socket>(),
+    connectTimeoutMs: options.connectTimeoutMs ?? 1000,
+    log: options.log,
+  };
   const server: Server = createServer({ keepAlive: true }, (req, res) => {
-    void handle(req, res).catch((error: unknown) => {
+    void handleRequest(parts, req, res).catch((error: unknown) => {
       options.log.warn({ err: error }, 'mesh request failed');
       res.destroy();
     });
   });
-  server.on('upgrade', upgrade);
+  server.on('upgrade', (req: IncomingMessage, client: Duplex, head: Buffer) =>
+    relayUpgrade(parts, req, client, head),
+  );
   server.on('clientError', (_error, socket) => socket.destroy());
   const port = await listenOn(server, options.host, options.port);
 
@@ -212,16 +257,15 @@ export async function createHttpBalancer(options: TcpBalancerOptions): Promise<H
     port,
     setBackends(list) {
       rotation.set(list);
-      for (const id of [...pools.keys()]) if (!rotation.has(id) && !inFlight.has(id)) retire(id);
+      for (const id of pools.ids()) if (!rotation.has(id) && !parts.inFlight.has(id)) pools.retire(id);
     },
-    activeConnections: (backendId) => inFlight.count(backendId),
-    drained: (backendId, timeoutMs) => inFlight.drained(backendId, timeoutMs),
+    activeConnections: (backendId) => parts.inFlight.count(backendId),
+    drained: (backendId, timeoutMs) => parts.inFlight.drained(backendId, timeoutMs),
     async close() {
       const closed = new Promise<void>((resolve) => server.close(() => resolve()));
       server.closeAllConnections();
-      for (const socket of upgraded) socket.destroy();
-      for (const { agent } of pools.values()) agent.destroy();
-      pools.clear();
+      for (const socket of parts.upgraded) socket.destroy();
+      pools.destroyAll();
       await closed;
     },
   };

@@ -53,24 +53,64 @@ export interface NodeMeshOptions {
   discovery?: ServiceDiscovery | null;
 }
 
+/** A backend that left a listener's routes: drained before it is forgotten. */
+interface Leaving {
+  listener: Listener;
+  id: string;
+}
+
 export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
-  const log = options.log.child({ mesh: options.address });
-  const discovery = options.discovery ?? null;
+  return new RoutingMesh(options);
+}
+
+class RoutingMesh implements NodeMesh {
+  private readonly log: Logger;
+  private readonly discovery: ServiceDiscovery | null;
   /** By `host:port`. */
-  const listeners = new Map<string, Listener>();
+  private readonly listeners = new Map<string, Listener>();
   /** Endpoints whose balancer could not listen (taken by something else), so we say it once. */
-  const refused = new Set<string>();
-  let version = -1;
-  let closed = false;
+  private readonly refused = new Set<string>();
+  private version = -1;
+  private closed = false;
   // Table changes are applied one at a time (balancers open asynchronously); drains are waited
   // for outside this chain, so a long drain never holds back the next table.
-  let applying: Promise<unknown> = Promise.resolve();
+  private applying: Promise<unknown> = Promise.resolve();
 
-  const endpoints = async (table: MeshRoutes): Promise<Map<string, Endpoint>> => {
+  constructor(private readonly options: NodeMeshOptions) {
+    this.log = options.log.child({ mesh: options.address });
+    this.discovery = options.discovery ?? null;
+  }
+
+  async apply(table: MeshRoutes, { drainTimeoutMs }: { drainTimeoutMs: number }): Promise<void> {
+    const step = this.applying.then(() => this.update(table));
+    this.applying = step.catch(() => undefined);
+    const leaving = await step;
+    await this.drain(leaving, drainTimeoutMs);
+  }
+
+  ports(): number[] {
+    const prefix = `${this.options.address}:`;
+    return [...this.listeners.keys()]
+      .filter((key) => key.startsWith(prefix))
+      .map((key) => Number(key.slice(prefix.length)))
+      .sort((a, b) => a - b);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.applying;
+    await Promise.all([...this.listeners.values()].map((l) => l.balancer.close()));
+    this.listeners.clear();
+    await this.discovery?.close();
+  }
+
+  /** Every address and port the table asks this node to serve, by `host:port`. */
+  private async endpoints(table: MeshRoutes): Promise<Map<string, Endpoint>> {
+    const { address } = this.options;
     const wanted = new Map<string, Endpoint>();
     for (const route of table.routes) {
-      wanted.set(`${options.address}:${route.published}`, {
-        host: options.address,
+      wanted.set(`${address}:${route.published}`, {
+        host: address,
         port: route.published,
         service: route.service,
         backends: route.backends,
@@ -79,6 +119,7 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
       });
     }
     const services = table.services ?? [];
+    const discovery = this.discovery;
     if (discovery === null || services.length === 0 || !(await discovery.ready())) return wanted;
     const keys: string[] = [];
     for (const service of services) {
@@ -87,8 +128,8 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
       try {
         host = discovery.assign(key);
       } catch (error) {
-        if (!refused.has(key)) log.error({ service: key, err: error }, 'service gets no address');
-        refused.add(key);
+        if (!this.refused.has(key)) this.log.error({ service: key, err: error }, 'service gets no address');
+        this.refused.add(key);
         continue;
       }
       keys.push(key);
@@ -105,63 +146,66 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
     }
     discovery.setServices(keys);
     return wanted;
-  };
+  }
 
-  const update = async (table: MeshRoutes): Promise<{ listener: Listener; id: string }[]> => {
-    if (closed || table.version < version) return [];
-    version = table.version;
-    const wanted = await endpoints(table);
-    const leaving: { listener: Listener; id: string }[] = [];
-
+  private async update(table: MeshRoutes): Promise<Leaving[]> {
+    if (this.closed || table.version < this.version) return [];
+    this.version = table.version;
+    const wanted = await this.endpoints(table);
+    const leaving: Leaving[] = [];
     for (const [key, endpoint] of wanted) {
-      const { host, port, service, what, http } = endpoint;
-      let listener = listeners.get(key);
-      if (listener && listener.http !== http) {
-        // appProtocol changed: a balancer of the other kind takes over; connections open through
-        // the old one are cut (a rare, deliberate change).
-        await listener.balancer.close();
-        listeners.delete(key);
-        listener = undefined;
-      }
-      if (!listener) {
-        try {
-          const balancer = await (http ? createHttpBalancer : createTcpBalancer)({ host, port, log });
-          listener = { balancer, http, service, known: new Set(), current: new Set() };
-          listeners.set(key, listener);
-          refused.delete(key);
-          log.info({ address: key, service, http }, `routing mesh serves a ${what}`);
-        } catch (error) {
-          if (!refused.has(key)) {
-            log.error(
-              { address: key, service, err: error },
-              `cannot serve a ${what} on this node (is it taken by another process?)`,
-            );
-          }
-          refused.add(key);
-          continue;
-        }
-      }
+      const listener = await this.listenerFor(key, endpoint);
+      if (!listener) continue;
       listener.balancer.setBackends(endpoint.backends);
       const ids = new Set(endpoint.backends.map((b) => b.id));
       for (const id of listener.known) if (!ids.has(id)) leaving.push({ listener, id });
       for (const id of ids) listener.known.add(id);
       listener.current = ids;
     }
-
-    for (const [key, listener] of listeners) {
+    for (const [key, listener] of this.listeners) {
       if (wanted.has(key)) continue;
       // An endpoint nothing serves any more: new connections are refused at once, the open
       // ones finish (within the drain bound) before the listener goes.
       listener.balancer.setBackends([]);
       listener.current = new Set();
       for (const id of listener.known) leaving.push({ listener, id });
-      listeners.delete(key);
-      log.info({ address: key, service: listener.service }, 'routing mesh no longer serves an address');
+      this.listeners.delete(key);
+      this.log.info({ address: key, service: listener.service }, 'routing mesh no longer serves an address');
     }
     return leaving;
-  };
+  }
 
-  const drain = async (leaving: { listener: Listener; id: string }[], timeoutMs: number): Promise<void> => {
+  /** The balancer serving `key`, opened when missing; null when it cannot listen there. */
+  private async listenerFor(key: string, endpoint: Endpoint): Promise<Listener | null> {
+    const { host, port, service, what, http } = endpoint;
+    const existing = this.listeners.get(key);
+    if (existing && existing.http === http) return existing;
+    if (existing) {
+      // appProtocol changed: a balancer of the other kind takes over; connections open through
+      // the old one are cut (a rare, deliberate change).
+      await existing.balancer.close();
+      this.listeners.delete(key);
+    }
+    try {
+      const balancer = await (http ? createHttpBalancer : createTcpBalancer)({ host, port, log: this.log });
+      const listener: Listener = { balancer, http, service, known: new Set(), current: new Set() };
+      this.listeners.set(key, listener);
+      this.refused.delete(key);
+      this.log.info({ address: key, service, http }, `routing mesh serves a ${what}`);
+      return listener;
+    } catch (error) {
+      if (!this.refused.has(key)) {
+        this.log.error(
+          { address: key, service, err: error },
+          `cannot serve a ${what} on this node (is it taken by another process?)`,
+        );
+      }
+      this.refused.add(key);
+      return null;
+    }
+  }
+
+  private async drain(leaving: Leaving[], timeoutMs: number): Promise<void> {
     await Promise.all(
       leaving.map(async ({ listener, id }) => {
         if (listener.balancer.activeConnections(id) > 0) await listener.balancer.drained(id, timeoutMs);
@@ -169,37 +213,13 @@ export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
         if (!listener.current.has(id)) listener.known.delete(id);
       }),
     );
-    const orphans = new Set(
-      leaving.map((l) => l.listener).filter((l) => ![...listeners.values()].includes(l)),
-    );
+    const live = [...this.listeners.values()];
+    const orphans = new Set(leaving.map((l) => l.listener).filter((l) => !live.includes(l)));
     await Promise.all([...orphans].map((l) => l.balancer.close()));
     // A service that is gone gives its address back once nothing listens there any more.
-    if (discovery !== null) {
-      const serving = new Set([...listeners.values()].map((l) => l.service));
-      for (const { service } of orphans) if (!serving.has(service)) discovery.release(service);
+    if (this.discovery !== null) {
+      const serving = new Set([...this.listeners.values()].map((l) => l.service));
+      for (const { service } of orphans) if (!serving.has(service)) this.discovery.release(service);
     }
-  };
-
-  return {
-    async apply(table, { drainTimeoutMs }) {
-      const step = applying.then(() => update(table));
-      applying = step.catch(() => undefined);
-      const leaving = await step;
-      await drain(leaving, drainTimeoutMs);
-    },
-    ports() {
-      const prefix = `${options.address}:`;
-      return [...listeners.keys()]
-        .filter((key) => key.startsWith(prefix))
-        .map((key) => Number(key.slice(prefix.length)))
-        .sort((a, b) => a - b);
-    },
-    async close() {
-      closed = true;
-      await applying;
-      await Promise.all([...listeners.values()].map((l) => l.balancer.close()));
-      listeners.clear();
-      await discovery?.close();
-    },
-  };
+  }
 }

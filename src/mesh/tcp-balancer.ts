@@ -55,150 +55,182 @@ export function canReplay(
   return replay.bytes === 0 || IDEMPOTENT_HTTP.test(replay.head.toString('latin1'));
 }
 
-export async function createTcpBalancer(options: TcpBalancerOptions): Promise<TcpBalancer> {
-  const connectTimeoutMs = options.connectTimeoutMs ?? 1000;
-  const rotation = new BackendRotation();
-  const open = new InFlight();
-  const clients = new Set<Socket>();
-
-  const track = (id: string, socket: Socket): void => {
-    open.begin(id);
-    socket.once('close', () => open.end(id));
-  };
-
-  const dial = (backend: MeshBackend): Promise<Socket> =>
-    new Promise((resolve, reject) => {
-      const upstream = connect({ host: backend.host, port: backend.port });
-      const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), connectTimeoutMs);
-      upstream.once('connect', () => {
-        clearTimeout(timer);
-        resolve(upstream);
-      });
-      upstream.once('error', (error) => {
-        clearTimeout(timer);
-        reject(error);
-      });
+function dialBackend(backend: MeshBackend, connectTimeoutMs: number): Promise<Socket> {
+  return new Promise((resolve, reject) => {
+    const upstream = connect({ host: backend.host, port: backend.port });
+    const timer = setTimeout(() => upstream.destroy(new Error('connect timeout')), connectTimeoutMs);
+    upstream.once('connect', () => {
+      clearTimeout(timer);
+      resolve(upstream);
     });
+    upstream.once('error', (error) => {
+      clearTimeout(timer);
+      reject(error);
+    });
+  });
+}
 
-  const handle = async (client: Socket): Promise<void> => {
-    clients.add(client);
-    client.once('close', () => clients.delete(client));
+/**
+ * One client connection: forwards its bytes to the current backend and keeps what it sent before
+ * the first byte of an answer, so a backend that closes without answering can be replaced.
+ */
+class ClientRelay {
+  private readonly sent: Buffer[] = [];
+  private sentBytes = 0;
+  private overflow = false;
+  private answered = false;
+  private clientEnded = false;
+  private upstream: Socket | null = null;
+
+  constructor(readonly client: Socket) {
     client.pause();
     client.on('error', () => client.destroy());
-
-    // What the client sent before the first byte of an answer, for a replay on the next backend.
-    const sent: Buffer[] = [];
-    let sentBytes = 0;
-    let overflow = false;
-    let answered = false;
-    let clientEnded = false;
-    let upstream: Socket | null = null;
-    client.on('data', (chunk: Buffer) => {
-      if (!answered) {
-        if (sentBytes + chunk.length > REPLAY_LIMIT_BYTES) overflow = true;
-        else {
-          sent.push(chunk);
-          sentBytes += chunk.length;
-        }
-      }
-      const to = upstream;
-      if (to !== null && !to.write(chunk)) {
-        client.pause();
-        to.once('drain', () => {
-          if (upstream === to) client.resume();
-        });
-      }
-    });
+    client.on('data', (chunk: Buffer) => this.fromClient(chunk));
     client.on('end', () => {
-      clientEnded = true;
-      upstream?.end();
+      this.clientEnded = true;
+      this.upstream?.end();
     });
-    client.on('close', () => upstream?.destroy());
+    client.on('close', () => this.upstream?.destroy());
+  }
 
-    // Each connection walks the list once (BackendRotation: round robin, recent failures last).
-    const list = rotation.order();
-    for (let attempt = 0; attempt < list.length && !client.destroyed; attempt++) {
-      const backend = list[attempt];
-      if (!backend) break;
-      let socket: Socket;
-      try {
-        socket = await dial(backend);
-      } catch (error) {
-        options.log.debug({ backend: backend.id, err: error }, 'backend did not accept; trying the next one');
-        rotation.failed(backend.id);
-        continue;
+  private fromClient(chunk: Buffer): void {
+    if (!this.answered) {
+      if (this.sentBytes + chunk.length > REPLAY_LIMIT_BYTES) this.overflow = true;
+      else {
+        this.sent.push(chunk);
+        this.sentBytes += chunk.length;
       }
-      if (client.destroyed) {
-        socket.destroy();
-        return;
-      }
-      const connectedAt = Date.now();
-      track(backend.id, socket);
-      upstream = socket;
-      for (const chunk of sent) socket.write(chunk);
-      if (clientEnded) socket.end();
-      const outcome = await new Promise<'answered' | 'silent'>((resolve) => {
-        let failed = false;
-        socket.on('data', (chunk: Buffer) => {
-          if (!answered) {
-            answered = true;
-            sent.length = 0;
-            resolve('answered');
-          }
-          if (!client.write(chunk)) {
-            socket.pause();
-            client.once('drain', () => socket.resume());
-          }
-        });
-        socket.on('error', () => {
-          failed = true;
-        });
-        socket.once('end', () => {
-          if (answered) client.end();
-        });
-        socket.once('close', () => {
-          if (answered) {
-            if (failed) client.destroy();
-            else client.end();
-            return;
-          }
-          resolve('silent');
-        });
-        client.resume();
+    }
+    const to = this.upstream;
+    if (to !== null && !to.write(chunk)) {
+      this.client.pause();
+      to.once('drain', () => {
+        if (this.upstream === to) this.client.resume();
       });
-      if (outcome === 'answered') {
-        rotation.succeeded(backend.id);
-        return;
-      }
-      rotation.failed(backend.id);
-      // The backend closed without a byte of answer: a replica that died (or a port proxy in
-      // front of a dead one). Another replica gets the same bytes when that cannot do harm.
-      client.pause();
-      upstream = null;
-      const replay = { bytes: sentBytes, overflow, head: Buffer.concat(sent).subarray(0, 8) };
-      if (client.destroyed || !canReplay(replay, Date.now() - connectedAt)) break;
-      options.log.debug({ backend: backend.id }, 'backend closed without answering; trying the next one');
     }
-    if (!client.destroyed) {
-      options.log.debug(
-        { port: options.port, backends: list.length },
-        'no backend took the connection; closing it',
-      );
-    }
-    client.destroy();
-  };
+  }
 
-  const server: Server = createServer((client) => void handle(client));
+  /** Sends what the client sent so far to `socket`, then relays both ways; settles on the first answer byte or a silent close. */
+  relayTo(socket: Socket): Promise<'answered' | 'silent'> {
+    const { client } = this;
+    this.upstream = socket;
+    for (const chunk of this.sent) socket.write(chunk);
+    if (this.clientEnded) socket.end();
+    return new Promise((resolve) => {
+      let failed = false;
+      socket.on('data', (chunk: Buffer) => {
+        if (!this.answered) {
+          this.answered = true;
+          this.sent.length = 0;
+          resolve('answered');
+        }
+        if (!client.write(chunk)) {
+          socket.pause();
+          client.once('drain', () => socket.resume());
+        }
+      });
+      socket.on('error', () => {
+        failed = true;
+      });
+      socket.once('end', () => {
+        if (this.answered) client.end();
+      });
+      socket.once('close', () => {
+        if (this.answered) {
+          if (failed) client.destroy();
+          else client.end();
+          return;
+        }
+        resolve('silent');
+      });
+      client.resume();
+    });
+  }
+
+  /** After a silent close: stop forwarding, and say whether the bytes may go to another backend. */
+  mayReplay(sinceConnectMs: number): boolean {
+    this.client.pause();
+    this.upstream = null;
+    const replay = {
+      bytes: this.sentBytes,
+      overflow: this.overflow,
+      head: Buffer.concat(this.sent).subarray(0, 8),
+    };
+    return !this.client.destroyed && canReplay(replay, sinceConnectMs);
+  }
+}
+
+interface TcpBalancerParts {
+  rotation: BackendRotation;
+  open: InFlight;
+  options: TcpBalancerOptions;
+  connectTimeoutMs: number;
+}
+
+async function handleConnection(parts: TcpBalancerParts, client: Socket): Promise<void> {
+  const { rotation, options } = parts;
+  const relay = new ClientRelay(client);
+  // Each connection walks the list once (BackendRotation: round robin, recent failures last).
+  const list = rotation.order();
+  for (const backend of list) {
+    if (client.destroyed) break;
+    let socket: Socket;
+    try {
+      socket = await dialBackend(backend, parts.connectTimeoutMs);
+    } catch (error) {
+      options.log.debug({ backend: backend.id, err: error }, 'backend did not accept; trying the next one');
+      rotation.failed(backend.id);
+      continue;
+    }
+    if (client.destroyed) {
+      socket.destroy();
+      return;
+    }
+    const connectedAt = Date.now();
+    parts.open.begin(backend.id);
+    socket.once('close', () => parts.open.end(backend.id));
+    if ((await relay.relayTo(socket)) === 'answered') {
+      rotation.succeeded(backend.id);
+      return;
+    }
+    rotation.failed(backend.id);
+    // The backend closed without a byte of answer: a replica that died (or a port proxy in
+    // front of a dead one). Another replica gets the same bytes when that cannot do harm.
+    if (!relay.mayReplay(Date.now() - connectedAt)) break;
+    options.log.debug({ backend: backend.id }, 'backend closed without answering; trying the next one');
+  }
+  if (!client.destroyed) {
+    options.log.debug(
+      { port: options.port, backends: list.length },
+      'no backend took the connection; closing it',
+    );
+  }
+  client.destroy();
+}
+
+export async function createTcpBalancer(options: TcpBalancerOptions): Promise<TcpBalancer> {
+  const parts: TcpBalancerParts = {
+    rotation: new BackendRotation(),
+    open: new InFlight(),
+    options,
+    connectTimeoutMs: options.connectTimeoutMs ?? 1000,
+  };
+  const clients = new Set<Socket>();
+  const server: Server = createServer((client) => {
+    clients.add(client);
+    client.once('close', () => clients.delete(client));
+    void handleConnection(parts, client);
+  });
   const port = await listenOn(server, options.host, options.port);
 
   return {
     host: options.host,
     port,
     setBackends(list) {
-      rotation.set(list);
+      parts.rotation.set(list);
     },
-    activeConnections: (backendId) => open.count(backendId),
-    drained: (backendId, timeoutMs) => open.drained(backendId, timeoutMs),
+    activeConnections: (backendId) => parts.open.count(backendId),
+    drained: (backendId, timeoutMs) => parts.open.drained(backendId, timeoutMs),
     async close() {
       for (const client of clients) client.destroy();
       await new Promise<void>((resolve) => server.close(() => resolve()));

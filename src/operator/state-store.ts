@@ -1,14 +1,17 @@
-import { mkdir, open, readFile, rename } from 'node:fs/promises';
+import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
+import { stateWriteError, writeFileAtomic } from '../core/atomic-file.js';
 import { BerthError, isErrorCode, type ErrorCode } from '../core/errors.js';
 import type { Condition } from './conditions.js';
 
 /**
  * The operator's own small state. Everything else (what runs) is read back from the engines.
- * - state.json: last good revision and failed revisions; replaced atomically (write a temp
- *   file, fsync, rename), so a kill -9 leaves either the old or the new file, never half.
+ * - state.json: last good revision and failed revisions; replaced with core's writeFileAtomic,
+ *   so a kill -9 leaves either the old or the new file, never half.
  * - history.jsonl: the append-only audit log, one JSON object per line, fsynced per append.
  *   A torn last line (a crash mid-append) is skipped when reading.
+ * A failed write (full disk, read-only or unwritable dir) rejects that one call with ERR_STATE
+ * and leaves the files as they were; the next write tries again from what is on disk.
  */
 export interface OperatorState {
   /** The last revision whose rollout fully succeeded: the rollback target. */
@@ -63,6 +66,8 @@ const emptyState = (): OperatorState => ({ lastGood: null, failed: {} });
 export class StateStore {
   readonly dir: string;
   private readonly retention: number;
+  /** Writes of this store, one at a time: a read-modify-write never interleaves with another. */
+  private writes: Promise<unknown> = Promise.resolve();
 
   constructor(dir: string, options: { historyRetention?: number } = {}) {
     this.dir = dir;
@@ -80,7 +85,7 @@ export class StateStore {
   /** Written by `berth run` after every change of its conditions; read by `berth status`. */
   async writeConditions(conditions: Condition[], now: Date): Promise<void> {
     const recorded: RecordedConditions = { at: now.toISOString(), conditions };
-    await writeAtomically(this.conditionsPath, `${JSON.stringify(recorded, null, 2)}\n`);
+    await writeFileAtomic(this.conditionsPath, `${JSON.stringify(recorded, null, 2)}\n`);
   }
 
   async readConditions(): Promise<RecordedConditions | null> {
@@ -94,6 +99,13 @@ export class StateStore {
 
   private get historyPath(): string {
     return join(this.dir, 'history.jsonl');
+  }
+
+  /** Runs one write after the ones before it; a failed write rejects only its own call. */
+  private serially<T>(write: () => Promise<T>): Promise<T> {
+    const result = this.writes.then(write);
+    this.writes = result.catch(() => undefined);
+    return result;
   }
 
   async read(): Promise<OperatorState> {
@@ -114,43 +126,43 @@ export class StateStore {
     }
   }
 
+  /** Replaces state.json; rejects with ERR_STATE (the file keeps its previous content) when it cannot. */
   async write(state: OperatorState): Promise<void> {
-    await writeAtomically(this.statePath, `${JSON.stringify(state, null, 2)}\n`);
+    await this.serially(() => writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600));
   }
 
+  /**
+   * Reads, changes and writes state.json as one step. When the write fails the call rejects and
+   * the file keeps its previous content, so the next update starts from what is on disk.
+   */
   async update(change: (state: OperatorState) => void): Promise<OperatorState> {
-    const state = await this.read();
-    change(state);
-    await this.write(state);
-    return state;
+    return this.serially(async () => {
+      const state = await this.read();
+      change(state);
+      await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600);
+      return state;
+    });
   }
 
+  /**
+   * Appends entries to the audit log, all or none: a failed append (a full disk) is cut back to
+   * the log's previous end and rejects with ERR_STATE. Past twice the retention the log is
+   * instead rewritten (atomically) with the newest entries, the new ones included.
+   */
   async appendHistory(entries: HistoryEntry[]): Promise<void> {
     if (entries.length === 0) return;
-    await mkdir(this.dir, { recursive: true });
-    const handle = await open(this.historyPath, 'a+');
-    try {
-      // After a crash mid-append the file ends in half a line; start on a fresh line so the torn
-      // line does not swallow the first new entry.
-      const { size } = await handle.stat();
-      const last = Buffer.alloc(1);
-      if (size > 0) await handle.read(last, 0, 1, size - 1);
-      const lead = size > 0 && last[0] !== 0x0a ? '\n' : '';
-      await handle.write(lead + entries.map((e) => `${JSON.stringify(e)}\n`).join(''));
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
-    const all = await this.readHistory();
-    if (all.length > this.retention * 2) {
-      await writeAtomically(
-        this.historyPath,
-        all
-          .slice(-this.retention)
-          .map((e) => `${JSON.stringify(e)}\n`)
-          .join(''),
-      );
-    }
+    await this.serially(async () => {
+      const all = await this.readHistory();
+      if (all.length + entries.length > this.retention * 2) {
+        await writeFileAtomic(
+          this.historyPath,
+          historyLines([...all, ...entries].slice(-this.retention)),
+          0o600,
+        );
+      } else {
+        await appendLines(this.historyPath, historyLines(entries));
+      }
+    });
   }
 
   async readHistory(): Promise<HistoryEntry[]> {
@@ -174,22 +186,30 @@ export class StateStore {
   }
 }
 
-export async function writeAtomically(path: string, content: string): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const temp = `${path}.${process.pid}.tmp`;
-  const handle = await open(temp, 'w', 0o600);
+function historyLines(entries: HistoryEntry[]): string {
+  return entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+}
+
+/** Appends text and fsyncs; on failure the file is truncated back to its old end, so no half entry stays. */
+async function appendLines(path: string, text: string): Promise<void> {
+  let handle: FileHandle | undefined;
+  let size = 0;
   try {
-    await handle.writeFile(content);
+    await mkdir(dirname(path), { recursive: true, mode: 0o700 });
+    handle = await open(path, 'a+', 0o600);
+    size = (await handle.stat()).size;
+    // After a crash mid-append the file ends in half a line; start on a fresh line so the torn
+    // line does not swallow the first new entry.
+    const last = Buffer.alloc(1);
+    if (size > 0) await handle.read(last, 0, 1, size - 1);
+    const lead = size > 0 && last[0] !== 0x0a ? '\n' : '';
+    // appendFile writes until all of it is out; a bare write() may stop short on a full disk.
+    await handle.appendFile(lead + text);
     await handle.sync();
+  } catch (error) {
+    await handle?.truncate(size).catch(() => undefined);
+    throw stateWriteError(path, error);
   } finally {
-    await handle.close();
-  }
-  await rename(temp, path);
-  // fsync the directory so the rename itself survives a power loss.
-  const dir = await open(dirname(path), 'r');
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
+    await handle?.close().catch(() => undefined);
   }
 }
