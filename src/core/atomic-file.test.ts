@@ -36,7 +36,7 @@ test('concurrent writes of one file each land whole: the file holds one of them'
   });
 });
 
-test('a failed write rejects with ERR_STATE naming the file and the cause, and the next write is unaffected', async () => {
+test('a failed write rejects with ERR_STATE_WRITE naming the file and the cause, and the next write is unaffected', async () => {
   await withDir(async (dir) => {
     // A file where the directory should be: the write cannot even start.
     await writeFile(join(dir, 'cluster'), '');
@@ -45,7 +45,7 @@ test('a failed write rejects with ERR_STATE naming the file and the cause, and t
       () => assert.fail('the write succeeded'),
       (e: unknown) => e as Error & { code: string; data: unknown },
     );
-    assert.equal(error.code, 'ERR_STATE');
+    assert.equal(error.code, 'ERR_STATE_WRITE');
     assert.deepEqual(error.data, { path, cause: 'EEXIST', replaced: false });
     assert.match(
       error.message,

@@ -68,7 +68,7 @@ export async function syncDirectory(dir: string): Promise<void> {
   }
 }
 
-/** The ERR_STATE error for a failed write of `path`. */
+/** The ERR_STATE_WRITE error for a failed write of `path`. */
 export function stateWriteError(path: string, error: unknown, replaced = false): BerthError {
   const code = (error as NodeJS.ErrnoException | undefined)?.code ?? null;
   const reason = error instanceof Error ? error.message : String(error);
@@ -76,7 +76,7 @@ export function stateWriteError(path: string, error: unknown, replaced = false):
   const outcome = replaced
     ? 'the new content is in place but may not survive a power loss'
     : 'it keeps its previous content';
-  return new BerthError('ERR_STATE', `cannot write ${path} (${reason}); ${outcome}`, {
+  return new BerthError('ERR_STATE_WRITE', `cannot write ${path} (${reason}); ${outcome}`, {
     cause: error,
     data: failure,
   });
@@ -84,7 +84,7 @@ export function stateWriteError(path: string, error: unknown, replaced = false):
 
 /** Whether a rejected `writeFileAtomic` still put the new content in place (see `StateWriteFailure`). */
 export function writeLanded(error: unknown): boolean {
-  if (!(error instanceof BerthError) || error.code !== 'ERR_STATE') return false;
+  if (!(error instanceof BerthError) || error.code !== 'ERR_STATE_WRITE') return false;
   return (error.data as Partial<StateWriteFailure> | undefined)?.replaced === true;
 }
 

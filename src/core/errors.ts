@@ -20,6 +20,7 @@ export type ErrorCode =
   | 'ERR_SECRET_UNREADABLE'
   | 'ERR_BAD_REQUEST'
   | 'ERR_STATE'
+  | 'ERR_STATE_WRITE'
   | 'ERR_INTERNAL';
 
 export type ErrorDisposition = 'terminal' | 'waiting' | 'transient';
@@ -39,6 +40,8 @@ const dispositions: Record<ErrorCode, ErrorDisposition> = {
   ERR_SECRET_UNREADABLE: 'terminal',
   ERR_BAD_REQUEST: 'terminal',
   ERR_STATE: 'terminal',
+  // A full disk or a read-only remount clears without a new commit: retry with back-off.
+  ERR_STATE_WRITE: 'transient',
   ERR_INTERNAL: 'transient',
 };
 
@@ -57,6 +60,7 @@ const httpStatuses: Record<ErrorCode, number> = {
   ERR_SECRET_UNREADABLE: 422,
   ERR_BAD_REQUEST: 400,
   ERR_STATE: 500,
+  ERR_STATE_WRITE: 507,
   ERR_INTERNAL: 500,
 };
 

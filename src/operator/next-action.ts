@@ -45,6 +45,7 @@ const reasons: Record<ErrorCode, string> = {
   ERR_SECRET_UNREADABLE: 'SecretUnreadable',
   ERR_BAD_REQUEST: 'InvalidRequest',
   ERR_STATE: 'StateInvalid',
+  ERR_STATE_WRITE: 'StateWriteFailed',
   ERR_INTERNAL: 'InternalError',
 };
 

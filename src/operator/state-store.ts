@@ -10,7 +10,7 @@ import type { Condition } from './conditions.js';
  *   so a kill -9 leaves either the old or the new file, never half.
  * - history.jsonl: the append-only audit log, one JSON object per line, fsynced per append.
  *   A torn last line (a crash mid-append) is skipped when reading.
- * A failed write (full disk, read-only or unwritable dir) rejects that one call with ERR_STATE
+ * A failed write (full disk, read-only or unwritable dir) rejects that one call with ERR_STATE_WRITE
  * and leaves the files as they were; the next write tries again from what is on disk.
  */
 export interface OperatorState {
@@ -126,7 +126,7 @@ export class StateStore {
     }
   }
 
-  /** Replaces state.json; rejects with ERR_STATE (the file keeps its previous content) when it cannot. */
+  /** Replaces state.json; rejects with ERR_STATE_WRITE (the file keeps its previous content) when it cannot. */
   async write(state: OperatorState): Promise<void> {
     await this.serially(() => writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600));
   }
@@ -146,7 +146,7 @@ export class StateStore {
 
   /**
    * Appends entries to the audit log, all or none: a failed append (a full disk) is cut back to
-   * the log's previous end and rejects with ERR_STATE. Past twice the retention the log is
+   * the log's previous end and rejects with ERR_STATE_WRITE. Past twice the retention the log is
    * instead rewritten (atomically) with the newest entries, the new ones included.
    */
   async appendHistory(entries: HistoryEntry[]): Promise<void> {

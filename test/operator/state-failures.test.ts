@@ -1,6 +1,6 @@
 // State writes against real file-system faults: a tiny tmpfs that fills up (ENOSPC), a
 // read-only remount (EROFS) and a directory without write permission (EACCES). Every failed
-// write is reported as ERR_STATE naming the file and the cause, leaves no temp file, changes
+// write is reported as ERR_STATE_WRITE naming the file and the cause, leaves no temp file, changes
 // neither memory nor disk, and does not stop later writes once the fault is gone.
 // Needs root (mount, and a child process run as nobody).
 import assert from 'node:assert/strict';
@@ -71,7 +71,7 @@ function assertReported(
   file: string,
 ): void {
   for (const failure of failures) {
-    assert.equal(failure.code, 'ERR_STATE', failure.message);
+    assert.equal(failure.code, 'ERR_STATE_WRITE', failure.message);
     assert.equal(failure.cause, cause, failure.message);
     assert.match(failure.message, new RegExp(`cannot write \\S*${file.replace('.', '\\.')} .*${cause}`));
   }
@@ -119,7 +119,7 @@ test('a full disk: writeFileAtomic reports ENOSPC, keeps the old content, leaves
     await assert.rejects(
       writeFileAtomic(path, 'x'.repeat(20_000)),
       (error: Error & { code?: string; data?: unknown }) => {
-        assert.equal(error.code, 'ERR_STATE');
+        assert.equal(error.code, 'ERR_STATE_WRITE');
         assert.deepEqual(error.data, { path, cause: 'ENOSPC', replaced: false });
         assert.match(error.message, new RegExp(`cannot write ${path} \\(ENOSPC: no space left on device`));
         return true;
