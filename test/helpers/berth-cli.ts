@@ -23,19 +23,27 @@ interface SpawnOptions {
   cwd?: string;
 }
 
-function spawnBerth(args: string[], options: SpawnOptions): ChildProcess {
+function spawnBerth(
+  args: string[],
+  options: SpawnOptions,
+  stdin: 'ignore' | 'pipe' = 'ignore',
+): ChildProcess {
   return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
     cwd: options.cwd ?? process.cwd(),
     // JSON logs whatever the developer's terminal prefers: readiness is read from them.
     env: { ...process.env, NO_COLOR: '1', BERTH_LOG_FORMAT: 'json', ...options.env },
-    stdio: ['ignore', 'pipe', 'pipe'],
+    stdio: [stdin, 'pipe', 'pipe'],
   });
 }
 
-/** Runs `berth ...args` to its end; its whole output and exit code. */
-export function runBerth(args: string[], options: SpawnOptions = {}): Promise<CliResult> {
+/** Runs `berth ...args` to its end, with `input` on stdin if given; its whole output and exit code. */
+export function runBerth(
+  args: string[],
+  options: SpawnOptions & { input?: string | Uint8Array } = {},
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
-    const child = spawnBerth(args, options);
+    const child = spawnBerth(args, options, options.input === undefined ? 'ignore' : 'pipe');
+    child.stdin?.end(options.input);
     let stdout = '';
     let stderr = '';
     child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));

@@ -63,10 +63,39 @@ export function sleeperService(options: ServiceOptions = {}): string {
   return service(SLEEPER_DEFAULTS, options);
 }
 
+/** The order fields are written in, as in the schema: a committed file reads like a hand-written one. */
+const FIELD_ORDER: (keyof ServiceFields)[] = [
+  'image',
+  'command',
+  'args',
+  'env',
+  'envFrom',
+  'mode',
+  'replicas',
+  'ports',
+  'configs',
+  'secrets',
+  'healthcheck',
+  'resources',
+  'placement',
+  'update',
+  'rollback',
+  'restart',
+  'stopGracePeriod',
+  'user',
+  'workingDir',
+  'init',
+];
+
 function service(defaults: Partial<ServiceFields>, options: ServiceOptions): string {
   const { name = 'web', namespace, ...overrides } = options;
+  const fields: Record<string, unknown> = { ...defaults, ...overrides };
+  // Fields the order does not know yet come last rather than not at all.
+  const names = [...new Set<string>([...FIELD_ORDER, ...Object.keys(fields)])];
   const spec = Object.fromEntries(
-    Object.entries({ ...defaults, ...overrides }).filter(([, value]) => value !== null),
+    names
+      .filter((field) => fields[field] !== undefined && fields[field] !== null)
+      .map((field) => [field, fields[field]]),
   );
   return document('Service', metadata(name, namespace), { spec });
 }
