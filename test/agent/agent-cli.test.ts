@@ -1,8 +1,6 @@
 /** `berth agent` as a real process: flags, token, serving, clean shutdown, Docker errors. */
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { createAgentClient } from '../../src/agent/client.js';
 import { BerthError } from '../../src/core/errors.js';
 import { runBerth, startBerth } from '../helpers/berth-cli.js';
@@ -10,23 +8,6 @@ import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestNode, webReplica, type TestNode } from './agent-fixtures.js';
 
 const TOKEN = 'cli-test-token';
-
-/** Resolves with the URL the agent prints once it serves. */
-function servingUrl(child: ChildProcess): Promise<string> {
-  return new Promise((resolve, reject) => {
-    let stdout = '';
-    let stderr = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      stdout += chunk.toString();
-      const match = /serving on (http:\/\/\S+)/.exec(stdout);
-      if (match?.[1] !== undefined) resolve(match[1]);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once('exit', (code) =>
-      reject(new Error(`berth agent exited with ${code} before serving:\n${stderr}`)),
-    );
-  });
-}
 
 void describe('berth agent command', () => {
   let node: TestNode;
@@ -66,9 +47,9 @@ void describe('berth agent command', () => {
   });
 
   void test('serves the node over HTTP with the token from the environment, stops on SIGTERM', async () => {
-    const child = startBerth(
+    const agent = await startBerth(
+      'agent',
       [
-        'agent',
         '--listen',
         '127.0.0.1:0',
         '--node',
@@ -83,7 +64,8 @@ void describe('berth agent command', () => {
       { env: { BERTH_AGENT_TOKEN: TOKEN } },
     );
     try {
-      const url = await servingUrl(child);
+      const url = agent.url;
+      assert.ok(url, agent.output());
       const client = createAgentClient({ url, token: TOKEN, nodeName: node.name });
       const snapshot = await client.snapshot();
       assert.equal(snapshot.name, node.name);
@@ -100,14 +82,12 @@ void describe('berth agent command', () => {
         (error: unknown) => error instanceof BerthError && error.code === 'ERR_AGENT_UNAUTHORIZED',
       );
 
-      const exited = once(child, 'exit');
-      child.kill('SIGTERM');
-      const [code] = (await exited) as [number | null];
-      assert.equal(code, 0);
+      const { code } = await agent.stop('SIGTERM');
+      assert.equal(code, 0, agent.output());
       // Stopping the agent leaves the node's containers running.
       assert.equal((await testDocker().getContainer(request.name).inspect()).State.Running, true);
     } finally {
-      if (child.exitCode === null) child.kill('SIGKILL');
+      await agent.stop('SIGKILL');
     }
   });
 });

@@ -1,85 +1,57 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import { request as httpsRequest } from 'node:https';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
+import { eventually, runBerth, startBerth, targetArgs, type BerthProcess } from '../helpers/berth-cli.js';
 import { requireDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { namespaceManifest } from '../helpers/manifests.js';
 
 const ns = `cr${Date.now().toString(36)}`;
-
-function waitForStdout(child: ChildProcess, pattern: RegExp): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = pattern.exec(out);
-      if (match) resolve(match);
-    });
-    child.on('exit', (code) => reject(new Error(`exited with ${code} before printing ${pattern}`)));
-  });
-}
-
-function stop(child: ChildProcess | undefined): Promise<unknown> {
-  if (!child || child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
-  const exited = new Promise((resolve) => child.once('exit', resolve));
-  child.kill('SIGTERM');
-  return exited;
-}
 
 describe('node certificates are renewed before they expire', () => {
   let repo: TestRepo;
   let dir: string;
-  let operator: ChildProcess;
-  let agent: ChildProcess;
+  let operator: BerthProcess | undefined;
+  let agent: BerthProcess | undefined;
 
   before(async () => {
     await requireDocker();
     dir = await mkdtemp(join(tmpdir(), 'berth-renewal-'));
     repo = await createTestRepo({
-      'ns.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+      'ns.yaml': namespaceManifest(ns),
     });
   });
 
   after(async () => {
-    await stop(agent);
-    await stop(operator);
+    await agent?.stop();
+    await operator?.stop();
     await repo.cleanup();
     await rm(dir, { recursive: true, force: true });
   });
 
   test('an agent renews its certificate with the current one; the old one is revoked', async () => {
     const stateDir = join(dir, 'state');
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--state-dir',
-      stateDir,
-      '--cluster-listen',
-      '127.0.0.1:0',
-      '--no-local-node',
-      '--cert-expiry',
-      '15s',
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, stateDir }),
+      ...['--cluster-listen', '127.0.0.1:0', '--no-local-node', '--cert-expiry', '15s'],
     ]);
-    const [, url, token] = await waitForStdout(operator, /berth agent --join (\S+) --token (\S+)/);
+    assert.ok(operator.join, operator.output());
+    const { endpoint: url, token } = operator.join;
     const agentDir = join(dir, 'agent');
-    agent = startBerth([
-      'agent',
+    agent = await startBerth('agent', [
       '--join',
-      url!,
+      url,
       '--token',
-      token!,
+      token,
       '--node',
       `node-${ns}`,
       '--state-dir',
       agentDir,
     ]);
-    await waitForStdout(agent, /joined/);
     const certPath = join(agentDir, 'cluster', 'node.crt');
     const first = await readFile(certPath, 'utf8');
     const firstKey = await readFile(join(agentDir, 'cluster', 'node.key'), 'utf8');

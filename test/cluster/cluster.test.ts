@@ -5,7 +5,6 @@
  * and refusals are asserted on what the engines themselves run.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { request as httpsRequest } from 'node:https';
 import { freePort } from '../helpers/load-loop.js';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
@@ -17,100 +16,66 @@ import {
   generateKeyPair,
   issueCertificate,
 } from '../../src/cluster/certificates.js';
-import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  runBerth,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { managedOn, startTestEngines, type TestEngine, type TestEngines } from '../helpers/multi-node.js';
+import { manifestFile, namespaceManifest, webService, type ServiceOptions } from '../helpers/manifests.js';
+import {
+  managedOn,
+  startEngineAgent,
+  startTestEngines,
+  type TestEngine,
+  type TestEngines,
+} from '../helpers/multi-node.js';
 
 const ns = `cl${Date.now().toString(36)}`;
-const zones = ['a', 'b', 'c'];
 
-function manifests(extra = ''): Record<string, string> {
+/** web (6 replicas) and probe (global), and `extra` services. */
+function manifests(extra: string[] = []): Record<string, string> {
   return {
-    'app.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 6
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s }
-  update: { parallelism: 3, monitor: 300ms }
-  stopGracePeriod: 1s
-  init: true
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: probe, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  mode: global
-  ports: [{ target: 8080 }]
-  update: { monitor: 300ms }
-  stopGracePeriod: 1s
-  init: true
-${extra}`,
+    'app.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({
+        namespace: ns,
+        replicas: 6,
+        healthcheck: { http: { port: 8080 }, interval: '1s' },
+        update: { parallelism: 3, monitor: '300ms' },
+      }),
+      unchecked({ name: 'probe', mode: 'global', ports: [{ target: 8080 }] }),
+      ...extra,
+    ),
   };
 }
 
-const placementServices = `---
-apiVersion: berth/v1
-kind: Service
-metadata: { name: zoned, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 2
-  placement: { constraints: ["node.labels.zone == b"] }
-  update: { monitor: 300ms }
-  stopGracePeriod: 1s
-  init: true
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: notfirst, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 2
-  placement: { constraints: ["node.name != NODE1"] }
-  update: { monitor: 300ms }
-  stopGracePeriod: 1s
-  init: true
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: huge, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 1
-  resources: { reservations: { memory: 100000Gi } }
-  update: { monitor: 300ms }
-  init: true
-`;
-
-/** Collects a child's output and resolves once `pattern` shows on stdout. */
-function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    let err = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = pattern.exec(out);
-      if (match) resolve(match);
-    });
-    child.stderr?.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('exit', (code) =>
-      reject(new Error(`${what} exited with ${code}:\n${out}\n${err.slice(-3000)}`)),
-    );
+/** A web service without a published port or a health check. */
+function unchecked(options: ServiceOptions): string {
+  return webService({
+    namespace: ns,
+    ports: null,
+    healthcheck: null,
+    update: { monitor: '300ms' },
+    ...options,
   });
 }
 
-function exited(child: ChildProcess): Promise<{ code: number | null; stderr: string }> {
-  let stderr = '';
-  child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
-  return new Promise((resolve) => child.on('exit', (code) => resolve({ code, stderr })));
+/** Services with placement constraints: on zone b, off the first node, and one that fits nowhere. */
+function placementServices(firstNode: string): string[] {
+  return [
+    unchecked({ name: 'zoned', replicas: 2, placement: { constraints: ['node.labels.zone == b'] } }),
+    unchecked({ name: 'notfirst', replicas: 2, placement: { constraints: [`node.name != ${firstNode}`] } }),
+    unchecked({
+      name: 'huge',
+      replicas: 1,
+      resources: { reservations: { memory: '100000Gi' } },
+      stopGracePeriod: null,
+    }),
+  ];
 }
 
 /** One HTTPS request to the cluster endpoint with the given TLS material; status and body. */
@@ -144,29 +109,19 @@ describe('a cluster of three engines joined with a token', () => {
   let repo: TestRepo;
   let dir: string;
   let stateDir: string;
-  let operator: ChildProcess;
-  let operatorLog = '';
+  let operator: BerthProcess | undefined;
   let endpoint: string;
   let token: string;
-  const agents = new Map<string, ChildProcess>();
+  const agents = new Map<string, BerthProcess>();
   let clusterPort = 0;
 
-  const startOperator = (): Promise<RegExpExecArray> => {
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--state-dir',
-      stateDir,
-      '--cluster-listen',
-      `127.0.0.1:${clusterPort}`,
-      '--no-local-node',
+  const startOperator = async (): Promise<void> => {
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, stateDir }),
+      ...['--cluster-listen', `127.0.0.1:${clusterPort}`, '--no-local-node'],
       // No safety-net poll: every reconcile here is driven by a commit or a node event.
-      '--schedule',
-      '0 0 1 1 *',
+      ...SCHEDULE_NEVER,
     ]);
-    operator.stderr?.on('data', (chunk: Buffer) => (operatorLog += chunk.toString()));
-    return waitForOutput(operator, /berth agent --join (\S+) --token (\S+)/, 'the operator');
   };
   const containerNames = async (): Promise<string[]> =>
     (await Promise.all(engines.map((e) => managedOn(e, ns))))
@@ -179,29 +134,29 @@ describe('a cluster of three engines joined with a token', () => {
     return status.code === 0 && (JSON.parse(status.stdout) as { converged: boolean }).converged;
   };
 
-  const startAgent = async (engine: TestEngine, joinToken = token): Promise<void> => {
-    const child = startBerth([
+  const startAgent = async (engine: TestEngine): Promise<void> => {
+    const agent = await startEngineAgent(
+      engine,
+      { endpoint, token },
+      { stateDir: join(dir, `agent-${engine.index}`) },
+    );
+    agents.set(engine.node, agent);
+  };
+  /** One `berth agent --join` with `joinToken`, expected to be refused. */
+  const joinRefused = (joinToken: string, node: string) =>
+    runBerth([
       'agent',
       '--join',
       endpoint,
       '--token',
       joinToken,
       '--node',
-      engine.node,
-      '--docker',
-      engine.socketPath,
-      '--advertise-addr',
-      engine.address,
-      '--label',
-      `zone=${zones[engine.index - 1]}`,
+      node,
       '--state-dir',
-      join(dir, `agent-${engine.index}`),
-      '--pull',
-      'never',
+      join(dir, node),
+      '--docker',
+      engines[0]!.socketPath,
     ]);
-    agents.set(engine.node, child);
-    await waitForOutput(child, /joined/, `agent ${engine.node}`);
-  };
 
   /** Running replicas of a service per node name. */
   const spread = async (service: string, only?: TestEngine[]): Promise<Record<string, number>> => {
@@ -228,23 +183,18 @@ describe('a cluster of three engines joined with a token', () => {
     // Services arrive once every node has joined: placement is stable and never rebalances
     // running replicas, so services deployed while nodes join one by one stay where they started.
     repo = await createTestRepo({
-      'app.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+      'app.yaml': namespaceManifest(ns),
     });
     // A fixed port, so the agents find the operator again after it restarts.
     clusterPort = await freePort();
-    const match = await startOperator();
-    endpoint = match[1]!;
-    token = match[2]!;
+    await startOperator();
+    assert.ok(operator?.join, operator?.output());
+    ({ endpoint, token } = operator.join);
   });
 
   after(async () => {
-    for (const child of agents.values()) child.kill('SIGTERM');
-    operator?.kill('SIGTERM');
-    await Promise.all(
-      [...agents.values(), operator]
-        .filter((c) => c.exitCode === null && c.signalCode === null)
-        .map((c) => exited(c)),
-    );
+    await Promise.all([...agents.values()].map((agent) => agent.stop()));
+    await operator?.stop();
     await cluster?.stop();
     await repo?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -252,56 +202,20 @@ describe('a cluster of three engines joined with a token', () => {
 
   test('a forged secret or a token of another cluster is refused, with a clear message on both sides', async () => {
     const forgedSecret = token.replace(/.$/, (c) => (c === '0' ? '1' : '0'));
-    const forged = await runBerth([
-      'agent',
-      '--join',
-      endpoint,
-      '--token',
-      forgedSecret,
-      '--node',
-      'intruder',
-      '--state-dir',
-      join(dir, 'intruder'),
-      '--docker',
-      engines[0]!.socketPath,
-    ]);
+    const forged = await joinRefused(forgedSecret, 'intruder');
     assert.equal(forged.code, 1);
     assert.match(forged.stderr, /berth: join refused: the token is wrong or was rotated/);
-    assert.match(operatorLog, /join refused: wrong or rotated token/);
+    assert.match(operator!.stderr(), /join refused: wrong or rotated token/);
 
     const otherCa = token.replace(/^BERTH-1-[0-9a-f]/, (p) => p.slice(0, -1) + (p.endsWith('0') ? '1' : '0'));
-    const wrongCa = await runBerth([
-      'agent',
-      '--join',
-      endpoint,
-      '--token',
-      otherCa,
-      '--node',
-      'intruder',
-      '--state-dir',
-      join(dir, 'intruder'),
-      '--docker',
-      engines[0]!.socketPath,
-    ]);
+    const wrongCa = await joinRefused(otherCa, 'intruder');
     assert.equal(wrongCa.code, 1);
     assert.match(
       wrongCa.stderr,
       /berth: the operator at .* presents CA .* but the token pins .*refusing to join/,
     );
 
-    const malformed = await runBerth([
-      'agent',
-      '--join',
-      endpoint,
-      '--token',
-      'SWMTKN-1-abc',
-      '--node',
-      'intruder',
-      '--state-dir',
-      join(dir, 'intruder'),
-      '--docker',
-      engines[0]!.socketPath,
-    ]);
+    const malformed = await joinRefused('SWMTKN-1-abc', 'intruder');
     assert.equal(malformed.code, 1);
     assert.match(malformed.stderr, /malformed join token/);
   });
@@ -394,7 +308,7 @@ describe('a cluster of three engines joined with a token', () => {
   });
 
   test('constraints on labels and names hold, and what fits nowhere is pending with its reason', async () => {
-    await repo.commit(manifests(placementServices.replace('NODE1', engines[0]!.node)), 'placement');
+    await repo.commit(manifests(placementServices(engines[0]!.node)), 'placement');
     await eventually(
       'zoned on the zone b node only',
       async () => {
@@ -435,7 +349,7 @@ describe('a cluster of three engines joined with a token', () => {
     const lost = engines[2]!;
     const survivors = engines.slice(0, 2);
     const killedAt = Date.now();
-    agents.get(lost.node)!.kill('SIGKILL');
+    await agents.get(lost.node)!.stop('SIGKILL');
     await eventually(
       'six web replicas on the surviving nodes',
       async () => total(await spread('web', survivors)) === 6,
@@ -472,7 +386,7 @@ describe('a cluster of three engines joined with a token', () => {
     assert.ok(before > 0);
     const frozenAt = Date.now();
     // SIGSTOP: the process and its TCP connection stay, but nothing answers the pings.
-    agent.kill('SIGSTOP');
+    agent.child.kill('SIGSTOP');
     try {
       await eventually(
         'the frozen node marked down',
@@ -487,7 +401,7 @@ describe('a cluster of three engines joined with a token', () => {
         30_000,
       );
     } finally {
-      agent.kill('SIGCONT');
+      agent.child.kill('SIGCONT');
     }
     // It reconnects by itself; its copies are then duplicates and go.
     await eventually(
@@ -505,9 +419,7 @@ describe('a cluster of three engines joined with a token', () => {
     const before = await containerNames();
     const restarted = engines[0]!;
     const agent = agents.get(restarted.node)!;
-    const agentExit = exited(agent);
-    agent.kill('SIGTERM');
-    assert.equal((await agentExit).code, 0);
+    assert.equal((await agent.stop('SIGTERM')).code, 0, agent.output());
     assert.deepEqual(await containerNames(), before);
     await startAgent(restarted);
     await eventually(
@@ -519,9 +431,7 @@ describe('a cluster of three engines joined with a token', () => {
     // Back within the grace (5 s): nothing moved.
     assert.deepEqual(await containerNames(), before);
 
-    const operatorExit = exited(operator);
-    operator.kill('SIGTERM');
-    assert.equal((await operatorExit).code, 0);
+    assert.equal((await operator!.stop('SIGTERM')).code, 0, operator!.output());
     assert.deepEqual(await containerNames(), before);
     await startOperator();
     await eventually(
@@ -584,29 +494,17 @@ describe('a cluster of three engines joined with a token', () => {
     const rotated = await runBerth(['token', '--rotate', '--state-dir', stateDir]);
     assert.equal(rotated.code, 0, rotated.stderr);
     assert.match(rotated.stdout, /berth agent --join \S+ --token BERTH-1-/);
-    const old = await runBerth([
-      'agent',
-      '--join',
-      endpoint,
-      '--token',
-      token,
-      '--node',
-      'late',
-      '--state-dir',
-      join(dir, 'late'),
-      '--docker',
-      engines[0]!.socketPath,
-    ]);
+    const old = await joinRefused(token, 'late');
     assert.equal(old.code, 1);
     assert.match(old.stderr, /join refused/);
 
     const removed = engines[1]!;
-    const agentExit = exited(agents.get(removed.node)!);
+    const removedAgent = agents.get(removed.node)!;
     const rm = await runBerth(['node', 'rm', removed.node, '--state-dir', stateDir]);
     assert.equal(rm.code, 0, rm.stderr);
-    const { code, stderr } = await agentExit;
+    const { code } = await removedAgent.exited;
     assert.equal(code, 1);
-    assert.match(stderr, /revoked/);
+    assert.match(removedAgent.stderr(), /revoked/);
     assert.ok(!(await nodeList()).some((n) => n.name === removed.node));
     await eventually(
       'six web replicas off the removed node',

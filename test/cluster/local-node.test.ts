@@ -1,12 +1,12 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runBerth, startBerth } from '../helpers/berth-cli.js';
+import { runBerth, startBerth, targetArgs, type BerthProcess } from '../helpers/berth-cli.js';
 import { requireDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { namespaceManifest } from '../helpers/manifests.js';
 
 const ns = `ln${Date.now().toString(36)}`;
 
@@ -14,23 +14,19 @@ describe("the operator's own host as a node, and the cluster identity in the sta
   let repo: TestRepo;
   let dir: string;
   let stateDir: string;
-  let operator: ChildProcess;
+  let operator: BerthProcess | undefined;
 
   before(async () => {
     await requireDocker();
     dir = await mkdtemp(join(tmpdir(), 'berth-local-node-'));
     stateDir = join(dir, 'state');
     repo = await createTestRepo({
-      'ns.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+      'ns.yaml': namespaceManifest(ns),
     });
   });
 
   after(async () => {
-    if (operator && operator.exitCode === null) {
-      const exited = new Promise((resolve) => operator.once('exit', resolve));
-      operator.kill('SIGTERM');
-      await exited;
-    }
+    await operator?.stop();
     await repo.cleanup();
     await rm(dir, { recursive: true, force: true });
   });
@@ -58,25 +54,11 @@ describe("the operator's own host as a node, and the cluster identity in the sta
   });
 
   test('berth run creates the CA and a token on first start and keeps its host as node local', async () => {
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--state-dir',
-      stateDir,
-      '--cluster-listen',
-      '127.0.0.1:0',
-      '--node',
-      `local-${ns}`,
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, stateDir, node: `local-${ns}` }),
+      ...['--cluster-listen', '127.0.0.1:0'],
     ]);
-    const printed = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      operator.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        if (/--token \S+\n/.test(out)) resolve(out);
-      });
-      operator.on('exit', (code) => reject(new Error(`operator exited with ${code}`)));
-    });
+    const printed = operator.stdout();
     assert.match(
       printed,
       /To add a node to this cluster, run on it:\n\s+berth agent --join https:\/\/127\.0\.0\.1:\d+ --token BERTH-1-[0-9a-f]{64}-[0-9a-f]{48}/,
@@ -110,9 +92,8 @@ describe("the operator's own host as a node, and the cluster identity in the sta
   });
 
   test('berth apply refuses a cluster state dir: its joined nodes answer only the operator', async () => {
-    const exited = new Promise((resolve) => operator.once('exit', resolve));
-    operator.kill('SIGTERM');
-    await exited;
+    assert.ok(operator, 'the operator of the test before');
+    await operator.stop();
     const result = await runBerth(['apply', '--repo', repo.dir, '--state-dir', stateDir]);
     assert.equal(result.code, 1);
     assert.match(result.stderr, /belongs to a cluster operator/);

@@ -18,6 +18,7 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { startBerth, type BerthProcess } from './berth-cli.js';
 import { TEST_IMAGES, dockerCli, requireTestImages } from './docker.js';
 
 const run = promisify(execFile);
@@ -200,6 +201,24 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
     throw error;
   }
   return { engines, stop };
+}
+
+/**
+ * `berth agent --join` on one engine: its socket, its address, the label zone=a for node 1
+ * (b for 2, ...), images never pulled. Resolves once the agent has joined.
+ */
+export function startEngineAgent(
+  engine: TestEngine,
+  join: { endpoint: string; token: string },
+  options: { stateDir: string; args?: string[] },
+): Promise<BerthProcess> {
+  return startBerth('agent', [
+    ...['--join', join.endpoint, '--token', join.token],
+    ...['--node', engine.node, '--docker', engine.socketPath, '--advertise-addr', engine.address],
+    ...['--label', `zone=${String.fromCharCode(96 + engine.index)}`],
+    ...['--state-dir', options.stateDir, '--pull', 'never'],
+    ...(options.args ?? []),
+  ]);
 }
 
 /** Managed containers on one engine, read straight from it (not through berth). */

@@ -4,17 +4,31 @@
  * replicas run on two nodes only answers on the published port of all three.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  runBerth,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import {
+  manifestFile,
+  namespaceManifest,
+  SERVE_HOSTNAME_AT_ID,
+  sleeperService,
+  webService,
+} from '../helpers/manifests.js';
 import { dockerExec } from '../helpers/docker.js';
 import { assertNoneFailed, freePort, getOnce, startLoadLoop, startLoopInside } from '../helpers/load-loop.js';
 import {
   managedOn,
+  startEngineAgent,
   startTestEngines,
   stopEngine,
   type TestEngine,
@@ -22,38 +36,28 @@ import {
 } from '../helpers/multi-node.js';
 
 const ns = `mm${Date.now().toString(36)}`;
-const zones = ['a', 'b', 'c'];
 
 function manifests(image: string, published: number, replicas = 3): Record<string, string> {
   return {
-    'app.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}
-  # Each replica also serves its hostname at /id, to see which ones take traffic.
-  command: ["sh", "-c", "hostname > /www/id && exec httpd -f -p 8080 -h /www"]
-  replicas: ${replicas}
-  ports: [{ target: 8080, published: ${published} }]
-  placement: { constraints: ["node.labels.zone != c"] }
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: 1, order: start-first, monitor: 300ms }
-  stopGracePeriod: 1s
-  init: true
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: client, namespace: ${ns} }
-spec:
-  image: busybox:1.36
-  command: ["sleep", "3600"]
-  placement: { constraints: ["node.labels.zone == c"] }
-  init: true
-`,
+    'app.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({
+        namespace: ns,
+        image,
+        // Each replica also serves its hostname at /id, to see which ones take traffic.
+        command: SERVE_HOSTNAME_AT_ID,
+        replicas,
+        ports: [{ target: 8080, published }],
+        placement: { constraints: ['node.labels.zone != c'] },
+        update: { parallelism: 1, order: 'start-first', monitor: '300ms' },
+      }),
+      sleeperService({
+        name: 'client',
+        namespace: ns,
+        placement: { constraints: ['node.labels.zone == c'] },
+        stopGracePeriod: null,
+      }),
+    ),
   };
 }
 
@@ -75,27 +79,15 @@ async function clientOn(engine: TestEngine): Promise<string> {
   return client.name;
 }
 
-function waitForOutput(child: ChildProcess, pattern: RegExp, what: string): Promise<RegExpExecArray> {
-  return new Promise((resolve, reject) => {
-    let out = '';
-    child.stdout?.on('data', (chunk: Buffer) => {
-      out += chunk.toString();
-      const match = pattern.exec(out);
-      if (match) resolve(match);
-    });
-    child.on('exit', (code) => reject(new Error(`${what} exited with ${code}:\n${out}`)));
-  });
-}
-
 describe('routing mesh on three engines', () => {
   let cluster: TestEngines;
   let engines: TestEngine[];
   let repo: TestRepo;
   let dir: string;
   let published: number;
-  const children: ChildProcess[] = [];
-  const agents = new Map<string, ChildProcess>();
-  let startAgent: (engine: TestEngine) => Promise<unknown> = () => Promise.reject(new Error('no operator'));
+  const children: BerthProcess[] = [];
+  const agents = new Map<string, BerthProcess>();
+  let startAgent: (engine: TestEngine) => Promise<void> = () => Promise.reject(new Error('no operator'));
   /** The node whose agent the agent-kill test killed. */
   let agentKilled: TestEngine | null = null;
 
@@ -106,58 +98,30 @@ describe('routing mesh on three engines', () => {
     published = await freePort();
     // Services arrive once every node has joined, so placement sees all three.
     repo = await createTestRepo({
-      'app.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+      'app.yaml': namespaceManifest(ns),
     });
     const clusterPort = await freePort();
-    const operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--state-dir',
-      join(dir, 'state'),
-      '--cluster-listen',
-      `127.0.0.1:${clusterPort}`,
-      '--no-local-node',
-      '--schedule',
-      '0 0 1 1 *',
+    const operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, stateDir: join(dir, 'state') }),
+      ...['--cluster-listen', `127.0.0.1:${clusterPort}`, '--no-local-node'],
+      ...SCHEDULE_NEVER,
     ]);
     children.push(operator);
-    const [, endpoint, token] = await waitForOutput(
-      operator,
-      /berth agent --join (\S+) --token (\S+)/,
-      'the operator',
-    );
-    startAgent = (engine: TestEngine) => {
-      const agent = startBerth([
-        'agent',
-        '--join',
-        endpoint!,
-        '--token',
-        token!,
-        '--node',
-        engine.node,
-        '--docker',
-        engine.socketPath,
-        '--advertise-addr',
-        engine.address,
-        '--service-addresses',
-        engine.serviceAddresses,
-        '--label',
-        `zone=${zones[engine.index - 1]}`,
-        '--state-dir',
-        join(dir, `agent-${engine.index}`),
-        '--pull',
-        'never',
-      ]);
+    assert.ok(operator.join, operator.output());
+    const joinCommand = operator.join;
+    startAgent = async (engine: TestEngine) => {
+      const agent = await startEngineAgent(engine, joinCommand, {
+        stateDir: join(dir, `agent-${engine.index}`),
+        args: ['--service-addresses', engine.serviceAddresses],
+      });
       children.push(agent);
       agents.set(engine.node, agent);
-      return waitForOutput(agent, /joined/, `agent ${engine.node}`);
     };
     await Promise.all(engines.map((engine) => startAgent(engine)));
   });
 
   after(async () => {
-    for (const child of children) child.kill('SIGKILL');
+    await Promise.all(children.map((child) => child.stop('SIGKILL')));
     await cluster?.stop();
     await repo?.cleanup();
     if (dir) await rm(dir, { recursive: true, force: true });
@@ -275,7 +239,7 @@ describe('routing mesh on three engines', () => {
       socketPath: empty.socketPath,
     });
     try {
-      agents.get(lost.node)?.kill('SIGKILL');
+      await agents.get(lost.node)?.stop('SIGKILL');
       agentKilled = lost;
       // Down after 5 s without a word; its replicas are rescheduled on the only other zone allowed.
       await eventually(
@@ -316,7 +280,7 @@ describe('routing mesh on three engines', () => {
     try {
       await new Promise((r) => setTimeout(r, 1000));
       // The host goes: its agent and its engine, with every container on it.
-      agents.get(host.node)?.kill('SIGKILL');
+      await agents.get(host.node)?.stop('SIGKILL');
       await stopEngine(host);
       goneAt = Date.now();
       // Down after 5 s without a word; its replicas are started on the node that is left.

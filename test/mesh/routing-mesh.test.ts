@@ -1,14 +1,20 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { Agent, request } from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { assertNoneFailed, freePort, getOnce, startLoadLoop } from '../helpers/load-loop.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 
 const ns = `mesh${Date.now().toString(36)}`;
@@ -20,27 +26,20 @@ function manifests(
   broken = false,
   appProtocol: 'tcp' | 'http' = 'tcp',
 ): Record<string, string> {
-  // The broken variant serves no page: its health check fails, and the update rolls back.
-  const command = broken
-    ? `\n  command: ["sh", "-c", "rm /www/index.html && exec httpd -f -p 8080 -h /www"]`
-    : '';
   return {
-    'deploy/all.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}${command}
-  replicas: 3
-  ports: [{ target: 8080, published: ${published}, appProtocol: ${appProtocol} }]
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: 1, order: start-first, monitor: 1s }
-  stopGracePeriod: 2s
-  init: true
-`,
+    'deploy/all.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({
+        namespace: ns,
+        image,
+        // The broken variant serves no page: its health check fails, and the update rolls back.
+        ...(broken ? { command: ['sh', '-c', 'rm /www/index.html && exec httpd -f -p 8080 -h /www'] } : {}),
+        replicas: 3,
+        ports: [{ target: 8080, published, appProtocol }],
+        update: { parallelism: 1, order: 'start-first', monitor: '1s' },
+        stopGracePeriod: '2s',
+      }),
+    ),
   };
 }
 
@@ -60,7 +59,7 @@ function connectionHeader(port: number): Promise<string> {
 describe('routing mesh on one node (berth run, real engine)', () => {
   let repo: TestRepo;
   let stateDir: string;
-  let operator: ChildProcess | null = null;
+  let operator: BerthProcess | null = null;
   let published: number;
 
   before(async () => {
@@ -69,26 +68,16 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     published = await freePort();
     repo = await createTestRepo(manifests('berth-test/web:v1', published));
     stateDir = await mkdtemp(join(tmpdir(), 'berth-mesh-'));
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      node,
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }),
       // No service discovery here: containers keep Docker's resolvers (checked below).
-      '--service-addresses',
-      'off',
-      // Every deploy here is triggered by the watch; the schedule never fires during the test.
-      '--schedule',
-      '0 0 1 1 *',
+      ...['--service-addresses', 'off'],
+      // Every deploy here is triggered by the watch.
+      ...SCHEDULE_NEVER,
     ]);
   });
   after(async () => {
-    operator?.kill('SIGKILL');
+    await operator?.stop('SIGKILL');
     await removeNamespace(ns);
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });

@@ -4,15 +4,27 @@
  * rolling update without a failed request.
  */
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { dockerExec, requireDocker, requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { startLoopInside } from '../helpers/load-loop.js';
+import {
+  manifestFile,
+  namespaceManifest,
+  SERVE_HOSTNAME_AT_ID,
+  sleeperService,
+  webService,
+} from '../helpers/manifests.js';
 import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 
 const id = Date.now().toString(36);
@@ -21,47 +33,28 @@ const other = `sdo${id}`;
 // A range of its own, so this suite never shares addresses with another operator on the machine.
 const range = '10.234.250.0/24';
 
-/** A web service whose replicas also serve their own hostname at /id, to see the balancing. */
-function web(namespace: string, image: string, replicas: number): string {
-  return `apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${namespace} }
-spec:
-  image: ${image}
-  command: ["sh", "-c", "hostname > /www/id && exec httpd -f -p 8080 -h /www"]
-  replicas: ${replicas}
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: 1, order: start-first, monitor: 1s }
-  stopGracePeriod: 2s
-  init: true
-`;
-}
-
-function client(namespace: string): string {
-  return `apiVersion: berth/v1
-kind: Service
-metadata: { name: client, namespace: ${namespace} }
-spec:
-  image: busybox:1.36
-  command: ["sleep", "3600"]
-  init: true
-`;
-}
-
 function manifests(shopImage: string): Record<string, string> {
+  // A web service whose replicas also serve their own hostname at /id, to see the balancing.
+  const web = (namespace: string, image: string, replicas: number): string =>
+    webService({
+      namespace,
+      image,
+      command: SERVE_HOSTNAME_AT_ID,
+      replicas,
+      update: { parallelism: 1, order: 'start-first', monitor: '1s' },
+      stopGracePeriod: '2s',
+    });
   return {
-    'deploy/ns.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${shop} }
----
-apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${other} }
-`,
-    'deploy/shop.yaml': `${web(shop, shopImage, 2)}---\n${client(shop)}`,
+    'deploy/ns.yaml': manifestFile(namespaceManifest(shop), namespaceManifest(other)),
+    'deploy/shop.yaml': manifestFile(
+      web(shop, shopImage, 2),
+      sleeperService({ name: 'client', namespace: shop }),
+    ),
     // Same service name and port in another namespace: two services share port 8080.
-    'deploy/other.yaml': `${web(other, 'berth-test/web:v2', 1)}---\n${client(other)}`,
+    'deploy/other.yaml': manifestFile(
+      web(other, 'berth-test/web:v2', 1),
+      sleeperService({ name: 'client', namespace: other }),
+    ),
   };
 }
 
@@ -79,31 +72,21 @@ async function fetchFrom(container: string, url: string): Promise<{ exitCode: nu
 describe('service discovery on one node (berth run, real engine)', () => {
   let repo: TestRepo;
   let stateDir: string;
-  let operator: ChildProcess | null = null;
+  let operator: BerthProcess | null = null;
 
   before(async () => {
     await requireDocker();
     await requireTestImages();
     repo = await createTestRepo(manifests('berth-test/web:v1'));
     stateDir = await mkdtemp(join(tmpdir(), 'berth-discovery-'));
-    operator = startBerth([
-      'run',
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      `test-${shop}`,
-      '--service-addresses',
-      range,
-      '--schedule',
-      '0 0 1 1 *',
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node: `test-${shop}` }),
+      ...['--service-addresses', range],
+      ...SCHEDULE_NEVER,
     ]);
   });
   after(async () => {
-    operator?.kill('SIGKILL');
+    await operator?.stop('SIGKILL');
     await removeNamespace(shop);
     await removeNamespace(other);
     await repo.cleanup();

@@ -3,9 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runBerth } from '../helpers/berth-cli.js';
+import { runBerth, targetArgs } from '../helpers/berth-cli.js';
 import { MISSING_IMAGE } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { namespaceManifest, WEB_HEALTHCHECK, webService, type ServiceOptions } from '../helpers/manifests.js';
 import {
   bodies,
   removeContainer,
@@ -20,25 +21,18 @@ const ns = `loop${Date.now().toString(36)}`;
 // neither sees nor prunes what other suites (or a developer's `npm start`) run on this engine.
 const node = `test-${ns}`;
 
-function manifests(image: string, extra = ''): Record<string, string> {
+function manifests(image: string, overrides: ServiceOptions = {}): Record<string, string> {
   return {
-    'deploy/namespace.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
-    'deploy/web.yaml': `apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}
-  replicas: 3
-  ports: [{ target: 8080 }]
-  healthcheck:
-    http: { port: 8080, path: / }
-    interval: 1s
-    timeout: 1s
-    retries: 2
-  update: { parallelism: 1, order: start-first, monitor: 1s, progressDeadline: 30s }
-  stopGracePeriod: 2s
-  init: true
-${extra}`,
+    'deploy/namespace.yaml': namespaceManifest(ns),
+    'deploy/web.yaml': webService({
+      namespace: ns,
+      image,
+      replicas: 3,
+      healthcheck: { ...WEB_HEALTHCHECK, http: { port: 8080, path: '/' } },
+      update: { parallelism: 1, order: 'start-first', monitor: '1s', progressDeadline: '30s' },
+      stopGracePeriod: '2s',
+      ...overrides,
+    }),
   };
 }
 
@@ -47,18 +41,7 @@ describe('the GitOps loop on a real Docker engine', () => {
   let stateDir: string;
   /** `berth COMMAND` on this suite's repository, state dir and node. */
   const berth = (command: 'apply' | 'plan', ...extra: string[]) =>
-    runBerth([
-      command,
-      '--repo',
-      repo.dir,
-      '--path',
-      'deploy',
-      '--state-dir',
-      stateDir,
-      '--node',
-      node,
-      ...extra,
-    ]);
+    runBerth([command, ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }), ...extra]);
   const apply = (...extra: string[]) => berth('apply', ...extra);
 
   before(async () => {
@@ -145,8 +128,9 @@ describe('the GitOps loop on a real Docker engine', () => {
 
   test('a missing image and a failing health check are each rolled back, and what ran keeps serving', async () => {
     const good = (await replicasOf(ns, 'web'))[0]!.revision;
-    const failingCheck = manifests('berth-test/web:v2');
-    failingCheck['deploy/web.yaml'] = failingCheck['deploy/web.yaml']!.replace('path: /', 'path: /missing');
+    const failingCheck = manifests('berth-test/web:v2', {
+      healthcheck: { ...WEB_HEALTHCHECK, http: { port: 8080, path: '/missing' } },
+    });
     for (const [what, files] of [
       ['missing image', manifests(MISSING_IMAGE)],
       ['failing check', failingCheck],
@@ -168,15 +152,8 @@ describe('the GitOps loop on a real Docker engine', () => {
 
   test('publishing a port is accepted and restarts no replica (the mesh is not part of the spec hash)', async () => {
     const before = await replicasOf(ns, 'web');
-    const files = manifests('berth-test/web:v2');
     await repo.commit(
-      {
-        ...files,
-        'deploy/web.yaml': files['deploy/web.yaml']!.replace(
-          '[{ target: 8080 }]',
-          '[{ target: 8080, published: 18080 }]',
-        ),
-      },
+      manifests('berth-test/web:v2', { ports: [{ target: 8080, published: 18080 }] }),
       'publish a port',
     );
     const plan = await berth('plan');

@@ -3,9 +3,10 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runBerth } from '../helpers/berth-cli.js';
+import { runBerth, targetArgs } from '../helpers/berth-cli.js';
 import { startGitHttpServer, type GitHttpServer } from '../helpers/git-http-server.js';
 import { createBareRemote, createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace } from './cluster-probe.js';
 
 const ns = `http${Date.now().toString(36)}`;
@@ -19,21 +20,10 @@ describe('deploying from a repository served over http', () => {
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-http-'));
     repo = await createTestRepo({
-      'deploy/app.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 2
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s }
-  update: { parallelism: 2, monitor: 500ms }
-  init: true
-`,
+      'deploy/app.yaml': manifestFile(
+        namespaceManifest(ns),
+        webService({ namespace: ns, replicas: 2, update: { parallelism: 2, monitor: '500ms' } }),
+      ),
     });
     await createBareRemote(repo, dir, 'deploy.git');
     server = await startGitHttpServer({ root: dir });
@@ -47,16 +37,12 @@ spec:
   });
 
   test('plan and apply read the branch from the server; an unchanged remote costs one request', async () => {
-    const args = [
-      '--repo',
-      `${server.url}/deploy.git`,
-      '--path',
-      'deploy',
-      '--state-dir',
-      join(dir, 'state'),
-      '--node',
+    const args = targetArgs({
+      repo: `${server.url}/deploy.git`,
+      path: 'deploy',
+      stateDir: join(dir, 'state'),
       node,
-    ];
+    });
     const plan = await runBerth(['plan', ...args]);
     assert.equal(plan.code, 2, plan.stdout + plan.stderr);
     assert.match(plan.stdout, new RegExp(`\\+ ${ns}/web: create`));

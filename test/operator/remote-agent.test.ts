@@ -1,11 +1,11 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runBerth, startBerth } from '../helpers/berth-cli.js';
+import { runBerth, startBerth, type BerthProcess } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `remote${Date.now().toString(36)}`;
@@ -15,47 +15,28 @@ const token = `token-${Math.random().toString(36).slice(2)}`;
 describe('the operator driving an agent over HTTP with a token', () => {
   let repo: TestRepo;
   let dir: string;
-  let agent: ChildProcess;
+  let agent: BerthProcess | undefined;
   let url: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-remote-'));
     repo = await createTestRepo({
-      'app.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: berth-test/web:v1
-  replicas: 2
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s }
-  update: { parallelism: 2, monitor: 500ms }
-  init: true
-`,
+      'app.yaml': manifestFile(
+        namespaceManifest(ns),
+        webService({ namespace: ns, replicas: 2, update: { parallelism: 2, monitor: '500ms' } }),
+      ),
     });
-    agent = startBerth(
-      ['agent', '--listen', '127.0.0.1:0', '--node', node, '--state-dir', join(dir, 'agent')],
-      {
-        env: { BERTH_AGENT_TOKEN: token },
-      },
+    agent = await startBerth(
+      'agent',
+      ['--listen', '127.0.0.1:0', '--node', node, '--state-dir', join(dir, 'agent')],
+      { env: { BERTH_AGENT_TOKEN: token } },
     );
-    url = await new Promise<string>((resolve, reject) => {
-      let out = '';
-      agent.stdout?.on('data', (chunk: Buffer) => {
-        out += chunk.toString();
-        const match = /serving on (http:\/\/\S+)/.exec(out);
-        if (match) resolve(match[1]!);
-      });
-      agent.on('exit', (code) => reject(new Error(`agent exited with ${code}`)));
-    });
+    assert.ok(agent.url, agent.output());
+    url = agent.url;
   });
 
   after(async () => {
-    agent.kill('SIGTERM');
+    await agent?.stop();
     await removeNamespace(ns);
     await repo.cleanup();
     await rm(dir, { recursive: true, force: true });

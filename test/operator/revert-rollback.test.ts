@@ -3,8 +3,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { runBerth } from '../helpers/berth-cli.js';
+import { runBerth, targetArgs } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `revert${Date.now().toString(36)}`;
@@ -12,22 +13,10 @@ const node = `test-${ns}`;
 
 function manifests(image: string): Record<string, string> {
   return {
-    'deploy/all.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}
-  replicas: 2
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: 2, monitor: 0s }
-  stopGracePeriod: 1s
-  init: true
-`,
+    'deploy/all.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({ namespace: ns, image, replicas: 2, update: { parallelism: 2, monitor: '0s' } }),
+    ),
   };
 }
 
@@ -35,7 +24,7 @@ describe('rollback by reverting a commit, on a real Docker engine', () => {
   let repo: TestRepo;
   let stateDir: string;
   let v1Hash = '';
-  const common = () => ['--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir];
+  const common = () => targetArgs({ repo: repo.dir, path: 'deploy', stateDir });
   const apply = () => runBerth(['apply', ...common(), '--node', node]);
   const servingOnly = async (body: string, revision: string) => {
     const replicas = await replicasOf(ns, 'web');

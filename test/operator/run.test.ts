@@ -1,11 +1,18 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  runBerth,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `run${Date.now().toString(36)}`;
@@ -13,22 +20,16 @@ const node = `test-${ns}`;
 
 function manifests(image: string, parallelism = 3): Record<string, string> {
   return {
-    'deploy/all.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}
-  replicas: 3
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: ${parallelism}, monitor: 1s }
-  stopGracePeriod: 2s
-  init: true
-`,
+    'deploy/all.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({
+        namespace: ns,
+        image,
+        replicas: 3,
+        update: { parallelism, monitor: '1s' },
+        stopGracePeriod: '2s',
+      }),
+    ),
   };
 }
 
@@ -46,65 +47,39 @@ function holding(body: Pick<HealthBody, 'conditions'>): string {
     .join();
 }
 
-interface Operator {
-  child: ChildProcess;
-  stderr: () => string;
-  address: Promise<string>;
-  exited: Promise<number | null>;
-}
-
-function startOperator(repo: TestRepo, stateDir: string): Operator {
-  const child = startBerth([
-    'run',
-    '--repo',
-    repo.dir,
-    '--path',
-    'deploy',
-    '--state-dir',
-    stateDir,
-    '--node',
-    node,
-    // A schedule that never fires during the test: every deploy here is triggered by the watch.
-    '--schedule',
-    '0 0 1 1 *',
-    '--listen',
-    '127.0.0.1:0',
+function startOperator(repo: TestRepo, stateDir: string): Promise<BerthProcess> {
+  return startBerth('run', [
+    ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }),
+    // Every deploy here is triggered by the watch.
+    ...SCHEDULE_NEVER,
+    ...['--listen', '127.0.0.1:0'],
   ]);
-  let stderr = '';
-  const address = new Promise<string>((resolve) => {
-    child.stderr?.on('data', (chunk: Buffer) => {
-      stderr += chunk.toString();
-      const match = /"address":"(http:\/\/[^"]+)"/.exec(stderr);
-      if (match) resolve(match[1]!);
-    });
-  });
-  const exited = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-  return { child, stderr: () => stderr, address, exited };
 }
 
 describe('berth run: the operator loop', () => {
   let repo: TestRepo;
   let stateDir: string;
-  let operator: Operator | null = null;
+  let operator: BerthProcess | null = null;
 
   before(async () => {
     repo = await createTestRepo(manifests('berth-test/web:v1'));
     stateDir = await mkdtemp(join(tmpdir(), 'berth-run-'));
   });
   after(async () => {
-    operator?.child.kill('SIGKILL');
+    await operator?.stop('SIGKILL');
     await removeNamespace(ns);
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   });
 
   test('deploys the branch head at start and serves /healthz and /metrics', async () => {
-    operator = startOperator(repo, stateDir);
+    operator = await startOperator(repo, stateDir);
     await eventually(
       '3 replicas serving v1',
       async () => (await bodies(ns, 'web')).filter((b) => b === 'v1').length === 3,
     );
-    const base = await operator.address;
+    const base = operator.url;
+    assert.ok(base, operator.output());
     const health = await eventually('Ready', async () => {
       const response = await fetch(`${base}/healthz`);
       const body = (await response.json()) as HealthBody;
@@ -160,7 +135,7 @@ describe('berth run: the operator loop', () => {
       { 'deploy/all.yaml': files['deploy/all.yaml']!.replace('replicas: 3', 'replicas: three') },
       'bad',
     );
-    const base = await operator!.address;
+    const base = operator!.url;
     const body = await eventually('Stalled', async () => {
       const response = await fetch(`${base}/readyz`);
       const health = (await response.json()) as HealthBody;
@@ -195,15 +170,14 @@ describe('berth run: the operator loop', () => {
       30_000,
       50,
     );
-    operator!.child.kill('SIGKILL');
-    await operator!.exited;
+    await operator!.stop('SIGKILL');
     const midway = await replicasOf(ns, 'web');
     assert.ok(
       midway.some((r) => r.revision !== commit),
       'the kill landed mid-rollout',
     );
 
-    operator = startOperator(repo, stateDir);
+    operator = await startOperator(repo, stateDir);
     await eventually(
       'exactly 3 replicas, all on the new commit, serving v1',
       async () => {
@@ -220,8 +194,8 @@ describe('berth run: the operator loop', () => {
   });
 
   test('SIGTERM stops it cleanly and leaves the replicas running', async () => {
-    operator!.child.kill('SIGTERM');
-    assert.equal(await operator!.exited, 0, operator!.stderr());
+    const exit = await operator!.stop('SIGTERM');
+    assert.equal(exit.code, 0, operator!.output());
     operator = null;
     assert.equal((await bodies(ns, 'web')).filter((b) => b === 'v1').length, 3);
   });
@@ -234,14 +208,8 @@ describe('berth run without a Docker engine', () => {
     try {
       const result = await runBerth([
         'run',
-        '--repo',
-        repo.dir,
-        '--path',
-        'deploy',
-        '--state-dir',
-        dir,
-        '--docker',
-        join(dir, 'missing.sock'),
+        ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir: dir }),
+        ...['--docker', join(dir, 'missing.sock')],
       ]);
       assert.equal(result.code, 1);
       const lines = result.stderr.trim().split('\n');

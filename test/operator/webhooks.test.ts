@@ -1,11 +1,17 @@
 import assert from 'node:assert/strict';
-import type { ChildProcess } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { eventually, startBerth } from '../helpers/berth-cli.js';
+import {
+  eventually,
+  SCHEDULE_NEVER,
+  startBerth,
+  targetArgs,
+  type BerthProcess,
+} from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import {
   giteaDelivery,
   githubDelivery,
@@ -20,23 +26,16 @@ const secret = 'webhook-test-secret-0c6f';
 
 function manifests(image: string, version: string): Record<string, string> {
   return {
-    'deploy/all.yaml': `apiVersion: berth/v1
-kind: Namespace
-metadata: { name: ${ns} }
----
-apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: ${ns} }
-spec:
-  image: ${image}
-  env: { VERSION: "${version}" }
-  replicas: 2
-  ports: [{ target: 8080 }]
-  healthcheck: { http: { port: 8080 }, interval: 1s, timeout: 1s, retries: 2 }
-  update: { parallelism: 2, monitor: 0s }
-  stopGracePeriod: 1s
-  init: true
-`,
+    'deploy/all.yaml': manifestFile(
+      namespaceManifest(ns),
+      webService({
+        namespace: ns,
+        image,
+        env: { VERSION: version },
+        replicas: 2,
+        update: { parallelism: 2, monitor: '0s' },
+      }),
+    ),
   };
 }
 
@@ -48,7 +47,7 @@ async function onlyRevision(revision: string): Promise<boolean> {
 describe('push webhooks on a running operator', () => {
   let repo: TestRepo;
   let stateDir: string;
-  let operator: ChildProcess | null = null;
+  let operator: BerthProcess | null = null;
   let base = '';
 
   before(async () => {
@@ -58,24 +57,17 @@ describe('push webhooks on a running operator', () => {
     await writeFile(secretFile, `${secret}\n`);
     // No watch and a schedule that never fires: after the start-up reconcile, only a webhook
     // can make this operator look at git again.
-    operator = startBerth([
-      'run',
-      ...['--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, '--node', node],
-      ...['--schedule', '0 0 1 1 *', '--no-watch', '--listen', '127.0.0.1:0'],
+    operator = await startBerth('run', [
+      ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }),
+      ...SCHEDULE_NEVER,
+      ...['--no-watch', '--listen', '127.0.0.1:0'],
       ...['--webhook-secret-file', secretFile],
     ]);
-    let stderr = '';
-    base = await new Promise<string>((resolve, reject) => {
-      operator!.stderr?.on('data', (chunk: Buffer) => {
-        stderr += chunk.toString();
-        const match = /"address":"(http:\/\/[^"]+)"/.exec(stderr);
-        if (match) resolve(match[1]!);
-      });
-      operator!.on('exit', (code) => reject(new Error(`berth run exited (${code}): ${stderr}`)));
-    });
+    assert.ok(operator.url, operator.output());
+    base = operator.url;
   });
   after(async () => {
-    operator?.kill('SIGKILL');
+    await operator?.stop('SIGKILL');
     await removeNamespace(ns);
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });

@@ -1,24 +1,24 @@
 import assert from 'node:assert/strict';
-import { execFileSync } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
+import { ageEncrypt } from '../helpers/age.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import {
+  configManifest,
+  manifestFile,
+  namespaceManifest,
+  secretManifest,
+  sleeperService,
+  webService,
+} from '../helpers/manifests.js';
 
 // The public key of the test identity in test/fixtures/age (its private key is public too).
 const recipient = 'age1rkhnr78uupwcjsrfy4ewydj09cpy3tzlrswj2qgr8nvkt3wna5fq4qmctl';
-const encrypt = (plaintext: string): string =>
-  execFileSync('age', ['-r', recipient, '-a'], { input: plaintext, encoding: 'utf8' });
-const indent = (text: string): string =>
-  text
-    .trimEnd()
-    .split('\n')
-    .map((l) => `    ${l}`)
-    .join('\n');
 
-function manifests(v: {
+async function manifests(v: {
   image: string;
   replicas: number;
   greeting: string;
@@ -26,42 +26,29 @@ function manifests(v: {
   password: string;
   worker: boolean;
   api: boolean;
-}): Record<string, string | null> {
+}): Promise<Record<string, string | null>> {
+  const sleeper = (name: string, replicas?: number): string =>
+    sleeperService({ name, namespace: 'shop', ...(replicas === undefined ? {} : { replicas }) });
   return {
-    'deploy/web.yaml': `apiVersion: berth/v1
-kind: Service
-metadata: { name: web, namespace: shop }
-spec:
-  image: ${v.image}
-  env: { GREETING: ${v.greeting} }
-  replicas: ${v.replicas}
-  ports: [{ target: 8080 }]
-  configs: [{ source: web-content, key: index.html, target: /www/index.html }]
-  secrets: [{ source: db, key: password, target: /run/secrets/db-password }]
----
-apiVersion: berth/v1
-kind: Namespace
-metadata: { name: shop }
----
-apiVersion: berth/v1
-kind: Config
-metadata: { name: web-content, namespace: shop }
-data:
-  index.html: "${v.page}"
----
-apiVersion: berth/v1
-kind: Secret
-metadata: { name: db, namespace: shop }
-data:
-  password: |
-${indent(encrypt(v.password))}
-`,
-    'deploy/worker.yaml': v.worker
-      ? `apiVersion: berth/v1\nkind: Service\nmetadata: { name: worker, namespace: shop }\nspec: { image: busybox:1.36, command: [sleep, '3600'] }\n`
-      : null,
-    'deploy/api.yaml': v.api
-      ? `apiVersion: berth/v1\nkind: Service\nmetadata: { name: api, namespace: shop }\nspec: { image: busybox:1.36, replicas: 2, command: [sleep, '3600'] }\n`
-      : null,
+    'deploy/web.yaml': manifestFile(
+      webService({
+        namespace: 'shop',
+        image: v.image,
+        env: { GREETING: v.greeting },
+        replicas: v.replicas,
+        configs: [{ source: 'web-content', key: 'index.html', target: '/www/index.html' }],
+        secrets: [{ source: 'db', key: 'password', target: '/run/secrets/db-password' }],
+      }),
+      namespaceManifest('shop'),
+      configManifest({ name: 'web-content', namespace: 'shop', data: { 'index.html': v.page } }),
+      secretManifest({
+        name: 'db',
+        namespace: 'shop',
+        data: { password: await ageEncrypt(recipient, v.password) },
+      }),
+    ),
+    'deploy/worker.yaml': v.worker ? sleeper('worker') : null,
+    'deploy/api.yaml': v.api ? sleeper('api', 2) : null,
   };
 }
 
@@ -83,10 +70,10 @@ describe('berth plan for pull requests, offline (--against)', () => {
 
   before(async () => {
     repo = await createTestRepo({ 'README.md': 'deploy repo\n' });
-    await repo.commit(manifests(mainState), 'main');
+    await repo.commit(await manifests(mainState), 'main');
     await repo.git('checkout', '-q', '-b', 'feature');
     await repo.commit(
-      manifests({
+      await manifests({
         image: 'berth-test/web:v2',
         replicas: 5,
         greeting: 'bonjour',

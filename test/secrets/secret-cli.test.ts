@@ -5,25 +5,20 @@ import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { parse } from 'yaml';
+import { runBerth } from '../helpers/berth-cli.js';
 
 const run = promisify(execFile);
-const entry = fileURLToPath(new URL('../helpers/berth-entry.ts', import.meta.url));
 
 /** Runs a command with `input` on stdin; resolves with its exit code and output as bytes. */
 function pipe(
   command: string,
   args: string[],
   input: Uint8Array | string,
-  env: NodeJS.ProcessEnv = {},
 ): Promise<{ code: number | null; stdout: Buffer; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(command, args, {
-      stdio: ['pipe', 'pipe', 'pipe'],
-      env: { ...process.env, NO_COLOR: '1', BERTH_AGE_KEY: '', BERTH_AGE_KEY_FILE: '', ...env },
-    });
+    const child = spawn(command, args, { stdio: ['pipe', 'pipe', 'pipe'] });
     const out: Buffer[] = [];
     let stderr = '';
     child.stdout.on('data', (chunk: Buffer) => out.push(chunk));
@@ -34,8 +29,9 @@ function pipe(
   });
 }
 
+// No key from the developer's environment: each test says which key berth has.
 const berth = (args: string[], input: Uint8Array | string = '', env: NodeJS.ProcessEnv = {}) =>
-  pipe(process.execPath, ['--import', 'tsx', entry, ...args], input, env);
+  runBerth(args, { input, env: { BERTH_AGE_KEY: '', BERTH_AGE_KEY_FILE: '', ...env } });
 
 void describe('berth secret encrypt', () => {
   let dir: string;

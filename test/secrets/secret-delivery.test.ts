@@ -6,17 +6,27 @@
  * revision whose secrets cannot be decrypted is refused as a whole and what runs stays.
  */
 import assert from 'node:assert/strict';
-import { execFile, spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { randomBytes, createHash } from 'node:crypto';
-import { lstat, mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { promisify } from 'node:util';
 import { isTmpfsMountPoint } from '../../src/agent/file-store.js';
-import { runBerth, type CliResult } from '../helpers/berth-cli.js';
+import { ageEncrypt, createAgeIdentity } from '../helpers/age.js';
+import { runBerth, targetArgs, type CliResult } from '../helpers/berth-cli.js';
 import { dockerCli, dockerExec, requireTestImages, testDocker } from '../helpers/docker.js';
+import { filesContaining } from '../helpers/files-containing.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import {
+  configManifest,
+  manifestFile,
+  namespaceManifest,
+  secretManifest,
+  sleeperService,
+  type ServiceOptions,
+} from '../helpers/manifests.js';
 import { removeNamespace } from '../operator/cluster-probe.js';
 
 const run = promisify(execFile);
@@ -24,27 +34,7 @@ const ns = `sec${Date.now().toString(36)}`;
 // A node of its own: the embedded agent sees only this suite's containers.
 const node = `test-${ns}`;
 
-/** Pipes `input` through the real `age` CLI. */
-function age(args: string[], input: Uint8Array | string): Promise<string> {
-  return new Promise((resolve, reject) => {
-    const child = spawn('age', args, { stdio: ['pipe', 'pipe', 'pipe'] });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (chunk: Buffer) => (out += chunk.toString()));
-    child.stderr.on('data', (chunk: Buffer) => (err += chunk.toString()));
-    child.on('error', reject);
-    child.on('close', (code) => (code === 0 ? resolve(out) : reject(new Error(`age: ${err}`))));
-    child.stdin.end(input);
-  });
-}
-
 const sha256 = (data: Uint8Array): string => createHash('sha256').update(data).digest('hex');
-const indent = (armored: string): string =>
-  armored
-    .trimEnd()
-    .split('\n')
-    .map((line) => `    ${line}`)
-    .join('\n');
 
 interface Revision {
   password: string;
@@ -55,56 +45,36 @@ interface Revision {
 }
 
 function manifests(r: Revision): Record<string, string | null> {
-  const sleeper = `  image: busybox:1.36
-  command: ["sh", "-c", "exec sleep 3600"]
-  init: true
-  stopGracePeriod: 1s
-  update: { monitor: 1s, progressDeadline: 30s }`;
-  const secretMounts = r.mountSecrets
-    ? `  secrets:
-    - { source: db, key: password }
-    - { source: db, key: blob, target: /run/secrets/blob, mode: 0440, uid: 1000, gid: 2000 }
-`
-    : '';
+  const sleeper = (name: string, fields: ServiceOptions): string =>
+    sleeperService({
+      name,
+      namespace: ns,
+      command: ['sh', '-c', 'exec sleep 3600'],
+      update: { monitor: '1s', progressDeadline: '30s' },
+      ...fields,
+    });
   return {
-    'deploy/namespace.yaml': `apiVersion: berth/v1\nkind: Namespace\nmetadata: { name: ${ns} }\n`,
+    'deploy/namespace.yaml': namespaceManifest(ns),
     'deploy/db.yaml': r.mountSecrets
-      ? `apiVersion: berth/v1
-kind: Secret
-metadata: { name: db, namespace: ${ns} }
-data:
-  password: |
-${indent(r.password)}
-  blob: |
-${indent(r.blob)}
-`
+      ? secretManifest({ name: 'db', namespace: ns, data: { password: r.password, blob: r.blob } })
       : null,
-    'deploy/settings.yaml': `apiVersion: berth/v1
-kind: Config
-metadata: { name: settings, namespace: ${ns} }
-data: { greeting: ${JSON.stringify(r.greeting)} }
----
-apiVersion: berth/v1
-kind: Config
-metadata: { name: other-settings, namespace: ${ns} }
-data: { GREETING: ${JSON.stringify(r.otherGreeting)} }
-`,
-    'deploy/app.yaml': `apiVersion: berth/v1
-kind: Service
-metadata: { name: app, namespace: ${ns} }
-spec:
-${sleeper}
-  user: "1000"
-  configs:
-    - { source: settings, key: greeting, target: /etc/app/greeting }
-${secretMounts}`,
-    'deploy/other.yaml': `apiVersion: berth/v1
-kind: Service
-metadata: { name: other, namespace: ${ns} }
-spec:
-${sleeper}
-  envFrom: [{ config: other-settings, prefix: OTHER_ }]
-`,
+    'deploy/settings.yaml': manifestFile(
+      configManifest({ name: 'settings', namespace: ns, data: { greeting: r.greeting } }),
+      configManifest({ name: 'other-settings', namespace: ns, data: { GREETING: r.otherGreeting } }),
+    ),
+    'deploy/app.yaml': sleeper('app', {
+      user: '1000',
+      configs: [{ source: 'settings', key: 'greeting', target: '/etc/app/greeting' }],
+      ...(r.mountSecrets
+        ? {
+            secrets: [
+              { source: 'db', key: 'password' },
+              { source: 'db', key: 'blob', target: '/run/secrets/blob', mode: '0440', uid: 1000, gid: 2000 },
+            ],
+          }
+        : {}),
+    }),
+    'deploy/other.yaml': sleeper('other', { envFrom: [{ config: 'other-settings', prefix: 'OTHER_' }] }),
   };
 }
 
@@ -121,24 +91,6 @@ async function onlyReplica(service: string): Promise<{ id: string; name: string 
   const replicas = await idsOf(service);
   assert.equal(replicas.length, 1, `${service}: ${JSON.stringify(replicas)}`);
   return replicas[0]!;
-}
-
-/** Every regular file under `root` (not below `skip`) that contains one of `needles`. */
-async function filesContaining(root: string, needles: Buffer[], skip: string[] = []): Promise<string[]> {
-  const found: string[] = [];
-  const visit = async (path: string): Promise<void> => {
-    if (skip.includes(path)) return;
-    const info = await lstat(path).catch(() => null);
-    if (info === null) return;
-    if (info.isDirectory()) {
-      for (const entry of await readdir(path).catch(() => [])) await visit(join(path, entry));
-    } else if (info.isFile()) {
-      const content = await readFile(path).catch(() => null);
-      if (content && needles.some((needle) => content.includes(needle))) found.push(path);
-    }
-  };
-  await visit(root);
-  return found;
 }
 
 describe('configs and age-encrypted secrets on a real Docker engine', () => {
@@ -170,16 +122,7 @@ describe('configs and age-encrypted secrets on a real Docker engine', () => {
     transcript += result.stdout + result.stderr;
     return result;
   };
-  const where = (): string[] => [
-    '--repo',
-    repo.dir,
-    '--path',
-    'deploy',
-    '--state-dir',
-    stateDir,
-    '--node',
-    node,
-  ];
+  const where = (): string[] => targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node });
   const apply = (env: NodeJS.ProcessEnv = {}) => berth(['apply', ...where()], env);
   const commit = async (changes: Partial<Revision>, message: string): Promise<string> => {
     current = { ...current, ...changes };
@@ -190,18 +133,15 @@ describe('configs and age-encrypted secrets on a real Docker engine', () => {
     await requireTestImages();
     keyDir = await mkdtemp(join(tmpdir(), 'berth-keys-'));
     opsKey = join(keyDir, 'ops.txt');
-    await run('age-keygen', ['-o', opsKey]);
-    opsRecipient = (await run('age-keygen', ['-y', opsKey])).stdout.trim();
-    const stranger = join(keyDir, 'stranger.txt');
-    await run('age-keygen', ['-o', stranger]);
-    strangerRecipient = (await run('age-keygen', ['-y', stranger])).stdout.trim();
+    opsRecipient = await createAgeIdentity(opsKey);
+    strangerRecipient = await createAgeIdentity(join(keyDir, 'stranger.txt'));
 
     const password = newPassword();
     const blob = Buffer.concat([Buffer.from([0, 0, 255, 10, 13]), randomBytes(507)]);
     plaintexts.push(blob);
     current = {
-      password: await age(['-r', opsRecipient, '-a'], password),
-      blob: await age(['-r', opsRecipient, '-a'], blob),
+      password: await ageEncrypt(opsRecipient, password),
+      blob: await ageEncrypt(opsRecipient, blob),
       greeting: 'hello',
       otherGreeting: 'hi',
       mountSecrets: true,
@@ -257,7 +197,7 @@ describe('configs and age-encrypted secrets on a real Docker engine', () => {
   test('rotation is a new commit: the consumer rolls to the new bytes, the plan only says "changed", the old files are gone', async () => {
     const before = { app: await onlyReplica('app'), other: await onlyReplica('other') };
     const rotated = newPassword();
-    await commit({ password: await age(['-r', opsRecipient, '-a'], rotated) }, 'rotate the db password');
+    await commit({ password: await ageEncrypt(opsRecipient, rotated) }, 'rotate the db password');
 
     for (const format of ['text', 'json', 'markdown']) {
       const plan = await berth(['plan', ...where(), '--format', format]);
@@ -312,7 +252,7 @@ describe('configs and age-encrypted secrets on a real Docker engine', () => {
       },
       {
         what: 'for another key',
-        change: { password: await age(['-r', strangerRecipient, '-a'], newPassword()), greeting: 'never' },
+        change: { password: await ageEncrypt(strangerRecipient, newPassword()), greeting: 'never' },
         env: {},
         reason: /not encrypted for the operator's age key/,
       },

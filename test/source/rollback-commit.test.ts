@@ -6,9 +6,9 @@ import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
 import { createTestRepo, git, type TestRepo } from '../helpers/git-repo.js';
 import { startGitHttpServer } from '../helpers/git-http-server.js';
+import { webService } from '../helpers/manifests.js';
 
-const service = (image: string) =>
-  `apiVersion: berth/v1\nkind: Service\nmetadata: { name: web }\nspec: { image: ${image} }\n`;
+const service = (image: string): string => webService({ image });
 
 describe('berth rollback makes a revert commit', () => {
   let repo: TestRepo;
