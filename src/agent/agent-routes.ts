@@ -23,9 +23,9 @@ export interface AgentRoute {
   url: string;
   call: AgentCallName;
   /** The call's positional parameters as the request carries them, unchecked. */
-  callParams(input: HttpRequestInput): unknown[];
+  callParams: (input: HttpRequestInput) => unknown[];
   /** What the contract cannot see: agreement between the URL and the body. */
-  check?(call: AgentCall, input: HttpRequestInput): void;
+  check?: (call: AgentCall, input: HttpRequestInput) => void;
 }
 
 /** The body's fields, or none when the body is not a JSON object (the schema then says what is missing). */

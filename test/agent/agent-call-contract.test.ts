@@ -14,6 +14,7 @@ import { createLocalAgent } from '../../src/agent/local-agent.js';
 import { createAgentServer } from '../../src/agent/server.js';
 import type { NodeAgent, ReplicaRequest } from '../../src/api/types.js';
 import { ConnectedNodeAgent } from '../../src/cluster/connected-node-agent.js';
+import { messageText } from '../../src/cluster/rpc-protocol.js';
 import { serveNodeAgent } from '../../src/cluster/serve-node-agent.js';
 import { BerthError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
@@ -81,7 +82,7 @@ describe('malformed agent calls over HTTP and over the cluster RPC', () => {
     new Promise((resolve) => {
       const id = 1_000_000 + Math.floor(Math.random() * 1_000_000);
       const onMessage = (data: WebSocket.RawData) => {
-        const message = JSON.parse(String(data)) as { id: number };
+        const message = JSON.parse(messageText(data)) as { id: number };
         if (message.id !== id) return;
         operatorSide.off('message', onMessage);
         resolve(message);
