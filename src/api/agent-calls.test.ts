@@ -169,5 +169,17 @@ describe('the agent call contract', () => {
       outcome: 'healthy',
     });
     assert.deepEqual(await run('watch', long, ['exited']), { waits: [MAX_CALL_WAIT_MS], outcome: 'exited' });
+    // A wait within one call is asked for as given, once, however fast the answer comes.
+    const waits: number[] = [];
+    await waitInCalls(
+      'await',
+      5,
+      async (waitMs) => {
+        waits.push(waitMs);
+        return { outcome: 'timeout', replica: null, reason: null };
+      },
+      () => 0,
+    );
+    assert.deepEqual(waits, [5]);
   });
 });

@@ -355,10 +355,15 @@ export async function waitInCalls(
   now: () => number = Date.now,
 ): Promise<ReplicaWaitResult> {
   const deadline = now() + totalMs;
+  let remainingMs = totalMs;
   for (;;) {
-    const result = await call(Math.max(1, Math.min(MAX_CALL_WAIT_MS, Math.ceil(deadline - now()))));
+    const waitMs = Math.max(1, Math.min(MAX_CALL_WAIT_MS, Math.ceil(remainingMs)));
+    const result = await call(waitMs);
     const goOn = kind === 'await' ? result.outcome === 'timeout' : result.outcome === 'healthy';
-    if (!goOn || deadline - now() <= 0) return result;
+    // A call given all of the wait that was left answers for the whole of it.
+    if (!goOn || waitMs >= remainingMs) return result;
+    remainingMs = deadline - now();
+    if (remainingMs <= 0) return result;
   }
 }
 
