@@ -1,18 +1,20 @@
 /**
  * A NodeAgent over HTTP: the operator's side of server.ts. Errors come back as the BerthError the
  * agent raised (errorFromWire); an agent that cannot be reached is ERR_AGENT_UNREACHABLE
- * (transient: the operator backs off and observes again).
+ * (transient: the operator backs off and observes again). How long each call may take is the
+ * call contract's (src/api/agent-calls.ts).
  */
 import { BerthError, errorFromWire } from '../core/errors.js';
-import type {
-  MeshRoutes,
-  NodeAgent,
-  NodeSnapshot,
-  ObservedReplica,
-  ReplicaRequest,
-  ReplicaWaitResult,
-} from '../api/types.js';
-import { MAX_LONG_POLL_MS, replicaPath } from './protocol.js';
+import {
+  agentCallTimeoutMs,
+  drainWithinCall,
+  waitInCalls,
+  type AgentCall,
+  type AgentCallName,
+  type AgentCallParams,
+} from '../api/agent-calls.js';
+import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaWaitResult } from '../api/types.js';
+import { httpRequestFor } from './agent-routes.js';
 
 export interface AgentClientOptions {
   /** Base URL of the agent, e.g. http://10.0.0.5:7947 */
@@ -21,132 +23,101 @@ export interface AgentClientOptions {
   nodeName: string;
 }
 
-/** Longest a plain request may take. Creating a replica may pull an image; removing waits out a grace period. */
-const SNAPSHOT_TIMEOUT_MS = 30_000;
-const SLOW_REQUEST_TIMEOUT_MS = 15 * 60_000;
-/** Head-room on top of a long poll's own duration before the client gives up on the answer. */
-const LONG_POLL_SLACK_MS = 30_000;
+interface AgentEndpoint {
+  base: string;
+  token: string;
+  nodeName: string;
+  closing: AbortSignal;
+}
 
 export function createAgentClient(options: AgentClientOptions): NodeAgent {
-  const base = options.url.replace(/\/+$/, '');
-  const nodeName = options.nodeName;
   const closing = new AbortController();
-
-  async function call<T>(method: string, path: string, body: unknown, timeoutMs: number): Promise<T> {
-    const signal = AbortSignal.any([closing.signal, AbortSignal.timeout(timeoutMs)]);
-    const headers: Record<string, string> = {
-      authorization: `Bearer ${options.token}`,
-      accept: 'application/json',
-    };
-    if (body !== undefined) headers['content-type'] = 'application/json';
-    let response: Response;
-    try {
-      response = await fetch(`${base}${path}`, {
-        method,
-        headers,
-        signal,
-        ...(body === undefined ? {} : { body: JSON.stringify(body) }),
-      });
-    } catch (error) {
-      throw unreachable(error, method, path, timeoutMs);
-    }
-    let text: string;
-    try {
-      text = await response.text();
-    } catch (error) {
-      throw unreachable(error, method, path, timeoutMs);
-    }
-    let parsed: unknown = undefined;
-    if (text !== '') {
-      try {
-        parsed = JSON.parse(text);
-      } catch {
-        parsed = undefined;
-      }
-    }
-    if (!response.ok) {
-      throw errorFromWire(
-        parsed,
-        `agent ${nodeName} answered ${method} ${path} with HTTP ${response.status}`,
-      );
-    }
-    return parsed as T;
-  }
-
-  function unreachable(error: unknown, method: string, path: string, timeoutMs: number): BerthError {
-    if (closing.signal.aborted) {
-      return new BerthError('ERR_AGENT_UNREACHABLE', `client for agent ${nodeName} was closed`, {
-        cause: error,
-      });
-    }
-    const name = error instanceof Error ? error.name : '';
-    if (name === 'TimeoutError' || name === 'AbortError') {
-      return new BerthError(
-        'ERR_AGENT_UNREACHABLE',
-        `agent ${nodeName} at ${base} did not answer ${method} ${path} within ${timeoutMs} ms`,
-        { cause: error },
-      );
-    }
-    const cause =
-      error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
-    return new BerthError('ERR_AGENT_UNREACHABLE', `agent ${nodeName} at ${base} is unreachable: ${cause}`, {
-      cause: error,
-    });
-  }
-
-  /** Splits a long wait into polls the HTTP stack will not cut off. */
-  async function longPoll(
-    name: string,
-    kind: 'await' | 'watch',
-    totalMs: number,
-  ): Promise<ReplicaWaitResult> {
-    const deadline = Date.now() + totalMs;
-    for (;;) {
-      const chunk = Math.max(1, Math.min(MAX_LONG_POLL_MS, deadline - Date.now()));
-      const body = kind === 'await' ? { timeoutMs: chunk } : { durationMs: chunk };
-      const result = await call<ReplicaWaitResult>(
-        'POST',
-        `${replicaPath(name)}/${kind}`,
-        body,
-        chunk + LONG_POLL_SLACK_MS,
-      );
-      const more = deadline - Date.now() > 0;
-      // `await` goes on after a timeout; `watch` goes on after a window survived.
-      const goOn = kind === 'await' ? result.outcome === 'timeout' : result.outcome === 'healthy';
-      if (!goOn || !more) return result;
-    }
-  }
-
+  const endpoint: AgentEndpoint = {
+    base: options.url.replace(/\/+$/, ''),
+    token: options.token,
+    nodeName: options.nodeName,
+    closing: closing.signal,
+  };
+  const call = <K extends AgentCallName>(method: K, ...params: AgentCallParams[K]): Promise<unknown> =>
+    send(endpoint, { method, params } as AgentCall, agentCallTimeoutMs(method, params));
   return {
-    name: nodeName,
-
-    snapshot() {
-      return call<NodeSnapshot>('GET', '/v1/node', undefined, SNAPSHOT_TIMEOUT_MS);
-    },
-
-    ensureReplica(request: ReplicaRequest) {
-      return call<ObservedReplica>('PUT', replicaPath(request.name), request, SLOW_REQUEST_TIMEOUT_MS);
-    },
-
-    awaitReplica(name, { timeoutMs }) {
-      return longPoll(name, 'await', timeoutMs);
-    },
-
-    watchReplica(name, { durationMs }) {
-      return longPoll(name, 'watch', durationMs);
-    },
-
+    name: options.nodeName,
+    snapshot: async () => (await call('snapshot')) as NodeSnapshot,
+    ensureReplica: async (request) => (await call('ensureReplica', request)) as ObservedReplica,
+    awaitReplica: (name, { timeoutMs }) =>
+      waitInCalls('await', timeoutMs, async (waitMs) => {
+        return (await call('awaitReplica', name, { timeoutMs: waitMs })) as ReplicaWaitResult;
+      }),
+    watchReplica: (name, { durationMs }) =>
+      waitInCalls('watch', durationMs, async (waitMs) => {
+        return (await call('watchReplica', name, { durationMs: waitMs })) as ReplicaWaitResult;
+      }),
     async removeReplica(name) {
-      await call<undefined>('DELETE', replicaPath(name), undefined, SLOW_REQUEST_TIMEOUT_MS);
+      await call('removeReplica', name);
     },
-
-    async setMeshRoutes(table: MeshRoutes, { drainTimeoutMs }) {
-      const drain = Math.min(drainTimeoutMs, MAX_LONG_POLL_MS);
-      await call<undefined>('PUT', '/v1/mesh', { table, drainTimeoutMs: drain }, drain + LONG_POLL_SLACK_MS);
+    async setMeshRoutes(table, { drainTimeoutMs }) {
+      await call('setMeshRoutes', table, { drainTimeoutMs: drainWithinCall(drainTimeoutMs) });
     },
-
     async close() {
       closing.abort();
     },
   };
+}
+
+async function send(endpoint: AgentEndpoint, call: AgentCall, timeoutMs: number): Promise<unknown> {
+  const { method, path, body } = httpRequestFor(call);
+  const what = `${method} ${path}`;
+  const headers: Record<string, string> = {
+    authorization: `Bearer ${endpoint.token}`,
+    accept: 'application/json',
+  };
+  if (body !== undefined) headers['content-type'] = 'application/json';
+  let response: Response;
+  let text: string;
+  try {
+    response = await fetch(`${endpoint.base}${path}`, {
+      method,
+      headers,
+      signal: AbortSignal.any([endpoint.closing, AbortSignal.timeout(timeoutMs)]),
+      ...(body === undefined ? {} : { body: JSON.stringify(body) }),
+    });
+    text = await response.text();
+  } catch (error) {
+    throw unreachable(endpoint, error, what, timeoutMs);
+  }
+  const parsed = parseJson(text);
+  if (!response.ok) {
+    throw errorFromWire(parsed, `agent ${endpoint.nodeName} answered ${what} with HTTP ${response.status}`);
+  }
+  return parsed;
+}
+
+function parseJson(text: string): unknown {
+  if (text === '') return undefined;
+  try {
+    return JSON.parse(text);
+  } catch {
+    return undefined;
+  }
+}
+
+function unreachable(endpoint: AgentEndpoint, error: unknown, what: string, timeoutMs: number): BerthError {
+  const { base, nodeName } = endpoint;
+  if (endpoint.closing.aborted) {
+    return new BerthError('ERR_AGENT_UNREACHABLE', `client for agent ${nodeName} was closed`, {
+      cause: error,
+    });
+  }
+  const name = error instanceof Error ? error.name : '';
+  if (name === 'TimeoutError' || name === 'AbortError') {
+    return new BerthError(
+      'ERR_AGENT_UNREACHABLE',
+      `agent ${nodeName} at ${base} did not answer ${what} within ${timeoutMs} ms`,
+      { cause: error },
+    );
+  }
+  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+  return new BerthError('ERR_AGENT_UNREACHABLE', `agent ${nodeName} at ${base} is unreachable: ${cause}`, {
+    cause: error,
+  });
 }

@@ -51,273 +51,309 @@ export function resolveDockerSocket(socketPath?: string): string {
   return explicit;
 }
 
+/** What every engine call shares: the client and how its failures become BerthErrors. */
+interface DockerContext {
+  docker: Docker;
+  fail: (error: unknown, action: string) => BerthError;
+}
+
 export function createDockerRuntime(options: DockerRuntimeOptions = {}): ContainerRuntime {
   const socketPath = resolveDockerSocket(options.socketPath);
-  const docker = new Docker({ socketPath });
   const where = `unix://${socketPath}`;
-
-  const fail = (error: unknown, action: string): BerthError => dockerError(error, action, where);
-
-  async function inspect(name: string): Promise<RuntimeContainer | null> {
-    try {
-      return toRuntimeContainer(await docker.getContainer(name).inspect());
-    } catch (error) {
-      if (statusOf(error) === 404) return null;
-      throw fail(error, `inspect container ${name}`);
-    }
-  }
-
-  async function hasImage(ref: string): Promise<boolean> {
-    try {
-      await docker.getImage(ref).inspect();
-      return true;
-    } catch (error) {
-      if (statusOf(error) === 404) return false;
-      throw fail(error, `inspect image ${ref}`);
-    }
-  }
-
+  const context: DockerContext = {
+    docker: new Docker({ socketPath }),
+    fail: (error, action) => dockerError(error, action, where),
+  };
   return {
-    async ping() {
-      try {
-        await docker.ping();
-      } catch (error) {
-        throw fail(error, 'ping');
-      }
-    },
+    ping: () => ping(context),
+    info: () => engineInfo(context),
+    listImages: () => listImages(context),
+    listManaged: () => listManaged(context),
+    inspect: (name) => inspect(context, name),
+    hasImage: (ref) => hasImage(context, ref),
+    pullImage: (ref) => pullImage(context, ref),
+    create: (spec) => create(context, spec),
+    start: (name) => start(context, name),
+    stop: (name, graceSeconds) => stop(context, name, graceSeconds),
+    remove: (name) => remove(context, name),
+    exec: (name, cmd, timeoutMs) => exec(context, name, cmd, timeoutMs),
+    watchManagedEvents: (onEvent, onReconnect) => watchManagedEvents(context, onEvent, onReconnect),
+  };
+}
 
-    async info(): Promise<EngineInfo> {
-      try {
-        const info = (await docker.info()) as {
-          NCPU?: number;
-          MemTotal?: number;
-          ServerVersion?: string;
-          Name?: string;
-        };
-        return {
-          cpus: info.NCPU ?? 0,
-          memoryBytes: info.MemTotal ?? 0,
-          engineVersion: info.ServerVersion ?? 'unknown',
-          hostname: info.Name ?? 'unknown',
-        };
-      } catch (error) {
-        throw fail(error, 'read engine info');
-      }
-    },
+async function ping({ docker, fail }: DockerContext): Promise<void> {
+  try {
+    await docker.ping();
+  } catch (error) {
+    throw fail(error, 'ping');
+  }
+}
 
-    async listImages() {
-      try {
-        const images = await docker.listImages();
-        return images
-          .flatMap((image) => image.RepoTags ?? [])
-          .filter((tag) => tag !== '<none>:<none>')
-          .sort();
-      } catch (error) {
-        throw fail(error, 'list images');
-      }
-    },
+async function engineInfo({ docker, fail }: DockerContext): Promise<EngineInfo> {
+  try {
+    const info = (await docker.info()) as {
+      NCPU?: number;
+      MemTotal?: number;
+      ServerVersion?: string;
+      Name?: string;
+    };
+    return {
+      cpus: info.NCPU ?? 0,
+      memoryBytes: info.MemTotal ?? 0,
+      engineVersion: info.ServerVersion ?? 'unknown',
+      hostname: info.Name ?? 'unknown',
+    };
+  } catch (error) {
+    throw fail(error, 'read engine info');
+  }
+}
 
-    async listManaged() {
-      let summaries: Docker.ContainerInfo[];
-      try {
-        summaries = await docker.listContainers({
-          all: true,
-          filters: { label: [`${LABELS.managed}=true`] },
-        });
-      } catch (error) {
-        throw fail(error, 'list containers');
-      }
-      const containers = await Promise.all(summaries.map((summary) => inspect(summary.Id)));
-      // A container removed between the list and its inspect is simply gone.
-      return containers.filter((container): container is RuntimeContainer => container !== null);
-    },
+async function listImages({ docker, fail }: DockerContext): Promise<string[]> {
+  try {
+    const images = await docker.listImages();
+    return images
+      .flatMap((image) => image.RepoTags ?? [])
+      .filter((tag) => tag !== '<none>:<none>')
+      .sort();
+  } catch (error) {
+    throw fail(error, 'list images');
+  }
+}
 
-    inspect,
-    hasImage,
+async function listManaged(context: DockerContext): Promise<RuntimeContainer[]> {
+  let summaries: Docker.ContainerInfo[];
+  try {
+    summaries = await context.docker.listContainers({
+      all: true,
+      filters: { label: [`${LABELS.managed}=true`] },
+    });
+  } catch (error) {
+    throw context.fail(error, 'list containers');
+  }
+  const containers = await Promise.all(summaries.map((summary) => inspect(context, summary.Id)));
+  // A container removed between the list and its inspect is simply gone.
+  return containers.filter((container): container is RuntimeContainer => container !== null);
+}
 
-    async pullImage(ref) {
-      if (await hasImage(ref)) return;
-      try {
-        const stream = await docker.pull(ref);
-        await new Promise<void>((resolve, reject) => {
-          docker.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
-            const failed = error?.message ?? output.find((line) => line.error !== undefined)?.error;
-            if (failed === undefined) resolve();
-            else reject(new Error(failed));
-          });
-        });
-      } catch (error) {
-        if (isConnectionError(error)) throw fail(error, `pull image ${ref}`);
-        throw new BerthError(
-          'ERR_IMAGE_NOT_FOUND',
-          `image ${ref} is not present on the node and could not be pulled: ${messageOf(error)}`,
-          { data: { image: ref }, cause: error },
-        );
-      }
-      if (!(await hasImage(ref))) {
-        throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${ref} is still missing after a pull`, {
-          data: { image: ref },
-        });
-      }
-    },
+async function inspect({ docker, fail }: DockerContext, name: string): Promise<RuntimeContainer | null> {
+  try {
+    return toRuntimeContainer(await docker.getContainer(name).inspect());
+  } catch (error) {
+    if (statusOf(error) === 404) return null;
+    throw fail(error, `inspect container ${name}`);
+  }
+}
 
-    async create(spec: ContainerCreateSpec) {
-      try {
-        const container = await docker.createContainer(toCreateOptions(spec));
-        return container.id;
-      } catch (error) {
-        if (statusOf(error) === 404) {
-          throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${spec.image} is not present on the node`, {
-            data: { image: spec.image },
-            cause: error,
-          });
-        }
-        throw fail(error, `create container ${spec.name}`);
-      }
-    },
+async function hasImage({ docker, fail }: DockerContext, ref: string): Promise<boolean> {
+  try {
+    await docker.getImage(ref).inspect();
+    return true;
+  } catch (error) {
+    if (statusOf(error) === 404) return false;
+    throw fail(error, `inspect image ${ref}`);
+  }
+}
 
-    async start(name) {
-      try {
-        await docker.getContainer(name).start();
-      } catch (error) {
-        // 304: already running.
-        if (statusOf(error) === 304) return;
-        throw fail(error, `start container ${name}`);
-      }
-    },
-
-    async stop(name, graceSeconds) {
-      try {
-        await docker.getContainer(name).stop({ t: Math.max(0, Math.ceil(graceSeconds)) });
-      } catch (error) {
-        const status = statusOf(error);
-        // 304: not running; 404: already gone. Both mean "stopped", which is what was asked.
-        if (status === 304 || status === 404) return;
-        throw fail(error, `stop container ${name}`);
-      }
-    },
-
-    async remove(name) {
-      try {
-        await docker.getContainer(name).remove({ force: true, v: true });
-      } catch (error) {
-        const status = statusOf(error);
-        // 404: gone; 409 "removal already in progress": someone else is finishing the job.
-        if (status === 404 || (status === 409 && /already in progress/i.test(messageOf(error)))) return;
-        throw fail(error, `remove container ${name}`);
-      }
-    },
-
-    async exec(name, cmd, timeoutMs): Promise<ExecResult> {
-      let stream: Readable;
-      let exec: Docker.Exec;
-      try {
-        exec = await docker.getContainer(name).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
-        stream = await exec.start({ hijack: true, stdin: false });
-      } catch (error) {
-        throw fail(error, `exec in container ${name}`);
-      }
-      let output = '';
-      const collector = new PassThrough();
-      collector.on('data', (chunk: Buffer) => {
-        if (output.length < EXEC_OUTPUT_LIMIT)
-          output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_LIMIT - output.length);
+async function pullImage(context: DockerContext, ref: string): Promise<void> {
+  const { docker } = context;
+  if (await hasImage(context, ref)) return;
+  try {
+    const stream = await docker.pull(ref);
+    await new Promise<void>((resolve, reject) => {
+      docker.modem.followProgress(stream, (error: Error | null, output: { error?: string }[]) => {
+        const failed = error?.message ?? output.find((line) => line.error !== undefined)?.error;
+        if (failed === undefined) resolve();
+        else reject(new Error(failed));
       });
-      docker.modem.demuxStream(stream, collector, collector);
-      const finished = await new Promise<boolean>((resolve) => {
-        const timer = setTimeout(() => {
-          // Docker has no way to kill an exec'd process; dropping the stream is all we can do.
-          stream.destroy();
-          resolve(false);
-        }, timeoutMs);
-        const done = () => {
-          clearTimeout(timer);
-          resolve(true);
-        };
-        stream.once('end', done);
-        stream.once('close', done);
-        stream.once('error', done);
+    });
+  } catch (error) {
+    if (isConnectionError(error)) throw context.fail(error, `pull image ${ref}`);
+    throw new BerthError(
+      'ERR_IMAGE_NOT_FOUND',
+      `image ${ref} is not present on the node and could not be pulled: ${messageOf(error)}`,
+      { data: { image: ref }, cause: error },
+    );
+  }
+  if (!(await hasImage(context, ref))) {
+    throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${ref} is still missing after a pull`, {
+      data: { image: ref },
+    });
+  }
+}
+
+async function create({ docker, fail }: DockerContext, spec: ContainerCreateSpec): Promise<string> {
+  try {
+    const container = await docker.createContainer(toCreateOptions(spec));
+    return container.id;
+  } catch (error) {
+    if (statusOf(error) === 404) {
+      throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${spec.image} is not present on the node`, {
+        data: { image: spec.image },
+        cause: error,
       });
-      if (!finished) return { exitCode: null, output };
-      try {
-        const result = await exec.inspect();
-        return { exitCode: result.Running ? null : result.ExitCode, output };
-      } catch (error) {
-        throw fail(error, `inspect exec in container ${name}`);
-      }
-    },
+    }
+    throw fail(error, `create container ${spec.name}`);
+  }
+}
 
-    watchManagedEvents(onEvent: (event: RuntimeEvent) => void, onReconnect?: () => void): Subscription {
-      let closed = false;
-      let stream: Readable | null = null;
-      let retryTimer: NodeJS.Timeout | null = null;
-      let connectedBefore = false;
-      let markConnected = () => {};
-      const connected = new Promise<void>((resolve) => (markConnected = resolve));
+async function start({ docker, fail }: DockerContext, name: string): Promise<void> {
+  try {
+    await docker.getContainer(name).start();
+  } catch (error) {
+    // 304: already running.
+    if (statusOf(error) === 304) return;
+    throw fail(error, `start container ${name}`);
+  }
+}
 
-      const scheduleReconnect = () => {
-        if (closed || retryTimer !== null) return;
-        retryTimer = setTimeout(() => {
-          retryTimer = null;
-          void connect();
-        }, EVENTS_RECONNECT_MS);
-      };
+async function stop({ docker, fail }: DockerContext, name: string, graceSeconds: number): Promise<void> {
+  try {
+    await docker.getContainer(name).stop({ t: Math.max(0, Math.ceil(graceSeconds)) });
+  } catch (error) {
+    const status = statusOf(error);
+    // 304: not running; 404: already gone. Both mean "stopped", which is what was asked.
+    if (status === 304 || status === 404) return;
+    throw fail(error, `stop container ${name}`);
+  }
+}
 
-      const connect = async () => {
-        if (closed) return;
-        try {
-          const opened = (await docker.getEvents({
-            filters: {
-              type: ['container'],
-              label: [`${LABELS.managed}=true`],
-              event: ['start', 'die', 'destroy'],
-            },
-          })) as Readable;
-          if (closed) {
-            opened.destroy();
-            return;
-          }
-          stream = opened;
-        } catch {
-          scheduleReconnect();
-          return;
-        }
-        if (connectedBefore) onReconnect?.();
-        connectedBefore = true;
-        markConnected();
-        let buffered = '';
-        stream.setEncoding('utf8');
-        stream.on('data', (chunk: string) => {
-          buffered += chunk;
-          let newline: number;
-          while ((newline = buffered.indexOf('\n')) >= 0) {
-            const line = buffered.slice(0, newline).trim();
-            buffered = buffered.slice(newline + 1);
-            const event = line === '' ? null : parseEvent(line);
-            if (event !== null) onEvent(event);
-          }
-        });
-        const broken = () => {
-          stream = null;
-          scheduleReconnect();
-        };
-        stream.once('end', broken);
-        stream.once('error', broken);
-      };
+async function remove({ docker, fail }: DockerContext, name: string): Promise<void> {
+  try {
+    await docker.getContainer(name).remove({ force: true, v: true });
+  } catch (error) {
+    const status = statusOf(error);
+    // 404: gone; 409 "removal already in progress": someone else is finishing the job.
+    if (status === 404 || (status === 409 && /already in progress/i.test(messageOf(error)))) return;
+    throw fail(error, `remove container ${name}`);
+  }
+}
 
+async function exec(
+  { docker, fail }: DockerContext,
+  name: string,
+  cmd: string[],
+  timeoutMs: number,
+): Promise<ExecResult> {
+  let stream: Readable;
+  let started: Docker.Exec;
+  try {
+    started = await docker.getContainer(name).exec({ Cmd: cmd, AttachStdout: true, AttachStderr: true });
+    stream = await started.start({ hijack: true, stdin: false });
+  } catch (error) {
+    throw fail(error, `exec in container ${name}`);
+  }
+  let output = '';
+  const collector = new PassThrough();
+  collector.on('data', (chunk: Buffer) => {
+    if (output.length < EXEC_OUTPUT_LIMIT)
+      output += chunk.toString('utf8').slice(0, EXEC_OUTPUT_LIMIT - output.length);
+  });
+  docker.modem.demuxStream(stream, collector, collector);
+  if (!(await endedWithin(stream, timeoutMs))) return { exitCode: null, output };
+  try {
+    const result = await started.inspect();
+    return { exitCode: result.Running ? null : result.ExitCode, output };
+  } catch (error) {
+    throw fail(error, `inspect exec in container ${name}`);
+  }
+}
+
+/** false when the stream did not end in time (and was dropped). */
+function endedWithin(stream: Readable, timeoutMs: number): Promise<boolean> {
+  return new Promise<boolean>((resolve) => {
+    const timer = setTimeout(() => {
+      // Docker has no way to kill an exec'd process; dropping the stream is all we can do.
+      stream.destroy();
+      resolve(false);
+    }, timeoutMs);
+    const done = () => {
+      clearTimeout(timer);
+      resolve(true);
+    };
+    stream.once('end', done);
+    stream.once('close', done);
+    stream.once('error', done);
+  });
+}
+
+function watchManagedEvents(
+  { docker }: DockerContext,
+  onEvent: (event: RuntimeEvent) => void,
+  onReconnect?: () => void,
+): Subscription {
+  let closed = false;
+  let stream: Readable | null = null;
+  let retryTimer: NodeJS.Timeout | null = null;
+  let connectedBefore = false;
+  let markConnected = () => {};
+  const connected = new Promise<void>((resolve) => (markConnected = resolve));
+
+  const scheduleReconnect = () => {
+    if (closed || retryTimer !== null) return;
+    retryTimer = setTimeout(() => {
+      retryTimer = null;
       void connect();
-      return {
-        connected,
-        close() {
-          closed = true;
-          markConnected();
-          if (retryTimer !== null) clearTimeout(retryTimer);
-          stream?.destroy();
-          stream = null;
+    }, EVENTS_RECONNECT_MS);
+  };
+
+  const connect = async () => {
+    if (closed) return;
+    let opened: Readable;
+    try {
+      opened = (await docker.getEvents({
+        filters: {
+          type: ['container'],
+          label: [`${LABELS.managed}=true`],
+          event: ['start', 'die', 'destroy'],
         },
-      };
+      })) as Readable;
+    } catch {
+      scheduleReconnect();
+      return;
+    }
+    if (closed) {
+      opened.destroy();
+      return;
+    }
+    stream = opened;
+    if (connectedBefore) onReconnect?.();
+    connectedBefore = true;
+    markConnected();
+    forwardEvents(opened, onEvent, () => {
+      stream = null;
+      scheduleReconnect();
+    });
+  };
+
+  void connect();
+  return {
+    connected,
+    close() {
+      closed = true;
+      markConnected();
+      if (retryTimer !== null) clearTimeout(retryTimer);
+      stream?.destroy();
+      stream = null;
     },
   };
+}
+
+/** Docker's event stream is newline-delimited JSON, split anywhere across chunks. */
+function forwardEvents(stream: Readable, onEvent: (event: RuntimeEvent) => void, onBroken: () => void): void {
+  let buffered = '';
+  stream.setEncoding('utf8');
+  stream.on('data', (chunk: string) => {
+    buffered += chunk;
+    let newline: number;
+    while ((newline = buffered.indexOf('\n')) >= 0) {
+      const line = buffered.slice(0, newline).trim();
+      buffered = buffered.slice(newline + 1);
+      const event = line === '' ? null : parseEvent(line);
+      if (event !== null) onEvent(event);
+    }
+  });
+  stream.once('end', onBroken);
+  stream.once('error', onBroken);
 }
 
 function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptions {

@@ -82,67 +82,34 @@ export function healthcheckFromLabels(labels: Record<string, string>): Healthche
   }
 }
 
+/** What the probing of every run shares. */
+interface ProbeContext {
+  runtime: ContainerRuntime;
+  log: Logger;
+  now: () => number;
+  /** A run's health changed. */
+  emit(name: string): void;
+}
+
 export function createHealthProber(options: HealthProberOptions): HealthProber {
-  const { runtime } = options;
-  const now = options.now ?? Date.now;
   const runs = new Map<string, TrackedRun>();
   const listeners = new Set<(name: string) => void>();
   let closed = false;
-
-  const emit = (name: string) => {
-    for (const listener of listeners) listener(name);
-  };
-
-  const stop = (run: TrackedRun) => {
-    run.stopped = true;
-    if (run.timer !== null) clearTimeout(run.timer);
-    run.timer = null;
-    run.firstProbeDone();
-  };
-
-  const schedule = (run: TrackedRun, delayMs: number) => {
-    if (run.stopped) return;
-    run.timer = setTimeout(() => void probeOnce(run), delayMs);
-    // Probing never keeps a process alive on its own; close() is the orderly way out.
-    run.timer.unref();
-  };
-
-  const probeOnce = async (run: TrackedRun) => {
-    run.timer = null;
-    if (run.stopped) return;
-    const startedMs = now();
-    let outcome: ProbeOutcome;
-    try {
-      outcome = await runProbe(
-        runtime,
-        run.name,
-        run.healthcheck.probe,
-        run.ports,
-        run.healthcheck.timeoutMs,
-      );
-    } catch (error) {
-      outcome = { ok: false, detail: error instanceof Error ? error.message : String(error) };
-    }
-    if (run.stopped) return;
-    const previous = run.state;
-    run.state = applyProbeOutcome(previous, outcome, now(), run.healthcheck);
-    run.firstProbeDone();
-    if (run.state.health !== previous.health) {
-      const log = options.log.child({ container: run.name });
-      if (run.state.health === 'unhealthy') log.warn({ detail: run.state.detail }, 'replica unhealthy');
-      else log.info({ health: run.state.health }, 'replica health changed');
-      emit(run.name);
-    }
-    const elapsed = now() - startedMs;
-    schedule(run, Math.max(0, probeIntervalMs(run.state, run.healthcheck) - elapsed));
+  const context: ProbeContext = {
+    runtime: options.runtime,
+    log: options.log,
+    now: options.now ?? Date.now,
+    emit: (name) => {
+      for (const listener of listeners) listener(name);
+    },
   };
 
   const untrack = (name: string) => {
     const run = runs.get(name);
     if (run === undefined) return;
-    stop(run);
+    stopRun(run);
     runs.delete(name);
-    emit(name);
+    context.emit(name);
   };
 
   return {
@@ -163,25 +130,11 @@ export function createHealthProber(options: HealthProberOptions): HealthProber {
         return existing.firstProbe;
       }
       if (existing !== undefined) untrack(container.name);
-      const startedAtMs = container.startedAt === null ? now() : Date.parse(container.startedAt);
-      let firstProbeDone = () => {};
-      const firstProbe = new Promise<void>((resolve) => (firstProbeDone = resolve));
-      const run: TrackedRun = {
-        name: container.name,
-        id: container.id,
-        startedAt: container.startedAt,
-        healthcheck,
-        ports: container.ports,
-        state: initialHealthState(startedAtMs, now()),
-        timer: null,
-        stopped: false,
-        firstProbe,
-        firstProbeDone,
-      };
+      const run = newRun(container, healthcheck, context.now);
       runs.set(container.name, run);
-      schedule(run, 0);
-      emit(container.name);
-      return firstProbe;
+      scheduleProbe(context, run, 0);
+      context.emit(container.name);
+      return run.firstProbe;
     },
 
     untrack,
@@ -198,11 +151,73 @@ export function createHealthProber(options: HealthProberOptions): HealthProber {
 
     close() {
       closed = true;
-      for (const run of runs.values()) stop(run);
+      for (const run of runs.values()) stopRun(run);
       runs.clear();
       listeners.clear();
     },
   };
+}
+
+function newRun(container: RuntimeContainer, healthcheck: HealthcheckSpec, now: () => number): TrackedRun {
+  const startedAtMs = container.startedAt === null ? now() : Date.parse(container.startedAt);
+  let firstProbeDone = () => {};
+  const firstProbe = new Promise<void>((resolve) => (firstProbeDone = resolve));
+  return {
+    name: container.name,
+    id: container.id,
+    startedAt: container.startedAt,
+    healthcheck,
+    ports: container.ports,
+    state: initialHealthState(startedAtMs, now()),
+    timer: null,
+    stopped: false,
+    firstProbe,
+    firstProbeDone,
+  };
+}
+
+function stopRun(run: TrackedRun): void {
+  run.stopped = true;
+  if (run.timer !== null) clearTimeout(run.timer);
+  run.timer = null;
+  run.firstProbeDone();
+}
+
+function scheduleProbe(context: ProbeContext, run: TrackedRun, delayMs: number): void {
+  if (run.stopped) return;
+  run.timer = setTimeout(() => void probeOnce(context, run), delayMs);
+  // Probing never keeps a process alive on its own; close() is the orderly way out.
+  run.timer.unref();
+}
+
+async function probeOnce(context: ProbeContext, run: TrackedRun): Promise<void> {
+  run.timer = null;
+  if (run.stopped) return;
+  const startedMs = context.now();
+  let outcome: ProbeOutcome;
+  try {
+    outcome = await runProbe(
+      context.runtime,
+      run.name,
+      run.healthcheck.probe,
+      run.ports,
+      run.healthcheck.timeoutMs,
+    );
+  } catch (error) {
+    outcome = { ok: false, detail: error instanceof Error ? error.message : String(error) };
+  }
+  if (run.stopped) return;
+  const previous = run.state;
+  run.state = applyProbeOutcome(previous, outcome, context.now(), run.healthcheck);
+  run.firstProbeDone();
+  if (run.state.health !== previous.health) {
+    const log = context.log.child({ container: run.name });
+    if (run.state.health === 'unhealthy') log.warn({ detail: run.state.detail }, 'replica unhealthy');
+    else log.info({ health: run.state.health }, 'replica health changed');
+    context.emit(run.name);
+  }
+  const elapsed = context.now() - startedMs;
+  scheduleProbe(context, run, Math.max(0, probeIntervalMs(run.state, run.healthcheck) - elapsed));
 }
 
 async function runProbe(

@@ -1,13 +1,7 @@
-/** What the agent's HTTP server and its client agree on, beyond the wire types in src/api. */
+/** What the agent's HTTP server and its client agree on, beyond the call contract in src/api. */
 
 /** Requests carry file contents (configs, secrets), so they may be large, within reason. */
 export const AGENT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
-
-/**
- * The longest single long poll. HTTP clients and proxies give up on a silent response after a
- * few minutes (undici: 300 s), so the client splits longer waits into polls of at most this.
- */
-export const MAX_LONG_POLL_MS = 240_000;
 
 /** The port `berth agent` listens on by default. */
 export const DEFAULT_AGENT_PORT = 7947;

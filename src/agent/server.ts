@@ -1,158 +1,29 @@
 /**
  * The agent's HTTP API: a NodeAgent served to the operator. Every route but /healthz needs the
  * agent token (`Authorization: Bearer <token>`); errors travel as `{ code, message, data }` with
- * the error's HTTP status, and client.ts rebuilds them on the other side.
- *
- *   GET    /healthz                       liveness, unauthenticated
- *   GET    /v1/node                       NodeSnapshot
- *   PUT    /v1/replicas/:name             ReplicaRequest -> ObservedReplica (idempotent)
- *   POST   /v1/replicas/:name/await       { timeoutMs }  -> ReplicaWaitResult (long poll)
- *   POST   /v1/replicas/:name/watch       { durationMs } -> ReplicaWaitResult (long poll)
- *   DELETE /v1/replicas/:name             204
- *   PUT    /v1/mesh                       { table, drainTimeoutMs } -> 204 once drained
+ * the error's HTTP status, and client.ts rebuilds them on the other side. Each route is one agent
+ * call (agent-routes.ts), checked against the call's schema in src/api/agent-calls.ts like every
+ * other transport's calls.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, { type FastifyError, type FastifyInstance } from 'fastify';
+import Fastify, {
+  type FastifyError,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+} from 'fastify';
 import { BerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../api/types.js';
-import { AGENT_BODY_LIMIT_BYTES, MAX_LONG_POLL_MS } from './protocol.js';
+import { invokeAgentCall, parseAgentCall } from '../api/agent-calls.js';
+import type { NodeAgent } from '../api/types.js';
+import { AGENT_ROUTES, type AgentRoute } from './agent-routes.js';
+import { AGENT_BODY_LIMIT_BYTES } from './protocol.js';
 
 export interface AgentServerOptions {
   agent: NodeAgent;
   token: string;
   log: Logger;
 }
-
-const nameParams = {
-  type: 'object',
-  required: ['name'],
-  properties: { name: { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$' } },
-} as const;
-
-// Type lists, not anyOf: Fastify's validator coerces types, and inside anyOf it would turn a
-// null command into [""] while trying the array branch first.
-const stringArrayOrNull = { type: ['array', 'null'], items: { type: 'string' } } as const;
-const stringOrNull = { type: ['string', 'null'] } as const;
-
-/**
- * The shape of a ReplicaRequest, checked at the door. Fastify's validator drops properties a
- * schema does not list (removeAdditional), so a newer operator's extra fields do not break an
- * older agent.
- */
-const replicaRequestSchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: [
-    'name',
-    'namespace',
-    'service',
-    'slot',
-    'specHash',
-    'revision',
-    'image',
-    'command',
-    'args',
-    'env',
-    'ports',
-    'files',
-    'healthcheck',
-    'limits',
-    'restart',
-    'stopGracePeriodMs',
-    'user',
-    'workingDir',
-    'init',
-    'specSummary',
-  ],
-  properties: {
-    name: { type: 'string', minLength: 1 },
-    namespace: { type: 'string', minLength: 1 },
-    service: { type: 'string', minLength: 1 },
-    slot: { type: 'string', minLength: 1 },
-    specHash: { type: 'string', minLength: 1 },
-    revision: { type: 'string' },
-    image: { type: 'string', minLength: 1 },
-    command: stringArrayOrNull,
-    args: stringArrayOrNull,
-    env: { type: 'object', additionalProperties: { type: 'string' } },
-    ports: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['target', 'protocol'],
-        properties: {
-          target: { type: 'integer', minimum: 1, maximum: 65535 },
-          protocol: { enum: ['tcp', 'udp'] },
-        },
-      },
-    },
-    files: {
-      type: 'array',
-      items: {
-        type: 'object',
-        additionalProperties: false,
-        required: ['target', 'mode', 'uid', 'gid', 'contentBase64', 'secret'],
-        properties: {
-          target: { type: 'string', minLength: 2 },
-          mode: { type: 'integer', minimum: 0, maximum: 0o7777 },
-          uid: { type: 'integer', minimum: 0 },
-          gid: { type: 'integer', minimum: 0 },
-          contentBase64: { type: 'string' },
-          secret: { type: 'boolean' },
-        },
-      },
-    },
-    healthcheck: {
-      type: ['object', 'null'],
-      required: ['probe', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs'],
-      properties: {
-        probe: {
-          type: 'object',
-          required: ['type'],
-          properties: {
-            type: { enum: ['http', 'tcp', 'exec'] },
-            port: { type: 'integer', minimum: 1, maximum: 65535 },
-            path: { type: 'string' },
-            expectStatus: { type: 'array', items: { type: 'integer' } },
-            command: { type: 'array', items: { type: 'string' } },
-          },
-        },
-        intervalMs: { type: 'integer', minimum: 1 },
-        timeoutMs: { type: 'integer', minimum: 1 },
-        retries: { type: 'integer', minimum: 0 },
-        startPeriodMs: { type: 'integer', minimum: 0 },
-      },
-    },
-    limits: {
-      type: 'object',
-      required: ['nanoCpus', 'memoryBytes'],
-      properties: { nanoCpus: { type: 'integer', minimum: 0 }, memoryBytes: { type: 'integer', minimum: 0 } },
-    },
-    restart: {
-      type: 'object',
-      required: ['condition', 'maxAttempts'],
-      properties: {
-        condition: { enum: ['any', 'on-failure', 'none'] },
-        maxAttempts: { type: 'integer', minimum: 0 },
-      },
-    },
-    stopGracePeriodMs: { type: 'integer', minimum: 0 },
-    user: stringOrNull,
-    workingDir: stringOrNull,
-    init: { type: 'boolean' },
-    specSummary: { type: 'object' },
-  },
-} as const;
-
-const durationBody = (field: 'timeoutMs' | 'durationMs') =>
-  ({
-    type: 'object',
-    additionalProperties: false,
-    required: [field],
-    properties: { [field]: { type: 'integer', minimum: 1, maximum: MAX_LONG_POLL_MS } },
-  }) as const;
 
 /** Constant-time token check: both sides are hashed first so their lengths always match. */
 export function tokenMatches(expected: string, authorization: string | undefined): boolean {
@@ -169,180 +40,91 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     // berth's own logger writes the lines that matter (refused tokens, failures), with context.
     logger: false,
     bodyLimit: AGENT_BODY_LIMIT_BYTES,
-    // Long polls answer after up to MAX_LONG_POLL_MS; keep idle connections for reuse a while.
+    // Long polls answer after up to MAX_CALL_WAIT_MS; keep idle connections for reuse a while.
     keepAliveTimeout: 75_000,
   });
-
-  app.addHook('onRequest', async (request, reply) => {
-    if (request.url === '/healthz') return;
-    if (!tokenMatches(token, request.headers.authorization)) {
-      log.warn(
-        { method: request.method, url: request.url, remote: request.ip },
-        'agent request without a valid token',
-      );
-      const body: WireError = {
-        code: 'ERR_AGENT_UNAUTHORIZED',
-        message: 'missing or wrong agent token (send Authorization: Bearer <token>)',
-      };
-      await reply.code(401).send(body);
-    }
-  });
-
-  app.setErrorHandler((error: FastifyError | BerthError | Error, request, reply) => {
-    if (error instanceof BerthError) {
-      if (error.httpStatus >= 500) log.error({ err: error, url: request.url }, 'agent request failed');
-      return reply.code(error.httpStatus).send(error.toWire());
-    }
-    const fastifyError = error as FastifyError;
-    if (fastifyError.validation !== undefined || fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-      return reply
-        .code(400)
-        .send({ code: 'ERR_BAD_REQUEST', message: `bad request: ${error.message}` } satisfies WireError);
-    }
-    if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-      return reply.code(413).send({
-        code: 'ERR_BAD_REQUEST',
-        message: `request body larger than ${AGENT_BODY_LIMIT_BYTES} bytes`,
-      } satisfies WireError);
-    }
-    if (
-      typeof fastifyError.statusCode === 'number' &&
-      fastifyError.statusCode >= 400 &&
-      fastifyError.statusCode < 500
-    ) {
-      return reply
-        .code(fastifyError.statusCode)
-        .send({ code: 'ERR_BAD_REQUEST', message: error.message } satisfies WireError);
-    }
-    log.error({ err: error, url: request.url }, 'agent request failed');
-    return reply
-      .code(500)
-      .send({ code: 'ERR_INTERNAL', message: `agent error: ${error.message}` } satisfies WireError);
-  });
-
+  app.addHook('onRequest', (request, reply) => refuseWithoutToken(token, log, request, reply));
+  app.setErrorHandler((error: FastifyError | BerthError | Error, request, reply) =>
+    sendError(log, error, request, reply),
+  );
   app.setNotFoundHandler((request, reply) =>
     reply.code(404).send({
-      code: 'ERR_NOT_SUPPORTED',
-      message: `no route ${request.method} ${request.url}`,
+      code: 'ERR_BAD_REQUEST',
+      message: `bad request: no agent call at ${request.method} ${request.url}`,
     } satisfies WireError),
   );
-
   app.get('/healthz', async () => ({ ok: true }));
-
-  app.get('/v1/node', async () => agent.snapshot());
-
-  app.put<{ Params: { name: string }; Body: ReplicaRequest }>(
-    '/v1/replicas/:name',
-    { schema: { params: nameParams, body: replicaRequestSchema } },
-    async (request) => {
-      if (request.body.name !== request.params.name) {
-        throw new BerthError(
-          'ERR_BAD_REQUEST',
-          `replica name in the body (${request.body.name}) differs from the URL (${request.params.name})`,
-        );
-      }
-      return agent.ensureReplica(request.body);
-    },
-  );
-
-  app.post<{ Params: { name: string }; Body: { timeoutMs: number } }>(
-    '/v1/replicas/:name/await',
-    { schema: { params: nameParams, body: durationBody('timeoutMs') } },
-    async (request) => agent.awaitReplica(request.params.name, { timeoutMs: request.body.timeoutMs }),
-  );
-
-  app.post<{ Params: { name: string }; Body: { durationMs: number } }>(
-    '/v1/replicas/:name/watch',
-    { schema: { params: nameParams, body: durationBody('durationMs') } },
-    async (request) => agent.watchReplica(request.params.name, { durationMs: request.body.durationMs }),
-  );
-
-  app.delete<{ Params: { name: string } }>(
-    '/v1/replicas/:name',
-    { schema: { params: nameParams } },
-    async (request, reply) => {
-      await agent.removeReplica(request.params.name);
-      return reply.code(204).send();
-    },
-  );
-
-  app.put<{ Body: { table: MeshRoutes; drainTimeoutMs: number } }>(
-    '/v1/mesh',
-    { schema: { body: meshBodySchema } },
-    async (request, reply) => {
-      await agent.setMeshRoutes(request.body.table, { drainTimeoutMs: request.body.drainTimeoutMs });
-      return reply.code(204).send();
-    },
-  );
-
+  for (const route of AGENT_ROUTES) {
+    app.route({
+      method: route.method,
+      url: route.url,
+      handler: async (request, reply) => answerRoute(agent, route, request, reply),
+    });
+  }
   return app;
 }
 
-/** Service and namespace names end up in DNS answers: labels only. */
-const DNS_LABEL = '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$';
+async function answerRoute(
+  agent: NodeAgent,
+  route: AgentRoute,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<unknown> {
+  const input = { params: request.params as Record<string, string>, body: request.body };
+  const call = parseAgentCall(route.call, route.callParams(input));
+  route.check?.(call, input);
+  const result = await invokeAgentCall(agent, call);
+  if (result === undefined) return reply.code(204).send();
+  return result;
+}
 
-const backendsSchema = {
-  type: 'array',
-  items: {
-    type: 'object',
-    required: ['id', 'host', 'port'],
-    properties: {
-      id: { type: 'string', minLength: 1 },
-      host: { type: 'string', minLength: 1 },
-      port: { type: 'integer', minimum: 1, maximum: 65535 },
-    },
-  },
-} as const;
+async function refuseWithoutToken(
+  token: string,
+  log: Logger,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): Promise<void> {
+  if (request.url === '/healthz') return;
+  if (tokenMatches(token, request.headers.authorization)) return;
+  log.warn(
+    { method: request.method, url: request.url, remote: request.ip },
+    'agent request without a valid token',
+  );
+  const body: WireError = {
+    code: 'ERR_AGENT_UNAUTHORIZED',
+    message: 'missing or wrong agent token (send Authorization: Bearer <token>)',
+  };
+  await reply.code(401).send(body);
+}
 
-const meshBodySchema = {
-  type: 'object',
-  additionalProperties: false,
-  required: ['table', 'drainTimeoutMs'],
-  properties: {
-    drainTimeoutMs: { type: 'integer', minimum: 0, maximum: MAX_LONG_POLL_MS },
-    table: {
-      type: 'object',
-      required: ['version', 'routes'],
-      properties: {
-        version: { type: 'number' },
-        routes: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['service', 'published', 'protocol', 'backends'],
-            properties: {
-              service: { type: 'string' },
-              published: { type: 'integer', minimum: 1, maximum: 65535 },
-              protocol: { enum: ['tcp'] },
-              appProtocol: { enum: ['tcp', 'http'] },
-              backends: backendsSchema,
-            },
-          },
-        },
-        services: {
-          type: 'array',
-          items: {
-            type: 'object',
-            required: ['namespace', 'name', 'ports'],
-            properties: {
-              namespace: { type: 'string', pattern: DNS_LABEL },
-              name: { type: 'string', pattern: DNS_LABEL },
-              ports: {
-                type: 'array',
-                items: {
-                  type: 'object',
-                  required: ['target', 'backends'],
-                  properties: {
-                    target: { type: 'integer', minimum: 1, maximum: 65535 },
-                    appProtocol: { enum: ['tcp', 'http'] },
-                    backends: backendsSchema,
-                  },
-                },
-              },
-            },
-          },
-        },
-      },
-    },
-  },
-} as const;
+function sendError(
+  log: Logger,
+  error: FastifyError | BerthError | Error,
+  request: FastifyRequest,
+  reply: FastifyReply,
+): FastifyReply {
+  if (error instanceof BerthError) {
+    if (error.httpStatus >= 500) log.error({ err: error, url: request.url }, 'agent request failed');
+    return reply.code(error.httpStatus).send(error.toWire());
+  }
+  const fastifyError = error as FastifyError;
+  if (fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
+    return reply
+      .code(400)
+      .send({ code: 'ERR_BAD_REQUEST', message: `bad request: ${error.message}` } satisfies WireError);
+  }
+  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+    return reply.code(413).send({
+      code: 'ERR_BAD_REQUEST',
+      message: `request body larger than ${AGENT_BODY_LIMIT_BYTES} bytes`,
+    } satisfies WireError);
+  }
+  const status = fastifyError.statusCode;
+  if (typeof status === 'number' && status >= 400 && status < 500) {
+    return reply.code(status).send({ code: 'ERR_BAD_REQUEST', message: error.message } satisfies WireError);
+  }
+  log.error({ err: error, url: request.url }, 'agent request failed');
+  return reply
+    .code(500)
+    .send({ code: 'ERR_INTERNAL', message: `agent error: ${error.message}` } satisfies WireError);
+}

@@ -7,19 +7,15 @@ import type {
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
-import { BerthError, errorFromWire } from '../core/errors.js';
 import {
-  messageText,
-  NODE_DOWN_AFTER_MS,
-  type RpcMethod,
-  type RpcRequest,
-  type RpcResponse,
-} from './rpc-protocol.js';
-
-/** Head-room on top of a call's own duration (pulls, grace periods) before the operator gives up. */
-const SNAPSHOT_TIMEOUT_MS = 30_000;
-const SLOW_CALL_TIMEOUT_MS = 15 * 60_000;
-const WAIT_SLACK_MS = 30_000;
+  agentCallTimeoutMs,
+  drainWithinCall,
+  waitInCalls,
+  type AgentCallName,
+  type AgentCallParams,
+} from '../api/agent-calls.js';
+import { BerthError, errorFromWire } from '../core/errors.js';
+import { messageText, NODE_DOWN_AFTER_MS, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
 
 interface Pending {
   resolve: (value: unknown) => void;
@@ -120,7 +116,9 @@ export class ConnectedNodeAgent implements NodeAgent {
     else call.resolve(message.result);
   }
 
-  private call<T>(method: RpcMethod, params: unknown[], timeoutMs: number): Promise<T> {
+  /** One call of the agent contract, given up after the contract's timeout for it. */
+  private call<T>(method: AgentCallName, params: AgentCallParams[typeof method]): Promise<T> {
+    const timeoutMs = agentCallTimeoutMs(method, params);
     const socket = this.socket;
     if (socket === null) {
       return Promise.reject(
@@ -159,7 +157,7 @@ export class ConnectedNodeAgent implements NodeAgent {
     // A node known from before an operator restart: wait for it to reconnect (within the grace)
     // rather than see it down and move its replicas to whichever node reconnected first.
     if (this.socket === null && !this.down) await this.reconnected(this.msUntilDown);
-    const snapshot = await this.call<NodeSnapshot>('snapshot', [], SNAPSHOT_TIMEOUT_MS);
+    const snapshot = await this.call<NodeSnapshot>('snapshot', []);
     // The certificate names the node, not what the agent says about itself.
     const result: NodeSnapshot = {
       ...snapshot,
@@ -172,23 +170,27 @@ export class ConnectedNodeAgent implements NodeAgent {
   }
 
   ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
-    return this.call('ensureReplica', [request], SLOW_CALL_TIMEOUT_MS);
+    return this.call('ensureReplica', [request]);
   }
 
   awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult> {
-    return this.call('awaitReplica', [name, options], options.timeoutMs + WAIT_SLACK_MS);
+    return waitInCalls('await', options.timeoutMs, (timeoutMs) =>
+      this.call('awaitReplica', [name, { timeoutMs }]),
+    );
   }
 
   watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult> {
-    return this.call('watchReplica', [name, options], options.durationMs + WAIT_SLACK_MS);
+    return waitInCalls('watch', options.durationMs, (durationMs) =>
+      this.call('watchReplica', [name, { durationMs }]),
+    );
   }
 
   async removeReplica(name: string): Promise<void> {
-    await this.call('removeReplica', [name], SLOW_CALL_TIMEOUT_MS);
+    await this.call('removeReplica', [name]);
   }
 
   async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {
-    await this.call('setMeshRoutes', [table, options], options.drainTimeoutMs + WAIT_SLACK_MS);
+    await this.call('setMeshRoutes', [table, { drainTimeoutMs: drainWithinCall(options.drainTimeoutMs) }]);
   }
 
   /** The operator's handle closes; the node itself stays joined and keeps its containers. */

@@ -116,7 +116,28 @@ describe('NodeAgent calls over the agent connection', () => {
   });
 
   test('errors are rebuilt with their code, message, data and disposition', async () => {
-    const request = { name: 'r', image: 'nope:1' } as ReplicaRequest;
+    const request: ReplicaRequest = {
+      name: 'r',
+      namespace: 'default',
+      service: 'web',
+      slot: '1',
+      specHash: 'abc',
+      revision: 'r1',
+      image: 'nope:1',
+      command: null,
+      args: null,
+      env: {},
+      ports: [],
+      files: [],
+      healthcheck: null,
+      limits: { nanoCpus: 0, memoryBytes: 0 },
+      restart: { condition: 'any', maxAttempts: 0 },
+      stopGracePeriodMs: 1000,
+      user: null,
+      workingDir: null,
+      init: false,
+      specSummary: {},
+    };
     await assert.rejects(remote.ensureReplica(request), (error: unknown) => {
       assert.ok(error instanceof BerthError);
       assert.equal(error.code, 'ERR_IMAGE_NOT_FOUND');

@@ -1,24 +1,16 @@
 /**
  * The NodeAgent calls as JSON messages over the agent's WebSocket. The operator sends requests,
- * the agent answers each one by id; errors travel as WireError and are rebuilt with
+ * the agent checks each against the call contract (src/api/agent-calls.ts) and answers it by id; errors travel as WireError and are rebuilt with
  * errorFromWire, so a remote node fails exactly as the in-process one does.
  */
 import type { RawData } from 'ws';
+import type { AgentCallName } from '../api/agent-calls.js';
 import type { WireError } from '../core/errors.js';
 
-export const RPC_METHODS = [
-  'snapshot',
-  'ensureReplica',
-  'awaitReplica',
-  'watchReplica',
-  'removeReplica',
-  'setMeshRoutes',
-] as const;
-export type RpcMethod = (typeof RPC_METHODS)[number];
-
+/** A call of the agent contract (src/api/agent-calls.ts): its method and positional parameters. */
 export interface RpcRequest {
   id: number;
-  method: RpcMethod;
+  method: AgentCallName;
   params: unknown[];
 }
 

@@ -1,0 +1,72 @@
+/**
+ * This node's part of the routing mesh: the node mesh serving the operator's table, service
+ * discovery for the containers it starts, and the replicas of this node that get no traffic through
+ * it whatever the last table says (the ones that just failed their health check or died). The
+ * operator takes those out of every node's table at its next observation (within a second); this
+ * node does not wait for it.
+ */
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import type { MeshRoutes } from '../api/types.js';
+import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
+import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
+import { createServiceDiscovery } from '../mesh/service-discovery.js';
+
+export interface MeshMembershipOptions {
+  nodeName: string;
+  /** Where the mesh serves published ports. */
+  address: string;
+  /** Range of service addresses; null or absent: no service discovery. */
+  serviceAddresses?: string | null | undefined;
+  log: Logger;
+  /** Replaces the node mesh on the node's address (tests). */
+  mesh?: NodeMesh;
+}
+
+export interface MeshMembership {
+  /** Leaves a replica of this node out of this node's mesh (on), or lets the table decide (off). */
+  veto(name: string, on: boolean): void;
+  /** Serves the operator's table, less the vetoed replicas; see NodeAgent.setMeshRoutes. */
+  setRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
+  /** Resolvers for a new container of `namespace`; null without service discovery. */
+  containerDns(namespace: string): Promise<{ servers: string[]; search: string[] } | null>;
+  close(): Promise<void>;
+}
+
+export function createMeshMembership(options: MeshMembershipOptions): MeshMembership {
+  const { nodeName, log } = options;
+  // Balancers open only when the operator pushes routes, so an agent of a one-shot command
+  // (apply, plan) never binds a published port.
+  const discovery =
+    options.serviceAddresses === undefined || options.serviceAddresses === null
+      ? null
+      : createServiceDiscovery({ addresses: options.serviceAddresses, log });
+  const mesh = options.mesh ?? createNodeMesh({ address: options.address, log, discovery });
+  const vetoed = new Set<string>();
+  let lastTable: MeshRoutes | null = null;
+  let closed = false;
+
+  return {
+    veto(name, on) {
+      const key = replicaKey(nodeName, name);
+      if (vetoed.has(key) === on) return;
+      if (on) vetoed.add(key);
+      else vetoed.delete(key);
+      if (lastTable === null || closed) return;
+      log.debug({ container: name, vetoed: on }, 'routing mesh of this node follows a local health change');
+      void mesh
+        .apply(withoutReplicas(lastTable, vetoed), { drainTimeoutMs: 0 })
+        .catch((error: unknown) => log.warn({ err: error }, 'could not update the routing mesh'));
+    },
+    async setRoutes(table, { drainTimeoutMs }) {
+      if (closed) throw new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`);
+      lastTable = table;
+      await mesh.apply(withoutReplicas(table, vetoed), { drainTimeoutMs });
+    },
+    containerDns: async (namespace) => (discovery ? discovery.containerDns(namespace) : null),
+    async close() {
+      closed = true;
+      await mesh.close();
+    },
+  };
+}

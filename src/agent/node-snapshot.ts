@@ -1,0 +1,37 @@
+/** What a node reports to the operator: its engine, its images and every replica it runs. */
+import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
+import type { HealthFollowing } from './health-following.js';
+import type { NodeContainers } from './node-containers.js';
+import type { RuntimeContainer } from './runtime.js';
+
+export interface NodeSnapshotSource {
+  containers: NodeContainers;
+  following: Pick<HealthFollowing, 'track'>;
+  address: string;
+  labels: Record<string, string>;
+  toObserved(container: RuntimeContainer): ObservedReplica;
+}
+
+export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<NodeSnapshot> {
+  const { containers } = source;
+  const [info, images, ours] = await Promise.all([
+    containers.runtime.info(),
+    containers.runtime.listImages(),
+    containers.list(),
+  ]);
+  // Containers seen for the first time (made by an earlier agent) get their first probe now, so a
+  // snapshot right after an agent restart reports real health, not `starting`.
+  await Promise.all(ours.map((container) => source.following.track(container)));
+  return {
+    name: containers.nodeName,
+    address: source.address,
+    labels: { ...source.labels },
+    capacity: { nanoCpus: info.cpus * 1e9, memoryBytes: info.memoryBytes },
+    engineVersion: info.engineVersion,
+    status: 'ready',
+    images,
+    replicas: ours
+      .map((container) => source.toObserved(container))
+      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+  };
+}

@@ -1,0 +1,164 @@
+/**
+ * Replicas as containers, by deterministic identity: a replica's container name and labels derive
+ * from its service, slot and spec hash, so ensuring one is idempotent (the same spec running is
+ * left alone) and drift is a hash comparison (a stale or failing container of that name is
+ * replaced). Removing stops within the replica's grace period and takes its files along.
+ */
+import { BerthError } from '../core/errors.js';
+import type { Logger } from '../core/log.js';
+import { LABELS, type ObservedReplica, type ReplicaRequest } from '../api/types.js';
+import { buildContainerSpec } from './container-spec.js';
+import type { FileStore } from './file-store.js';
+import type { HealthFollowing } from './health-following.js';
+import type { HealthProber } from './health-prober.js';
+import type { MeshMembership } from './mesh-membership.js';
+import { createNameLock } from './name-lock.js';
+import type { NodeContainers } from './node-containers.js';
+import type { RunHistory } from './run-history.js';
+import type { RuntimeContainer } from './runtime.js';
+
+/** Used when a container has no readable stop-grace label: Docker's own default. */
+const DEFAULT_STOP_GRACE_MS = 10_000;
+
+export interface ReplicaLifecycleOptions {
+  containers: NodeContainers;
+  /** Where replicas publish their ports. */
+  address: string;
+  /** `never`: an image missing on the node fails at once with ERR_IMAGE_NOT_FOUND. */
+  imagePull: 'if-missing' | 'never';
+  fileStore: FileStore;
+  following: HealthFollowing;
+  prober: HealthProber;
+  history: RunHistory;
+  mesh: Pick<MeshMembership, 'containerDns'>;
+  /** How a container is reported back to the operator. */
+  toObserved(container: RuntimeContainer): ObservedReplica;
+  log: Logger;
+}
+
+export interface ReplicaLifecycle {
+  ensure(request: ReplicaRequest): Promise<ObservedReplica>;
+  /** A replica that is not there is fine; a container of that name of another node is left alone. */
+  remove(name: string): Promise<void>;
+  /** Removes the files of a container that is gone (after the operations in flight on it). */
+  dropFilesIfUnused(name: string): Promise<void>;
+}
+
+export function createReplicaLifecycle(options: ReplicaLifecycleOptions): ReplicaLifecycle {
+  const { containers, fileStore, log } = options;
+  const { runtime, nodeName } = containers;
+  const lock = createNameLock();
+
+  /** The container to hand back as it is, or null once a stale one of that name is gone. */
+  const keepOrClear = async (
+    request: ReplicaRequest,
+    replicaLog: Logger,
+  ): Promise<RuntimeContainer | null> => {
+    const existing = await runtime.inspect(request.name);
+    if (existing === null) return null;
+    if (!containers.isOurs(existing)) {
+      const owner = existing.labels[LABELS.node];
+      throw new BerthError(
+        'ERR_STATE',
+        `container name ${request.name} is taken on this engine by ${owner === undefined ? 'a container berth does not manage' : `node ${owner}`}`,
+      );
+    }
+    const sameSpec = existing.labels[LABELS.specHash] === request.specHash;
+    // A replica that fails its health check is what a repair is asked to fix: it is replaced,
+    // not handed back as it is.
+    const unhealthy = options.prober.status(existing.name)?.health === 'unhealthy';
+    const up = existing.state === 'running' || existing.state === 'restarting' || existing.state === 'paused';
+    if (sameSpec && !unhealthy && up) return existing;
+    replicaLog.info(
+      { state: existing.state, sameSpec, unhealthy },
+      'replacing a stale container of the same name',
+    );
+    await removeContainer(options, existing);
+    return null;
+  };
+
+  const createAndStart = async (request: ReplicaRequest): Promise<RuntimeContainer> => {
+    await ensureImage(options, request.image);
+    const mounts = await fileStore.write(request.name, request.files);
+    try {
+      const dns = await options.mesh.containerDns(request.namespace);
+      const id = await runtime.create(
+        buildContainerSpec(request, { nodeName, address: options.address, mounts, dns }),
+      );
+      options.history.noteCreated(request.name, id);
+      await runtime.start(request.name);
+    } catch (error) {
+      await runtime.remove(request.name).catch(() => undefined);
+      await fileStore.remove(request.name).catch(() => undefined);
+      options.history.forget(request.name);
+      throw error;
+    }
+    const created = await runtime.inspect(request.name);
+    if (created === null) {
+      throw new BerthError(
+        'ERR_CONTAINER_NOT_FOUND',
+        `container ${request.name} vanished right after it was started`,
+      );
+    }
+    return created;
+  };
+
+  return {
+    ensure: (request) =>
+      lock.exclusively(request.name, async () => {
+        const replicaLog = log.child({
+          container: request.name,
+          service: request.service,
+          revision: request.revision,
+        });
+        const kept = await keepOrClear(request, replicaLog);
+        const container = kept ?? (await createAndStart(request));
+        if (kept === null) replicaLog.info({ id: container.id, image: request.image }, 'replica started');
+        void options.following.track(container);
+        return options.toObserved(container);
+      }),
+
+    remove: (name) =>
+      lock.exclusively(name, async () => {
+        const container = await runtime.inspect(name);
+        if (container !== null && !containers.isOurs(container)) return;
+        if (container === null) {
+          await fileStore.remove(name);
+          return;
+        }
+        await removeContainer(options, container);
+        log.info({ container: name }, 'replica removed');
+      }),
+
+    dropFilesIfUnused: (name) =>
+      lock.exclusively(name, async () => {
+        if ((await runtime.inspect(name)) === null) await fileStore.remove(name);
+      }),
+  };
+}
+
+async function removeContainer(options: ReplicaLifecycleOptions, container: RuntimeContainer): Promise<void> {
+  const { runtime } = options.containers;
+  const graceMs = Number(container.labels[LABELS.stopGraceMs] ?? DEFAULT_STOP_GRACE_MS);
+  options.prober.untrack(container.name);
+  if (container.state === 'running' || container.state === 'restarting' || container.state === 'paused') {
+    await runtime.stop(container.name, (Number.isFinite(graceMs) ? graceMs : DEFAULT_STOP_GRACE_MS) / 1000);
+  }
+  await runtime.remove(container.name);
+  options.history.forget(container.name);
+  await options.fileStore.remove(container.name);
+}
+
+async function ensureImage(options: ReplicaLifecycleOptions, image: string): Promise<void> {
+  const { runtime, nodeName } = options.containers;
+  if (await runtime.hasImage(image)) return;
+  if (options.imagePull === 'never') {
+    throw new BerthError(
+      'ERR_IMAGE_NOT_FOUND',
+      `image ${image} is not present on node ${nodeName} (pulling is disabled)`,
+      { data: { image, node: nodeName } },
+    );
+  }
+  options.log.info({ image }, 'pulling image');
+  await runtime.pullImage(image);
+}

@@ -1,0 +1,185 @@
+import assert from 'node:assert/strict';
+import { describe, test } from 'node:test';
+import { BerthError } from '../core/errors.js';
+import {
+  agentCallTimeoutMs,
+  drainWithinCall,
+  MAX_CALL_WAIT_MS,
+  parseAgentCall,
+  waitInCalls,
+} from './agent-calls.js';
+import type { ReplicaRequest, ReplicaWaitResult } from './types.js';
+
+const request: ReplicaRequest = {
+  name: 'node-1.web.1',
+  namespace: 'default',
+  service: 'web',
+  slot: '1',
+  specHash: 'abc',
+  revision: 'r1',
+  image: 'web:1',
+  command: null,
+  args: null,
+  env: { A: 'b' },
+  ports: [{ target: 8080, protocol: 'tcp' }],
+  files: [],
+  healthcheck: null,
+  limits: { nanoCpus: 0, memoryBytes: 0 },
+  restart: { condition: 'any', maxAttempts: 0 },
+  stopGracePeriodMs: 1000,
+  user: null,
+  workingDir: null,
+  init: true,
+  specSummary: {},
+};
+
+const refusal = (method: unknown, params: unknown): string => {
+  try {
+    parseAgentCall(method, params);
+  } catch (error) {
+    assert.ok(error instanceof BerthError);
+    assert.equal(error.code, 'ERR_BAD_REQUEST');
+    return error.message;
+  }
+  assert.fail(`${String(method)} ${JSON.stringify(params)} was accepted`);
+};
+
+describe('the agent call contract', () => {
+  test('well-formed calls pass, with their parameters as sent', () => {
+    assert.deepEqual(parseAgentCall('snapshot', []), { method: 'snapshot', params: [] });
+    assert.deepEqual(parseAgentCall('ensureReplica', [request]), {
+      method: 'ensureReplica',
+      params: [request],
+    });
+    assert.deepEqual(parseAgentCall('awaitReplica', ['x', { timeoutMs: 5 }]).params, ['x', { timeoutMs: 5 }]);
+    assert.deepEqual(
+      parseAgentCall('setMeshRoutes', [{ version: 1, routes: [] }, { drainTimeoutMs: 0 }]).params,
+      [{ version: 1, routes: [] }, { drainTimeoutMs: 0 }],
+    );
+  });
+
+  test('fields a newer operator adds are dropped, not refused', () => {
+    const call = parseAgentCall('ensureReplica', [{ ...request, newerField: true }]);
+    assert.deepEqual(call.params, [request]);
+  });
+
+  // Each row: a malformed call and the part of the refusal that names what is wrong.
+  const malformed: [string, unknown, unknown, RegExp][] = [
+    ['an unknown call', 'restartReplica', [], /unknown agent call "restartReplica"/],
+    ['no method', undefined, [], /unknown agent call/],
+    [
+      'parameters that are not a list',
+      'removeReplica',
+      { name: 'x' },
+      /parameters of removeReplica must be a list/,
+    ],
+    ['one parameter too many', 'removeReplica', ['x', 'y'], /removeReplica takes 1 parameter/],
+    [
+      'a missing image',
+      'ensureReplica',
+      [{ ...request, image: undefined }],
+      /request: missing required field "image"/,
+    ],
+    ['a wrong type', 'ensureReplica', [{ ...request, image: 42 }], /request\.image: must be string, got 42/],
+    [
+      'a bad port',
+      'ensureReplica',
+      [{ ...request, ports: [{ target: 0, protocol: 'tcp' }] }],
+      /request\.ports\[0\]\.target/,
+    ],
+    ['no request at all', 'ensureReplica', [], /missing required field "request"/],
+    ['a bad replica name', 'removeReplica', ['../etc'], /name: must match/],
+    [
+      'a timeout that is not a number',
+      'awaitReplica',
+      ['x', { timeoutMs: 'soon' }],
+      /options\.timeoutMs: must be integer/,
+    ],
+    [
+      'a wait beyond one call',
+      'watchReplica',
+      ['x', { durationMs: MAX_CALL_WAIT_MS + 1 }],
+      /options\.durationMs: must be <=/,
+    ],
+    [
+      'a negative drain',
+      'setMeshRoutes',
+      [{ version: 1, routes: [] }, { drainTimeoutMs: -1 }],
+      /options\.drainTimeoutMs/,
+    ],
+    [
+      'a table without routes',
+      'setMeshRoutes',
+      [{ version: 1 }, { drainTimeoutMs: 0 }],
+      /table: missing required field "routes"/,
+    ],
+  ];
+  for (const [what, method, params, expected] of malformed) {
+    test(`refuses ${what} with ERR_BAD_REQUEST naming the field`, () => {
+      assert.match(refusal(method, params), expected);
+    });
+  }
+
+  test('timeouts: fixed for snapshot and slow calls, the wait plus head-room for waits', () => {
+    assert.equal(agentCallTimeoutMs('snapshot', []), 30_000);
+    assert.equal(agentCallTimeoutMs('ensureReplica', [request]), 15 * 60_000);
+    assert.equal(agentCallTimeoutMs('removeReplica', ['x']), 15 * 60_000);
+    assert.equal(agentCallTimeoutMs('awaitReplica', ['x', { timeoutMs: 1000 }]), 31_000);
+    assert.equal(agentCallTimeoutMs('watchReplica', ['x', { durationMs: 2000 }]), 32_000);
+    assert.equal(
+      agentCallTimeoutMs('setMeshRoutes', [{ version: 1, routes: [] }, { drainTimeoutMs: 0 }]),
+      30_000,
+    );
+    assert.equal(drainWithinCall(10 * MAX_CALL_WAIT_MS), MAX_CALL_WAIT_MS);
+    assert.equal(drainWithinCall(1500), 1500);
+  });
+
+  test('a long wait is split into calls of at most MAX_CALL_WAIT_MS', async () => {
+    // Time as data: each call takes exactly the wait it was given.
+    const run = async (
+      kind: 'await' | 'watch',
+      totalMs: number,
+      outcomes: ReplicaWaitResult['outcome'][],
+    ) => {
+      let clock = 0;
+      const waits: number[] = [];
+      const result = await waitInCalls(
+        kind,
+        totalMs,
+        async (waitMs) => {
+          waits.push(waitMs);
+          clock += waitMs;
+          return { outcome: outcomes[waits.length - 1] ?? 'timeout', replica: null, reason: null };
+        },
+        () => clock,
+      );
+      return { waits, outcome: result.outcome };
+    };
+    const long = 2 * MAX_CALL_WAIT_MS + 1000;
+    assert.deepEqual(await run('await', long, []), {
+      waits: [MAX_CALL_WAIT_MS, MAX_CALL_WAIT_MS, 1000],
+      outcome: 'timeout',
+    });
+    assert.deepEqual(await run('await', long, ['timeout', 'healthy']), {
+      waits: [MAX_CALL_WAIT_MS, MAX_CALL_WAIT_MS],
+      outcome: 'healthy',
+    });
+    assert.deepEqual(await run('watch', long, ['healthy', 'healthy', 'healthy']), {
+      waits: [MAX_CALL_WAIT_MS, MAX_CALL_WAIT_MS, 1000],
+      outcome: 'healthy',
+    });
+    assert.deepEqual(await run('watch', long, ['exited']), { waits: [MAX_CALL_WAIT_MS], outcome: 'exited' });
+    // A wait within one call is asked for as given, once, however fast the answer comes.
+    const waits: number[] = [];
+    await waitInCalls(
+      'await',
+      5,
+      async (waitMs) => {
+        waits.push(waitMs);
+        return { outcome: 'timeout', replica: null, reason: null };
+      },
+      () => 0,
+    );
+    assert.deepEqual(waits, [5]);
+  });
+});

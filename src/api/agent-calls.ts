@@ -1,0 +1,373 @@
+/**
+ * The one contract of the agent calls, whichever transport carries them: the HTTP agent API
+ * (src/agent/server.ts and client.ts) and the cluster's WebSocket RPC (src/cluster). For each
+ * NodeAgent method, the schema of its parameters, which every server checks before the agent sees
+ * the call, and how long a client waits for the answer:
+ *
+ *   call           parameters                                   a client gives up after
+ *   snapshot       ()                                           30 s
+ *   ensureReplica  (request: ReplicaRequest)                    15 min (may pull an image)
+ *   awaitReplica   (name, { timeoutMs: 1..240 000 })            timeoutMs + 30 s
+ *   watchReplica   (name, { durationMs: 1..240 000 })           durationMs + 30 s
+ *   removeReplica  (name)                                       15 min (waits out a stop grace period)
+ *   setMeshRoutes  (table: MeshRoutes, { drainTimeoutMs: 0..240 000 })  drainTimeoutMs + 30 s
+ *
+ * A longer wait is split by the client into calls of at most MAX_CALL_WAIT_MS (waitInCalls), so no
+ * call stays silent for longer than HTTP stacks tolerate. A call that breaks its schema, or names
+ * no call at all, is refused with ERR_BAD_REQUEST and a message naming the field.
+ */
+import { Ajv, type ValidateFunction } from 'ajv';
+import { BerthError } from '../core/errors.js';
+import { describeSchemaErrors } from '../manifests/schema-errors.js';
+import type { NodeAgent, ReplicaWaitResult } from './types.js';
+
+/**
+ * The longest single wait of one call. HTTP clients and proxies give up on a silent response
+ * after a few minutes (undici: 300 s), so a client splits longer waits into calls of at most this.
+ */
+export const MAX_CALL_WAIT_MS = 240_000;
+/** A snapshot reads the engine (info, images, every managed container). */
+const SNAPSHOT_TIMEOUT_MS = 30_000;
+/** Creating a replica may pull an image; removing one waits out its stop grace period. */
+const SLOW_CALL_TIMEOUT_MS = 15 * 60_000;
+/** Head-room on top of a call's own wait before the client gives up on the answer. */
+const WAIT_SLACK_MS = 30_000;
+
+export const AGENT_CALL_NAMES = [
+  'snapshot',
+  'ensureReplica',
+  'awaitReplica',
+  'watchReplica',
+  'removeReplica',
+  'setMeshRoutes',
+] as const;
+export type AgentCallName = (typeof AGENT_CALL_NAMES)[number];
+
+/** The parameters of each call, positional as in NodeAgent. */
+export type AgentCallParams = { [K in AgentCallName]: Parameters<NodeAgent[K]> };
+export type AgentCall = { [K in AgentCallName]: { method: K; params: AgentCallParams[K] } }[AgentCallName];
+
+interface AgentCallContract<K extends AgentCallName> {
+  /** The schema of each positional parameter, by the name messages use for it. */
+  params: readonly (readonly [name: string, schema: object])[];
+  timeoutMs(params: AgentCallParams[K]): number;
+}
+
+const REPLICA_NAME = { type: 'string', pattern: '^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$' } as const;
+/** Service and namespace names end up in DNS answers: labels only. */
+const DNS_LABEL = { type: 'string', pattern: '^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$' } as const;
+const PORT = { type: 'integer', minimum: 1, maximum: 65535 } as const;
+const stringArrayOrNull = { type: ['array', 'null'], items: { type: 'string' } } as const;
+const stringOrNull = { type: ['string', 'null'] } as const;
+
+const waitOption = (field: string, minimum: number) =>
+  ({
+    type: 'object',
+    additionalProperties: false,
+    required: [field],
+    properties: { [field]: { type: 'integer', minimum, maximum: MAX_CALL_WAIT_MS } },
+  }) as const;
+
+const healthcheckSchema = {
+  type: ['object', 'null'],
+  required: ['probe', 'intervalMs', 'timeoutMs', 'retries', 'startPeriodMs'],
+  properties: {
+    probe: {
+      type: 'object',
+      required: ['type'],
+      properties: {
+        type: { enum: ['http', 'tcp', 'exec'] },
+        port: PORT,
+        path: { type: 'string' },
+        expectStatus: { type: 'array', items: { type: 'integer' } },
+        command: { type: 'array', items: { type: 'string' } },
+      },
+    },
+    intervalMs: { type: 'integer', minimum: 1 },
+    timeoutMs: { type: 'integer', minimum: 1 },
+    retries: { type: 'integer', minimum: 0 },
+    startPeriodMs: { type: 'integer', minimum: 0 },
+  },
+} as const;
+
+const replicaFileSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['target', 'mode', 'uid', 'gid', 'contentBase64', 'secret'],
+  properties: {
+    target: { type: 'string', minLength: 2 },
+    mode: { type: 'integer', minimum: 0, maximum: 0o7777 },
+    uid: { type: 'integer', minimum: 0 },
+    gid: { type: 'integer', minimum: 0 },
+    contentBase64: { type: 'string' },
+    secret: { type: 'boolean' },
+  },
+} as const;
+
+/**
+ * A ReplicaRequest. Properties a schema does not list are dropped (removeAdditional), so a newer
+ * operator's extra fields do not break an older agent.
+ */
+const replicaRequestSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: [
+    'name',
+    'namespace',
+    'service',
+    'slot',
+    'specHash',
+    'revision',
+    'image',
+    'command',
+    'args',
+    'env',
+    'ports',
+    'files',
+    'healthcheck',
+    'limits',
+    'restart',
+    'stopGracePeriodMs',
+    'user',
+    'workingDir',
+    'init',
+    'specSummary',
+  ],
+  properties: {
+    name: REPLICA_NAME,
+    namespace: { type: 'string', minLength: 1 },
+    service: { type: 'string', minLength: 1 },
+    slot: { type: 'string', minLength: 1 },
+    specHash: { type: 'string', minLength: 1 },
+    revision: { type: 'string' },
+    image: { type: 'string', minLength: 1 },
+    command: stringArrayOrNull,
+    args: stringArrayOrNull,
+    env: { type: 'object', additionalProperties: { type: 'string' } },
+    ports: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['target', 'protocol'],
+        properties: { target: PORT, protocol: { enum: ['tcp', 'udp'] } },
+      },
+    },
+    files: { type: 'array', items: replicaFileSchema },
+    healthcheck: healthcheckSchema,
+    limits: {
+      type: 'object',
+      required: ['nanoCpus', 'memoryBytes'],
+      properties: { nanoCpus: { type: 'integer', minimum: 0 }, memoryBytes: { type: 'integer', minimum: 0 } },
+    },
+    restart: {
+      type: 'object',
+      required: ['condition', 'maxAttempts'],
+      properties: {
+        condition: { enum: ['any', 'on-failure', 'none'] },
+        maxAttempts: { type: 'integer', minimum: 0 },
+      },
+    },
+    stopGracePeriodMs: { type: 'integer', minimum: 0 },
+    user: stringOrNull,
+    workingDir: stringOrNull,
+    init: { type: 'boolean' },
+    specSummary: { type: 'object' },
+  },
+} as const;
+
+const backendsSchema = {
+  type: 'array',
+  items: {
+    type: 'object',
+    required: ['id', 'host', 'port'],
+    properties: { id: { type: 'string', minLength: 1 }, host: { type: 'string', minLength: 1 }, port: PORT },
+  },
+} as const;
+
+const meshRoutesSchema = {
+  type: 'object',
+  required: ['version', 'routes'],
+  properties: {
+    version: { type: 'number' },
+    routes: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['service', 'published', 'protocol', 'backends'],
+        properties: {
+          service: { type: 'string' },
+          published: PORT,
+          protocol: { enum: ['tcp'] },
+          appProtocol: { enum: ['tcp', 'http'] },
+          backends: backendsSchema,
+        },
+      },
+    },
+    services: {
+      type: 'array',
+      items: {
+        type: 'object',
+        required: ['namespace', 'name', 'ports'],
+        properties: {
+          namespace: DNS_LABEL,
+          name: DNS_LABEL,
+          ports: {
+            type: 'array',
+            items: {
+              type: 'object',
+              required: ['target', 'backends'],
+              properties: { target: PORT, appProtocol: { enum: ['tcp', 'http'] }, backends: backendsSchema },
+            },
+          },
+        },
+      },
+    },
+  },
+} as const;
+
+export const AGENT_CALLS: { [K in AgentCallName]: AgentCallContract<K> } = {
+  snapshot: { params: [], timeoutMs: () => SNAPSHOT_TIMEOUT_MS },
+  ensureReplica: { params: [['request', replicaRequestSchema]], timeoutMs: () => SLOW_CALL_TIMEOUT_MS },
+  awaitReplica: {
+    params: [
+      ['name', REPLICA_NAME],
+      ['options', waitOption('timeoutMs', 1)],
+    ],
+    timeoutMs: ([, { timeoutMs }]) => timeoutMs + WAIT_SLACK_MS,
+  },
+  watchReplica: {
+    params: [
+      ['name', REPLICA_NAME],
+      ['options', waitOption('durationMs', 1)],
+    ],
+    timeoutMs: ([, { durationMs }]) => durationMs + WAIT_SLACK_MS,
+  },
+  removeReplica: { params: [['name', REPLICA_NAME]], timeoutMs: () => SLOW_CALL_TIMEOUT_MS },
+  setMeshRoutes: {
+    params: [
+      ['table', meshRoutesSchema],
+      ['options', waitOption('drainTimeoutMs', 0)],
+    ],
+    timeoutMs: ([, { drainTimeoutMs }]) => drainTimeoutMs + WAIT_SLACK_MS,
+  },
+};
+
+export function isAgentCallName(value: unknown): value is AgentCallName {
+  return typeof value === 'string' && (AGENT_CALL_NAMES as readonly string[]).includes(value);
+}
+
+/** How long a client waits for the answer to `call`. */
+export function agentCallTimeoutMs<K extends AgentCallName>(method: K, params: AgentCallParams[K]): number {
+  const contract: AgentCallContract<K> = AGENT_CALLS[method];
+  return contract.timeoutMs(params);
+}
+
+let validators: Record<AgentCallName, ValidateFunction> | undefined;
+
+/** One validator per call, over its parameters as an object keyed by their names. */
+function callValidators(): Record<AgentCallName, ValidateFunction> {
+  if (validators) return validators;
+  const ajv = new Ajv({
+    allErrors: true,
+    strict: true,
+    allowUnionTypes: true,
+    verbose: true,
+    removeAdditional: true,
+  });
+  const compile = (name: AgentCallName) => {
+    const params = AGENT_CALLS[name].params;
+    return ajv.compile({
+      type: 'object',
+      additionalProperties: false,
+      required: params.map(([param]) => param),
+      properties: Object.fromEntries(params),
+    });
+  };
+  validators = Object.fromEntries(AGENT_CALL_NAMES.map((name) => [name, compile(name)])) as Record<
+    AgentCallName,
+    ValidateFunction
+  >;
+  return validators;
+}
+
+/**
+ * A call as it arrived on the wire (a method name and positional parameters) checked against the
+ * contract; ERR_BAD_REQUEST naming what is wrong otherwise. Unlisted properties of parameters are
+ * dropped from the parameters in place.
+ */
+export function parseAgentCall(method: unknown, params: unknown): AgentCall {
+  if (!isAgentCallName(method)) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `bad request: unknown agent call ${JSON.stringify(method) ?? 'undefined'} (calls: ${AGENT_CALL_NAMES.join(', ')})`,
+    );
+  }
+  if (!Array.isArray(params)) {
+    throw new BerthError('ERR_BAD_REQUEST', `bad request: the parameters of ${method} must be a list`);
+  }
+  const names = AGENT_CALLS[method].params.map(([name]) => name);
+  if (params.length > names.length) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `bad request: ${method} takes ${names.length} parameter(s) (${names.join(', ')}), got ${params.length}`,
+    );
+  }
+  const named = Object.fromEntries(
+    names.flatMap((name, index): [string, unknown][] =>
+      params[index] === undefined ? [] : [[name, params[index] as unknown]],
+    ),
+  );
+  const validate = callValidators()[method];
+  if (!validate(named)) {
+    const problems = describeSchemaErrors(validate.errors ?? [], named).map((problem) => problem.message);
+    throw new BerthError('ERR_BAD_REQUEST', `bad request: ${method}: ${problems.join('; ')}`);
+  }
+  return { method, params: names.map((name) => named[name]) } as AgentCall;
+}
+
+/** Hands a checked call to the agent; resolves with what the call returns (undefined for none). */
+export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unknown> {
+  switch (call.method) {
+    case 'snapshot':
+      return agent.snapshot();
+    case 'ensureReplica':
+      return agent.ensureReplica(...call.params);
+    case 'awaitReplica':
+      return agent.awaitReplica(...call.params);
+    case 'watchReplica':
+      return agent.watchReplica(...call.params);
+    case 'removeReplica':
+      return agent.removeReplica(...call.params);
+    case 'setMeshRoutes':
+      return agent.setMeshRoutes(...call.params);
+  }
+}
+
+/**
+ * A client's awaitReplica or watchReplica of any length, as calls of at most MAX_CALL_WAIT_MS:
+ * `await` goes on after a `timeout`, `watch` goes on after a window survived (`healthy`).
+ */
+export async function waitInCalls(
+  kind: 'await' | 'watch',
+  totalMs: number,
+  call: (waitMs: number) => Promise<ReplicaWaitResult>,
+  now: () => number = Date.now,
+): Promise<ReplicaWaitResult> {
+  const deadline = now() + totalMs;
+  let remainingMs = totalMs;
+  for (;;) {
+    const waitMs = Math.max(1, Math.min(MAX_CALL_WAIT_MS, Math.ceil(remainingMs)));
+    const result = await call(waitMs);
+    const goOn = kind === 'await' ? result.outcome === 'timeout' : result.outcome === 'healthy';
+    // A call given all of the wait that was left answers for the whole of it.
+    if (!goOn || waitMs >= remainingMs) return result;
+    remainingMs = deadline - now();
+    if (remainingMs <= 0) return result;
+  }
+}
+
+/** A mesh drain as long as one call may wait: longer drains end when this one does. */
+export function drainWithinCall(drainTimeoutMs: number): number {
+  return Math.max(0, Math.min(MAX_CALL_WAIT_MS, Math.ceil(drainTimeoutMs)));
+}
