@@ -8,7 +8,7 @@ import { createAgentServer } from '../agent/server.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
-import { parseListenAddress } from '../core/listen-address.js';
+import { parseListenAddress, type ListenAddress } from '../core/listen-address.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
 import { serviceAddressesOption } from './context.js';
@@ -119,30 +119,49 @@ export function registerAgentCommand(program: Command): void {
         return;
       }
       if (listen === null) throw new Error('unreachable: --listen without an address');
-      const server = createAgentServer({ agent, token, log });
-      let address: string;
-      try {
-        address = await server.listen(listen);
-      } catch (error) {
-        await agent.close();
-        throw new BerthError(
-          'ERR_BAD_REQUEST',
-          `cannot listen on ${options.listen}: ${error instanceof Error ? error.message : String(error)}`,
-        );
-      }
-      log.info(
-        { address, docker: socketPath, advertise: options.advertiseAddr, replicas: first.replicas.length },
-        'agent serving',
-      );
-      process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
-
-      const signal = await waitForShutdownSignal();
-      log.info({ signal }, 'agent shutting down; containers keep running');
-      await server.close();
-      await agent.close();
-      log.info('agent stopped');
+      await serveAgentApi({
+        agent,
+        token,
+        log,
+        listen,
+        options,
+        socketPath,
+        replicas: first.replicas.length,
+      });
     });
   program.addCommand(command);
+}
+
+/** `berth agent --listen`: serves the agent API with a token until a signal. */
+async function serveAgentApi(args: {
+  agent: NodeAgent;
+  token: string;
+  log: Logger;
+  listen: ListenAddress;
+  options: AgentCommandOptions;
+  socketPath: string;
+  replicas: number;
+}): Promise<void> {
+  const { agent, token, log, listen, options, socketPath, replicas } = args;
+  const server = createAgentServer({ agent, token, log });
+  let address: string;
+  try {
+    address = await server.listen(listen);
+  } catch (error) {
+    await agent.close();
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `cannot listen on ${options.listen}: ${error instanceof Error ? error.message : String(error)}`,
+    );
+  }
+  log.info({ address, docker: socketPath, advertise: options.advertiseAddr, replicas }, 'agent serving');
+  process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
+
+  const signal = await waitForShutdownSignal();
+  log.info({ signal }, 'agent shutting down; containers keep running');
+  await server.close();
+  await agent.close();
+  log.info('agent stopped');
 }
 
 /** `berth agent --join`: joins (or reuses its certificate), then serves the operator until a signal or a refusal. */
