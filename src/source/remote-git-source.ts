@@ -7,13 +7,7 @@ import git, { type HttpClient } from 'isomorphic-git';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { createGitHttpClient } from './git-http-client.js';
-import {
-  GitObjectStore,
-  isGitErrorCode,
-  type CommitInfo,
-  type ReadFilesOptions,
-  type RepoFile,
-} from './git-object-store.js';
+import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
 import type { GitSource } from './git-source-port.js';
 import { basicAuthorization, cacheKeyForUrl, type GitCredentials } from './remote-url.js';
 import { isAbbreviatedCommitId, isCommitId, shortRevision } from './revision.js';
@@ -203,7 +197,7 @@ class RemoteGitSource implements GitSource {
    * reachable from a ref. Servers that refuse it get their history deepened until it appears.
    */
   private async ensureObject(oid: string): Promise<string> {
-    if (await this.objectExists(oid)) return oid;
+    if (await this.store.hasObject(oid)) return oid;
     try {
       await this.fetchShallow(oid, undefined);
     } catch (error) {
@@ -214,8 +208,8 @@ class RemoteGitSource implements GitSource {
         'server refused a fetch by commit id; deepening history',
       );
     }
-    if (await this.objectExists(oid)) return oid;
-    const found = await this.deepenUntil(async () => ((await this.objectExists(oid)) ? oid : undefined));
+    if (await this.store.hasObject(oid)) return oid;
+    const found = await this.deepenUntil(async () => ((await this.store.hasObject(oid)) ? oid : undefined));
     if (found !== undefined) return found;
     throw refNotFound(oid, this.repo, `no such commit on any branch or tag ${this.searchedScope()}`);
   }
@@ -310,16 +304,6 @@ class RemoteGitSource implements GitSource {
     await rm(this.gitdir, { recursive: true, force: true });
     await initCache(this.gitdir, this.repo);
     this.store = new GitObjectStore(this.gitdir, this.repo);
-  }
-
-  private async objectExists(oid: string): Promise<boolean> {
-    try {
-      await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated' });
-      return true;
-    } catch (error) {
-      if (isGitErrorCode(error, 'NotFoundError')) return false;
-      throw error;
-    }
   }
 
   /** No shallow boundary left: every commit of every fetched ref is cached. */
