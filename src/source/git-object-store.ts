@@ -236,6 +236,11 @@ export class GitObjectStore {
     );
   }
 
+  /** The object's size from its header (undefined when absent), without inflating it. */
+  async objectSize(oid: string): Promise<number | undefined> {
+    return (await this.sizes.headerOf(oid))?.size;
+  }
+
   /** Whether the object is present, without reading it. */
   async hasObject(oid: string): Promise<boolean> {
     return (await this.sizes.headerOf(oid)) !== undefined;

@@ -11,6 +11,7 @@ import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile }
 import type { GitSource } from './git-source-port.js';
 import { basicAuthorization, cacheKeyForUrl, type GitCredentials } from './remote-url.js';
 import { isAbbreviatedCommitId, isCommitId, shortRevision } from './revision.js';
+import { fsIndexingPacks, PackIndexedByBerth, MAX_INDEXED_OBJECT_BYTES } from './pack-indexer.js';
 import { refNotFound, remoteError } from './source-errors.js';
 
 /**
@@ -92,6 +93,8 @@ class RemoteGitSource implements GitSource {
   private store: GitObjectStore;
   private readonly headers: Record<string, string>;
   private queue: Promise<unknown> = Promise.resolve();
+  /** node:fs for fetches: packs are indexed by berth, in bounded memory (see pack-indexer.ts). */
+  private readonly fetchFs = fsIndexingPacks((oid) => this.readDeltaBase(oid));
 
   constructor(
     /** Without credentials (they travel only in the Authorization header). */
@@ -119,7 +122,7 @@ class RemoteGitSource implements GitSource {
         await this.recordBranchHead(branch, head.oid);
         return head.oid;
       }
-      const fetched = await this.fetchShallow(`refs/heads/${branch}`, branch);
+      const fetched = await this.fetchShallow(`refs/heads/${branch}`, branch, head.oid);
       const commit = await this.store.peelToCommit(fetched, branch);
       await this.recordBranchHead(branch, commit);
       return commit;
@@ -170,7 +173,7 @@ class RemoteGitSource implements GitSource {
       const listed = serverRef.peeled ?? serverRef.oid;
       const commit = (await this.store.hasCommit(listed))
         ? listed
-        : await this.store.peelToCommit(await this.fetchShallow(name, branch), ref);
+        : await this.store.peelToCommit(await this.fetchShallow(name, branch, serverRef.oid), ref);
       if (branch !== undefined) await this.recordBranchHead(branch, commit);
       return commit;
     }
@@ -199,7 +202,7 @@ class RemoteGitSource implements GitSource {
   private async ensureObject(oid: string): Promise<string> {
     if (await this.store.hasObject(oid)) return oid;
     try {
-      await this.fetchShallow(oid, undefined);
+      await this.fetchShallow(oid, undefined, oid);
     } catch (error) {
       if (isUnreachableError(error))
         throw remoteError(error, this.repo, `fetching ${shortRevision(oid)} from`);
@@ -214,8 +217,12 @@ class RemoteGitSource implements GitSource {
     throw refNotFound(oid, this.repo, `no such commit on any branch or tag ${this.searchedScope()}`);
   }
 
-  /** Fetches one ref or commit id at depth 1, offering the best cached commit as common base. */
-  private async fetchShallow(remoteRef: string, branch: string | undefined): Promise<string> {
+  /**
+   * Fetches one ref or commit id at depth 1, offering the best cached commit as common base.
+   * `listed` is the object the server listed for the ref: when berth indexes the pack itself (see
+   * PackIndexedByBerth) isomorphic-git returns no fetch head, and this is what was asked for.
+   */
+  private async fetchShallow(remoteRef: string, branch: string | undefined, listed: string): Promise<string> {
     await this.compactIfNeeded();
     const have =
       (branch === undefined ? undefined : await this.store.resolveRefName(`refs/heads/${branch}`)) ??
@@ -228,7 +235,7 @@ class RemoteGitSource implements GitSource {
     const label = isCommitId(remoteRef) ? shortRevision(remoteRef) : remoteRef;
     const result = await git
       .fetch({
-        fs,
+        fs: this.fetchFs,
         http: this.http,
         gitdir: this.gitdir,
         url: this.repo,
@@ -240,8 +247,16 @@ class RemoteGitSource implements GitSource {
         tags: false,
       })
       .catch((error: unknown) => {
+        if (error instanceof PackIndexedByBerth) return { fetchHead: listed, indexedByBerth: true };
         throw remoteError(error, this.repo, `fetching ${label} from`);
       });
+    if ('indexedByBerth' in result && !(await this.store.hasObject(listed))) {
+      throw new BerthError(
+        'ERR_GIT_SOURCE',
+        `${label} of ${this.repo} moved while it was being fetched; it is fetched again on the next check`,
+        { data: { repo: this.repo, ref: remoteRef } },
+      );
+    }
     if (result.fetchHead === null) {
       throw new BerthError('ERR_GIT_REF_NOT_FOUND', `${this.repo} is an empty repository (no commits)`, {
         data: { repo: this.repo, ref: remoteRef },
@@ -276,7 +291,7 @@ class RemoteGitSource implements GitSource {
       this.log.info({ depth }, 'deepening remote history to find a commit');
       await git
         .fetch({
-          fs,
+          fs: this.fetchFs,
           http: this.http,
           gitdir: this.gitdir,
           url: this.repo,
@@ -288,6 +303,7 @@ class RemoteGitSource implements GitSource {
           tags: true,
         })
         .catch((error: unknown) => {
+          if (error instanceof PackIndexedByBerth) return;
           throw remoteError(error, this.repo, 'deepening history of');
         });
       const found = await probe();
@@ -304,6 +320,23 @@ class RemoteGitSource implements GitSource {
     await rm(this.gitdir, { recursive: true, force: true });
     await initCache(this.gitdir, this.repo);
     this.store = new GitObjectStore(this.gitdir, this.repo);
+  }
+
+  /** A cached object a thin pack's delta is based on, if small enough to hold (else the pack is refused). */
+  private async readDeltaBase(
+    oid: string,
+  ): Promise<{ type: 'commit' | 'tree' | 'blob' | 'tag'; object: Uint8Array } | undefined> {
+    const size = await this.store.objectSize(oid);
+    if (size === undefined) return undefined;
+    if (size > MAX_INDEXED_OBJECT_BYTES) {
+      throw new BerthError(
+        'ERR_GIT_SOURCE',
+        `a fetched delta is based on cached object ${shortRevision(oid)} of ${size} bytes, over the ${MAX_INDEXED_OBJECT_BYTES}-byte limit for delta bases; refused`,
+        { data: { repo: this.repo, oid, size } },
+      );
+    }
+    const { type, object } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'content' });
+    return { type: type as 'commit' | 'tree' | 'blob' | 'tag', object: object as Uint8Array };
   }
 
   /** No shallow boundary left: every commit of every fetched ref is cached. */
