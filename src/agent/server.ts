@@ -171,6 +171,10 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     bodyLimit: AGENT_BODY_LIMIT_BYTES,
     // Long polls answer after up to MAX_LONG_POLL_MS; keep idle connections for reuse a while.
     keepAliveTimeout: 75_000,
+    // Slow clients are cut off: headers within 10 s, the whole request (body too) within 60 s.
+    // Neither counts the time the agent takes to answer, so long polls are unaffected.
+    requestTimeout: 60_000,
+    http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
   });
 
   app.addHook('onRequest', async (request, reply) => {

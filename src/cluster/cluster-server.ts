@@ -101,6 +101,14 @@ export function createClusterServer(args: {
     // Joining and fetching the CA need no client certificate; every other route checks it.
     rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
+    // Slow clients are cut off: headers within 10 s, the whole request within 60 s (a node's
+    // websocket, once upgraded, is no longer a request and is kept by its own heartbeats), an
+    // idle kept-alive connection after 5 s.
+    headersTimeout: 10_000,
+    requestTimeout: 60_000,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+    handshakeTimeout: 10_000,
   });
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   const heartbeats = new Set<NodeJS.Timeout>();
