@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import git, { type HttpClient } from 'isomorphic-git';
@@ -32,6 +32,11 @@ const DEFAULT_MAX_SEARCH_DEPTH = 10_000;
  * full download of the branch head); older commits are fetched again when asked for.
  */
 const DEFAULT_MAX_CACHE_PACKS = 64;
+/**
+ * ... or once its pack files add up to this (512 MiB): with each fetch capped at 100 MiB (see
+ * git-http-client.ts), the cache of one repository stays under about 612 MiB on disk.
+ */
+const DEFAULT_MAX_CACHE_BYTES = 512 * 1024 * 1024;
 
 interface ServerRef {
   oid: string;
@@ -54,6 +59,7 @@ export async function openRemoteGitSource(options: {
   httpTimeoutMs?: number;
   maxSearchDepth?: number;
   maxCachePacks?: number;
+  maxCacheBytes?: number;
 }): Promise<GitSource> {
   const gitdir = remoteCachePath(options.cacheDir, options.url);
   await initCache(gitdir, options.url);
@@ -66,6 +72,7 @@ export async function openRemoteGitSource(options: {
     {
       maxSearchDepth: options.maxSearchDepth ?? DEFAULT_MAX_SEARCH_DEPTH,
       maxCachePacks: options.maxCachePacks ?? DEFAULT_MAX_CACHE_PACKS,
+      maxCacheBytes: options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES,
     },
   );
 }
@@ -103,7 +110,7 @@ class RemoteGitSource implements GitSource {
     private readonly log: Logger,
     private readonly http: HttpClient,
     credentials: GitCredentials | undefined,
-    private readonly limits: { maxSearchDepth: number; maxCachePacks: number },
+    private readonly limits: { maxSearchDepth: number; maxCachePacks: number; maxCacheBytes: number },
   ) {
     this.store = new GitObjectStore(gitdir, repo);
     // Sent up front rather than from an onAuth callback: isomorphic-git calls onAuth only after a
@@ -313,10 +320,17 @@ class RemoteGitSource implements GitSource {
   }
 
   private async compactIfNeeded(): Promise<void> {
-    const packs = await readdir(join(this.gitdir, 'objects', 'pack')).catch(() => []);
-    const count = packs.filter((name) => name.endsWith('.pack')).length;
-    if (count < this.limits.maxCachePacks) return;
-    this.log.info({ packs: count }, 'starting the remote cache over: too many pack files');
+    const packDir = join(this.gitdir, 'objects', 'pack');
+    const packs = (await readdir(packDir).catch(() => [] as string[])).filter((name) =>
+      name.endsWith('.pack'),
+    );
+    let bytes = 0;
+    for (const name of packs) bytes += (await stat(join(packDir, name)).catch(() => ({ size: 0 }))).size;
+    if (packs.length < this.limits.maxCachePacks && bytes < this.limits.maxCacheBytes) return;
+    this.log.info(
+      { packs: packs.length, bytes },
+      'starting the remote cache over: too many or too large pack files',
+    );
     await rm(this.gitdir, { recursive: true, force: true });
     await initCache(this.gitdir, this.repo);
     this.store = new GitObjectStore(this.gitdir, this.repo);
