@@ -120,18 +120,34 @@ export function parseManifestFile(
       },
     });
   }
-  return { documents, problems };
+  return { documents, problems: oneNestingProblem(problems) };
 }
 
 function describeYamlError(error: YAMLError): string {
+  // yaml recurses once per level; a nesting the bracket pre-scan cannot see (`- - - - ...`) can
+  // still exhaust the stack, which yaml reports as an error of its own.
+  if (/Maximum call stack size exceeded/.test(error.message)) {
+    return `nested more than ${MAX_YAML_NESTING_DEPTH} levels deep; refused`;
+  }
   // yaml's messages may end with " at line L, column C:" and a code frame; the position is printed
   // separately, and a frame could show a secret's neighbouring lines.
   const headline = (error.message.split('\n')[0] ?? error.message).replace(/ at line \d+, column \d+:?$/, '');
   return `invalid YAML: ${headline}`;
 }
 
+/** A nesting too deep overflows yaml at several places: one problem (the first) says it. */
+function oneNestingProblem(problems: ManifestProblem[]): ManifestProblem[] {
+  const nesting = problems.filter((problem) => problem.message.startsWith('nested more than'));
+  if (nesting.length <= 1) return problems;
+  const first = nesting.reduce((a, b) => (b.line < a.line || (b.line === a.line && b.col < a.col) ? b : a));
+  return problems.filter((problem) => problem === first || !nesting.includes(problem));
+}
+
 function describeToJsError(error: unknown): string {
   const message = error instanceof Error ? error.message : String(error);
+  if (error instanceof RangeError && /Maximum call stack size exceeded/.test(message)) {
+    return `nested more than ${MAX_YAML_NESTING_DEPTH} levels deep; refused`;
+  }
   if (/alias count/i.test(message)) {
     return `YAML aliases expand too much (more than ${MAX_YAML_ALIAS_COUNT} alias expansions); refused as a possible "billion laughs" attack`;
   }
