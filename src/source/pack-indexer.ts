@@ -95,7 +95,9 @@ export async function indexPack(
   const entries: Entry[] = [];
   const byOffset = new Map<number, Entry>();
   let offset = 12;
+  const pause = eventLoopPause();
   for (let index = 0; index < count; index++) {
+    await pause();
     const header = parsePackEntryHeader(pack.subarray(offset, offset + 64));
     if (header === undefined) throw corrupt(`entry at ${offset} has no header`);
     const entry: Entry = { offset, ...header, dataStart: offset + header.dataStart, end: 0 };
@@ -116,7 +118,10 @@ export async function indexPack(
   }
 
   const resolver = new DeltaResolver(pack, byOffset, entries, readExternal);
-  for (const entry of entries) entry.oid ??= await resolver.oidOf(entry);
+  for (const entry of entries) {
+    await pause();
+    entry.oid ??= await resolver.oidOf(entry);
+  }
   return writeIndex(pack, entries);
 }
 
@@ -283,6 +288,19 @@ function writeIndex(pack: Buffer, entries: Entry[]): Buffer {
   position += 20;
   createHash('sha1').update(idx.subarray(0, position)).digest().copy(idx, position);
   return idx;
+}
+
+/**
+ * Lets other work run every 20 ms: a pack of thousands of objects takes seconds to index, and
+ * the operator's heartbeats and API must not wait for it.
+ */
+function eventLoopPause(): () => Promise<void> {
+  let since = performance.now();
+  return async () => {
+    if (performance.now() - since < 20) return;
+    await new Promise((resolve) => setImmediate(resolve));
+    since = performance.now();
+  };
 }
 
 function corrupt(detail: string): BerthError {
