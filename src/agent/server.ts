@@ -12,6 +12,7 @@ import Fastify, {
   type FastifyReply,
   type FastifyRequest,
 } from 'fastify';
+import { capConnections } from '../core/connection-cap.js';
 import { BerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { invokeAgentCall, parseAgentCall } from '../api/agent-calls.js';
@@ -42,7 +43,14 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     bodyLimit: AGENT_BODY_LIMIT_BYTES,
     // Long polls answer after up to MAX_CALL_WAIT_MS; keep idle connections for reuse a while.
     keepAliveTimeout: 75_000,
+    // Slow clients are cut off: headers within 10 s, the whole request (body too) within 60 s.
+    // Neither counts the time the agent takes to answer, so long polls are unaffected.
+    requestTimeout: 60_000,
+    http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
   });
+  // Only the operator calls an agent, with one connection per call in flight (a rollout of many
+  // replicas long-polls many at once): a generous total cap, the same per client address.
+  capConnections(app.server, { maxConnections: 1024, maxConnectionsPerClient: 1024 });
   app.addHook('onRequest', (request, reply) => refuseWithoutToken(token, log, request, reply));
   app.setErrorHandler((error: FastifyError | BerthError | Error, request, reply) =>
     sendError(log, error, request, reply),

@@ -98,7 +98,7 @@ export async function validatePath(path: string): Promise<ValidateReport> {
         { file: path, line: 0, col: 0, message: 'not a manifest file (manifests end in .yaml or .yml)' },
       ]);
     }
-    files = [{ path: name, content: await readAtMost(path, MAX_MANIFEST_FILE_BYTES + 1) }];
+    files = [{ path: name, content: await readAtMost(path, MAX_MANIFEST_FILE_BYTES + 1), size: info.size }];
   }
 
   const result = checkRevision(loadManifests(files, { revision: 'working-tree' }));

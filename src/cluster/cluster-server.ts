@@ -16,6 +16,7 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { Duplex } from 'node:stream';
 import { WebSocketServer, type WebSocket } from 'ws';
+import { capConnections } from '../core/connection-cap.js';
 import { BerthError, asBerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { observeCluster } from '../api/observe-cluster.js';
@@ -299,7 +300,18 @@ export function createClusterServer(args: ClusterServerArgs): ClusterServer {
     // Joining and fetching the CA need no client certificate; every other route checks it.
     rejectUnauthorized: false,
     minVersion: 'TLSv1.2',
+    // Slow clients are cut off: headers within 10 s, the whole request within 60 s (a node's
+    // websocket, once upgraded, is no longer a request and is kept by its own heartbeats), an
+    // idle kept-alive connection after 5 s.
+    headersTimeout: 10_000,
+    requestTimeout: 60_000,
+    keepAliveTimeout: 5_000,
+    connectionsCheckingInterval: 1_000,
+    handshakeTimeout: 10_000,
   });
+  // Every joined node holds one connection; a machine may run many agents (tests, simulations)
+  // behind one address, so the per-address cap is high and the total is what bounds descriptors.
+  capConnections(server, { maxConnections: 4096, maxConnectionsPerClient: 512 });
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   const heartbeats = new Set<NodeJS.Timeout>();
 

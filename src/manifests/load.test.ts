@@ -69,7 +69,7 @@ void describe('loadManifests', () => {
       { revision: 'r', maxFileBytes: 200 },
     );
     assert.deepEqual(problemsOf(result), [
-      'big.yaml:1:1: file is larger than 200 bytes, the limit for a manifest file',
+      `big.yaml:1:1: ${Buffer.byteLength(`${site}# ${'x'.repeat(200)}\n`)} bytes, over the 200 bytes limit of a manifest file`,
       'binary.yaml:1:1: not a text file (contains NUL bytes); manifests are UTF-8 YAML',
       'latin1.yaml:1:1: not valid UTF-8; manifests are UTF-8 YAML',
       'web.yaml:6:23: spec.configs[0].source: Config "site" not found in namespace "default"',
@@ -238,9 +238,9 @@ void describe('readManifestFilesFromDir', () => {
     const { root } = await scratch();
     await writeFile(join(root, 'big.yaml'), `${site}#${'x'.repeat(10_000)}\n`);
     const files = await readManifestFilesFromDir(root, { maxFileBytes: 100 });
-    assert.equal(files[0]!.content.byteLength, 101);
+    assert.equal(files[0]!.content.byteLength, 0);
     assert.deepEqual(problemsOf(loadManifests(files, { revision: 'r', maxFileBytes: 100 })), [
-      'big.yaml:1:1: file is larger than 100 bytes, the limit for a manifest file',
+      `big.yaml:1:1: ${Buffer.byteLength(`${site}#${'x'.repeat(10_000)}\n`)} bytes, over the 100 bytes limit of a manifest file`,
     ]);
   });
 });

@@ -6,13 +6,28 @@ import { open, readdir, realpath, stat } from 'node:fs/promises';
 import { join, relative, sep } from 'node:path';
 import { BerthError } from '../core/errors.js';
 import { MANIFEST_EXTENSIONS, MAX_MANIFEST_FILE_BYTES } from './defaults.js';
+import { formatByteCount } from './parse.js';
 import type { ManifestProblem } from './types.js';
 
 export interface ManifestFile {
   /** Relative to the manifest root, with "/" separators; this is what problems print. */
   path: string;
   content: Uint8Array;
+  /**
+   * The file's full size, set when it was refused unread (content then empty or cut short): over
+   * the per-file limit, or past the revision's total (see `refused`).
+   */
+  size?: number;
+  /** Why a file within the per-file limit was not read. */
+  refused?: string;
 }
+
+/**
+ * Bytes of manifest files read for one revision at most (8 MiB, some thousands of services): bounds
+ * what one revision can make berth hold and parse, whatever its number of files. Files past it, in
+ * path order, are reported unread and the revision is invalid.
+ */
+export const MAX_MANIFEST_REVISION_BYTES = 8 * 1024 * 1024;
 
 /** Directories never read: VCS metadata, dependencies, and anything hidden (.github, .berth ...). */
 const SKIPPED_DIRECTORIES = new Set(['node_modules']);
@@ -29,8 +44,10 @@ export function isManifestPath(path: string): boolean {
 }
 
 export interface ReadManifestFilesOptions {
-  /** Files larger than this are read only up to it (plus one byte), so loading reports them. */
+  /** Files larger than this are not read; they come back with their size, so loading reports them. */
   maxFileBytes?: number;
+  /** Bytes read in all at most (default MAX_MANIFEST_REVISION_BYTES); later files come back unread. */
+  maxTotalBytes?: number;
   /**
    * Called for each symbolic link that is refused (leading outside the root, or nowhere). Without it,
    * such links make the whole read fail with ERR_MANIFEST_INVALID listing them.
@@ -48,6 +65,7 @@ export async function readManifestFilesFromDir(
   options: ReadManifestFilesOptions = {},
 ): Promise<ManifestFile[]> {
   const maxFileBytes = options.maxFileBytes ?? MAX_MANIFEST_FILE_BYTES;
+  let budget = options.maxTotalBytes ?? MAX_MANIFEST_REVISION_BYTES;
   const root = await realpath(dir);
   const files: ManifestFile[] = [];
   const problems: ManifestProblem[] = [];
@@ -91,7 +109,20 @@ export async function readManifestFilesFromDir(
         visited.add(absolute);
         await walk(absolute, path);
       } else if (isFile && isManifestPath(path)) {
-        files.push({ path, content: await readAtMost(absolute, maxFileBytes + 1) });
+        const size = (await stat(absolute)).size;
+        if (size > maxFileBytes) {
+          files.push({ path, content: new Uint8Array(0), size });
+        } else if (size > budget) {
+          files.push({ path, content: new Uint8Array(0), size, refused: revisionTotalExceeded(options) });
+        } else {
+          const content = await readAtMost(absolute, maxFileBytes + 1);
+          budget -= content.byteLength;
+          files.push(
+            content.byteLength > maxFileBytes
+              ? { path, content, size: content.byteLength }
+              : { path, content },
+          );
+        }
       }
     }
   };
@@ -104,6 +135,15 @@ export async function readManifestFilesFromDir(
     });
   }
   return files.sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0));
+}
+
+function revisionTotalExceeded(options: ReadManifestFilesOptions): string {
+  return describeRevisionTotalExceeded(options.maxTotalBytes ?? MAX_MANIFEST_REVISION_BYTES);
+}
+
+/** The problem reported for each file past a revision's total (same words for git and directories). */
+export function describeRevisionTotalExceeded(limit: number): string {
+  return `not read: the manifest files add up to more than ${formatByteCount(limit)}, the limit for one revision`;
 }
 
 function isInside(root: string, path: string): boolean {

@@ -1,4 +1,6 @@
+import { randomInt } from 'node:crypto';
 import { createSocket, type Socket } from 'node:dgram';
+import { isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Logger } from '../core/log.js';
 
@@ -22,6 +24,16 @@ export interface DnsServerOptions {
   /** Seconds answers may be cached: short, so a service that goes away is forgotten quickly. */
   ttl?: number;
   upstreamTimeoutMs?: number;
+  /** Relayed questions waiting for an upstream at once, all clients together (default 256). */
+  maxRelaysInFlight?: number;
+  /** Relayed questions waiting at once for one client address (default 32). */
+  maxRelaysPerClient?: number;
+  /** Relayed questions per second one client address may send, on average (default 100). */
+  relayRatePerClient?: number;
+  /** ... and at once after a quiet spell (default 200). */
+  relayBurstPerClient?: number;
+  /** Milliseconds; tests pass their own. */
+  now?: () => number;
 }
 
 export interface DnsServer {
@@ -31,6 +43,12 @@ export interface DnsServer {
 }
 
 const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
+
+/**
+ * Client addresses whose relay budget is remembered. A flood from spoofed addresses cannot grow
+ * the table past this: the least recently seen client is forgotten (and starts with a full budget).
+ */
+const MAX_TRACKED_CLIENTS = 4096;
 /** Classic DNS over UDP without EDNS: answers up to 512 bytes, which ours always fit. */
 const MAX_QUERY_BYTES = 4096;
 
@@ -39,9 +57,12 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
   const upstreamTimeoutMs = options.upstreamTimeoutMs ?? 2000;
   const log = options.log.child({ dns: `${options.host}:${options.port}` });
   const socket: Socket = createSocket('udp4');
-  const relays = new Set<Socket>();
+  /** Cancels each relay waiting for an upstream, so close() leaves no socket or timer behind. */
+  const relays = new Set<() => void>();
+  let closed = false;
 
   const reply = (message: Buffer, port: number, address: string): void => {
+    if (closed) return;
     socket.send(message, port, address, (error) => {
       if (error) log.debug({ err: error, client: address }, 'could not send a DNS answer');
     });
@@ -49,26 +70,18 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
 
   const relay = async (query: Buffer): Promise<Buffer | null> => {
     for (const server of options.upstream) {
-      const answer = await new Promise<Buffer | null>((resolve) => {
-        const upstream = createSocket(server.includes(':') ? 'udp6' : 'udp4');
-        relays.add(upstream);
-        const done = (value: Buffer | null): void => {
-          clearTimeout(timer);
-          relays.delete(upstream);
-          upstream.close();
-          resolve(value);
-        };
-        const timer = setTimeout(() => done(null), upstreamTimeoutMs);
-        upstream.on('error', () => done(null));
-        upstream.on('message', (message) => done(message));
-        upstream.send(query, options.upstreamPort ?? 53, server, (error) => {
-          if (error) done(null);
-        });
-      });
+      const answer = await askUpstream(query, server, options.upstreamPort ?? 53, upstreamTimeoutMs, relays);
       if (answer !== null) return answer;
     }
     return null;
   };
+  const budget = new RelayBudget({
+    maxInFlight: options.maxRelaysInFlight ?? 256,
+    maxPerClient: options.maxRelaysPerClient ?? 32,
+    ratePerSecond: options.relayRatePerClient ?? 100,
+    burst: options.relayBurstPerClient ?? 200,
+    now: options.now ?? Date.now,
+  });
 
   socket.on('message', (message, remote) => {
     if (message.length > MAX_QUERY_BYTES) return;
@@ -101,7 +114,13 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
         respond(RCODE.REFUSED);
         return;
       }
+      if (!budget.take(remote.address)) {
+        log.debug({ client: remote.address }, 'DNS relay budget of the client spent; refused');
+        respond(RCODE.REFUSED);
+        return;
+      }
       void relay(message).then((answer) => {
+        budget.release(remote.address);
         if (answer === null) respond(RCODE.SERVFAIL);
         else reply(answer, remote.port, remote.address);
       });
@@ -132,9 +151,107 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
     host: options.host,
     port: socket.address().port,
     async close() {
-      for (const upstream of relays) upstream.close();
-      relays.clear();
+      closed = true;
+      for (const cancel of [...relays]) cancel();
       await new Promise<void>((resolve) => socket.close(() => resolve()));
     },
   };
+}
+
+/**
+ * Relays one query from a fresh socket (a fresh random source port) under a fresh random id, and
+ * accepts only an answer from the server asked, at the port asked, carrying that id: anything else
+ * arriving on the socket (a spoofed answer racing the real one) is ignored. The answer goes back
+ * with the client's own id.
+ */
+function askUpstream(
+  query: Buffer,
+  server: string,
+  port: number,
+  timeoutMs: number,
+  relays: Set<() => void>,
+): Promise<Buffer | null> {
+  return new Promise<Buffer | null>((resolve) => {
+    const clientId = query.readUInt16BE(0);
+    const relayId = randomInt(0, 0x10000);
+    const relayed = Buffer.from(query);
+    relayed.writeUInt16BE(relayId, 0);
+    const upstream = createSocket(isIPv6(server) ? 'udp6' : 'udp4');
+    let settled = false;
+    const done = (value: Buffer | null): void => {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      relays.delete(cancel);
+      upstream.close();
+      resolve(value);
+    };
+    const cancel = (): void => done(null);
+    relays.add(cancel);
+    const timer = setTimeout(() => done(null), timeoutMs);
+    upstream.on('error', () => done(null));
+    upstream.on('message', (message, from) => {
+      if (from.address !== server || from.port !== port) return;
+      if (message.length < 12 || message.readUInt16BE(0) !== relayId) return;
+      const answer = Buffer.from(message);
+      answer.writeUInt16BE(clientId, 0);
+      done(answer);
+    });
+    upstream.send(relayed, port, server, (error) => {
+      if (error) done(null);
+    });
+  });
+}
+
+/**
+ * How many relayed questions each client may have: a token bucket per client address for the
+ * rate, and counts of questions waiting, per client and in all.
+ */
+class RelayBudget {
+  private inFlight = 0;
+  private readonly clients = new Map<string, { tokens: number; at: number; inFlight: number }>();
+
+  constructor(
+    private readonly limits: {
+      maxInFlight: number;
+      maxPerClient: number;
+      ratePerSecond: number;
+      burst: number;
+      now: () => number;
+    },
+  ) {}
+
+  take(address: string): boolean {
+    const now = this.limits.now();
+    const client = this.clients.get(address) ?? { tokens: this.limits.burst, at: now, inFlight: 0 };
+    // Re-inserted, so the map's order is least recently seen first.
+    this.clients.delete(address);
+    this.clients.set(address, client);
+    this.forgetIdleClients();
+    client.tokens = Math.min(
+      this.limits.burst,
+      client.tokens + ((now - client.at) / 1000) * this.limits.ratePerSecond,
+    );
+    client.at = now;
+    if (this.inFlight >= this.limits.maxInFlight || client.inFlight >= this.limits.maxPerClient) return false;
+    if (client.tokens < 1) return false;
+    client.tokens -= 1;
+    client.inFlight += 1;
+    this.inFlight += 1;
+    return true;
+  }
+
+  release(address: string): void {
+    this.inFlight = Math.max(0, this.inFlight - 1);
+    const client = this.clients.get(address);
+    if (client !== undefined) client.inFlight = Math.max(0, client.inFlight - 1);
+  }
+
+  private forgetIdleClients(): void {
+    for (const [address, client] of this.clients) {
+      if (this.clients.size <= MAX_TRACKED_CLIENTS) return;
+      // A client with questions waiting is kept: forgetting it would let it past its cap.
+      if (client.inFlight === 0) this.clients.delete(address);
+    }
+  }
 }

@@ -1,4 +1,4 @@
-import { loadManifests } from '../manifests/load.js';
+import { OffThreadManifestLoader } from '../manifests/load-off-thread.js';
 import type { LoadResult } from '../manifests/types.js';
 import type { GitSource } from '../source/git-source.js';
 import type { RevisionSource } from './revision-source.js';
@@ -14,6 +14,8 @@ export function createGitRevisionSource(args: {
   path: string;
 }): RevisionSource {
   const cache = new Map<string, LoadResult>();
+  // Parsing a large revision takes seconds of CPU: on a worker, heartbeats and the API go on.
+  const loader = new OffThreadManifestLoader();
   return {
     description: `${args.repo}${args.path && args.path !== '.' ? ` (${args.path})` : ''} @ ${args.branch}`,
     branch: args.branch,
@@ -23,7 +25,7 @@ export function createGitRevisionSource(args: {
       const cached = cache.get(revision);
       if (cached) return cached;
       const files = await args.git.readFiles(revision, args.path);
-      const result = loadManifests(files, { revision });
+      const result = await loader.load(files, { revision });
       if (cache.size > 16) cache.delete(cache.keys().next().value!);
       cache.set(revision, result);
       return result;

@@ -1,7 +1,46 @@
 import Fastify, { type FastifyInstance } from 'fastify';
+import { capConnections } from '../core/connection-cap.js';
 import { isHealthy } from './conditions.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { Operator } from './operator.js';
+
+/**
+ * How long and how much a client of the operator's port may take. Slow or idle clients are cut
+ * off so they cannot pin sockets, memory or file descriptors; the health check, the metrics and
+ * webhooks answer in milliseconds, so the bounds are generous for honest clients.
+ */
+export interface HttpServerLimits {
+  /** Time to send the request headers (slowloris), from the connection's start (10 s). */
+  headersTimeoutMs: number;
+  /** Time to send the whole request, body included (30 s). */
+  requestTimeoutMs: number;
+  /** An idle kept-alive connection is closed after this (5 s, Node's default). */
+  keepAliveTimeoutMs: number;
+  /** A socket silent this long is closed, whatever it is doing (60 s). */
+  idleTimeoutMs: number;
+  /** How often Node checks the two timeouts above: they are enforced to within this (1 s). */
+  timeoutCheckIntervalMs: number;
+  /** Largest request body (1 MiB; webhooks set their own, also 1 MiB). */
+  bodyLimit: number;
+  /** Open connections at once (256): past it, new connections are closed at once. */
+  maxConnections: number;
+  /**
+   * Open connections at once from one client address (32): one client cannot take every slot,
+   * so /healthz keeps answering the others.
+   */
+  maxConnectionsPerClient: number;
+}
+
+export const DEFAULT_HTTP_SERVER_LIMITS: HttpServerLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 30_000,
+  keepAliveTimeoutMs: 5_000,
+  idleTimeoutMs: 60_000,
+  timeoutCheckIntervalMs: 1_000,
+  bodyLimit: 1024 * 1024,
+  maxConnections: 256,
+  maxConnectionsPerClient: 32,
+};
 
 /**
  * What `berth run --listen ADDR` serves: health with the operator's conditions and Prometheus
@@ -14,8 +53,21 @@ import type { Operator } from './operator.js';
 export function createOperatorServer(args: {
   operator: Operator;
   metrics: OperatorMetrics;
+  limits?: Partial<HttpServerLimits>;
 }): FastifyInstance {
-  const app = Fastify({ logger: false, bodyLimit: 1024 * 1024 });
+  const limits = { ...DEFAULT_HTTP_SERVER_LIMITS, ...args.limits };
+  const app = Fastify({
+    logger: false,
+    bodyLimit: limits.bodyLimit,
+    requestTimeout: limits.requestTimeoutMs,
+    keepAliveTimeout: limits.keepAliveTimeoutMs,
+    connectionTimeout: limits.idleTimeoutMs,
+    http: {
+      headersTimeout: limits.headersTimeoutMs,
+      connectionsCheckingInterval: limits.timeoutCheckIntervalMs,
+    },
+  });
+  capConnections(app.server, limits);
   const health = (): Record<string, unknown> & { status: 'ok' | 'stalled' } => {
     const { operator } = args;
     const conditions = operator.conditions;

@@ -5,6 +5,13 @@ import nodeHttp from 'isomorphic-git/http/node';
 export const DEFAULT_GIT_HTTP_TIMEOUT_MS = 60_000;
 
 /**
+ * Largest response read from a git server (100 MiB): isomorphic-git holds a fetched pack whole in
+ * memory (twice, briefly, while joining its chunks), so this bounds a fetch's memory whatever the
+ * server sends. A depth-1 pack of a repository's whole tree must fit.
+ */
+export const DEFAULT_GIT_HTTP_MAX_RESPONSE_BYTES = 100 * 1024 * 1024;
+
+/**
  * isomorphic-git's node HTTP client with two changes:
  *
  * - Upload-pack requests ask for a *thin pack*. berth keeps only the newest commit of a branch
@@ -17,8 +24,11 @@ export const DEFAULT_GIT_HTTP_TIMEOUT_MS = 60_000;
  * - Every request has an inactivity timeout, so a hung server fails one reconcile instead of
  *   stalling the operator.
  */
-export function createGitHttpClient(options: { timeoutMs?: number } = {}): HttpClient {
+export function createGitHttpClient(
+  options: { timeoutMs?: number; maxResponseBytes?: number } = {},
+): HttpClient {
   const timeout = options.timeoutMs ?? DEFAULT_GIT_HTTP_TIMEOUT_MS;
+  const maxResponseBytes = options.maxResponseBytes ?? DEFAULT_GIT_HTTP_MAX_RESPONSE_BYTES;
   return {
     async request(request: GitHttpRequest): Promise<GitHttpResponse> {
       let body = request.body;
@@ -33,11 +43,30 @@ export function createGitHttpClient(options: { timeoutMs?: number } = {}): HttpC
         ...(request.fetchOptions as Record<string, unknown>),
         timeout,
       };
-      return nodeHttp.request(
+      const response = await nodeHttp.request(
         body === undefined ? { ...request, fetchOptions } : { ...request, body, fetchOptions },
       );
+      if (response.body === undefined) return response;
+      return { ...response, body: capped(response.body, maxResponseBytes, request.url) };
     },
   };
+}
+
+async function* capped(
+  body: AsyncIterableIterator<Uint8Array>,
+  limit: number,
+  url: string,
+): AsyncIterableIterator<Uint8Array> {
+  let received = 0;
+  for await (const chunk of body) {
+    received += chunk.byteLength;
+    if (received > limit) {
+      throw new Error(
+        `the git server sent more than ${limit} bytes in answer to ${url.replace(/\?.*$/, '')}; refused`,
+      );
+    }
+    yield chunk;
+  }
 }
 
 /**

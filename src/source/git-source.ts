@@ -37,6 +37,8 @@ export interface OpenGitSourceOptions {
    * one being added per fetch (default 64).
    */
   maxCachePacks?: number;
+  /** ... or once its pack files add up to this many bytes (default 512 MiB). */
+  maxCacheBytes?: number;
 }
 
 export async function openGitSource(options: OpenGitSourceOptions): Promise<GitSource> {
@@ -58,6 +60,7 @@ export async function openGitSource(options: OpenGitSourceOptions): Promise<GitS
     ...(options.httpTimeoutMs === undefined ? {} : { httpTimeoutMs: options.httpTimeoutMs }),
     ...(options.maxSearchDepth === undefined ? {} : { maxSearchDepth: options.maxSearchDepth }),
     ...(options.maxCachePacks === undefined ? {} : { maxCachePacks: options.maxCachePacks }),
+    ...(options.maxCacheBytes === undefined ? {} : { maxCacheBytes: options.maxCacheBytes }),
   });
 }
 

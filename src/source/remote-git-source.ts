@@ -1,5 +1,5 @@
 import fs from 'node:fs';
-import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rm, stat } from 'node:fs/promises';
 import { join } from 'node:path';
 
 import git, { type HttpClient } from 'isomorphic-git';
@@ -7,16 +7,11 @@ import git, { type HttpClient } from 'isomorphic-git';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { createGitHttpClient } from './git-http-client.js';
-import {
-  GitObjectStore,
-  isGitErrorCode,
-  type CommitInfo,
-  type ReadFilesOptions,
-  type RepoFile,
-} from './git-object-store.js';
+import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
 import type { GitSource } from './git-source-port.js';
 import { basicAuthorization, cacheKeyForUrl, type GitCredentials } from './remote-url.js';
 import { isAbbreviatedCommitId, isCommitId, shortRevision } from './revision.js';
+import { fsIndexingPacks, PackIndexedByBerth, MAX_INDEXED_OBJECT_BYTES } from './pack-indexer.js';
 import { refNotFound, remoteError } from './source-errors.js';
 
 /**
@@ -37,6 +32,11 @@ const DEFAULT_MAX_SEARCH_DEPTH = 10_000;
  * full download of the branch head); older commits are fetched again when asked for.
  */
 const DEFAULT_MAX_CACHE_PACKS = 64;
+/**
+ * ... or once its pack files add up to this (512 MiB): with each fetch capped at 100 MiB (see
+ * git-http-client.ts), the cache of one repository stays under about 612 MiB on disk.
+ */
+const DEFAULT_MAX_CACHE_BYTES = 512 * 1024 * 1024;
 
 interface ServerRef {
   oid: string;
@@ -59,6 +59,7 @@ export async function openRemoteGitSource(options: {
   httpTimeoutMs?: number;
   maxSearchDepth?: number;
   maxCachePacks?: number;
+  maxCacheBytes?: number;
 }): Promise<GitSource> {
   const gitdir = remoteCachePath(options.cacheDir, options.url);
   await initCache(gitdir, options.url);
@@ -71,6 +72,7 @@ export async function openRemoteGitSource(options: {
     {
       maxSearchDepth: options.maxSearchDepth ?? DEFAULT_MAX_SEARCH_DEPTH,
       maxCachePacks: options.maxCachePacks ?? DEFAULT_MAX_CACHE_PACKS,
+      maxCacheBytes: options.maxCacheBytes ?? DEFAULT_MAX_CACHE_BYTES,
     },
   );
 }
@@ -98,6 +100,8 @@ class RemoteGitSource implements GitSource {
   private store: GitObjectStore;
   private readonly headers: Record<string, string>;
   private queue: Promise<unknown> = Promise.resolve();
+  /** node:fs for fetches: packs are indexed by berth, in bounded memory (see pack-indexer.ts). */
+  private readonly fetchFs = fsIndexingPacks((oid) => this.readDeltaBase(oid));
 
   constructor(
     /** Without credentials (they travel only in the Authorization header). */
@@ -106,7 +110,7 @@ class RemoteGitSource implements GitSource {
     private readonly log: Logger,
     private readonly http: HttpClient,
     credentials: GitCredentials | undefined,
-    private readonly limits: { maxSearchDepth: number; maxCachePacks: number },
+    private readonly limits: { maxSearchDepth: number; maxCachePacks: number; maxCacheBytes: number },
   ) {
     this.store = new GitObjectStore(gitdir, repo);
     // Sent up front rather than from an onAuth callback: isomorphic-git calls onAuth only after a
@@ -125,7 +129,7 @@ class RemoteGitSource implements GitSource {
         await this.recordBranchHead(branch, head.oid);
         return head.oid;
       }
-      const fetched = await this.fetchShallow(`refs/heads/${branch}`, branch);
+      const fetched = await this.fetchShallow(`refs/heads/${branch}`, branch, head.oid);
       const commit = await this.store.peelToCommit(fetched, branch);
       await this.recordBranchHead(branch, commit);
       return commit;
@@ -176,7 +180,7 @@ class RemoteGitSource implements GitSource {
       const listed = serverRef.peeled ?? serverRef.oid;
       const commit = (await this.store.hasCommit(listed))
         ? listed
-        : await this.store.peelToCommit(await this.fetchShallow(name, branch), ref);
+        : await this.store.peelToCommit(await this.fetchShallow(name, branch, serverRef.oid), ref);
       if (branch !== undefined) await this.recordBranchHead(branch, commit);
       return commit;
     }
@@ -203,9 +207,9 @@ class RemoteGitSource implements GitSource {
    * reachable from a ref. Servers that refuse it get their history deepened until it appears.
    */
   private async ensureObject(oid: string): Promise<string> {
-    if (await this.objectExists(oid)) return oid;
+    if (await this.store.hasObject(oid)) return oid;
     try {
-      await this.fetchShallow(oid, undefined);
+      await this.fetchShallow(oid, undefined, oid);
     } catch (error) {
       if (isUnreachableError(error))
         throw remoteError(error, this.repo, `fetching ${shortRevision(oid)} from`);
@@ -214,14 +218,18 @@ class RemoteGitSource implements GitSource {
         'server refused a fetch by commit id; deepening history',
       );
     }
-    if (await this.objectExists(oid)) return oid;
-    const found = await this.deepenUntil(async () => ((await this.objectExists(oid)) ? oid : undefined));
+    if (await this.store.hasObject(oid)) return oid;
+    const found = await this.deepenUntil(async () => ((await this.store.hasObject(oid)) ? oid : undefined));
     if (found !== undefined) return found;
     throw refNotFound(oid, this.repo, `no such commit on any branch or tag ${this.searchedScope()}`);
   }
 
-  /** Fetches one ref or commit id at depth 1, offering the best cached commit as common base. */
-  private async fetchShallow(remoteRef: string, branch: string | undefined): Promise<string> {
+  /**
+   * Fetches one ref or commit id at depth 1, offering the best cached commit as common base.
+   * `listed` is the object the server listed for the ref: when berth indexes the pack itself (see
+   * PackIndexedByBerth) isomorphic-git returns no fetch head, and this is what was asked for.
+   */
+  private async fetchShallow(remoteRef: string, branch: string | undefined, listed: string): Promise<string> {
     await this.compactIfNeeded();
     const have =
       (branch === undefined ? undefined : await this.store.resolveRefName(`refs/heads/${branch}`)) ??
@@ -234,7 +242,7 @@ class RemoteGitSource implements GitSource {
     const label = isCommitId(remoteRef) ? shortRevision(remoteRef) : remoteRef;
     const result = await git
       .fetch({
-        fs,
+        fs: this.fetchFs,
         http: this.http,
         gitdir: this.gitdir,
         url: this.repo,
@@ -246,8 +254,16 @@ class RemoteGitSource implements GitSource {
         tags: false,
       })
       .catch((error: unknown) => {
+        if (error instanceof PackIndexedByBerth) return { fetchHead: listed, indexedByBerth: true };
         throw remoteError(error, this.repo, `fetching ${label} from`);
       });
+    if ('indexedByBerth' in result && !(await this.store.hasObject(listed))) {
+      throw new BerthError(
+        'ERR_GIT_SOURCE',
+        `${label} of ${this.repo} moved while it was being fetched; it is fetched again on the next check`,
+        { data: { repo: this.repo, ref: remoteRef } },
+      );
+    }
     if (result.fetchHead === null) {
       throw new BerthError('ERR_GIT_REF_NOT_FOUND', `${this.repo} is an empty repository (no commits)`, {
         data: { repo: this.repo, ref: remoteRef },
@@ -282,7 +298,7 @@ class RemoteGitSource implements GitSource {
       this.log.info({ depth }, 'deepening remote history to find a commit');
       await git
         .fetch({
-          fs,
+          fs: this.fetchFs,
           http: this.http,
           gitdir: this.gitdir,
           url: this.repo,
@@ -294,6 +310,7 @@ class RemoteGitSource implements GitSource {
           tags: true,
         })
         .catch((error: unknown) => {
+          if (error instanceof PackIndexedByBerth) return;
           throw remoteError(error, this.repo, 'deepening history of');
         });
       const found = await probe();
@@ -303,23 +320,37 @@ class RemoteGitSource implements GitSource {
   }
 
   private async compactIfNeeded(): Promise<void> {
-    const packs = await readdir(join(this.gitdir, 'objects', 'pack')).catch(() => []);
-    const count = packs.filter((name) => name.endsWith('.pack')).length;
-    if (count < this.limits.maxCachePacks) return;
-    this.log.info({ packs: count }, 'starting the remote cache over: too many pack files');
+    const packDir = join(this.gitdir, 'objects', 'pack');
+    const packs = (await readdir(packDir).catch(() => [] as string[])).filter((name) =>
+      name.endsWith('.pack'),
+    );
+    let bytes = 0;
+    for (const name of packs) bytes += (await stat(join(packDir, name)).catch(() => ({ size: 0 }))).size;
+    if (packs.length < this.limits.maxCachePacks && bytes < this.limits.maxCacheBytes) return;
+    this.log.info(
+      { packs: packs.length, bytes },
+      'starting the remote cache over: too many or too large pack files',
+    );
     await rm(this.gitdir, { recursive: true, force: true });
     await initCache(this.gitdir, this.repo);
     this.store = new GitObjectStore(this.gitdir, this.repo);
   }
 
-  private async objectExists(oid: string): Promise<boolean> {
-    try {
-      await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'deflated' });
-      return true;
-    } catch (error) {
-      if (isGitErrorCode(error, 'NotFoundError')) return false;
-      throw error;
+  /** A cached object a thin pack's delta is based on, if small enough to hold (else the pack is refused). */
+  private async readDeltaBase(
+    oid: string,
+  ): Promise<{ type: 'commit' | 'tree' | 'blob' | 'tag'; object: Uint8Array } | undefined> {
+    const size = await this.store.objectSize(oid);
+    if (size === undefined) return undefined;
+    if (size > MAX_INDEXED_OBJECT_BYTES) {
+      throw new BerthError(
+        'ERR_GIT_SOURCE',
+        `a fetched delta is based on cached object ${shortRevision(oid)} of ${size} bytes, over the ${MAX_INDEXED_OBJECT_BYTES}-byte limit for delta bases; refused`,
+        { data: { repo: this.repo, oid, size } },
+      );
     }
+    const { type, object } = await git.readObject({ fs, gitdir: this.gitdir, oid, format: 'content' });
+    return { type: type as 'commit' | 'tree' | 'blob' | 'tag', object: object as Uint8Array };
   }
 
   /** No shallow boundary left: every commit of every fetched ref is cached. */

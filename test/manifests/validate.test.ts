@@ -164,14 +164,12 @@ void describe('berth validate', () => {
     void test('an oversized file (over 1 MiB) is refused', async () => {
       const dir = await scratchDir();
       const big = join(dir, 'big.yaml');
-      await writeFile(
-        big,
-        `apiVersion: berth/v1\nkind: Config\nmetadata: { name: big }\ndata:\n  a: "${'x'.repeat(1024 * 1024)}"\n`,
-      );
+      const text = `apiVersion: berth/v1\nkind: Config\nmetadata: { name: big }\ndata:\n  a: "${'x'.repeat(1024 * 1024)}"\n`;
+      await writeFile(big, text);
       const run = await validate(big);
       assert.equal(run.code, 1);
       assert.deepEqual(lines(run.stdout), [
-        `${big}:1:1: file is larger than 1 MiB, the limit for a manifest file`,
+        `${big}:1:1: ${Buffer.byteLength(text)} bytes, over the 1 MiB limit of a manifest file`,
         '1 problem',
       ]);
     });

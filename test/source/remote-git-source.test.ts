@@ -205,6 +205,25 @@ void describe('remote git source over smart HTTP', () => {
     assert.match(asText(await source.readFiles(first, 'deploy'))['service-1.yaml']!, /^name: s1\nnote: /);
   });
 
+  void test('a cache whose pack files are too large starts over and keeps working', async () => {
+    const source = await openGitSource({ repo: url, cacheDir, log, maxCacheBytes: 1 });
+    sources.push(source);
+    const gitdir = remoteCachePath(cacheDir, url);
+    const packs = async () =>
+      (await readdir(join(gitdir, 'objects', 'pack'))).filter((name) => name.endsWith('.pack'));
+    await source.headOf('main');
+    const before = await packs();
+    const second = await publish({ 'deploy/service-1.yaml': 'name: s1\nreplicas: 2\n' }, 'second');
+    assert.equal(await source.headOf('main'), second);
+    const after = await packs();
+    assert.equal(after.length, 1);
+    assert.notDeepEqual(after, before);
+    assert.equal(
+      asText(await source.readFiles(second, 'deploy'))['service-1.yaml'],
+      'name: s1\nreplicas: 2\n',
+    );
+  });
+
   void test('concurrent calls on one source share the cache safely', async () => {
     const first = await repo.head();
     const second = await publish({ 'deploy/service-5.yaml': 'name: s5\nreplicas: 5\n' }, 'second');
