@@ -49,7 +49,7 @@ export function conditionHolds(conditions: readonly Condition[], type: Condition
   return conditions.some((c) => c.type === type && c.status === 'True');
 }
 
-/** What /healthz answers 200 for: converged or getting there by itself; 503 when stalled. */
+/** What /readyz answers 200 for (and /healthz calls `ok`): converged or getting there by itself. */
 export function isHealthy(conditions: readonly Condition[]): boolean {
   return (
     !conditionHolds(conditions, 'Stalled') &&

@@ -11,12 +11,22 @@ import { after, before, describe, test } from 'node:test';
 import type { FastifyInstance } from 'fastify';
 
 import { silentLogger } from '../../src/core/log.js';
+import { applyVerdict } from '../../src/operator/conditions.js';
 import { createOperatorServer, type HttpServerLimits } from '../../src/operator/http-server.js';
 import { OperatorMetrics } from '../../src/operator/metrics.js';
 import type { Operator } from '../../src/operator/operator.js';
 import { webhookRoutes } from '../../src/source/webhooks/webhook-routes.js';
 
-const idleOperator = { lastResult: undefined, lastError: undefined } as unknown as Operator;
+/** An operator before its first reconcile: Reconciling, nothing run yet. */
+const idleOperator = {
+  lastResult: undefined,
+  lastError: undefined,
+  conditions: applyVerdict(
+    [],
+    { holds: 'Reconciling', reason: 'Progressing', message: 'starting' },
+    new Date(),
+  ),
+} as unknown as Operator;
 
 async function serve(limits: Partial<HttpServerLimits>): Promise<{ app: FastifyInstance; port: number }> {
   const app = createOperatorServer({ operator: idleOperator, metrics: new OperatorMetrics(), limits });
