@@ -54,7 +54,7 @@ export interface StatusReport {
 export function registerStatusCommand(program: Command): void {
   const command = new Command('status')
     .description(
-      'what runs on the cluster, the operator`s conditions (Ready, Reconciling, Stalled), the deployed and the branch-head revision, and why they differ',
+      "what runs on the cluster, the operator's conditions (Ready, Reconciling, Stalled), the deployed and the branch-head revision, and why they differ",
     )
     .option('--repo <repo>', 'repository (default: the one last applied, from the state dir)')
     .option('--path <path>', 'manifest sub-directory (default: as last applied)')

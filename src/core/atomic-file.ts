@@ -22,7 +22,7 @@ export interface StateWriteFailure {
  * write, fsync the file, rename over the target, fsync the directory. A crash leaves the old or
  * the new content, never half of it.
  *
- * On any failure the temp file is removed and the call rejects with an `ERR_STATE` BerthError
+ * On any failure the temp file is removed and the call rejects with an `ERR_STATE_WRITE` BerthError (transient: the operator retries)
  * naming the file and the cause (`data` is a `StateWriteFailure`); the target then still holds
  * its previous content, except in the `replaced` case. Each call stands alone: a failed write
  * leaves nothing behind that would make a later write fail.
