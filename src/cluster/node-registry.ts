@@ -256,6 +256,8 @@ export class NodeRegistry {
       file.revoked.push(...next.revoked);
       return next.revoked;
     });
+    // A second connection with the same certificate finds it current already: nothing to say.
+    if (revoked.length === 0) return;
     this.log.info(
       { node: name, serial: normaliseSerial(serial), revoked: revoked.map((r) => r.serial) },
       'node connects with its renewed certificate; the previous one is revoked',
