@@ -2,7 +2,7 @@ import { join } from 'node:path';
 import { readFileIfExists } from '../core/atomic-file.js';
 import { clusterDir, readClusterEndpoint, readClusterIdentity } from './cluster-identity.js';
 import type { NodeListing } from './node-registry.js';
-import { requestJson } from './operator-connection.js';
+import { requestJson } from './operator-request.js';
 import { CLUSTER_PATHS } from './rpc-protocol.js';
 import type { ObservedState } from '../api/types.js';
 

@@ -1,7 +1,9 @@
 import { join } from 'node:path';
 import { BerthError } from '../core/errors.js';
 import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
+import { X509Certificate, createPrivateKey } from 'node:crypto';
 import {
+  CLOCK_SKEW_MS,
   certificateFingerprint,
   createCertificateAuthority,
   generateKeyPair,
@@ -42,19 +44,120 @@ async function readPair(dir: string, name: string): Promise<PemPair | null> {
   return certificatePem && privateKeyPem ? { certificatePem, privateKeyPem } : null;
 }
 
+/**
+ * A pair whose key belongs to its certificate: the operator replaces a pair as two writes, so a
+ * read between them is tried again a few times before the pair is taken as it is.
+ */
+async function readMatchingPair(dir: string, name: string): Promise<PemPair | null> {
+  for (let attempt = 0; ; attempt += 1) {
+    const pair = await readPair(dir, name);
+    if (pair === null || attempt >= 5 || pairMatches(pair)) return pair;
+    await new Promise((resolve) => setTimeout(resolve, 100));
+  }
+}
+
+function pairMatches(pair: PemPair): boolean {
+  try {
+    return new X509Certificate(pair.certificatePem).checkPrivateKey(createPrivateKey(pair.privateKeyPem));
+  } catch {
+    return false;
+  }
+}
+
 async function writePair(dir: string, name: string, pair: PemPair): Promise<void> {
   await writeFileAtomic(join(dir, `${name}.key`), pair.privateKeyPem, 0o600);
   await writeFileAtomic(join(dir, `${name}.crt`), pair.certificatePem, 0o644);
 }
 
+/**
+ * The operator's and the admin's certificates live as long as the CA: their keys sit beside the
+ * CA key in the same 0700 directory, so a shorter life would protect nothing, and the admin
+ * certificate must never expire under a running cluster (node certificates, renewed by the
+ * agents, follow --cert-expiry instead).
+ */
 function issuePair(ca: PemPair, role: 'operator' | 'admin', name: string): PemPair {
   const keys = generateKeyPair();
-  const issued = issueCertificate({ ca, publicKeyPem: keys.publicKeyPem, role, name });
+  const issued = issueCertificate({
+    ca,
+    publicKeyPem: keys.publicKeyPem,
+    role,
+    name,
+    validity: {
+      notBefore: new Date(Date.now() - CLOCK_SKEW_MS),
+      notAfter: new Date(new X509Certificate(ca.certificatePem).validTo),
+    },
+  });
   return { certificatePem: issued.certificatePem, privateKeyPem: keys.privateKeyPem };
 }
 
+/** What deciding whether to reissue the operator's or the admin's certificate needs to know. */
+export interface LeafFacts {
+  keyMatches: boolean;
+  signedByCa: boolean;
+  notAfterMs: number;
+  caNotAfterMs: number;
+}
+
+/**
+ * Why a stored operator or admin certificate must be issued again, or null to keep it. Earlier
+ * versions issued the admin certificate for 90 days: such a certificate, expired or not, is
+ * replaced at the next start of the operator by one that lasts as long as the CA.
+ */
+export function leafReissueReason(facts: LeafFacts | null): string | null {
+  if (facts === null) return 'missing';
+  if (!facts.signedByCa) return 'not signed by the cluster CA';
+  if (!facts.keyMatches) return 'the key does not belong to the certificate';
+  // A minute of slack: the CA and its first leaves are made a moment apart.
+  if (facts.notAfterMs < facts.caNotAfterMs - CLOCK_SKEW_MS) return 'expires before the CA';
+  return null;
+}
+
+function leafFacts(ca: PemPair, pair: PemPair | null): LeafFacts | null {
+  if (pair === null) return null;
+  try {
+    const certificate = new X509Certificate(pair.certificatePem);
+    const caCertificate = new X509Certificate(ca.certificatePem);
+    return {
+      keyMatches: certificate.checkPrivateKey(createPrivateKey(pair.privateKeyPem)),
+      signedByCa: certificate.verify(caCertificate.publicKey),
+      notAfterMs: new Date(certificate.validTo).getTime(),
+      caNotAfterMs: new Date(caCertificate.validTo).getTime(),
+    };
+  } catch {
+    return null;
+  }
+}
+
+const LEAF_NAMES = { operator: 'berth-operator', admin: 'berth-admin' } as const;
+
+/**
+ * The stored operator or admin pair, issued again (and written) when leafReissueReason says so:
+ * called at every start of the operator.
+ * The key is written before the certificate: a reader between the two writes sees a mismatched
+ * pair for a moment (readClusterIdentity reads again), a crash between them is repaired here at
+ * the next start.
+ */
+async function currentLeafPair(
+  stateDir: string,
+  ca: PemPair,
+  role: 'operator' | 'admin',
+  onReissue: (role: string, reason: string) => void = () => undefined,
+): Promise<PemPair> {
+  const dir = clusterDir(stateDir);
+  const stored = await readPair(dir, role);
+  const reason = leafReissueReason(leafFacts(ca, stored));
+  if (reason === null && stored !== null) return stored;
+  const pair = issuePair(ca, role, LEAF_NAMES[role]);
+  await writePair(dir, role, pair);
+  onReissue(role, reason ?? 'missing');
+  return pair;
+}
+
 /** Reads the cluster identity, creating whatever is missing (the CA only on the very first start). */
-export async function loadOrCreateClusterIdentity(stateDir: string): Promise<ClusterIdentity> {
+export async function loadOrCreateClusterIdentity(
+  stateDir: string,
+  onReissue?: (role: string, reason: string) => void,
+): Promise<ClusterIdentity> {
   const dir = clusterDir(stateDir);
   let ca = await readPair(dir, 'ca');
   if (ca === null) {
@@ -62,16 +165,8 @@ export async function loadOrCreateClusterIdentity(stateDir: string): Promise<Clu
     ca = { certificatePem: made.certificatePem, privateKeyPem: made.privateKeyPem };
     await writePair(dir, 'ca', ca);
   }
-  let operator = await readPair(dir, 'operator');
-  if (operator === null) {
-    operator = issuePair(ca, 'operator', 'berth-operator');
-    await writePair(dir, 'operator', operator);
-  }
-  let admin = await readPair(dir, 'admin');
-  if (admin === null) {
-    admin = issuePair(ca, 'admin', 'berth-admin');
-    await writePair(dir, 'admin', admin);
-  }
+  const operator = await currentLeafPair(stateDir, ca, 'operator', onReissue);
+  const admin = await currentLeafPair(stateDir, ca, 'admin', onReissue);
   if ((await readFileIfExists(join(dir, 'token.json'))) === null) await rotateJoinSecret(stateDir);
   return { dir, ca, caFingerprint: certificateFingerprint(ca.certificatePem), operator, admin };
 }
@@ -81,7 +176,7 @@ export async function readClusterIdentity(stateDir: string): Promise<ClusterIden
   const dir = clusterDir(stateDir);
   const ca = await readPair(dir, 'ca');
   const operator = await readPair(dir, 'operator');
-  const admin = await readPair(dir, 'admin');
+  const admin = await readMatchingPair(dir, 'admin');
   if (!ca || !operator || !admin) {
     throw new BerthError(
       'ERR_STATE',

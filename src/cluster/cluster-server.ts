@@ -5,7 +5,8 @@
  *
  *   GET    /v1/ca                 the CA certificate (public; the agent pins its fingerprint)
  *   POST   /v1/join               { secret, node, publicKeyPem } -> { certificatePem, caCertificatePem }
- *   POST   /v1/renew              node certificate + { publicKeyPem } -> its next certificate
+ *   POST   /v1/renew              node certificate + { publicKeyPem } -> its next certificate (the
+ *                                 presented one stays valid until the node connects with the next)
  *   GET    /v1/connect            WebSocket upgrade; node certificate: the agent's persistent connection
  *   GET    /v1/nodes              admin certificate: the node list
  *   POST   /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name
@@ -95,11 +96,22 @@ interface ClusterServerArgs {
 
 type Peer = ReturnType<typeof peerOf>;
 
-/** Why a peer may not act as a node (renew, connect), or null when it may. */
-function nodeRefusal(peer: Peer, registry: NodeRegistry, wrongRole: (role: string) => string): string | null {
-  if ('refused' in peer) return peer.refused;
-  if (peer.role !== 'node') return wrongRole(peer.role);
-  return registry.refusal(peer.name, peer.serial);
+type NodePeer = { role: string; name: string; serial: string };
+
+/**
+ * The node a peer may act as (renew, connect) and whether it presents its renewed certificate,
+ * or the reason it may not.
+ */
+function nodePeer(
+  peer: Peer,
+  registry: NodeRegistry,
+  wrongRole: (role: string) => string,
+): { node: NodePeer; renewed: boolean } | { refused: string } {
+  if ('refused' in peer) return peer;
+  if (peer.role !== 'node') return { refused: wrongRole(peer.role) };
+  const standing = registry.standing(peer.name, peer.serial);
+  if (standing.kind === 'refused') return { refused: standing.reason };
+  return { node: peer, renewed: standing.kind === 'renewed' };
 }
 
 function requireAdmin(request: IncomingMessage): void {
@@ -141,14 +153,21 @@ async function handleRenew(
   request: IncomingMessage,
   response: ServerResponse,
 ): Promise<void> {
-  const peer = peerOf(request.socket as TLSSocket);
-  const refusal = nodeRefusal(peer, args.registry, () => 'only a node certificate can be renewed');
-  if (refusal !== null || 'refused' in peer)
-    throw new BerthError('ERR_AGENT_UNAUTHORIZED', refusal ?? 'refused');
+  const peer = nodePeer(
+    peerOf(request.socket as TLSSocket),
+    args.registry,
+    () => 'only a node certificate can be renewed',
+  );
+  if ('refused' in peer) throw new BerthError('ERR_AGENT_UNAUTHORIZED', peer.refused);
   const { publicKeyPem } = await readJson(request);
   if (typeof publicKeyPem !== 'string')
     throw new BerthError('ERR_BAD_REQUEST', 'renew needs { publicKeyPem }');
-  const issued = await args.registry.renew({ ca: args.identity.ca, name: peer.name, publicKeyPem });
+  const issued = await args.registry.renew({
+    ca: args.identity.ca,
+    name: peer.node.name,
+    presentedSerial: peer.node.serial,
+    publicKeyPem,
+  });
   send(response, 200, {
     certificatePem: issued.certificatePem,
     caCertificatePem: args.identity.ca.certificatePem,
@@ -248,31 +267,46 @@ function superviseNodeSocket(
   });
 }
 
-function acceptNodeConnection(
+/**
+ * Upgrades an agent's connection. The first connection with a renewed certificate makes it the
+ * node's current one (revoking the old) before the upgrade: a registry that cannot record that
+ * answers 503, which the agent retries (it still holds both certificates).
+ */
+async function acceptNodeConnection(
   args: ClusterServerArgs,
   sockets: WebSocketServer,
   heartbeats: Set<NodeJS.Timeout>,
   upgrade: { request: IncomingMessage; socket: Duplex; head: Buffer },
-): void {
+): Promise<void> {
   const { request, socket, head } = upgrade;
   const url = new URL(request.url ?? '/', 'https://operator');
   if (url.pathname !== CLUSTER_PATHS.connect) {
     refuseUpgrade(socket, 404, `no WebSocket at ${url.pathname}`);
     return;
   }
-  const peer = peerOf(request.socket as TLSSocket);
-  const refusal = nodeRefusal(
-    peer,
+  const peer = nodePeer(
+    peerOf(request.socket as TLSSocket),
     args.registry,
     (role) => `a ${role || 'role-less'} certificate cannot connect as a node`,
   );
-  if (refusal !== null || 'refused' in peer) {
-    args.log.warn({ remote: request.socket.remoteAddress, reason: refusal }, 'agent connection refused');
-    refuseUpgrade(socket, 401, refusal ?? 'refused');
+  if ('refused' in peer) {
+    args.log.warn({ remote: request.socket.remoteAddress, reason: peer.refused }, 'agent connection refused');
+    refuseUpgrade(socket, 401, peer.refused);
     return;
   }
+  const { name, serial } = peer.node;
+  if (peer.renewed) {
+    try {
+      await args.registry.useRenewed(name, serial);
+    } catch (error) {
+      args.log.error({ node: name, err: error }, 'cannot record the renewed certificate; the agent retries');
+      refuseUpgrade(socket, 503, 'the operator cannot record the renewed certificate yet; retry');
+      return;
+    }
+  }
+  if (socket.destroyed) return;
   sockets.handleUpgrade(request, socket, head, (ws: WebSocket) => {
-    superviseNodeSocket(ws, args.registry.attach(peer.name, ws), peer.name, heartbeats, args.log);
+    superviseNodeSocket(ws, args.registry.attach(name, ws), name, heartbeats, args.log);
   });
 }
 
@@ -323,7 +357,10 @@ export function createClusterServer(args: ClusterServerArgs): ClusterServer {
     });
   });
   server.on('upgrade', (request: IncomingMessage, socket: Duplex, head: Buffer) => {
-    acceptNodeConnection(args, sockets, heartbeats, { request, socket, head });
+    acceptNodeConnection(args, sockets, heartbeats, { request, socket, head }).catch((error: unknown) => {
+      log.error({ err: error }, 'agent connection failed');
+      socket.destroy();
+    });
   });
 
   return {

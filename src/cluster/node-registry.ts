@@ -10,24 +10,26 @@ import {
   normaliseSerial,
   type IssuedCertificate,
 } from './certificates.js';
+import {
+  allCertificatesOf,
+  certificateStanding,
+  promoteRenewed,
+  recordRenewal,
+  type CertificateStanding,
+  type NodeCertificates,
+  type RevokedCertificate,
+} from './certificate-rotation.js';
 import { clusterDir, type PemPair } from './cluster-identity.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
 
 export type NodeAvailability = 'active' | 'drain';
 
-export interface JoinedNode {
-  name: string;
-  /** Serial of the node's current certificate; older ones of the same node are revoked. */
-  serial: string;
-  certificateNotAfter: string;
+export type { RevokedCertificate } from './certificate-rotation.js';
+
+/** A joined node: its certificates (current, and renewed but not yet used; see certificate-rotation.ts). */
+export interface JoinedNode extends NodeCertificates {
   joinedAt: string;
   availability: NodeAvailability;
-}
-
-export interface RevokedCertificate {
-  serial: string;
-  node: string;
-  at: string;
 }
 
 interface RegistryFile {
@@ -150,7 +152,7 @@ export class NodeRegistry {
 
   /**
    * Admits a node that presented the join secret: issues its certificate. A node that joins
-   * again under its name (a reinstalled host) gets a new certificate; the old one is revoked.
+   * again under its name (a reinstalled host) gets a new certificate; the old ones are revoked.
    */
   async join(args: { ca: PemPair; name: string; publicKeyPem: string }): Promise<{ certificatePem: string }> {
     if (!NODE_NAME.test(args.name)) {
@@ -169,7 +171,7 @@ export class NodeRegistry {
     const rejoined = await this.commit((file) => {
       const previous = file.nodes.find((n) => n.name === args.name);
       if (previous) {
-        file.revoked.push({ serial: previous.serial, node: previous.name, at: new Date().toISOString() });
+        file.revoked.push(...allCertificatesOf(previous, new Date().toISOString()));
         file.nodes = file.nodes.filter((n) => n.name !== args.name);
       }
       file.nodes.push({
@@ -207,12 +209,13 @@ export class NodeRegistry {
   }
 
   /**
-   * A new certificate for a node that holds its current one (checked by the caller): the old
-   * one is revoked, so only the newest certificate of a node ever acts.
+   * The next certificate for a node that presented one it may use (checked by the caller). The
+   * presented one stays valid until the node connects with the new one (see certificate-rotation.ts).
    */
   async renew(args: {
     ca: PemPair;
     name: string;
+    presentedSerial: string;
     publicKeyPem: string;
   }): Promise<{ certificatePem: string }> {
     const notJoined = (): BerthError =>
@@ -220,26 +223,45 @@ export class NodeRegistry {
     if (!this.node(args.name)) throw notJoined();
     const issued = this.issue(args);
     await this.commit((file) => {
+      const at = new Date().toISOString();
       const node = joinedNode(file, args.name, notJoined);
-      file.revoked.push({ serial: node.serial, node: node.name, at: new Date().toISOString() });
-      node.serial = issued.serial;
-      node.certificateNotAfter = issued.notAfter;
+      const next = recordRenewal(node, normaliseSerial(args.presentedSerial), issued, at);
+      Object.assign(node, next.node);
+      file.revoked.push(...next.revoked);
     });
-    this.log.info({ node: args.name, notAfter: issued.notAfter }, 'node certificate renewed');
+    this.log.info(
+      { node: args.name, serial: issued.serial, notAfter: issued.notAfter },
+      'node certificate renewed; the current one stays valid until the node connects with the new one',
+    );
     return { certificatePem: issued.certificatePem };
   }
 
-  /** Why a node certificate may not connect, or null when it may. */
-  refusal(name: string, serial: string): string | null {
-    if (this.isRevoked(serial)) {
-      return `the certificate of node ${name} is revoked (the node was removed or joined again elsewhere); to join again, remove the agent's state dir and run berth agent --join with a current token`;
-    }
-    const node = this.node(name);
-    if (!node) return `node ${name} is not a member of this cluster; join it with a token first`;
-    if (node.serial !== normaliseSerial(serial)) {
-      return `node ${name} presents a certificate that is not its current one; join it again`;
-    }
-    return null;
+  /** Whether a node certificate may act (renew, connect), and as which of the node's certificates. */
+  standing(name: string, serial: string): CertificateStanding {
+    return certificateStanding(
+      this.node(name),
+      { name, serial: normaliseSerial(serial) },
+      this.isRevoked(serial),
+    );
+  }
+
+  /** The node connects with its renewed certificate: that one becomes current, the old one is revoked. */
+  async useRenewed(name: string, serial: string): Promise<void> {
+    const revoked = await this.commit((file) => {
+      const node = file.nodes.find((n) => n.name === name);
+      if (node?.renewed?.serial !== normaliseSerial(serial)) return [];
+      const next = promoteRenewed(node, new Date().toISOString());
+      delete node.renewed;
+      Object.assign(node, next.node);
+      file.revoked.push(...next.revoked);
+      return next.revoked;
+    });
+    // A second connection with the same certificate finds it current already: nothing to say.
+    if (revoked.length === 0) return;
+    this.log.info(
+      { node: name, serial: normaliseSerial(serial), revoked: revoked.map((r) => r.serial) },
+      'node connects with its renewed certificate; the previous one is revoked',
+    );
   }
 
   attach(name: string, socket: import('ws').WebSocket): ConnectedNodeAgent {
@@ -293,7 +315,7 @@ export class NodeRegistry {
         () => new BerthError('ERR_BAD_REQUEST', `no joined node named ${name} (see berth node ls)`),
       );
       file.nodes = file.nodes.filter((n) => n.name !== name);
-      file.revoked.push({ serial: node.serial, node: name, at: new Date().toISOString() });
+      file.revoked.push(...allCertificatesOf(node, new Date().toISOString()));
     });
     const agent = this.connected.get(name);
     this.connected.delete(name);

@@ -48,7 +48,9 @@ export async function openOperatorCluster(args: {
       `--cert-expiry wants a duration of at least 10s, like 2160h, got "${args.certExpiry}"`,
     );
   }
-  const identity = await loadOrCreateClusterIdentity(args.stateDir);
+  const identity = await loadOrCreateClusterIdentity(args.stateDir, (role, reason) =>
+    log.info({ role, reason }, `issued the ${role} certificate (valid as long as the CA)`),
+  );
   const registry = new NodeRegistry({
     stateDir: args.stateDir,
     local: args.local,

@@ -7,105 +7,51 @@
  * that allows outgoing connections only can join; the operator needs one reachable port.
  */
 import type { IncomingMessage } from 'node:http';
-import { request as httpsRequest } from 'node:https';
-import { join } from 'node:path';
-import { X509Certificate, createPrivateKey } from 'node:crypto';
-import type { PeerCertificate } from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import WebSocket, { type ClientOptions } from 'ws';
 import type { NodeAgent } from '../api/types.js';
 import { BerthError, errorFromWire } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { readFileIfExists, writeFileAtomic } from '../core/atomic-file.js';
-import {
-  CLOCK_SKEW_MS,
-  certificateFingerprint,
-  generateKeyPair,
-  identityOf,
-  renewalDueAt,
-} from './certificates.js';
+import { certificateFingerprint, generateKeyPair } from './certificates.js';
 import { parseJoinToken } from './join-token.js';
+import { startRenewal } from './node-certificate-renewal.js';
+import {
+  readStoredIdentities,
+  saveCredentials,
+  serialOf,
+  startupIdentity,
+  type NodeCredentials,
+} from './node-credentials.js';
+import { checkOperatorIdentity, requestJson } from './operator-request.js';
 import { AGENT_SILENCE_MS, CLUSTER_PATHS } from './rpc-protocol.js';
 import { serveNodeAgent } from './serve-node-agent.js';
 
-export interface NodeCredentials {
-  caCertificatePem: string;
-  certificatePem: string;
-  privateKeyPem: string;
-}
-
-export interface TlsClientOptions {
-  ca?: string;
-  cert?: string;
-  key?: string;
-}
-
-/** The peer must hold the operator's certificate from the cluster CA; its host name does not matter (NAT). */
-function checkOperatorIdentity(_host: string, certificate: PeerCertificate): Error | undefined {
-  const { role } = identityOf(certificate);
-  return role === 'operator'
-    ? undefined
-    : new Error(`the peer's certificate is not the operator's (role "${role}")`);
-}
-
-/** One JSON request over HTTPS. With `ca`, the operator's certificate must chain to it. */
-export function requestJson(
-  url: string,
-  tls: TlsClientOptions,
-  method: string,
-  path: string,
-  body?: unknown,
-): Promise<unknown> {
-  const target = new URL(path, url);
-  const text = body === undefined ? undefined : JSON.stringify(body);
-  return new Promise((resolve, reject) => {
-    const request = httpsRequest(
-      target,
-      {
-        method,
-        timeout: 30_000,
-        headers: {
-          accept: 'application/json',
-          ...(text === undefined
-            ? {}
-            : { 'content-type': 'application/json', 'content-length': Buffer.byteLength(text) }),
-        },
-        ...(tls.ca === undefined
-          ? { rejectUnauthorized: false }
-          : { ca: tls.ca, rejectUnauthorized: true, checkServerIdentity: checkOperatorIdentity }),
-        ...(tls.cert === undefined ? {} : { cert: tls.cert }),
-        ...(tls.key === undefined ? {} : { key: tls.key }),
-      },
-      (response) => {
-        const chunks: Buffer[] = [];
-        response.on('data', (chunk: Buffer) => chunks.push(chunk));
-        response.on('end', () => {
-          let parsed: unknown = undefined;
-          try {
-            parsed = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          } catch {
-            parsed = undefined;
-          }
-          const status = response.statusCode ?? 0;
-          if (status >= 200 && status < 300) resolve(parsed);
-          else reject(errorFromWire(parsed, `the operator answered ${method} ${path} with HTTP ${status}`));
-        });
-      },
-    );
-    request.on('timeout', () => request.destroy(new Error('timed out')));
-    request.on('error', (error) => {
-      reject(
-        new BerthError('ERR_AGENT_UNREACHABLE', `cannot reach the operator at ${url}: ${error.message}`, {
-          cause: error,
-        }),
-      );
-    });
-    request.end(text);
-  });
-}
-
-function credentialPaths(stateDir: string): { ca: string; cert: string; key: string } {
-  const dir = join(stateDir, 'cluster');
-  return { ca: join(dir, 'ca.crt'), cert: join(dir, 'node.crt'), key: join(dir, 'node.key') };
+/** The stored identity the agent starts with (see startupIdentity), or null when it joins. */
+async function storedIdentity(
+  args: { node: string; stateDir: string; log: Logger },
+  caFingerprint: string,
+): Promise<NodeCredentials | null> {
+  const stored = await readStoredIdentities(args.stateDir);
+  const choice = startupIdentity(
+    stored.map((s) => s.facts),
+    { caFingerprint, node: args.node, nowMs: Date.now() },
+  );
+  if ('join' in choice) {
+    if (choice.reasons.length > 0) {
+      args.log.warn({ reasons: choice.reasons }, 'no usable node certificate in the state dir: joining');
+    }
+    return null;
+  }
+  const credentials = stored.find((s) => s.facts.source === choice.use)!.credentials;
+  args.log.info(
+    {
+      source: choice.use,
+      serial: serialOf(credentials.certificatePem),
+      validTo: new X509Certificate(credentials.certificatePem).validTo,
+    },
+    'using the node certificate from the state dir',
+  );
+  return credentials;
 }
 
 /**
@@ -120,22 +66,8 @@ export async function joinCluster(args: {
   log: Logger;
 }): Promise<NodeCredentials> {
   const token = parseJoinToken(args.token);
-  const paths = credentialPaths(args.stateDir);
-  const stored = {
-    caCertificatePem: await readFileIfExists(paths.ca),
-    certificatePem: await readFileIfExists(paths.cert),
-    privateKeyPem: await readFileIfExists(paths.key),
-  };
-  if (stored.caCertificatePem && stored.certificatePem && stored.privateKeyPem) {
-    const sameCluster = certificateFingerprint(stored.caCertificatePem) === token.caFingerprint;
-    const cert = new X509Certificate(stored.certificatePem);
-    const named = /^CN=(.*)$/m.exec(cert.subject)?.[1];
-    const current = sameCluster && named === args.node && new Date(cert.validTo).getTime() > Date.now();
-    if (current && keyMatches(cert, stored.privateKeyPem)) {
-      args.log.info({ validTo: cert.validTo }, 'using the node certificate from the state dir');
-      return stored as NodeCredentials;
-    }
-  }
+  const stored = await storedIdentity(args, token.caFingerprint);
+  if (stored !== null) return stored;
 
   const fetched = (await requestJson(args.url, {}, 'GET', CLUSTER_PATHS.ca)) as {
     caCertificatePem?: unknown;
@@ -172,26 +104,6 @@ export async function joinCluster(args: {
   return credentials;
 }
 
-/**
- * Whether the stored key belongs to the stored certificate: the three files are written one by
- * one, so a failed save (a full disk) can leave a new key beside an old certificate; such a pair
- * is not used and the node joins again with its token.
- */
-function keyMatches(certificate: X509Certificate, privateKeyPem: string): boolean {
-  try {
-    return certificate.checkPrivateKey(createPrivateKey(privateKeyPem));
-  } catch {
-    return false;
-  }
-}
-
-async function saveCredentials(stateDir: string, credentials: NodeCredentials): Promise<void> {
-  const paths = credentialPaths(stateDir);
-  await writeFileAtomic(paths.key, credentials.privateKeyPem, 0o600);
-  await writeFileAtomic(paths.cert, credentials.certificatePem, 0o644);
-  await writeFileAtomic(paths.ca, credentials.caCertificatePem, 0o644);
-}
-
 export interface OperatorConnection {
   /** Resolves once the first connection is up; rejects when the operator refuses this node. */
   readonly ready: Promise<void>;
@@ -203,7 +115,7 @@ export interface OperatorConnection {
 interface ConnectArgs {
   url: string;
   credentials: NodeCredentials;
-  /** Where renewed credentials are kept. */
+  /** Where renewed credentials are kept (node-credentials.ts). */
   stateDir: string;
   agent: NodeAgent;
   log: Logger;
@@ -298,71 +210,6 @@ function dial(link: Link): void {
 }
 
 /**
- * Renewal: once a third of the certificate's lifetime is left, ask for the next one with the
- * current one, keep it, and reconnect with it. Checked ten times per lifetime (at most hourly).
- * The operator revokes the old certificate as it issues the new one, so the new one is used even
- * when saving it fails; the save is then tried again at every check until it lands.
- */
-function startRenewal(link: Link): NodeJS.Timeout {
-  const { log } = link.args;
-  let renewing = false;
-  let unsaved = false;
-  const save = async (): Promise<void> => {
-    try {
-      await saveCredentials(link.args.stateDir, link.credentials);
-      unsaved = false;
-    } catch (error) {
-      unsaved = true;
-      log.error(
-        { err: error instanceof Error ? error.message : String(error) },
-        'cannot save the renewed node certificate; will retry (a restart before then joins again with the token)',
-      );
-    }
-  };
-  const renewIfDue = async (): Promise<void> => {
-    if (renewing || link.closed) return;
-    if (unsaved) await save();
-    if (Date.now() < renewalDueAt(new X509Certificate(link.credentials.certificatePem))) return;
-    renewing = true;
-    try {
-      link.credentials = await requestRenewal(link.args.url, link.credentials);
-      await save();
-      log.info(
-        { validTo: new X509Certificate(link.credentials.certificatePem).validTo },
-        'node certificate renewed',
-      );
-      link.socket?.close(1000, 'reconnecting with a renewed certificate');
-    } catch (error) {
-      log.warn(
-        { err: error instanceof Error ? error.message : String(error) },
-        'certificate renewal failed; will retry',
-      );
-    } finally {
-      renewing = false;
-    }
-  };
-  const first = new X509Certificate(link.credentials.certificatePem);
-  const lifetimeMs = new Date(first.validTo).getTime() - new Date(first.validFrom).getTime() - CLOCK_SKEW_MS;
-  const timer = setInterval(() => void renewIfDue(), Math.min(3_600_000, Math.max(1000, lifetimeMs / 10)));
-  timer.unref();
-  return timer;
-}
-
-/** Asks the operator for the next certificate (for a fresh key), authenticated with the current one. */
-async function requestRenewal(url: string, credentials: NodeCredentials): Promise<NodeCredentials> {
-  const keys = generateKeyPair();
-  const answer = (await requestJson(
-    url,
-    { ca: credentials.caCertificatePem, cert: credentials.certificatePem, key: credentials.privateKeyPem },
-    'POST',
-    CLUSTER_PATHS.renew,
-    { publicKeyPem: keys.publicKeyPem },
-  )) as { certificatePem?: unknown };
-  if (typeof answer.certificatePem !== 'string') throw new Error('the operator sent no certificate');
-  return { ...credentials, certificatePem: answer.certificatePem, privateKeyPem: keys.privateKeyPem };
-}
-
-/**
  * Keeps a WebSocket to the operator open, reconnecting with back-off after a drop, and answers
  * the NodeAgent calls that arrive on it. A refusal (HTTP 401 on the upgrade: revoked, expired,
  * not joined) is final: `refused` rejects with the operator's reason.
@@ -385,7 +232,17 @@ export function connectToOperator(args: ConnectArgs): OperatorConnection {
     refuse: (error) => refusedReject(error),
   };
   dial(link);
-  const renewTimer = startRenewal(link);
+  const renewTimer = startRenewal({
+    url: args.url,
+    stateDir: args.stateDir,
+    log: args.log,
+    current: () => link.credentials,
+    closed: () => link.closed,
+    adopt: (credentials) => {
+      link.credentials = credentials;
+      link.socket?.close(1000, 'reconnecting with a renewed certificate');
+    },
+  });
   return {
     ready,
     refused,
