@@ -263,7 +263,14 @@ describe('a node lost during a rollout is not blamed on the commit (three engine
         [],
         `a good revision was rolled back:\n${JSON.stringify(entries, null, 2)}`,
       );
-      if (phase !== 'rollback') {
+      if (phase === 'rollback') {
+        // The bad commit failed on its own: held as failed, and rolled back (or on its way back).
+        const own = entries.filter((e) => e.revision !== intended && e.rolledBackFrom === undefined);
+        assert.ok(
+          own.some((e) => ['rolled back', 'rollback interrupted'].includes(e.outcome)),
+          JSON.stringify(entries, null, 2),
+        );
+      } else {
         const interrupted = entries.find((e) => e.revision === intended && e.outcome === 'interrupted');
         assert.ok(interrupted, `no interrupted entry:\n${JSON.stringify(entries, null, 2)}`);
         assert.match(interrupted.reason ?? '', new RegExp(`node ${victim.node} lost during the rollout`));
