@@ -1,15 +1,15 @@
 import { readFile } from 'node:fs/promises';
 import type { Command } from 'commander';
 import { observeCluster } from '../api/observe-cluster.js';
-import type { NodeAgent } from '../api/types.js';
+import type { NodeAgent, ObservedState } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { reconcile } from '../operator/reconcile.js';
+import { reconcileSavedPlan } from '../operator/reconcile-saved-plan.js';
 import type { RevisionSource } from '../operator/revision-source.js';
-import type { HistoryEntry, StateStore } from '../operator/state-store.js';
+import type { StateStore } from '../operator/state-store.js';
 import { clusterChanges, fingerprintCluster } from '../plan/cluster-fingerprint.js';
 import { parsePlanFile, withoutCredential, type PlanFile } from '../plan/plan-file.js';
-import { applyPlan, type RolloutEvent, type RolloutResult } from '../rollout/apply-plan.js';
+import type { RolloutEvent } from '../rollout/apply-plan.js';
 import { undeliverablePlannedSecrets } from '../rollout/planned-secrets.js';
 import { openSecretReader, type SecretReader } from '../secrets/secret-reader.js';
 import { shortRevision } from '../source/revision.js';
@@ -78,8 +78,9 @@ async function refuseMovedCluster(
   agents: ReadonlyMap<string, NodeAgent>,
   readSecret: SecretReader | null,
   log: Logger,
-): Promise<void> {
-  const changes = clusterChanges(saved.observed, fingerprintCluster(await observeCluster(agents, log)));
+): Promise<ObservedState> {
+  const observed = await observeCluster(agents, log);
+  const changes = clusterChanges(saved.observed, fingerprintCluster(observed));
   if (changes.length > 0) {
     throw new BerthError(
       'ERR_STATE',
@@ -90,29 +91,12 @@ async function refuseMovedCluster(
   if (problems.length > 0) {
     throw new BerthError('ERR_SECRET_UNREADABLE', `secrets cannot be delivered: ${problems.join('; ')}`);
   }
-}
-
-function historyOf(
-  revision: string,
-  rollout: RolloutResult,
-  outcome: HistoryEntry['outcome'],
-): HistoryEntry[] {
-  const at = new Date().toISOString();
-  return rollout.services.map((s) => ({
-    at,
-    revision,
-    service: `${s.namespace}/${s.name}`,
-    change: `saved plan: ${s.change}`,
-    outcome: outcome === 'succeeded' && s.outcome !== 'succeeded' ? 'failed' : outcome,
-    reason: s.reason,
-    durationMs: s.durationMs,
-    started: s.started,
-    removed: s.removed,
-  }));
+  return observed;
 }
 
 interface SavedPlanRun {
   saved: PlanFile;
+  observed: ObservedState;
   source: RevisionSource;
   store: StateStore;
   agents: ReadonlyMap<string, NodeAgent>;
@@ -122,66 +106,41 @@ interface SavedPlanRun {
   onEvent: (event: RolloutEvent) => void;
 }
 
-/**
- * A saved plan that failed is answered as a reconcile answers a failed revision: the revision is
- * recorded as failed, and a reconcile then returns the cluster to the last good revision (or,
- * with none, removes the replicas this plan started; what ran before keeps running).
- */
-async function rollBackSavedPlan(run: SavedPlanRun, rollout: RolloutResult, reason: string): Promise<string> {
-  const revision = run.saved.source.revision;
-  const state = await run.store.read();
-  const lastGood = state.lastGood?.revision ?? null;
-  if (lastGood === null || lastGood === revision) {
-    await Promise.all(
-      rollout.services.flatMap((s) =>
-        s.started.map(async (r) => {
-          await run.agents.get(r.node)?.removeReplica(r.name);
-        }),
-      ),
-    );
-    return 'the replicas it started were removed';
-  }
-  const { source, store, log, readSecret, onEvent } = run;
-  const back = await reconcile(
-    { source, agents: () => run.agents, store, log, readSecret, onEvent },
-    { ref: revision },
-  );
-  log.info({ outcome: back.outcome, reason }, 'saved plan rolled back');
-  return back.rollout?.outcome === 'failed'
-    ? `rolling back to ${shortRevision(lastGood)} failed too`
-    : `the cluster is back on ${shortRevision(lastGood)}`;
-}
-
+/** Runs the saved plan through the operator's record and rollback steps; prints how it ended. */
 async function executeSavedPlan(run: SavedPlanRun): Promise<boolean> {
-  const { saved, store, print } = run;
+  const { saved, observed, source, store, agents, readSecret, log, print, onEvent } = run;
   const revision = saved.source.revision;
-  if (!saved.plan.hasChanges) {
-    print(`Nothing to change: the cluster runs ${shortRevision(revision)}.`);
-    await store.update((s) => void (s.lastGood = { revision, at: new Date().toISOString() }));
-    return true;
-  }
-  const { agents, readSecret, log, onEvent } = run;
-  const rollout = await applyPlan(saved.plan, { agents, readSecret, log, onEvent });
-  if (rollout.outcome === 'succeeded') {
-    await store.appendHistory(historyOf(revision, rollout, 'succeeded'));
-    await store.update((s) => void (s.lastGood = { revision, at: new Date().toISOString() }));
-    print(`Converged on ${shortRevision(revision)} in ${(rollout.durationMs / 1000).toFixed(1)}s.`);
-    return true;
-  }
-  const reason = rollout.failure
-    ? `${rollout.failure.service}: ${rollout.failure.reason}`
-    : 'rollout did not finish';
-  await store.update((s) => void (s.failed[revision] = { at: new Date().toISOString(), reason }));
-  if (rollout.failure?.action !== 'rollback') {
-    await store.appendHistory(historyOf(revision, rollout, 'failed'));
-    print(`The saved plan failed: ${reason}`);
-    return false;
-  }
-  await store.appendHistory(historyOf(revision, rollout, 'rolled back'));
-  print(
-    `The saved plan failed and was rolled back (${await rollBackSavedPlan(run, rollout, reason)}): ${reason}`,
+  const result = await reconcileSavedPlan(
+    { source, agents: () => agents, store, log, readSecret, onEvent },
+    { plan: saved.plan, revision, observed },
   );
-  return false;
+  const reason = result.reason ?? '';
+  switch (result.outcome) {
+    case 'unchanged':
+      print(`Nothing to change: the cluster runs ${shortRevision(revision)}.`);
+      return true;
+    case 'succeeded':
+      print(
+        `Converged on ${shortRevision(revision)} in ${((result.rollout?.durationMs ?? 0) / 1000).toFixed(1)}s.`,
+      );
+      return true;
+    case 'rolled back': {
+      const lastGood = (await store.read()).lastGood?.revision;
+      const how =
+        result.rollback === null || lastGood === undefined
+          ? 'the replicas it started were removed'
+          : `the cluster is back on ${shortRevision(lastGood)}`;
+      print(`The saved plan failed and was rolled back (${how}): ${reason}`);
+      return false;
+    }
+    case 'interrupted':
+      print(`The saved plan was interrupted by the infrastructure, not failed: ${reason}`);
+      print('Nothing was rolled back; make a new plan with berth plan --out to go on.');
+      return false;
+    default:
+      print(`The saved plan failed: ${result.error?.message ?? reason}`);
+      return false;
+  }
 }
 
 /**
@@ -207,7 +166,7 @@ export async function applySavedPlan(saved: PlanFile, options: SavedPlanOptions)
   const agents = await openCluster(options, log);
   const print = (line: string): void => void process.stdout.write(`${line}\n`);
   try {
-    await refuseMovedCluster(saved, agents, readSecret, log);
+    const observed = await refuseMovedCluster(saved, agents, readSecret, log);
     await store.update((s) => void delete s.failed[revision]);
     print(
       `Applying the saved plan ${options.plan ?? ''} (${shortRevision(revision)} from ${source.description})`,
@@ -216,7 +175,10 @@ export async function applySavedPlan(saved: PlanFile, options: SavedPlanOptions)
       const line = formatRolloutEvent(event);
       if (line) print(line);
     };
-    const ok = await executeSavedPlan({ saved, source, store, agents, readSecret, log, print, onEvent });
+    const ok = await executeSavedPlan({
+      ...{ saved, observed, source, store, agents },
+      ...{ readSecret, log, print, onEvent },
+    });
     process.exitCode = ok ? 0 : 1;
   } finally {
     await closeCluster(agents);

@@ -7,7 +7,7 @@ import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan, isAlive } from '../plan/compute-plan.js';
 import type { Plan } from '../plan/types.js';
 import type { Condition } from '../operator/conditions.js';
-import type { OperatorState, RecordedConditions } from '../operator/state-store.js';
+import type { HistoryEntry, OperatorState, RecordedConditions } from '../operator/state-store.js';
 import { targetRevision } from '../operator/target-revision.js';
 import {
   addClusterOptions,
@@ -46,6 +46,8 @@ export interface StatusReport {
   /** The operator's Ready, Reconciling and Stalled, as `berth run` last recorded them ([] if never). */
   conditions: Condition[];
   conditionsRecordedAt: string | null;
+  /** How the newest rollout ended, per service, from the history (interrupted ones with their reason). */
+  lastRollout: Pick<HistoryEntry, 'at' | 'revision' | 'service' | 'change' | 'outcome' | 'reason'>[];
   nodes: { name: string; status: string; address: string; replicas: number }[];
   services: ServiceStatusRow[];
   sourceError: string | null;
@@ -88,6 +90,8 @@ async function readStatus(options: StatusOptions): Promise<StatusReport> {
   const observed = await observe(options, log);
   const plan = desired ? computePlan(desired, observed) : null;
   const recorded: RecordedConditions | null = await store.readConditions();
+  const history = await store.readHistory();
+  const newest = history.at(-1)?.at;
   return {
     repository,
     head,
@@ -96,6 +100,16 @@ async function readStatus(options: StatusOptions): Promise<StatusReport> {
     converged: plan ? !plan.hasChanges : null,
     conditions: recorded?.conditions ?? [],
     conditionsRecordedAt: recorded?.at ?? null,
+    lastRollout: history
+      .filter((e) => e.at === newest)
+      .map(({ at, revision, service, change, outcome, reason }) => ({
+        at,
+        revision,
+        service,
+        change,
+        outcome,
+        reason,
+      })),
     nodes: observed.nodes.map((n) => ({
       name: n.name,
       status: n.status,
@@ -189,6 +203,7 @@ function formatStatus(report: StatusReport): string[] {
     `Deployed     ${deployed ? `${deployed.revision.slice(0, 12)} (last good, since ${deployed.at})` : '(nothing yet)'}`,
   );
   out.push(...formatConditions(report));
+  out.push(...formatLastRollout(report));
   if (headFailed && head) {
     out.push(
       '',
@@ -218,6 +233,19 @@ function formatConditions(report: StatusReport): string[] {
     `Operator     ${holding.type}: ${holding.reason} (since ${holding.lastTransitionTime}, recorded ${report.conditionsRecordedAt ?? '?'})`,
     `             ${holding.message}`,
     `Conditions   ${report.conditions.map((c) => `${c.type}=${c.status}`).join(' ')}`,
+  ];
+}
+
+/** `Last rollout 1a2b3c4d5e6f interrupted (at)` and, for what did not succeed, each service's reason. */
+function formatLastRollout(report: StatusReport): string[] {
+  const first = report.lastRollout[0];
+  if (!first) return [];
+  const outcomes = [...new Set(report.lastRollout.map((e) => e.outcome))].join(', ');
+  return [
+    `Last rollout ${first.revision.slice(0, 12)} ${outcomes} (${first.at})`,
+    ...report.lastRollout
+      .filter((e) => e.outcome !== 'succeeded' && e.reason)
+      .map((e) => `             ${e.service ?? '(revision)'} ${e.outcome}: ${e.reason ?? ''}`),
   ];
 }
 

@@ -5,8 +5,9 @@
  * - terminal (invalid manifests, an unreadable secret, a rollout that failed its checks): Stalled.
  *   No retry: retrying cannot help until a new commit (or a key, or `berth apply --retry`) arrives.
  * - waiting (something expected to clear): Reconciling; retried after the error's retryAfterMs.
- * - transient (git, an agent or Docker unreachable): Reconciling; retried with exponential back-off
- *   1 s, 2 s, 4 s ... capped at 60 s (Flux's controllers cap theirs alike), reset by any success.
+ * - transient (git, an agent or Docker unreachable, a rollout interrupted by a node lost under it):
+ *   Reconciling; retried with exponential back-off 1 s, 2 s, 4 s ... capped at 60 s (Flux's
+ *   controllers cap theirs alike), reset by any success.
  * A trigger (new commit, webhook, API) always reconciles at once, whatever was scheduled.
  */
 import type { BerthError, ErrorCode } from '../core/errors.js';

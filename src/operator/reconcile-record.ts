@@ -2,14 +2,25 @@
  * The record step of a reconcile: the audit log (history.jsonl), the last good revision and the
  * failed revisions (state.json). What it writes is what the next reconcile's choice of target reads.
  */
-import { BerthError } from '../core/errors.js';
-import type { RolloutResult } from '../rollout/apply-plan.js';
+import type { ObservedState } from '../api/types.js';
+import { BerthError, type ErrorCode } from '../core/errors.js';
+import type { RolloutResult, ServiceOutcome } from '../rollout/apply-plan.js';
+import { shortRevision } from '../source/revision.js';
 import { rollBack } from './reconcile-rollout.js';
-import type { Prepared, ReconcileContext, ReconcileResult } from './reconcile-types.js';
+import type { ReconcileContext, ReconcileResult } from './reconcile-types.js';
 import type { HistoryEntry } from './state-store.js';
 
 type CommitSummary = { author?: string; message?: string };
 type Finish = Pick<ReconcileResult, 'outcome' | 'reason' | 'error' | 'rollback'>;
+
+/** The revision a rollout took the cluster to, as the record step needs it. */
+export interface RecordTarget {
+  revision: string;
+  /** Why the head is not the target; null when it is. */
+  headError: BerthError | null;
+  /** Prefixes each history entry's change (`saved plan`), so the audit log says how it was applied. */
+  via?: string;
+}
 
 /** The head was refused before anything was touched; it is not retried until a newer commit. */
 export async function recordRefusal(ctx: ReconcileContext, error: BerthError): Promise<void> {
@@ -41,45 +52,113 @@ export async function recordRefusal(ctx: ReconcileContext, error: BerthError): P
 }
 
 /** The cluster already matches the target: the head becomes the last good revision if it is the target. */
-export async function recordUnchanged(ctx: ReconcileContext, target: Prepared): Promise<void> {
+export async function recordUnchanged(ctx: ReconcileContext, target: { revision: string }): Promise<void> {
   if (target.revision === ctx.head && ctx.state.lastGood?.revision !== ctx.head) await markLastGood(ctx);
   ctx.log.debug('nothing to change');
 }
 
 export async function recordRollout(
   ctx: ReconcileContext,
-  target: Prepared & { headError: BerthError | null },
+  target: RecordTarget,
   rollout: RolloutResult,
 ): Promise<Finish> {
   const { deps, log } = ctx;
   const commit = await commitSummary(ctx, target.revision);
+  const entries = (outcome: HistoryEntry['outcome']): HistoryEntry[] =>
+    historyEntries(target.revision, rollout, outcome, commit, target.via);
   if (rollout.outcome === 'succeeded') {
-    await deps.store.appendHistory(historyEntries(target.revision, rollout, 'succeeded', commit));
+    await deps.store.appendHistory(entries('succeeded'));
     if (target.revision === ctx.head) await markLastGood(ctx);
     log.info({ ms: rollout.durationMs }, 'rollout succeeded');
     return target.headError === null
       ? { outcome: 'succeeded', reason: null, error: null, rollback: null }
       : { outcome: 'failed', reason: target.headError.message, error: target.headError, rollback: null };
   }
+  if (rollout.outcome === 'interrupted') return recordInterruption(ctx, rollout, entries('interrupted'));
   if (rollout.failure === null) {
-    // Stopped (shutdown) before it finished: nothing failed; the next reconcile continues.
-    await deps.store.appendHistory(historyEntries(target.revision, rollout, 'failed', commit, 'interrupted'));
-    const error = new BerthError(
-      'ERR_INTERNAL',
-      'the rollout was interrupted; the next reconcile continues it',
-    );
-    return { outcome: 'failed', reason: 'rollout interrupted', error, rollback: null };
+    // Failures under `failureAction: continue`: the revision is not rolled back and not held
+    // as failed; it stays unconverged until a trigger tries it again.
+    await deps.store.appendHistory(entries('failed'));
+    const reason = rollout.services.find((s) => s.outcome === 'failed')?.reason ?? 'a service failed';
+    const error = new BerthError('ERR_ROLLOUT_UNHEALTHY', reason);
+    return { outcome: 'failed', reason, error, rollback: null };
   }
-  return recordRolloutFailure(ctx, target.revision, rollout, commit);
+  return recordRolloutFailure(ctx, target, rollout, entries);
+}
+
+/**
+ * The infrastructure stopped the rollout (a node lost, the operator stopping): nothing is blamed
+ * on the revision. It is not recorded as failed and not rolled back; the history says what
+ * happened, and the error is transient, so the operator reconciles again soon, observes the lost
+ * node as down and places its replicas elsewhere, as it does for any node lost.
+ */
+async function recordInterruption(
+  ctx: ReconcileContext,
+  rollout: RolloutResult,
+  entries: HistoryEntry[],
+): Promise<Finish> {
+  const interruption = rollout.interruption!;
+  const { observed } = await ctx.observe();
+  await ctx.deps.store.appendHistory(
+    entries.map((e, i) => {
+      const service = rollout.services[i]!;
+      if (service.outcome === 'succeeded') return { ...e, outcome: 'succeeded' };
+      return { ...e, reason: interruptionReason(service, observed) ?? e.reason };
+    }),
+  );
+  const service = rollout.services.find((s) => `${s.namespace}/${s.name}` === interruption.service);
+  const reason = `${interruption.service}: ${(service && interruptionReason(service, observed)) ?? interruption.reason}`;
+  ctx.log.warn(
+    { node: interruption.node, code: interruption.code, reason },
+    'rollout interrupted by the infrastructure; retrying soon',
+  );
+  return {
+    outcome: 'interrupted',
+    reason,
+    error: retryableError(interruption.code, `${reason}; the next reconcile goes on from what runs`),
+    rollback: null,
+  };
+}
+
+/** What interrupted a service, for the audit log: the node, why, and how many replicas were on it. */
+function interruptionReason(service: ServiceOutcome, observed: ObservedState): string | null {
+  const interruption = service.interruption;
+  if (interruption === null) return null;
+  if (interruption.node === null) return `interrupted: ${interruption.reason}`;
+  const node = interruption.node;
+  const on = new Set(
+    observed.nodes
+      .find((n) => n.name === node)
+      ?.replicas.filter((r) => r.namespace === service.namespace && r.service === service.name)
+      .map((r) => r.name) ?? [],
+  );
+  for (const r of service.started) if (r.node === node) on.add(r.name);
+  for (const r of service.removed) if (r.node === node) on.delete(r.name);
+  // Counted by slot: a slot whose old and new replica were both on the node moves once.
+  const slots = new Set([...on].map(slotOf)).size;
+  const moved = slots === 1 ? '1 replica on it moves' : `${slots} replicas on it move`;
+  return `node ${node} lost during the rollout (${interruption.reason}); ${moved} to the other nodes`;
+}
+
+/** The slot part of a replica name (`berth.<namespace>.<service>.<slot>.<hash>`, see replicaName). */
+function slotOf(name: string): string {
+  return name.split('.').slice(0, -1).join('.');
+}
+
+/** An error the operator retries with back-off: the fault's own code when it is transient. */
+function retryableError(code: ErrorCode, message: string): BerthError {
+  const own = new BerthError(code, message);
+  return own.disposition === 'transient' ? own : new BerthError('ERR_AGENT_UNREACHABLE', message);
 }
 
 async function recordRolloutFailure(
   ctx: ReconcileContext,
-  revision: string,
+  target: RecordTarget,
   rollout: RolloutResult,
-  commit: CommitSummary,
+  entries: (outcome: HistoryEntry['outcome']) => HistoryEntry[],
 ): Promise<Finish> {
   const { deps, log } = ctx;
+  const { revision } = target;
   const failure = rollout.failure!;
   const reason = `${failure.service}: ${failure.reason}`;
   const error = new BerthError('ERR_ROLLOUT_UNHEALTHY', reason);
@@ -90,18 +169,28 @@ async function recordRolloutFailure(
     });
   }
   if (failure.action !== 'rollback') {
-    await deps.store.appendHistory(historyEntries(revision, rollout, 'failed', commit));
+    await deps.store.appendHistory(entries('failed'));
     return { outcome: 'failed', reason, error, rollback: null };
   }
   const lastGood = ctx.state.lastGood?.revision ?? null;
   const to = lastGood === revision ? null : lastGood;
   const rollback = await rollBack(deps, { lastGood: to, rollout, log });
   if (rollback !== null && to !== null)
-    await deps.store.appendHistory(rollbackEntries(to, revision, rollback));
-  const outcome = rollback === null || rollback.outcome === 'succeeded' ? 'rolled back' : 'rollback failed';
-  await deps.store.appendHistory(
-    historyEntries(revision, rollout, outcome, commit).map((e) => ({ ...e, reason: e.reason ?? reason })),
-  );
+    await deps.store.appendHistory(rollbackEntries(to, revision, rollback, target.via));
+  const outcome =
+    rollback === null || rollback.outcome === 'succeeded'
+      ? 'rolled back'
+      : rollback.outcome === 'interrupted'
+        ? 'rollback interrupted'
+        : 'rollback failed';
+  await deps.store.appendHistory(entries(outcome).map((e) => ({ ...e, reason: e.reason ?? reason })));
+  if (outcome === 'rollback interrupted') {
+    // The revision failed on its own; only the way back was cut short: the next reconcile
+    // (soon, the error is transient) converges on the last good revision from what runs.
+    const cut = rollback!.interruption!;
+    const message = `${reason}; the rollback to ${shortRevision(to!)} was interrupted (${cut.reason}); the next reconcile finishes it`;
+    return { outcome: 'failed', reason, error: retryableError(cut.code, message), rollback };
+  }
   return { outcome: outcome === 'rolled back' ? 'rolled back' : 'failed', reason, error, rollback };
 }
 
@@ -116,9 +205,19 @@ async function commitSummary(ctx: ReconcileContext, revision: string): Promise<C
   return info ? { author: info.author, message: info.message.split('\n')[0] ?? '' } : {};
 }
 
-function rollbackEntries(lastGood: string, failedRevision: string, result: RolloutResult): HistoryEntry[] {
-  const outcome = result.outcome === 'succeeded' ? 'succeeded' : 'rollback failed';
-  return historyEntries(lastGood, result, outcome, {}).map((e) => ({
+function rollbackEntries(
+  lastGood: string,
+  failedRevision: string,
+  result: RolloutResult,
+  via: string | undefined,
+): HistoryEntry[] {
+  const outcome =
+    result.outcome === 'succeeded'
+      ? 'succeeded'
+      : result.outcome === 'interrupted'
+        ? 'interrupted'
+        : 'rollback failed';
+  return historyEntries(lastGood, result, outcome, {}, via).map((e) => ({
     ...e,
     change: `rollback: ${e.change}`,
     rolledBackFrom: failedRevision,
@@ -130,7 +229,7 @@ function historyEntries(
   result: RolloutResult,
   outcome: HistoryEntry['outcome'],
   commit: CommitSummary,
-  reasonOverride?: string,
+  via: string | undefined,
 ): HistoryEntry[] {
   const at = new Date().toISOString();
   return result.services.map((s) => ({
@@ -138,11 +237,16 @@ function historyEntries(
     revision,
     ...commit,
     service: `${s.namespace}/${s.name}`,
-    change: s.change,
+    change: via === undefined ? s.change : `${via}: ${s.change}`,
     // The whole revision shares one outcome (a rollback returns every service), except that a
-    // service that failed inside an otherwise successful rollout says so.
-    outcome: outcome === 'succeeded' && s.outcome !== 'succeeded' ? 'failed' : outcome,
-    reason: reasonOverride ?? s.reason,
+    // service that failed or was interrupted inside an otherwise successful rollout says so.
+    outcome:
+      outcome !== 'succeeded' || s.outcome === 'succeeded'
+        ? outcome
+        : s.outcome === 'interrupted'
+          ? 'interrupted'
+          : 'failed',
+    reason: s.reason,
     durationMs: s.durationMs,
     started: s.started,
     removed: s.removed,

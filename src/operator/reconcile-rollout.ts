@@ -29,8 +29,9 @@ export function runPlan(
 
 /**
  * Returns every replica to the last good revision through a normal plan (with each service's
- * rollback policy). Without a last good revision, the replicas this rollout started are removed:
- * what ran before it was never stopped (start-first) and keeps running. Null when no plan ran.
+ * rollback policy). Without a last good revision, only the replicas this rollout started are
+ * removed: what ran before it was never stopped (start-first) and keeps running, and a rollback
+ * never removes what it did not add. Null when no plan ran.
  */
 export async function rollBack(
   deps: ReconcileDeps,
@@ -39,14 +40,7 @@ export async function rollBack(
   const { log } = args;
   const agents = deps.agents();
   if (args.lastGood === null) {
-    log.warn('no earlier good revision: removing the replicas this rollout started');
-    await Promise.all(
-      args.rollout.services.flatMap((s) =>
-        s.started.map(async (r) => {
-          await agents.get(r.node)?.removeReplica(r.name);
-        }),
-      ),
-    );
+    await removeStarted(agents, args.rollout, log);
     return null;
   }
   const loaded = await deps.source.load(args.lastGood);
@@ -60,4 +54,34 @@ export async function rollBack(
   const observed = await observeCluster(agents, log);
   const plan = computePlan(loaded.desired, observed, { policy: 'rollback' });
   return runPlan(deps, { plan, agents, log: log.child({ rollback: true }) }, false);
+}
+
+/**
+ * Removes the replicas a failed rollout started (a replica already gone is fine). One whose node
+ * does not answer is left: the next reconcile sees it as what it is, a replica of a failed revision.
+ */
+async function removeStarted(
+  agents: ReadonlyMap<string, NodeAgent>,
+  rollout: RolloutResult,
+  log: Logger,
+): Promise<void> {
+  const started = rollout.services.flatMap((s) => s.started);
+  log.warn(
+    { replicas: started.length },
+    'no earlier good revision: removing the replicas this rollout started',
+  );
+  const removals = await Promise.allSettled(
+    started.map(async (r) => {
+      const agent = agents.get(r.node);
+      if (!agent) throw new Error(`node ${r.node} is not connected`);
+      await agent.removeReplica(r.name);
+    }),
+  );
+  for (const [i, removal] of removals.entries()) {
+    if (removal.status === 'rejected')
+      log.warn(
+        { replica: started[i]?.name, node: started[i]?.node, err: removal.reason },
+        'could not remove a replica the failed rollout started',
+      );
+  }
 }

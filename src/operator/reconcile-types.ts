@@ -23,7 +23,9 @@ export interface ReconcileDeps {
   mesh?: MeshController;
 }
 
-export type ReconcileOutcome = 'unchanged' | 'succeeded' | 'rolled back' | 'failed' | 'invalid';
+/** `interrupted`: the infrastructure cut the rollout short; nothing is blamed on the revision. */
+export type ReconcileOutcome =
+  'unchanged' | 'succeeded' | 'interrupted' | 'rolled back' | 'failed' | 'invalid';
 
 export interface ReconcileResult {
   reconcileId: string;

@@ -46,11 +46,27 @@ class FakeSource implements RevisionSource {
   commitInfo = (): Promise<null> => Promise.resolve(null);
 }
 
-/** A node whose replicas are records; images named `...:bad` never become healthy. */
+/**
+ * A node whose replicas are records; images named `...:bad` never become healthy, `...:flaky`
+ * ones do and then fail their monitor window. `loseOn` decides which call loses the node (its
+ * agent goes away during that call); a lost node is down from then on.
+ */
 class FakeAgent implements NodeAgent {
   readonly replicas = new Map<string, ObservedReplica>();
+  private readonly images = new Map<string, string>();
   down = false;
+  loseOn: ((call: string) => boolean) | null = null;
   constructor(readonly name: string) {}
+
+  private guard(call: string): void {
+    if (this.down) throw new BerthError('ERR_AGENT_UNREACHABLE', `node ${this.name} is not connected`);
+    if (!this.loseOn?.(call)) return;
+    this.down = true;
+    throw new BerthError(
+      'ERR_AGENT_UNREACHABLE',
+      `node ${this.name} went away during a call: its connection closed`,
+    );
+  }
 
   snapshot(): Promise<NodeSnapshot> {
     if (this.down) return Promise.reject(new BerthError('ERR_AGENT_UNREACHABLE', `${this.name} is down`));
@@ -66,7 +82,9 @@ class FakeAgent implements NodeAgent {
     });
   }
 
-  ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
+  async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
+    this.guard('ensureReplica');
+    this.images.set(request.name, request.image);
     const healthy = !request.image.endsWith(':bad');
     const replica: ObservedReplica = {
       ...{ name: request.name, id: request.name, node: this.name, namespace: request.namespace },
@@ -83,22 +101,27 @@ class FakeAgent implements NodeAgent {
       specSummary: request.specSummary,
     };
     this.replicas.set(request.name, replica);
-    return Promise.resolve(replica);
+    return replica;
   }
 
-  awaitReplica(name: string): Promise<ReplicaWaitResult> {
+  async awaitReplica(name: string): Promise<ReplicaWaitResult> {
+    this.guard('awaitReplica');
     const replica = this.replicas.get(name) ?? null;
-    if (replica?.health === 'healthy') return Promise.resolve({ outcome: 'healthy', replica, reason: null });
-    return Promise.resolve({ outcome: 'unhealthy', replica, reason: 'probe failed' });
+    if (replica?.health === 'healthy') return { outcome: 'healthy', replica, reason: null };
+    return { outcome: 'unhealthy', replica, reason: 'probe failed' };
   }
 
-  watchReplica(name: string): Promise<ReplicaWaitResult> {
+  async watchReplica(name: string): Promise<ReplicaWaitResult> {
+    this.guard('watchReplica');
+    if (this.images.get(name)?.endsWith(':flaky')) {
+      return { outcome: 'unhealthy', replica: this.replicas.get(name) ?? null, reason: 'probe failed' };
+    }
     return this.awaitReplica(name);
   }
 
-  removeReplica(name: string): Promise<void> {
+  async removeReplica(name: string): Promise<void> {
+    this.guard('removeReplica');
     this.replicas.delete(name);
-    return Promise.resolve();
   }
 
   setMeshRoutes = (): Promise<void> => Promise.resolve();
@@ -321,4 +344,173 @@ describe('the one fallback rule', () => {
       assert.equal(targetRevision(head, failed, lastGood), target);
     });
   }
+});
+
+/** `web` with its own replicas and update/rollback policies (YAML flow maps). */
+function webService(
+  image: string,
+  replicas: number,
+  update: string,
+  rollback = '{ monitor: 0s }',
+): Record<string, string> {
+  return {
+    'web.yaml': `apiVersion: berth/v1
+kind: Service
+metadata: { name: web }
+spec:
+  image: ${image}
+  replicas: ${replicas}
+  update: ${update}
+  rollback: ${rollback}
+`,
+  };
+}
+
+/** Loses the node at its first call named `call`. */
+const firstCall =
+  (call: string) =>
+  (name: string): boolean =>
+    name === call;
+
+describe('reconcile on fakes: a node lost is never blamed on the revision', () => {
+  let dir = '';
+  let source: FakeSource;
+  let n1: FakeAgent;
+  let n2: FakeAgent;
+  let deps: ReconcileDeps;
+  const all = (): ObservedReplica[] => [...n1.replicas.values(), ...n2.replicas.values()];
+  const revisions = (agent: FakeAgent): string[] =>
+    [...agent.replicas.values()].map((r) => r.revision).sort();
+  const outcomes = async (): Promise<string[]> =>
+    (await deps.store.readHistory()).map((e) => `${e.revision}:${e.outcome}`);
+  beforeEach(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'berth-reconcile-'));
+    source = new FakeSource();
+    n1 = new FakeAgent('n1');
+    n2 = new FakeAgent('n2');
+    deps = {
+      source,
+      agents: () =>
+        new Map([
+          ['n1', n1],
+          ['n2', n2],
+        ]),
+      store: new StateStore(dir),
+      log: silentLogger(),
+      readSecret: null,
+    };
+  });
+  afterEach(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  test('lost mid-rollout: interrupted, not failed, not rolled back, nothing removed; the next reconcile moves its replicas', async () => {
+    source.commit('r1', webService('web:v1', 4, '{ monitor: 0s }'));
+    assert.equal((await reconcile(deps)).outcome, 'succeeded');
+    assert.deepEqual([revisions(n1).length, revisions(n2).length], [2, 2]);
+    source.commit('r2', webService('web:v2', 4, '{ parallelism: 1, monitor: 0s }'));
+    n2.loseOn = firstCall('awaitReplica');
+    const result = await reconcile(deps);
+    assert.deepEqual([result.outcome, result.rollback], ['interrupted', null]);
+    assert.equal(result.error?.code, 'ERR_AGENT_UNREACHABLE');
+    assert.equal(result.error?.disposition, 'transient');
+    assert.match(
+      result.reason ?? '',
+      /^default\/web: node n2 lost during the rollout \(node n2 went away during a call/,
+    );
+    const state = await deps.store.read();
+    assert.deepEqual([state.failed, state.lastGood?.revision], [{}, 'r1']);
+    // Every replica the rollout started on the node that stayed is still there: nothing was undone.
+    const started = result.rollout?.services[0]?.started.filter((r) => r.node === 'n1') ?? [];
+    assert.ok(started.every((r) => n1.replicas.has(r.name)));
+    assert.equal(revisions(n1).length, 2);
+    const history = await deps.store.readHistory();
+    assert.deepEqual(await outcomes(), ['r1:succeeded', 'r2:interrupted']);
+    assert.match(
+      history.at(-1)?.reason ?? '',
+      /node n2 lost during the rollout .*; 2 replicas on it move to the other nodes/,
+    );
+
+    const next = await reconcile(deps);
+    assert.deepEqual([next.outcome, next.error], ['succeeded', null]);
+    assert.deepEqual(revisions(n1), ['r2', 'r2', 'r2', 'r2']);
+    assert.equal((await deps.store.read()).lastGood?.revision, 'r2');
+    assert.ok(!(await outcomes()).some((o) => /rolled back|rollback/.test(o)));
+  });
+
+  test('lost in the monitor window: interrupted, and the revision is not held as failed', async () => {
+    source.commit('r1', webService('web:v1', 2, '{ monitor: 0s }'));
+    await reconcile(deps);
+    source.commit('r2', webService('web:v2', 2, '{ parallelism: 2, monitor: 1s }'));
+    n2.loseOn = firstCall('watchReplica');
+    const result = await reconcile(deps);
+    assert.deepEqual([result.outcome, result.error?.disposition], ['interrupted', 'transient']);
+    assert.deepEqual((await deps.store.read()).failed, {});
+    assert.equal((await reconcile(deps)).outcome, 'succeeded');
+    assert.deepEqual(revisions(n1), ['r2', 'r2']);
+  });
+
+  test('lost during a rollback: the failed revision stays failed, and the next reconcile finishes the way back', async () => {
+    source.commit('r1', webService('web:v1', 2, '{ monitor: 0s }'));
+    await reconcile(deps);
+    source.commit(
+      'r2',
+      webService('web:flaky', 2, '{ parallelism: 2, monitor: 1s }', '{ parallelism: 1, monitor: 0s }'),
+    );
+    deps.onRollout = (message) => {
+      if (message.startsWith('rolling back')) n2.loseOn = firstCall('ensureReplica');
+    };
+    const result = await reconcile(deps);
+    assert.equal(result.outcome, 'failed');
+    assert.equal(result.rollback?.outcome, 'interrupted');
+    assert.deepEqual([result.error?.code, result.error?.disposition], ['ERR_AGENT_UNREACHABLE', 'transient']);
+    assert.match(result.error?.message ?? '', /the rollback to r1 was interrupted \(node n2/);
+    const state = await deps.store.read();
+    assert.equal(state.failed['r2']?.code, 'ERR_ROLLOUT_UNHEALTHY');
+    assert.equal(state.lastGood?.revision, 'r1');
+    assert.deepEqual(await outcomes(), ['r1:succeeded', 'r1:interrupted', 'r2:rollback interrupted']);
+
+    delete deps.onRollout;
+    const next = await reconcile(deps);
+    assert.deepEqual(
+      [next.targetRevision, next.rollout?.outcome, next.error?.code],
+      ['r1', 'succeeded', 'ERR_ROLLOUT_UNHEALTHY'],
+    );
+    assert.deepEqual(revisions(n1), ['r1', 'r1']);
+  });
+
+  test('with no earlier good revision, a revision`s own failure removes only the replicas it started', async () => {
+    source.commit('r0', webService('web:v1', 2, '{ monitor: 0s }'));
+    await reconcile(deps);
+    await deps.store.update((s) => void (s.lastGood = null));
+    const before = all()
+      .map((r) => r.name)
+      .sort();
+    source.commit('r1', webService('web:bad', 2, '{ parallelism: 2, monitor: 0s }'));
+    const result = await reconcile(deps);
+    assert.deepEqual([result.outcome, result.rollback], ['rolled back', null]);
+    assert.equal(result.rollout?.services[0]?.started.length, 2);
+    assert.deepEqual(
+      all()
+        .map((r) => r.name)
+        .sort(),
+      before,
+    );
+  });
+
+  test('with no earlier good revision, a node lost removes nothing', async () => {
+    source.commit('r0', webService('web:v1', 2, '{ monitor: 0s }'));
+    await reconcile(deps);
+    await deps.store.update((s) => void (s.lastGood = null));
+    const onN2 = [...n2.replicas.keys()];
+    source.commit('r1', webService('web:v2', 2, '{ parallelism: 2, monitor: 0s }'));
+    n2.loseOn = firstCall('awaitReplica');
+    const result = await reconcile(deps);
+    assert.equal(result.outcome, 'interrupted');
+    const started = result.rollout?.services[0]?.started ?? [];
+    assert.ok(started.length > 0);
+    assert.ok(started.every((r) => (r.node === 'n1' ? n1 : n2).replicas.has(r.name)));
+    assert.ok(onN2.every((name) => n2.replicas.has(name)));
+    assert.deepEqual((await deps.store.read()).failed, {});
+  });
 });

@@ -40,7 +40,19 @@ export interface RecordedConditions {
   conditions: Condition[];
 }
 
-export type HistoryOutcome = 'succeeded' | 'failed' | 'rolled back' | 'rollback failed' | 'invalid';
+/**
+ * `interrupted`: the infrastructure (a node lost, the operator stopping) cut a rollout short; the
+ * revision is not blamed and the next reconcile goes on. `rollback interrupted`: the revision
+ * failed on its own and the way back to the last good revision was cut short likewise.
+ */
+export type HistoryOutcome =
+  | 'succeeded'
+  | 'failed'
+  | 'interrupted'
+  | 'rolled back'
+  | 'rollback failed'
+  | 'rollback interrupted'
+  | 'invalid';
 
 export interface HistoryEntry {
   at: string;

@@ -7,6 +7,7 @@ import type {
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
+import { BerthError } from '../core/errors.js';
 import { silentLogger } from '../core/log.js';
 import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/types.js';
 import { computePlan } from '../plan/compute-plan.js';
@@ -23,6 +24,27 @@ class MemoryNode implements NodeAgent {
   /** Lowest number of healthy replicas seen at any moment. */
   minHealthy = Number.POSITIVE_INFINITY;
   readonly log: string[] = [];
+  /**
+   * Set by a test: decides, call by call, when the node is lost. `agent`: the call fails as the
+   * agent's connection drops; `engine`: a watched replica dies with its engine, which then stops
+   * answering. A lost node fails every later call.
+   */
+  loseOn: ((call: string) => 'agent' | 'engine' | null) | null = null;
+  lost = false;
+
+  /** Throws as a lost node's agent would; true when this call loses the engine under it. */
+  private guard(call: string): boolean {
+    if (this.lost) throw new BerthError('ERR_AGENT_UNREACHABLE', `node ${this.name} is not connected`);
+    const loss = this.loseOn?.(call) ?? null;
+    if (loss === null) return false;
+    this.lost = true;
+    if (loss === 'agent')
+      throw new BerthError(
+        'ERR_AGENT_UNREACHABLE',
+        `node ${this.name} went away during a call: its connection closed`,
+      );
+    return true;
+  }
 
   private track(): void {
     this.minHealthy = Math.min(
@@ -36,6 +58,8 @@ class MemoryNode implements NodeAgent {
   }
 
   snapshot(): Promise<NodeSnapshot> {
+    if (this.lost)
+      return Promise.reject(new BerthError('ERR_DOCKER_UNAVAILABLE', 'the engine does not answer'));
     return Promise.resolve({
       name: this.name,
       address: '127.0.0.1',
@@ -50,6 +74,7 @@ class MemoryNode implements NodeAgent {
 
   async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
     await tick();
+    this.guard('ensureReplica');
     const replica: ObservedReplica = {
       name: request.name,
       id: request.name,
@@ -76,6 +101,7 @@ class MemoryNode implements NodeAgent {
 
   async awaitReplica(name: string): Promise<ReplicaWaitResult> {
     await tick();
+    this.guard('awaitReplica');
     const r = this.replicas.get(name);
     if (!r) return { outcome: 'missing', replica: null, reason: 'gone' };
     const image = imageOf(r);
@@ -92,6 +118,8 @@ class MemoryNode implements NodeAgent {
   async watchReplica(name: string): Promise<ReplicaWaitResult> {
     await tick();
     const r = this.replicas.get(name);
+    if (this.guard('watchReplica'))
+      return { outcome: 'exited', replica: r ?? null, reason: 'exited with 137' };
     if (r && imageOf(r).startsWith('flaky:')) {
       r.state = 'exited';
       r.health = 'unhealthy';
@@ -103,6 +131,7 @@ class MemoryNode implements NodeAgent {
 
   async removeReplica(name: string): Promise<void> {
     await tick();
+    this.guard('removeReplica');
     const r = this.replicas.get(name);
     if (r) this.log.push(`remove ${r.slot} ${imageOf(r)}`);
     this.replicas.delete(name);
@@ -172,8 +201,16 @@ const state = (spec: ServiceSpec, revision: string): DesiredState => ({
   namespaces: [],
 });
 
-/** Deploys `ok:v1` on a fresh memory node, then rolls it to `image` with `update`. */
-async function rollTo(image: string, replicas: number, update: UpdatePolicySpec) {
+/**
+ * Deploys `ok:v1` on a fresh memory node, then rolls it to `image` with `update`; `loseOn` (if
+ * given) decides when the node is lost during that second rollout.
+ */
+async function rollTo(
+  image: string,
+  replicas: number,
+  update: UpdatePolicySpec,
+  loseOn: MemoryNode['loseOn'] = null,
+) {
   const node = new MemoryNode();
   const agents = new Map([[node.name, node]]);
   const v1 = state(service('ok:v1', replicas, update), 'r1');
@@ -185,11 +222,9 @@ async function rollTo(image: string, replicas: number, update: UpdatePolicySpec)
   node.minHealthy = Number.POSITIVE_INFINITY;
   node.log.length = 0;
   const v2 = state(service(image, replicas, update), 'r2');
-  const result = await applyPlan(computePlan(v2, { nodes: [await node.snapshot()] }), {
-    agents,
-    readSecret: null,
-    log: silentLogger(),
-  });
+  const plan = computePlan(v2, { nodes: [await node.snapshot()] });
+  node.loseOn = loseOn;
+  const result = await applyPlan(plan, { agents, readSecret: null, log: silentLogger(), nodeSettleMs: 20 });
   const images = [...node.replicas.values()].map((r) => imageOf(r)).sort();
   return { node, result, images };
 }
@@ -232,5 +267,61 @@ describe('applyPlan', () => {
     );
     assert.equal(result.outcome, 'succeeded');
     assert.deepEqual(images, ['bad:v2', 'bad:v2', 'ok:v1', 'ok:v1']);
+  });
+});
+
+/** Loses the node at the `n`th call named `call` (1-based), the way `how` says. */
+function atCall(call: string, n: number, how: 'agent' | 'engine'): MemoryNode['loseOn'] {
+  let seen = 0;
+  return (name) => (name === call && ++seen === n ? how : null);
+}
+
+describe('applyPlan when the node is lost: interrupted, never failed', () => {
+  for (const [what, loseOn] of [
+    ['its agent goes away mid-batch, while a new replica is awaited', atCall('awaitReplica', 2, 'agent')],
+    ['its agent goes away as a new replica is sent', atCall('ensureReplica', 3, 'agent')],
+    ['its agent goes away in the monitor window', atCall('watchReplica', 2, 'agent')],
+    [
+      'its engine stops in the monitor window (the replica dies, then nothing answers)',
+      atCall('watchReplica', 1, 'engine'),
+    ],
+    ['its agent goes away as an old replica is removed (stop-first)', atCall('removeReplica', 2, 'agent')],
+  ] as const) {
+    test(what, async () => {
+      const order = what.includes('stop-first') ? 'stop-first' : 'start-first';
+      const { result } = await rollTo('ok:v2', 3, policy({ order, monitorMs: 10 }), loseOn);
+      assert.equal(result.outcome, 'interrupted');
+      assert.equal(result.failure, null);
+      assert.equal(result.interruption?.node, 'n1');
+      assert.equal(result.interruption?.service, 'default/web');
+      assert.equal(result.services[0]?.outcome, 'interrupted');
+      assert.match(result.services[0]?.reason ?? '', /went away during a call|does not answer|not connected/);
+    });
+  }
+
+  test('a revision failure beside a lost node is still the revision`s: it decides the outcome', async () => {
+    const { result } = await rollTo('bad:v2', 2, policy({ parallelism: 2 }), (call) =>
+      call === 'removeReplica' ? 'agent' : null,
+    );
+    assert.equal(result.outcome, 'failed');
+    assert.match(result.failure?.reason ?? '', /probe failed/);
+  });
+
+  test('the operator stopping interrupts the rollout; nothing is blamed on the revision', async () => {
+    const node = new MemoryNode();
+    const stop = new AbortController();
+    stop.abort();
+    const v1 = state(service('ok:v1', 2, policy()), 'r1');
+    const result = await applyPlan(computePlan(v1, { nodes: [await node.snapshot()] }), {
+      agents: new Map([[node.name, node]]),
+      readSecret: null,
+      log: silentLogger(),
+      signal: stop.signal,
+    });
+    assert.deepEqual(
+      [result.outcome, result.failure, result.interruption?.node],
+      ['interrupted', null, null],
+    );
+    assert.match(result.interruption?.reason ?? '', /operator is stopping/);
   });
 });

@@ -1,10 +1,11 @@
 import type { NodeAgent, ReplicaWaitResult } from '../api/types.js';
-import { asBerthError } from '../core/errors.js';
+import { asBerthError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { MeshMembership } from '../api/types.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.js';
 import type { SecretReader } from '../secrets/secret-reader.js';
+import { faultSourceOf, infrastructureCause, InfrastructureFault, onNode } from './fault-attribution.js';
 import { resolveReplicaRequest } from './planned-secrets.js';
 
 export type RolloutEvent =
@@ -22,12 +23,26 @@ export type RolloutEvent =
       ms: number;
     };
 
+/** What stopped a service's rollout that was not the revision's fault; node null: none in particular. */
+export interface Interruption {
+  node: string | null;
+  code: ErrorCode;
+  reason: string;
+}
+
 export interface ServiceOutcome {
   namespace: string;
   name: string;
   change: ServicePlan['change'];
-  outcome: 'succeeded' | 'failed' | 'aborted';
+  /**
+   * `failed`: by the revision's own faults (past maxFailureRatio). `interrupted`: by the
+   * infrastructure (a node lost, the operator stopping); nothing is blamed on the revision.
+   * `aborted`: stopped because another service failed.
+   */
+  outcome: 'succeeded' | 'failed' | 'interrupted' | 'aborted';
   reason: string | null;
+  /** Set when the outcome is `interrupted`. */
+  interruption: Interruption | null;
   durationMs: number;
   /** Replicas started and removed, with their nodes: the audit trail of what changed. */
   started: { name: string; node: string }[];
@@ -35,10 +50,13 @@ export interface ServiceOutcome {
 }
 
 export interface RolloutResult {
-  outcome: 'succeeded' | 'failed';
+  /** `interrupted`: the infrastructure stopped it and the revision failed nowhere; the next reconcile goes on. */
+  outcome: 'succeeded' | 'failed' | 'interrupted';
   services: ServiceOutcome[];
-  /** The first failure that decided the outcome, and what the policy says to do about it. */
+  /** The first failure of the revision that decided the outcome, and what the policy says to do about it. */
   failure: { service: string; reason: string; action: 'rollback' | 'pause' | 'continue' } | null;
+  /** The first interruption by the infrastructure, whatever the outcome. */
+  interruption: (Interruption & { service: string }) | null;
   durationMs: number;
 }
 
@@ -55,6 +73,8 @@ export interface RolloutOptions {
    * and is drained (bounded by its stop grace period) before it is stopped.
    */
   mesh?: MeshMembership;
+  /** How long a replica seen dead is watched for its node going with it (NODE_SETTLE_MS). */
+  nodeSettleMs?: number;
 }
 
 /** Used for a replica whose service left the desired state: Docker's own default grace. */
@@ -67,14 +87,17 @@ class RolloutFailure extends Error {}
  * new replicas are healthy; with start-first the old replicas are removed only then, with
  * stop-first before. Every new replica stays under watch for the monitor window after it became
  * healthy (windows overlap with later batches, as in Swarm); the service is complete when the
- * last window has passed. Failures count against `maxFailureRatio`; past it the service fails,
- * the other services stop at their next step, and the caller applies the failure action.
+ * last window has passed. The revision's own failures count against `maxFailureRatio`; past it
+ * the service fails, the other services stop at their next step, and the caller applies the
+ * failure action. A fault of the infrastructure (fault-attribution.ts) stops only its service, as
+ * interrupted: nothing is blamed on the revision and the other services carry on.
  */
 export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<RolloutResult> {
   const started = Date.now();
   const stop = new AbortController();
   const onOuterAbort = (): void => stop.abort();
   options.signal?.addEventListener('abort', onOuterAbort, { once: true });
+  if (options.signal?.aborted) stop.abort();
   let failure: RolloutResult['failure'] = null;
 
   const work = plan.services
@@ -97,8 +120,17 @@ export async function applyPlan(plan: Plan, options: RolloutOptions): Promise<Ro
     });
   const services = await Promise.all(work);
   options.signal?.removeEventListener('abort', onOuterAbort);
-  const failed = failure !== null || services.some((s) => s.outcome !== 'succeeded');
-  return { outcome: failed ? 'failed' : 'succeeded', services, failure, durationMs: Date.now() - started };
+  const interrupted = services.find((s) => s.interruption !== null);
+  const interruption = interrupted?.interruption
+    ? { service: serviceKey(interrupted.namespace, interrupted.name), ...interrupted.interruption }
+    : null;
+  const outcome: RolloutResult['outcome'] =
+    failure === null && services.every((s) => s.outcome === 'succeeded')
+      ? 'succeeded'
+      : failure === null && services.every((s) => s.outcome === 'succeeded' || s.outcome === 'interrupted')
+        ? 'interrupted'
+        : 'failed';
+  return { outcome, services, failure, interruption, durationMs: Date.now() - started };
 }
 
 /** One service's rollout as it runs: what it reports, its failures and its pending work. */
@@ -117,6 +149,8 @@ interface ServiceRun {
   monitors: Promise<void>[];
   /** A failure seen by a monitor window ends the rollout at the next step, not only at the end. */
   monitorFailure: RolloutFailure | null;
+  /** Likewise a node lost under a monitor window. */
+  monitorInterruption: InfrastructureFault | null;
   /** Old replicas being stopped in the background (start-first). */
   stopping: Promise<void>[];
 }
@@ -150,6 +184,7 @@ function newServiceRun(
       change: plan.change,
       outcome: 'succeeded',
       reason: null,
+      interruption: null,
       durationMs: 0,
       started: [],
       removed: [],
@@ -158,13 +193,14 @@ function newServiceRun(
     failures: [],
     monitors: [],
     monitorFailure: null,
+    monitorInterruption: null,
     stopping: [],
   };
 }
 
 function agentFor(run: ServiceRun, node: string): NodeAgent {
   const agent = run.options.agents.get(node);
-  if (!agent) throw new RolloutFailure(`node ${node} is not connected`);
+  if (!agent) throw new InfrastructureFault(node, 'ERR_AGENT_UNREACHABLE', `node ${node} is not connected`);
   return agent;
 }
 
@@ -186,7 +222,7 @@ function recordFailure(run: ServiceRun, step: StartStep, reason: string): void {
 async function removeReplica(run: ServiceRun, old: ReplicaRef, reason: string): Promise<void> {
   const agent = agentFor(run, old.node);
   await run.options.mesh?.withdraw(old, run.plan.stopGracePeriodMs ?? DEFAULT_DRAIN_MS);
-  await agent.removeReplica(old.name);
+  await onNode(old.node, () => agent.removeReplica(old.name));
   run.result.removed.push({ name: old.name, node: old.node });
   emit(run, { type: 'replica-removed', service: run.service, name: old.name, node: old.node, reason });
 }
@@ -203,34 +239,53 @@ function removeInBackground(run: ServiceRun, old: ReplicaRef, reason: string): v
   );
 }
 
-/** Sends the step's planned request and waits for the replica; the outcome, or a failure thrown. */
+/**
+ * Sends the step's planned request and waits for the replica. A request the node refuses as
+ * invalid (its image missing, say) is the replica's failure; a node lost meanwhile is thrown as
+ * an InfrastructureFault.
+ */
 async function sendAndAwait(run: ServiceRun, step: StartStep, agent: NodeAgent): Promise<ReplicaWaitResult> {
   const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
   try {
-    await agent.ensureReplica(request);
+    await onNode(step.node, () => agent.ensureReplica(request));
     run.result.started.push({ name: step.name, node: step.node });
-    return await agent.awaitReplica(step.name, { timeoutMs: Math.max(1, run.deadline - Date.now()) });
+    const timeoutMs = Math.max(1, run.deadline - Date.now());
+    return await onNode(step.node, () => agent.awaitReplica(step.name, { timeoutMs }));
   } catch (error) {
-    const e = asBerthError(error);
-    if (e.disposition !== 'terminal') throw new RolloutFailure(e.message);
-    return { outcome: 'unhealthy', replica: null, reason: e.message };
+    if (error instanceof InfrastructureFault) throw error;
+    return { outcome: 'unhealthy', replica: null, reason: asBerthError(error).message };
   }
+}
+
+/** A wait that did not end healthy: the revision's failure (recorded), or its node's (thrown). */
+async function judgeFailedWait(
+  run: ServiceRun,
+  step: StartStep,
+  agent: NodeAgent,
+  wait: ReplicaWaitResult,
+  reason: string,
+): Promise<void> {
+  const fault = await infrastructureCause(agent, step.name, wait, run.options.nodeSettleMs);
+  if (fault) throw fault;
+  recordFailure(run, step, reason);
 }
 
 /** Keeps a healthy new replica under watch for the monitor window, in the background. */
 function watchMonitorWindow(run: ServiceRun, step: StartStep, agent: NodeAgent): void {
   if (run.plan.policy.monitorMs <= 0) return;
+  const durationMs = run.plan.policy.monitorMs;
   run.monitors.push(
-    agent
-      .watchReplica(step.name, { durationMs: run.plan.policy.monitorMs })
-      .then((watched) => {
-        if (watched.outcome !== 'healthy') {
-          recordFailure(run, step, `failed within the monitor window: ${watched.reason ?? watched.outcome}`);
-        }
+    onNode(step.node, () => agent.watchReplica(step.name, { durationMs }))
+      .then(async (watched) => {
+        if (watched.outcome === 'healthy') return;
+        const reason = `failed within the monitor window: ${watched.reason ?? watched.outcome}`;
+        await judgeFailedWait(run, step, agent, watched, reason);
       })
       .catch((error: unknown) => {
-        run.monitorFailure ??=
-          error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
+        if (error instanceof InfrastructureFault) run.monitorInterruption ??= error;
+        else
+          run.monitorFailure ??=
+            error instanceof RolloutFailure ? error : new RolloutFailure(asBerthError(error).message);
       }),
   );
 }
@@ -247,7 +302,7 @@ async function startReplica(run: ServiceRun, step: StartStep): Promise<boolean> 
       wait.outcome === 'timeout'
         ? `not healthy within the progress deadline (${run.plan.policy.progressDeadlineMs} ms)`
         : (wait.reason ?? wait.outcome);
-    recordFailure(run, step, reason);
+    await judgeFailedWait(run, step, agent, wait, reason);
     return false;
   }
   if (wait.replica) await run.options.mesh?.admit(wait.replica);
@@ -267,6 +322,19 @@ function oldOf(step: StartStep): ReplicaRef | null {
     : null;
 }
 
+/**
+ * Starts a batch's replicas and waits for every one of them, so that what the batch started is
+ * known in full before anything is decided (a rollback removes exactly that). Throws what stopped
+ * one of them, the revision's own failure before a fault of the infrastructure.
+ */
+async function startAll(run: ServiceRun, starts: StartStep[]): Promise<boolean[]> {
+  const settled = await Promise.allSettled(starts.map((s) => startReplica(run, s)));
+  const errors = settled.flatMap((s) => (s.status === 'rejected' ? [asError(s.reason)] : []));
+  const first = errors.find((e) => e instanceof RolloutFailure) ?? errors[0];
+  if (first !== undefined) throw first;
+  return settled.map((s) => s.status === 'fulfilled' && s.value);
+}
+
 async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
   const starts = batch.filter((s): s is StartStep => s.action !== 'remove');
   const removals = batch.filter((s): s is RemoveStep => s.action === 'remove');
@@ -278,10 +346,10 @@ async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
         .map((o) => removeReplica(run, o, 'replaced')),
       ...removals.map((r) => removeReplica(run, r.old, r.reason)),
     ]);
-    await Promise.all(starts.map((s) => startReplica(run, s)));
+    await startAll(run, starts);
     return;
   }
-  const healthy = await Promise.all(starts.map((s) => startReplica(run, s)));
+  const healthy = await startAll(run, starts);
   // A replica whose replacement failed keeps running: what ran before keeps serving. Old
   // replicas stop in the background (a stop can take the whole grace period) while the next
   // batch starts; the service is complete only once they are gone.
@@ -292,12 +360,21 @@ async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
   for (const r of removals) removeInBackground(run, r.old, r.reason);
 }
 
-/** Runs the batches one after the other; throws the failure that ends the service's rollout. */
+/** What the monitor windows saw so far, thrown: the revision's failure first. */
+function throwMonitorOutcome(run: ServiceRun): void {
+  if (run.monitorFailure) throw run.monitorFailure;
+  if (run.monitorInterruption) throw run.monitorInterruption;
+}
+
+/** Runs the batches one after the other; throws the failure or fault that ends the service's rollout. */
 async function runBatches(run: ServiceRun): Promise<void> {
   const { plan, signal } = run;
   for (const [index, batch] of plan.batches.entries()) {
-    if (run.monitorFailure) throw run.monitorFailure;
+    throwMonitorOutcome(run);
     if (signal.aborted) {
+      // The operator stopping is no fault of the revision; another service failing ends this one too.
+      if (run.options.signal?.aborted)
+        throw new InfrastructureFault(null, 'ERR_INTERNAL', 'the operator is stopping');
       run.result.outcome = 'aborted';
       run.result.reason = 'rollout stopped';
       return;
@@ -307,7 +384,29 @@ async function runBatches(run: ServiceRun): Promise<void> {
     if (plan.policy.delayMs > 0 && index < plan.batches.length - 1) await sleep(plan.policy.delayMs, signal);
   }
   await Promise.all([...run.monitors, ...run.stopping]);
-  if (run.monitorFailure) throw run.monitorFailure;
+  throwMonitorOutcome(run);
+}
+
+/** Ends the service's rollout with what stopped it: the revision failed, or the infrastructure interrupted it. */
+function settleStopped(run: ServiceRun, error: unknown): void {
+  const { result } = run;
+  if (
+    error instanceof RolloutFailure ||
+    !(error instanceof InfrastructureFault || faultSourceOf(error) === 'infrastructure')
+  ) {
+    result.outcome = 'failed';
+    result.reason = error instanceof Error ? error.message : String(error);
+    return;
+  }
+  const fault =
+    error instanceof InfrastructureFault ? error : InfrastructureFault.of(null, asBerthError(error));
+  result.outcome = 'interrupted';
+  result.reason = fault.message;
+  result.interruption = { node: fault.node, code: fault.code, reason: fault.message };
+  run.log.warn(
+    { node: fault.node, code: fault.code, reason: fault.message },
+    'rollout interrupted by the infrastructure',
+  );
 }
 
 async function rollService(
@@ -331,8 +430,7 @@ async function rollService(
     // Stops already under way finish (they were decided on healthy replacements).
     await Promise.allSettled(run.stopping);
     // Monitors still running are not awaited: a rollback should start at once.
-    result.outcome = 'failed';
-    result.reason = error instanceof RolloutFailure ? error.message : asBerthError(error).message;
+    settleStopped(run, error);
   }
   if (result.outcome === 'succeeded' && run.failures.length > 0) {
     run.log.warn({ failures: run.failures }, 'rollout finished with failures within maxFailureRatio');
@@ -346,6 +444,10 @@ async function rollService(
     ms: result.durationMs,
   });
   return result;
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : asBerthError(reason);
 }
 
 function sleep(ms: number, signal: AbortSignal): Promise<void> {

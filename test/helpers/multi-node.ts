@@ -15,7 +15,7 @@
 import { execFile, spawn } from 'node:child_process';
 import { randomInt } from 'node:crypto';
 import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { startBerth, type BerthProcess } from './berth-cli.js';
@@ -39,6 +39,8 @@ export interface TestEngine {
   serviceAddresses: string;
   dir: string;
   bridge: string;
+  /** The /24 of the engine's bridge (its first three octets). */
+  subnet: string;
 }
 
 export interface TestEngines {
@@ -156,6 +158,19 @@ async function startEngine(engine: TestEngine, subnet: string): Promise<void> {
   }
 }
 
+function loadImages(engine: TestEngine, archive: string): Promise<unknown> {
+  return run('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-q', '-i', archive]);
+}
+
+/**
+ * Starts again an engine that stopEngine stopped, as a replaced host comes back: empty (stopEngine
+ * removed its containers and data), with the offline test images loaded again.
+ */
+export async function restartEngine(engine: TestEngine): Promise<void> {
+  await startEngine(engine, engine.subnet);
+  await loadImages(engine, join(dirname(engine.dir), 'images.tar'));
+}
+
 /**
  * Starts `count` engines named `<prefix>1..N`; loads the offline test images into each. The caller
  * must call stop() (in `after`), also when a test failed.
@@ -183,6 +198,7 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
       dir,
       // Interface names are at most 15 bytes.
       bridge: `brb${runId}${index}`.slice(0, 15),
+      subnet: `10.${subnetOctet}.${index}`,
     });
   }
   const stop = async (): Promise<void> => {
@@ -190,12 +206,10 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
     await rm(root, { recursive: true, force: true }).catch(() => undefined);
   };
   try {
-    await Promise.all(engines.map((e, i) => startEngine(e, `10.${subnetOctet}.${i + 1}`)));
+    await Promise.all(engines.map((e) => startEngine(e, e.subnet)));
     const archive = join(root, 'images.tar');
     if (!(await exists(archive))) await dockerCli(['save', '-o', archive, ...Object.values(TEST_IMAGES)]);
-    await Promise.all(
-      engines.map((e) => run('docker', ['-H', `unix://${e.socketPath}`, 'load', '-q', '-i', archive])),
-    );
+    await Promise.all(engines.map((e) => loadImages(e, archive)));
   } catch (error) {
     await stop();
     throw error;

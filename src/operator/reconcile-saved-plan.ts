@@ -1,0 +1,40 @@
+/**
+ * A saved plan (`berth apply --plan FILE`), once the CLI has checked that neither the revision nor
+ * the cluster moved since it was computed: it runs and is recorded by the very steps a reconcile
+ * uses, so a saved plan's failure is rolled back, and a fault of the infrastructure is not blamed
+ * on its revision, exactly as in a reconcile.
+ */
+import { randomUUID } from 'node:crypto';
+import type { ObservedState } from '../api/types.js';
+import type { Plan } from '../plan/types.js';
+import { shortRevision } from '../source/revision.js';
+import { recordRollout, recordUnchanged } from './reconcile-record.js';
+import { runPlan } from './reconcile-rollout.js';
+import type { ReconcileContext, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
+
+export async function reconcileSavedPlan(
+  deps: ReconcileDeps,
+  saved: { plan: Plan; revision: string; observed: ObservedState },
+): Promise<ReconcileResult> {
+  const { plan, revision, observed } = saved;
+  const reconcileId = randomUUID().slice(0, 8);
+  const log = deps.log.child({ reconcileId, revision: shortRevision(revision), savedPlan: true });
+  const agents = deps.agents();
+  const ctx: ReconcileContext = {
+    deps,
+    log,
+    head: revision,
+    state: await deps.store.read(),
+    // The observation the plan was checked against: what ran when the rollout began.
+    observe: () => Promise.resolve({ agents, observed }),
+  };
+  const base = { reconcileId, headRevision: revision, targetRevision: revision, plan };
+  if (!plan.hasChanges) {
+    await recordUnchanged(ctx, { revision });
+    return { ...base, outcome: 'unchanged', reason: null, error: null, rollout: null, rollback: null };
+  }
+  await deps.onRollout?.(`applying the saved plan of ${shortRevision(revision)}`);
+  const rollout = await runPlan(deps, { plan, agents, log }, true);
+  const finish = await recordRollout(ctx, { revision, headError: null, via: 'saved plan' }, rollout);
+  return { ...base, rollout, ...finish };
+}
