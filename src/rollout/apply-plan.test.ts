@@ -75,6 +75,11 @@ class MemoryNode implements NodeAgent {
   async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
     await tick();
     this.guard('ensureReplica');
+    if (request.image.startsWith('missing:'))
+      throw new BerthError(
+        'ERR_IMAGE_NOT_FOUND',
+        `image ${request.image} is not present on node ${this.name}`,
+      );
     const replica: ObservedReplica = {
       name: request.name,
       id: request.name,
@@ -251,6 +256,12 @@ describe('applyPlan', () => {
     assert.match(result.failure?.reason ?? '', /probe failed/);
     assert.deepEqual(node.log, ['start 1 bad:v2']);
     assert.deepEqual(images, ['bad:v2', 'ok:v1', 'ok:v1', 'ok:v1']);
+  });
+
+  test('an image that does not exist fails the rollout: the revision`s own fault, not its node`s', async () => {
+    const { result } = await rollTo('missing:v2', 2, policy());
+    assert.deepEqual([result.outcome, result.interruption], ['failed', null]);
+    assert.match(result.failure?.reason ?? '', /image missing:v2 is not present/);
   });
 
   test('a failure inside the monitor window fails the rollout', async () => {

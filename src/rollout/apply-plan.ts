@@ -241,20 +241,24 @@ function removeInBackground(run: ServiceRun, old: ReplicaRef, reason: string): v
 
 /**
  * Sends the step's planned request and waits for the replica. A request the node refuses as
- * invalid (its image missing, say) is the replica's failure; a node lost meanwhile is thrown as
- * an InfrastructureFault.
+ * invalid (its image missing, say) is the replica's failure (`refused`: there is no container
+ * whose node could be asked about it); a node lost meanwhile is thrown as an InfrastructureFault.
  */
-async function sendAndAwait(run: ServiceRun, step: StartStep, agent: NodeAgent): Promise<ReplicaWaitResult> {
+async function sendAndAwait(
+  run: ServiceRun,
+  step: StartStep,
+  agent: NodeAgent,
+): Promise<ReplicaWaitResult & { refused?: true }> {
   const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
   try {
     await onNode(step.node, () => agent.ensureReplica(request));
-    run.result.started.push({ name: step.name, node: step.node });
-    const timeoutMs = Math.max(1, run.deadline - Date.now());
-    return await onNode(step.node, () => agent.awaitReplica(step.name, { timeoutMs }));
   } catch (error) {
     if (error instanceof InfrastructureFault) throw error;
-    return { outcome: 'unhealthy', replica: null, reason: asBerthError(error).message };
+    return { outcome: 'unhealthy', replica: null, reason: asBerthError(error).message, refused: true };
   }
+  run.result.started.push({ name: step.name, node: step.node });
+  const timeoutMs = Math.max(1, run.deadline - Date.now());
+  return onNode(step.node, () => agent.awaitReplica(step.name, { timeoutMs }));
 }
 
 /** A wait that did not end healthy: the revision's failure (recorded), or its node's (thrown). */
@@ -302,7 +306,8 @@ async function startReplica(run: ServiceRun, step: StartStep): Promise<boolean> 
       wait.outcome === 'timeout'
         ? `not healthy within the progress deadline (${run.plan.policy.progressDeadlineMs} ms)`
         : (wait.reason ?? wait.outcome);
-    await judgeFailedWait(run, step, agent, wait, reason);
+    if (wait.refused) recordFailure(run, step, reason);
+    else await judgeFailedWait(run, step, agent, wait, reason);
     return false;
   }
   if (wait.replica) await run.options.mesh?.admit(wait.replica);
