@@ -156,6 +156,21 @@ async function startEngine(engine: TestEngine, subnet: string): Promise<void> {
   }
 }
 
+/** What starting an engine again needs beyond the TestEngine: its bridge subnet and the image archive. */
+const startedWith = new WeakMap<TestEngine, { subnet: string; archive: string }>();
+
+/**
+ * Starts an engine of startTestEngines again after stopEngine, as a lost host that comes back
+ * empty: the same socket, bridge, address and subnet, a fresh data root, the offline test images
+ * loaded again. The engines' stop() still stops it.
+ */
+export async function startEngineAgain(engine: TestEngine): Promise<void> {
+  const how = startedWith.get(engine);
+  if (how === undefined) throw new Error(`${engine.node} was not started by startTestEngines`);
+  await startEngine(engine, how.subnet);
+  await run('docker', ['-H', `unix://${engine.socketPath}`, 'load', '-q', '-i', how.archive]);
+}
+
 /**
  * Starts `count` engines named `<prefix>1..N`; loads the offline test images into each. The caller
  * must call stop() (in `after`), also when a test failed.
@@ -192,6 +207,7 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
   try {
     await Promise.all(engines.map((e, i) => startEngine(e, `10.${subnetOctet}.${i + 1}`)));
     const archive = join(root, 'images.tar');
+    engines.forEach((e, i) => startedWith.set(e, { subnet: `10.${subnetOctet}.${i + 1}`, archive }));
     if (!(await exists(archive))) await dockerCli(['save', '-o', archive, ...Object.values(TEST_IMAGES)]);
     await Promise.all(
       engines.map((e) => run('docker', ['-H', `unix://${e.socketPath}`, 'load', '-q', '-i', archive])),
