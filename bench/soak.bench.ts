@@ -20,7 +20,7 @@ import { parseArgs } from 'node:util';
 import { randomInt } from 'node:crypto';
 import { eventually } from '../test/helpers/berth-cli.js';
 import { TEST_IMAGES } from '../test/helpers/docker.js';
-import { blameProblems, historyFindings, replicaProblems } from './soak/checks.js';
+import { blameProblems, commitRecords, historyFindings, replicaProblems } from './soak/checks.js';
 import { SoakCluster } from './soak/cluster.js';
 import { FaultInjector, formatAt, seconds, sleep, type CommitLog, type FaultRecord } from './soak/faults.js';
 import { seededRandom } from './soak/random.js';
@@ -165,6 +165,7 @@ async function soak(options: SoakOptions): Promise<boolean> {
     noHealthy: noHealthyWindows(samples),
     history: await historyFindings(cluster.stateDir),
     blame: await blameProblems(cluster.stateDir, commits),
+    records: await commitRecords(cluster.stateDir, commits),
     exits: cluster.unexpectedExits,
     commits,
   });
@@ -181,6 +182,7 @@ function report(r: {
   noHealthy: ReturnType<typeof noHealthyWindows>;
   history: Awaited<ReturnType<typeof historyFindings>>;
   blame: string[];
+  records: string[];
   exits: SoakCluster['unexpectedExits'];
   commits: CommitLog;
 }): boolean {
@@ -223,9 +225,11 @@ function report(r: {
       `${h.repeats.length} later rollouts of the same revision and outcome (repairs)`,
   );
   for (const repeat of h.repeats) print(`  repair: ${repeat}`);
+  for (const entry of h.unsuccessful) print(`  ${entry}`);
   print(
     `commits: ${r.commits.good.length} good, ${r.commits.bad.length} bad; the last good ${r.commits.lastGood.revision.slice(0, 12)} (${describeVariant(r.commits.lastGood.variant)})`,
   );
+  for (const record of r.records) print(`  ${record}`);
 
   const checks: [string, string[]][] = [
     [

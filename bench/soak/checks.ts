@@ -14,7 +14,7 @@ import type { HistoryEntry, OperatorState } from '../../src/operator/state-store
 import { getOnce } from '../../test/helpers/load-loop.js';
 import type { SoakCluster } from './cluster.js';
 import type { CommitLog } from './faults.js';
-import { bodyOf, NAMESPACE, SERVICE } from './service.js';
+import { bodyOf, describeVariant, NAMESPACE, SERVICE } from './service.js';
 
 const short = (revision: string | undefined | null): string => (revision ?? '-').slice(0, 12);
 
@@ -116,6 +116,24 @@ export async function blameProblems(stateDir: string, commits: CommitLog): Promi
   return problems;
 }
 
+/** What the operator recorded for each commit of the soak: failed (and why), the last good, or nothing. */
+export async function commitRecords(stateDir: string, commits: CommitLog): Promise<string[]> {
+  const state = await readState(stateDir);
+  const all = [
+    ...commits.good.map((c) => ({ revision: c.revision, what: `good ${describeVariant(c.variant)}` })),
+    ...commits.bad.map((c) => ({ revision: c.revision, what: `bad ${c.kind}` })),
+  ];
+  return all.map(({ revision, what }) => {
+    const failed = state.failed[revision];
+    const recorded = failed
+      ? `failed (${failed.code ?? '-'}): ${failed.reason}`
+      : state.lastGood?.revision === revision
+        ? 'the last good revision'
+        : 'not failed';
+    return `${short(revision)} ${what}: ${recorded}`;
+  });
+}
+
 export interface HistoryFindings {
   entries: number;
   byOutcome: Map<string, number>;
@@ -123,6 +141,8 @@ export interface HistoryFindings {
   duplicates: string[];
   /** The same revision, service and outcome in sequence but other replicas: a second rollout (a repair). */
   repeats: string[];
+  /** Every entry that is not a success, with its reason. */
+  unsuccessful: string[];
 }
 
 /**
@@ -137,6 +157,13 @@ export async function historyFindings(stateDir: string): Promise<HistoryFindings
   const last = new Map<string, HistoryEntry>();
   const duplicates: string[] = [];
   const repeats: string[] = [];
+  const unsuccessful = entries
+    .filter((e) => e.outcome !== 'succeeded' || e.rolledBackFrom !== undefined)
+    .map(
+      (e) =>
+        `${e.at} ${short(e.revision)} ${e.outcome} (${e.change})` +
+        `${e.rolledBackFrom ? ` rolling back ${short(e.rolledBackFrom)}` : ''}: ${e.reason ?? '-'}`,
+    );
   const replicas = (e: HistoryEntry): string =>
     JSON.stringify([
       e.started.map((r) => `${r.node}/${r.name}`).sort(),
@@ -153,5 +180,5 @@ export async function historyFindings(stateDir: string): Promise<HistoryFindings
     if (before.change === e.change && replicas(before) === replicas(e)) duplicates.push(what);
     else repeats.push(what);
   }
-  return { entries: entries.length, byOutcome, duplicates, repeats };
+  return { entries: entries.length, byOutcome, duplicates, repeats, unsuccessful };
 }
