@@ -96,23 +96,41 @@ export class SoakCluster {
     return started;
   }
 
+  /** Once cleanup began nothing starts any more; what was starting meanwhile is stopped again. */
+  private closed = false;
+
+  private refuseWhenClosed(): void {
+    if (this.closed) throw new Error('the soak is stopping');
+  }
+
+  private async keepUnlessClosed(child: BerthProcess): Promise<void> {
+    if (!this.closed) return;
+    this.stopping.add(child);
+    await child.stop('SIGKILL');
+    throw new Error('the soak is stopping');
+  }
+
   async startOperator(): Promise<void> {
+    this.refuseWhenClosed();
     const operator = await startBerth('run', [
       ...targetArgs({ repo: this.repo.dir, stateDir: this.stateDir }),
       ...['--cluster-listen', `127.0.0.1:${this.ports.cluster}`, '--no-local-node'],
       ...['--listen', `127.0.0.1:${this.ports.listen}`],
     ]);
+    await this.keepUnlessClosed(operator);
     this.join ??= operator.join;
     this.operator = operator;
     this.watch(operator, 'operator');
   }
 
   async startAgent(engine: TestEngine): Promise<void> {
+    this.refuseWhenClosed();
     if (!this.join) throw new Error('no join token: the operator never started');
     const agent = await startEngineAgent(engine, this.join, {
       stateDir: join(this.dir, `agent-${engine.index}`),
       args: ['--service-addresses', engine.serviceAddresses],
     });
+    await this.keepUnlessClosed(agent);
     this.agents.set(engine.node, agent);
     this.watch(agent, `agent ${engine.node}`);
   }
@@ -152,12 +170,18 @@ export class SoakCluster {
   }
 
   /** The host back, empty, with the test images. */
-  startEngine(engine: TestEngine): Promise<void> {
-    return startEngineAgain(engine);
+  async startEngine(engine: TestEngine): Promise<void> {
+    this.refuseWhenClosed();
+    await startEngineAgain(engine);
+    if (this.closed) {
+      await stopEngine(engine);
+      throw new Error('the soak is stopping');
+    }
   }
 
   /** Starts again what exited without the soak stopping it (recorded in unexpectedExits). */
   async reviveExited(): Promise<void> {
+    if (this.closed) return;
     const gone = (p: BerthProcess | null): boolean =>
       p !== null && (p.child.exitCode !== null || p.child.signalCode !== null);
     if (gone(this.operator)) await this.startOperator();
@@ -178,6 +202,7 @@ export class SoakCluster {
   /** Stops and removes everything: processes, engines, bridges, routes, temp dirs. Once. */
   cleanup(): Promise<void> {
     this.cleaned ??= (async () => {
+      this.closed = true;
       // SIGKILL also ends a process the soak froze with SIGSTOP.
       const processes = [this.operator, ...this.agents.values()].filter((p): p is BerthProcess => p !== null);
       for (const p of processes) this.stopping.add(p);
