@@ -203,6 +203,13 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
   }
   const stop = async (): Promise<void> => {
     await Promise.all(engines.map((e) => stopEngine(e)));
+    // An agent makes its service-address range local to the host (a route that outlives it, as
+    // on a real host); the test's ranges go with the test.
+    await Promise.all(
+      engines.map((e) =>
+        ip(['route', 'del', 'local', e.serviceAddresses, 'dev', 'lo']).catch(() => undefined),
+      ),
+    );
     await rm(root, { recursive: true, force: true }).catch(() => undefined);
   };
   try {
