@@ -21,7 +21,7 @@ export class OperatorMetrics {
   });
   private readonly rollouts = new Counter({
     name: 'berth_rollouts_total',
-    help: 'Rollouts, by outcome (succeeded, failed, rolled back)',
+    help: 'Rollouts, by outcome (succeeded, failed, rolled back, interrupted)',
     labelNames: ['outcome'] as const,
     registers: [this.registry],
   });
