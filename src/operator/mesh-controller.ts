@@ -25,7 +25,12 @@ export class MeshController implements MeshMembership {
   private readonly options: MeshControllerOptions;
   private readonly log: Logger;
   private readonly quiet: Logger;
-  private desired: Pick<DesiredState, 'services'> = { services: [] };
+  /**
+   * Null until a reconcile has loaded what git wants. A restarted operator must not push a table
+   * before then: an empty one would close every published port on every node while the replicas
+   * behind them keep running (found by the soak run). Until then the nodes keep their last table.
+   */
+  private desired: Pick<DesiredState, 'services'> | null = null;
   private observed: ObservedState = { nodes: [] };
   private readonly withdrawn = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
@@ -112,12 +117,13 @@ export class MeshController implements MeshMembership {
   private table(version: number): MeshRoutes {
     return {
       version,
-      routes: computeMeshRoutes(this.desired, this.observed, this.withdrawn),
-      services: computeServiceRoutes(this.desired, this.observed, this.withdrawn),
+      routes: computeMeshRoutes(this.desired ?? { services: [] }, this.observed, this.withdrawn),
+      services: computeServiceRoutes(this.desired ?? { services: [] }, this.observed, this.withdrawn),
     };
   }
 
   private async push(drainTimeoutMs: number): Promise<void> {
+    if (this.desired === null) return;
     // Versions are wall-clock based so that a restarted operator's tables are newer than the
     // ones its predecessor pushed.
     this.lastVersion = Math.max(Date.now(), this.lastVersion + 1);
