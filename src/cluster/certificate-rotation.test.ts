@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import {
   allCertificatesOf,
   certificateStanding,
+  currentRevocations,
   promoteRenewed,
   recordRenewal,
   type NodeCertificates,
@@ -133,4 +134,27 @@ describe('what a renewal and the first use of its certificate change', () => {
       ['a1'],
     );
   });
+});
+
+test('a revocation is kept while the revoked certificate could still be presented, and no longer', () => {
+  const now = Date.parse('2026-06-01T00:00:00Z');
+  const day = 86_400_000;
+  const node = { name: 'n1', serial: 'a1', certificateNotAfter: '2026-06-10T00:00:00Z' };
+  const [current] = allCertificatesOf(node, '2026-05-01T00:00:00Z');
+  assert.equal(current?.notAfter, '2026-06-10T00:00:00Z');
+  const kept = currentRevocations(
+    [
+      current!,
+      { serial: 'old', node: 'n1', at: '2026-01-01T00:00:00Z', notAfter: '2026-05-31T23:59:59Z' },
+      // Written by an earlier version, without an expiry: kept one lifetime from its revocation.
+      { serial: 'legacy-recent', node: 'n1', at: '2026-05-20T00:00:00Z' },
+      { serial: 'legacy-old', node: 'n1', at: '2026-01-01T00:00:00Z' },
+    ],
+    now,
+    90 * day,
+  );
+  assert.deepEqual(
+    kept.map((r) => r.serial),
+    ['a1', 'legacy-recent'],
+  );
 });

@@ -17,6 +17,12 @@ export interface RevokedCertificate {
   serial: string;
   node: string;
   at: string;
+  /**
+   * When the revoked certificate expires: after that the TLS layer refuses it by its dates, so
+   * the entry is dropped and the list stays as long as one certificate lifetime of revocations.
+   * Missing in files of earlier versions (kept until `at` plus the longest lifetime).
+   */
+  notAfter?: string;
 }
 
 export interface IssuedSerial {
@@ -68,7 +74,29 @@ export function certificateStanding(
 }
 
 function revocation(node: NodeCertificates, serial: string, at: string): RevokedCertificate {
-  return { serial, node: node.name, at };
+  const notAfter =
+    serial === node.renewed?.serial
+      ? node.renewed.notAfter
+      : serial === node.serial
+        ? node.certificateNotAfter
+        : undefined;
+  return { serial, node: node.name, at, ...(notAfter === undefined ? {} : { notAfter }) };
+}
+
+/**
+ * The revocations still needed at `now`: a certificate past its expiry is refused anyway, so its
+ * entry goes. An entry without an expiry (earlier versions) goes once `keepMs` (the longest
+ * certificate lifetime) has passed since it was revoked.
+ */
+export function currentRevocations(
+  revoked: readonly RevokedCertificate[],
+  now: number,
+  keepMs: number,
+): RevokedCertificate[] {
+  return revoked.filter((r) => {
+    const until = r.notAfter === undefined ? Date.parse(r.at) + keepMs : Date.parse(r.notAfter);
+    return !(until < now);
+  });
 }
 
 /** The node after its first use of the renewed certificate: it is current, the old one revoked. */

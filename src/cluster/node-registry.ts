@@ -18,6 +18,7 @@ import {
   type CertificateStanding,
   type NodeCertificates,
   type RevokedCertificate,
+  currentRevocations,
 } from './certificate-rotation.js';
 import { clusterDir, type PemPair } from './cluster-identity.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
@@ -108,6 +109,8 @@ export class NodeRegistry {
     const result = this.writes.then(async () => {
       const next = structuredClone(this.file);
       const value = change(next);
+      const keepMs = Math.max(this.certificateMs, NODE_CERTIFICATE_DAYS * 86_400_000);
+      next.revoked = currentRevocations(next.revoked, Date.now(), keepMs);
       try {
         await writeFileAtomic(this.path, `${JSON.stringify(next, null, 2)}\n`, 0o644);
       } catch (error) {
