@@ -43,3 +43,26 @@ test('the audit log survives a new store (a restart), skips a torn line, and kee
     await rm(dir, { recursive: true, force: true });
   }
 });
+
+test('one revision cannot grow the state: the newest 100 failed revisions are kept, long texts are clipped', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-bounds-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new StateStore(dir);
+  const huge = 'x'.repeat(1024 * 1024);
+  for (let n = 0; n < 150; n += 1) {
+    await store.update((s) => {
+      s.failed[`rev${n}`] = { at: new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString(), reason: huge };
+    });
+  }
+  const state = await store.read();
+  const kept = Object.keys(state.failed);
+  assert.equal(kept.length, 100);
+  assert.ok(kept.includes('rev149') && !kept.includes('rev49'), 'the newest failures are the ones kept');
+  assert.ok(Object.values(state.failed).every((f) => f.reason.length <= 4096));
+
+  await store.appendHistory([{ ...entry(1), message: huge, author: huge, reason: huge }]);
+  const [written] = await store.readHistory();
+  assert.ok(written!.message!.startsWith('xxx') && written!.message!.length <= 1024);
+  assert.ok(written!.author!.length <= 256);
+  assert.ok(written!.reason!.length <= 4096);
+});

@@ -140,7 +140,9 @@ export class StateStore {
 
   /** Replaces state.json; rejects with ERR_STATE_WRITE (the file keeps its previous content) when it cannot. */
   async write(state: OperatorState): Promise<void> {
-    await this.serially(() => writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600));
+    await this.serially(() =>
+      writeFileAtomic(this.statePath, `${JSON.stringify(boundedState(state), null, 2)}\n`, 0o600),
+    );
   }
 
   /**
@@ -151,8 +153,9 @@ export class StateStore {
     return this.serially(async () => {
       const state = await this.read();
       change(state);
-      await writeFileAtomic(this.statePath, `${JSON.stringify(state, null, 2)}\n`, 0o600);
-      return state;
+      const bounded = boundedState(state);
+      await writeFileAtomic(this.statePath, `${JSON.stringify(bounded, null, 2)}\n`, 0o600);
+      return bounded;
     });
   }
 
@@ -199,7 +202,7 @@ export class StateStore {
 }
 
 function historyLines(entries: HistoryEntry[]): string {
-  return entries.map((e) => `${JSON.stringify(e)}\n`).join('');
+  return entries.map((e) => `${JSON.stringify(boundedEntry(e))}\n`).join('');
 }
 
 /** Appends text and fsyncs; on failure the file is truncated back to its old end, so no half entry stays. */
@@ -224,4 +227,43 @@ async function appendLines(path: string, text: string): Promise<void> {
   } finally {
     await handle?.close().catch(() => undefined);
   }
+}
+
+/*
+ * Caps on what the operator keeps on disk per revision, so a hostile or careless commit (a
+ * megabyte commit message, an error quoting a huge file) or a long run of bad commits cannot grow
+ * state.json or history.jsonl without bound. The limits are in docs/limits.md.
+ */
+
+/** Failed revisions remembered (so each is not retried): the newest ones, by when they failed. */
+export const MAX_FAILED_REVISIONS = 100;
+/** Characters kept of a reason (an error message) in state.json and in a history entry. */
+export const MAX_REASON_CHARS = 4096;
+/** Characters kept of a commit message in a history entry (its subject line is what is shown). */
+export const MAX_MESSAGE_CHARS = 1024;
+/** Characters kept of a commit author in a history entry. */
+export const MAX_AUTHOR_CHARS = 256;
+
+export function clip(text: string, max: number): string {
+  if (text.length <= max) return text;
+  return `${text.slice(0, max - 1)}…`;
+}
+
+/** The state as written: the newest failed revisions only, each reason clipped. */
+export function boundedState(state: OperatorState): OperatorState {
+  const failed = Object.entries(state.failed)
+    .sort(([, a], [, b]) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+    .slice(0, MAX_FAILED_REVISIONS)
+    .map(([revision, f]) => [revision, { ...f, reason: clip(f.reason, MAX_REASON_CHARS) }] as const);
+  return { ...state, failed: Object.fromEntries(failed) };
+}
+
+/** A history entry as written: its free-text fields clipped. */
+export function boundedEntry(entry: HistoryEntry): HistoryEntry {
+  return {
+    ...entry,
+    reason: entry.reason === null ? null : clip(entry.reason, MAX_REASON_CHARS),
+    ...(entry.message === undefined ? {} : { message: clip(entry.message, MAX_MESSAGE_CHARS) }),
+    ...(entry.author === undefined ? {} : { author: clip(entry.author, MAX_AUTHOR_CHARS) }),
+  };
 }

@@ -6,6 +6,7 @@ import git, { type HttpClient } from 'isomorphic-git';
 
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
+import { markUsedAndPrune } from './cache-folders.js';
 import { createGitHttpClient } from './git-http-client.js';
 import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
 import type { GitSource } from './git-source-port.js';
@@ -37,6 +38,8 @@ const DEFAULT_MAX_CACHE_PACKS = 64;
  * git-http-client.ts), the cache of one repository stays under about 612 MiB on disk.
  */
 const DEFAULT_MAX_CACHE_BYTES = 512 * 1024 * 1024;
+/** Remotes whose caches are kept: the one opened and the most recently used others. */
+const DEFAULT_MAX_CACHED_REMOTES = 4;
 
 interface ServerRef {
   oid: string;
@@ -60,9 +63,11 @@ export async function openRemoteGitSource(options: {
   maxSearchDepth?: number;
   maxCachePacks?: number;
   maxCacheBytes?: number;
+  maxCachedRemotes?: number;
 }): Promise<GitSource> {
   const gitdir = remoteCachePath(options.cacheDir, options.url);
   await initCache(gitdir, options.url);
+  await markUsedAndPrune(gitdir, options.maxCachedRemotes ?? DEFAULT_MAX_CACHED_REMOTES, options.log);
   return new RemoteGitSource(
     options.url,
     gitdir,
