@@ -30,7 +30,10 @@ interface ApplyOptions extends Omit<SourceOptions, 'repo'>, ClusterOptions {
 export function registerApplyCommand(program: Command): void {
   const command = new Command('apply')
     .description('run one reconcile and wait for the rollout (exit 0: converged, 1: failed and rolled back)')
-    .option('--ref <ref>', 'branch, tag or commit to apply (default: the --branch head)')
+    .option(
+      '--ref <ref>',
+      'branch, tag, commit or git revision expression (HEAD~1, main^) to apply (default: the --branch head)',
+    )
     .option(
       '--retry',
       'apply a revision even if it failed before (failed revisions are otherwise not retried)',

@@ -57,10 +57,13 @@ export function registerPlanCommand(program: Command): void {
     .description(
       'show what applying a revision would change on the live cluster, or against another revision with --against (exit 0: no changes, 2: changes, 1: error or invalid)',
     )
-    .option('--ref <ref>', 'branch, tag or commit to plan (default: the --branch head)')
+    .option(
+      '--ref <ref>',
+      'branch, tag, commit or git revision expression (HEAD~1, main^, origin/main) to plan (default: the --branch head)',
+    )
     .option(
       '--against <ref>',
-      'plan against this revision instead of the live cluster, from git alone (for CI without cluster access)',
+      'plan against this revision (same forms as --ref) instead of the live cluster, from git alone (for CI without cluster access)',
     )
     .addOption(
       new Option('--format <format>', 'output format').choices(['text', 'json', 'markdown']).default('text'),

@@ -6,6 +6,7 @@ import { findGitDir } from './git-dir.js';
 import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
 import type { GitSource } from './git-source-port.js';
 import { openRemoteGitSource } from './remote-git-source.js';
+import { parseRevisionExpression, walkAncestry } from './revision-expression.js';
 import { refNotFound } from './source-errors.js';
 import { credentialsFromEnv, parseRepoLocation, type GitCredentials } from './remote-url.js';
 import { isAbbreviatedCommitId, isCommitId } from './revision.js';
@@ -79,6 +80,15 @@ class LocalGitSource implements GitSource {
   }
 
   async resolveRef(ref: string): Promise<string> {
+    const expression = parseRevisionExpression(ref);
+    if (expression !== null) {
+      const start = await this.resolveRef(expression.base);
+      return walkAncestry(
+        start,
+        { text: ref, repo: this.repo, steps: expression.steps },
+        async (commit) => (await this.store.commitInfo(commit)).parents,
+      );
+    }
     if (isCommitId(ref)) {
       if (await this.store.hasCommit(ref)) return ref;
       throw refNotFound(ref, this.repo, 'no such commit');
@@ -89,7 +99,7 @@ class LocalGitSource implements GitSource {
       const expanded = await this.store.expandAbbreviated(ref);
       if (expanded !== undefined) return this.store.peelToCommit(expanded, ref);
     }
-    throw refNotFound(ref, this.repo, 'not a branch, tag or commit id');
+    throw refNotFound(ref, this.repo, 'not a branch, tag, remote-tracking branch or commit id');
   }
 
   async headOf(branch: string): Promise<string> {

@@ -7,6 +7,7 @@ import git, { type HttpClient } from 'isomorphic-git';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { markUsedAndPrune } from './cache-folders.js';
+import { parseRevisionExpression, walkAncestry } from './revision-expression.js';
 import { createGitHttpClient } from './git-http-client.js';
 import { GitObjectStore, type CommitInfo, type ReadFilesOptions, type RepoFile } from './git-object-store.js';
 import type { GitSource } from './git-source-port.js';
@@ -175,10 +176,23 @@ class RemoteGitSource implements GitSource {
   }
 
   private async resolveUnlocked(ref: string): Promise<string> {
+    const expression = parseRevisionExpression(ref);
+    if (expression !== null) {
+      const start = await this.resolveUnlocked(expression.base);
+      const found = await walkAncestry(
+        start,
+        { text: ref, repo: this.repo, steps: expression.steps },
+        // The cache is shallow: each commit walked through is fetched by its id when missing.
+        async (commit) => (await this.store.commitInfo(await this.ensureObject(commit))).parents,
+      );
+      return this.store.peelToCommit(await this.ensureObject(found), ref);
+    }
     if (isCommitId(ref)) return this.store.peelToCommit(await this.ensureObject(ref), ref);
 
     const refs = await this.listServerRefs();
-    for (const name of [ref, `refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`]) {
+    // `origin/main` is the remote's branch main: the remote berth follows is its origin.
+    const remoteTracking = ref.startsWith('origin/') ? [`refs/heads/${ref.slice('origin/'.length)}`] : [];
+    for (const name of [ref, `refs/${ref}`, `refs/tags/${ref}`, `refs/heads/${ref}`, ...remoteTracking]) {
       const serverRef = refs.get(name);
       if (serverRef === undefined) continue;
       const branch = name.startsWith('refs/heads/') ? name.slice('refs/heads/'.length) : undefined;
