@@ -12,6 +12,7 @@ import { renderPlanFile } from '../plan/plan-file.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan } from '../plan/compute-plan.js';
+import { computeResourceChanges } from '../plan/resource-changes.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
 import {
   renderPlanJson,
@@ -90,16 +91,21 @@ export function registerPlanCommand(program: Command): void {
     const against = options.against === undefined ? null : await source.resolve(options.against);
 
     let plan: Plan | null = null;
+    let resources: PlanReport['resources'] = null;
     if (problems.length === 0 && loaded.ok) {
       if (against !== null) {
-        plan = await planAgainstRevision(source, loaded.desired, options.against ?? '', against);
+        const base = await loadAgainst(source, options.against ?? '', against);
+        plan = computeOfflinePlan(loaded.desired, base);
+        resources = computeResourceChanges(base, loaded.desired, plan.services);
       } else {
         const { observed, plan: live } = await planAgainstCluster(options, loaded.desired, log);
         plan = live;
+        const running = await runningDesiredState(source, observed, log);
+        resources = running === null ? null : computeResourceChanges(running, loaded.desired, plan.services);
         if (options.out !== undefined) await savePlan(options.out, options, plan, observed);
       }
     }
-    const report: PlanReport = { revision, against, plan, problems };
+    const report: PlanReport = { revision, against, plan, problems, resources };
     const render = {
       text: () => renderPlanText(report, { verbose: options.verbose ?? false }),
       json: () => renderPlanJson(report),
@@ -111,12 +117,11 @@ export function registerPlanCommand(program: Command): void {
   program.addCommand(command);
 }
 
-async function planAgainstRevision(
+async function loadAgainst(
   source: RevisionSource,
-  desired: DesiredState,
   againstRef: string,
   against: string,
-): Promise<Plan> {
+): Promise<DesiredState> {
   const base = await source.load(against);
   if (!base.ok) {
     throw new BerthError(
@@ -124,7 +129,35 @@ async function planAgainstRevision(
       `cannot plan against ${againstRef} (${shortRevision(against)}): its manifests do not load (see \`berth validate\`)`,
     );
   }
-  return computeOfflinePlan(desired, base.desired);
+  return base.desired;
+}
+
+/**
+ * What the cluster runs, as git has it: the revision most of the observed replicas were started
+ * from (nothing, on an empty cluster). Null when that revision no longer loads: then Configs and
+ * Secrets are not compared (`resources: null` in JSON).
+ */
+async function runningDesiredState(
+  source: RevisionSource,
+  observed: ObservedState,
+  log: Logger,
+): Promise<DesiredState | null> {
+  const counts = new Map<string, number>();
+  for (const r of observed.nodes.flatMap((n) => n.replicas))
+    counts.set(r.revision, (counts.get(r.revision) ?? 0) + 1);
+  const [running] = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
+  // Nothing runs yet: every Namespace, Config and Secret of the revision is new.
+  if (running === undefined) return { revision: '', services: [], configs: [], secrets: [], namespaces: [] };
+  try {
+    const loaded = await source.load(running[0]);
+    return loaded.ok ? loaded.desired : null;
+  } catch (error) {
+    log.warn(
+      { revision: shortRevision(running[0]), err: error },
+      'cannot read the revision the cluster runs; Configs and Secrets are not compared',
+    );
+    return null;
+  }
 }
 
 async function planAgainstCluster(

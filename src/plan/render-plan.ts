@@ -1,3 +1,4 @@
+import type { ResourceChange } from './resource-changes.js';
 import type { FieldChange, Plan, ReplicaStep, ServicePlan } from './types.js';
 
 /**
@@ -22,6 +23,12 @@ export interface PlanReport {
   /** Null when the revision does not load (then `problems` says why). */
   plan: Plan | null;
   problems: PlanProblem[];
+  /**
+   * Namespaces, Configs and Secrets that change, compared with the revision the cluster runs (or
+   * `against`); null when there is nothing to compare with (an empty cluster, or a revision that
+   * no longer loads). Absent: not computed.
+   */
+  resources?: ResourceChange[] | null;
 }
 
 /** Version of the JSON document; bumped only when a field changes meaning or goes away. */
@@ -123,7 +130,55 @@ export function renderPlanText(report: PlanReport, options: { verbose?: boolean 
     });
     for (const p of s.pending) lines.push(`    pending slot ${p.slot}: ${p.reason}`);
   }
+  for (const r of report.resources ?? []) lines.push('', ...resourceText(r));
   return `${lines.join('\n')}\n`;
+}
+
+const resourceSymbols: Record<ResourceChange['change'], string> = { create: '+', update: '~', remove: '-' };
+const keySymbols = { added: '+', removed: '-', changed: '~' } as const;
+
+function resourceTitle(r: ResourceChange): string {
+  const name = r.namespace === null ? r.name : `${r.namespace}/${r.name}`;
+  const rolls = r.rolls.length === 0 ? '' : ` (rolls ${r.rolls.join(', ')})`;
+  return `${r.kind} ${name}: ${r.change}${rolls}`;
+}
+
+function resourceText(r: ResourceChange): string[] {
+  const lines = [`${resourceSymbols[r.change]} ${resourceTitle(r)}`];
+  for (const l of r.labels ?? [])
+    lines.push(`    label ${l.key}: ${l.from ?? '(none)'} -> ${l.to ?? '(none)'}`);
+  for (const k of r.keys) {
+    lines.push(`    ${keySymbols[k.change]} ${k.key}${r.kind === 'Secret' ? ' (value not shown)' : ''}`);
+    if (k.diff !== undefined && k.change === 'changed')
+      lines.push(
+        ...k.diff
+          .trimEnd()
+          .split('\n')
+          .map((line) => `      ${line}`),
+      );
+  }
+  return lines;
+}
+
+/** A code fence longer than any run of backticks in `text`, so the block cannot be closed early. */
+function fenceFor(text: string): string {
+  const longest = Math.max(2, ...[...text.matchAll(/`+/g)].map((m) => m[0].length));
+  return '`'.repeat(longest + 1);
+}
+
+function resourceMarkdown(r: ResourceChange): string[] {
+  const lines = ['', `#### ${resourceSymbols[r.change]} ${mdText(resourceTitle(r))}`, ''];
+  for (const l of r.labels ?? [])
+    lines.push(`- label \`${mdText(l.key)}\`: ${mdCode(l.from ?? '(none)')} → ${mdCode(l.to ?? '(none)')}`);
+  for (const k of r.keys) {
+    const hidden = r.kind === 'Secret' ? ' (value not shown)' : '';
+    lines.push(`- ${k.change} ${mdCode(k.key)}${hidden}`);
+    if (k.diff !== undefined && k.change === 'changed') {
+      const fence = fenceFor(k.diff);
+      lines.push('', `${fence}diff`, k.diff.trimEnd(), fence, '');
+    }
+  }
+  return lines;
 }
 
 /** Text for a Markdown table cell: pipes escaped, one line, code-formatted when it can be. */
@@ -204,6 +259,7 @@ export function renderPlanMarkdown(report: PlanReport): string {
       lines.push('', '</details>');
     }
   }
+  for (const r of report.resources ?? []) lines.push(...resourceMarkdown(r));
   return `${lines.join('\n')}\n`;
 }
 
@@ -237,6 +293,7 @@ export function renderPlanJson(report: PlanReport): string {
     hasChanges: plan?.hasChanges ?? false,
     summary,
     services,
+    resources: report.resources ?? null,
   };
   return `${JSON.stringify(document, null, 2)}\n`;
 }

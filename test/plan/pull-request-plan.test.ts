@@ -160,6 +160,59 @@ describe('berth plan for pull requests, offline (--against)', () => {
     assert.doesNotMatch(result.stdout, /db-password-/);
   });
 
+  test('a Config change shows as a unified diff naming the services it rolls; a Secret only which keys changed', async () => {
+    const md = await plan('--ref', 'feature', '--against', 'feature~1', '--format', 'markdown');
+    assert.equal(md.code, 2, md.stderr);
+    assert.match(
+      md.stdout,
+      /#### ~ Config shop\/web-content: update \(rolls shop\/web\)\n\n- changed `index\.html`\n\n```diff\n--- a\/shop\/web-content\/index\.html\n\+\+\+ b\/shop\/web-content\/index\.html\n@@ -1(,1)? \+1(,1)? @@\n-<h1>v1<\/h1>\n(\\ No newline at end of file\n)?\+<h1>v2<\/h1>/,
+    );
+    assert.match(
+      md.stdout,
+      /#### ~ Secret shop\/db: update \(rolls shop\/web\)\n\n- changed `password` \(value not shown\)/,
+    );
+    assert.doesNotMatch(md.stdout, /db-password-|AGE ENCRYPTED|YWdl/);
+
+    const text = await plan('--ref', 'feature', '--against', 'main');
+    assert.match(
+      text.stdout,
+      /^~ Config shop\/web-content: update \(rolls shop\/web\)\n {4}~ index\.html\n {6}--- a\/shop\/web-content\/index\.html\n/m,
+    );
+    assert.match(text.stdout, /^ {6}-<h1>v1<\/h1>$/m);
+    assert.match(text.stdout, /^ {6}\+<h1>v2<\/h1>$/m);
+    assert.match(
+      text.stdout,
+      /^~ Secret shop\/db: update \(rolls shop\/web\)\n {4}~ password \(value not shown\)$/m,
+    );
+
+    const json = await plan('--ref', 'feature', '--against', 'main', '--format', 'json');
+    const doc = JSON.parse(json.stdout) as {
+      resources: {
+        kind: string;
+        name: string;
+        change: string;
+        keys: { key: string; change: string; diff?: string }[];
+        rolls: string[];
+      }[];
+    };
+    const config = doc.resources.find((r) => r.kind === 'Config')!;
+    assert.deepEqual(
+      { ...config, keys: config.keys.map(({ diff: _d, ...k }) => k) },
+      {
+        kind: 'Config',
+        namespace: 'shop',
+        name: 'web-content',
+        change: 'update',
+        keys: [{ key: 'index.html', change: 'changed' }],
+        rolls: ['shop/web'],
+      },
+    );
+    assert.match(config.keys[0]!.diff!, /^-<h1>v1<\/h1>$/m);
+    const secret = doc.resources.find((r) => r.kind === 'Secret')!;
+    assert.deepEqual(secret.keys, [{ key: 'password', change: 'changed' }]);
+    assert.doesNotMatch(json.stdout, /db-password-|AGE ENCRYPTED/);
+  });
+
   test('text shows the field changes too', async () => {
     const result = await plan('--ref', 'feature', '--against', 'main');
     assert.equal(result.code, 2, result.stderr);
