@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth, targetArgs } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
+import { configManifest, manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
 import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `revert${Date.now().toString(36)}`;
@@ -15,7 +15,14 @@ function manifests(image: string): Record<string, string> {
   return {
     'deploy/all.yaml': manifestFile(
       namespaceManifest(ns),
-      webService({ namespace: ns, image, replicas: 2, update: { parallelism: 2, monitor: '0s' } }),
+      configManifest({ name: 'notes', namespace: ns, data: { 'image.txt': `built from ${image}\n` } }),
+      webService({
+        namespace: ns,
+        image,
+        replicas: 2,
+        update: { parallelism: 2, monitor: '0s' },
+        configs: [{ source: 'notes', key: 'image.txt', target: '/etc/notes/image.txt' }],
+      }),
     ),
   };
 }
@@ -61,6 +68,12 @@ describe('rollback by reverting a commit, on a real Docker engine', () => {
     assert.match(plan.stdout, /against the live cluster/);
     assert.match(plan.stdout, /\| ~ \| `[a-z0-9]+\/web` \| update \| 0 → 2 \| 0 \| 2 \| 0 \|/);
     assert.match(plan.stdout, /\| `image` \| `berth-test\/web:v1` \| `berth-test\/web:v2` \|/);
+    // The Config is compared with the revision the replicas run, read from git.
+    assert.match(plan.stdout, new RegExp(`#### ~ Config ${ns}/notes: update \\(rolls ${ns}/web\\)`));
+    assert.match(
+      plan.stdout,
+      /```diff\n--- a\/[a-z0-9]+\/notes\/image\.txt\n[^`]*\n-built from berth-test\/web:v1\n\+built from berth-test\/web:v2\n```/,
+    );
     const result = await apply();
     assert.equal(result.code, 0, result.stdout + result.stderr);
     await servingOnly('v2', await repo.head());
