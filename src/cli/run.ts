@@ -28,9 +28,14 @@ import {
   type ClusterOptions,
   type SourceOptions,
 } from './context.js';
+import {
+  addCommitStatusOptions,
+  openCommitStatusReporter,
+  type CommitStatusOptions,
+} from './commit-status-options.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
-interface RunOptions extends SourceOptions, ClusterOptions {
+interface RunOptions extends SourceOptions, ClusterOptions, CommitStatusOptions {
   schedule: string;
   listen?: string;
   watch: boolean;
@@ -61,6 +66,7 @@ export function registerRunCommand(program: Command): void {
   addClusterOptions(command);
   command.addOption(serviceAddressesOption());
   addOperatorClusterOptions(command);
+  addCommitStatusOptions(command);
   command.action(runOperator);
   program.addCommand(command);
 }
@@ -75,6 +81,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   const log = createLogger();
   const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
   const readSecret = await openSecretReader();
+  const statuses = await openCommitStatusReporter(options, log);
   const store = openStateStore(options.stateDir);
   // Held for the operator's lifetime; a lock left by a killed operator is taken over.
   const lock = await acquireStateLock(options.stateDir, 'run');
@@ -92,6 +99,7 @@ async function runOperator(options: RunOptions): Promise<void> {
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => log.info(event, event.type),
+    ...(statuses === null ? {} : { notifier: statuses }),
   });
   nodes.onChange((reason) => void operator.trigger(reason));
   const server = await serveOperator(options, { operator, metrics, log, webhookSecret });
@@ -111,6 +119,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   const signal = await waitForShutdownSignal();
   log.info({ signal }, 'shutting down: finishing the current step');
   await operator.stop();
+  await statuses?.close();
   await mesh.stop();
   await server?.close();
   await nodes.close();

@@ -21,6 +21,7 @@ export type ErrorCode =
   | 'ERR_BAD_REQUEST'
   | 'ERR_STATE'
   | 'ERR_STATE_WRITE'
+  | 'ERR_FORGE'
   | 'ERR_INTERNAL';
 
 export type ErrorDisposition = 'terminal' | 'waiting' | 'transient';
@@ -42,6 +43,8 @@ const dispositions: Record<ErrorCode, ErrorDisposition> = {
   ERR_STATE: 'terminal',
   // A full disk or a read-only remount clears without a new commit: retry with back-off.
   ERR_STATE_WRITE: 'transient',
+  // A git host's API (commit statuses, comments): never in the way of a rollout.
+  ERR_FORGE: 'transient',
   ERR_INTERNAL: 'transient',
 };
 
@@ -61,6 +64,7 @@ const httpStatuses: Record<ErrorCode, number> = {
   ERR_BAD_REQUEST: 400,
   ERR_STATE: 500,
   ERR_STATE_WRITE: 507,
+  ERR_FORGE: 502,
   ERR_INTERNAL: 500,
 };
 

@@ -47,6 +47,7 @@ const reasons: Record<ErrorCode, string> = {
   ERR_BAD_REQUEST: 'InvalidRequest',
   ERR_STATE: 'StateInvalid',
   ERR_STATE_WRITE: 'StateWriteFailed',
+  ERR_FORGE: 'GitHostUnavailable',
   ERR_INTERNAL: 'InternalError',
 };
 

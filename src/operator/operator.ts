@@ -14,6 +14,7 @@ import {
   type ReconcileStatus,
 } from './next-action.js';
 import { reconcile, type ReconcileDeps, type ReconcileResult } from './reconcile.js';
+import type { RolloutStart } from './reconcile-types.js';
 
 export interface OperatorOptions extends Omit<ReconcileDeps, 'signal' | 'onRollout'> {
   /** node-cron expression for the safety-net poll; null disables it. */
@@ -23,6 +24,13 @@ export interface OperatorOptions extends Omit<ReconcileDeps, 'signal' | 'onRollo
   metrics: OperatorMetrics;
   /** The clock of the conditions' transition times; the system clock by default. */
   now?: () => Date;
+  /** Told of each rollout as it starts and of each reconcile's result (commit statuses); never awaited. */
+  notifier?: ReconcileNotifier;
+}
+
+export interface ReconcileNotifier {
+  rolloutStarted(start: RolloutStart): void;
+  reconciled(result: ReconcileResult): void;
 }
 
 export const DEFAULT_SCHEDULE = '* * * * *';
@@ -115,12 +123,14 @@ export class Operator {
       result = await reconcile({
         ...this.options,
         signal: this.shutdown.signal,
-        onRollout: async (message) => {
-          await this.publish(rolloutStarted(this.status, message, this.now()));
+        onRollout: async (start) => {
+          this.options.notifier?.rolloutStarted(start);
+          await this.publish(rolloutStarted(this.status, start.message, this.now()));
         },
       });
       this.lastResult = result;
       this.lastError = null;
+      this.options.notifier?.reconciled(result);
       report = reportOf(result);
     } catch (error) {
       const berthError = asBerthError(error);

@@ -49,7 +49,11 @@ export async function rollBack(
     return null;
   }
   log.warn({ to: shortRevision(args.lastGood) }, 'rolling back');
-  await deps.onRollout?.(`rolling back to ${shortRevision(args.lastGood)}`);
+  await deps.onRollout?.({
+    revision: args.lastGood,
+    kind: 'rollback',
+    message: `rolling back to ${shortRevision(args.lastGood)}`,
+  });
   deps.mesh?.setDesired(loaded.desired);
   const observed = await observeCluster(agents, log);
   const plan = computePlan(loaded.desired, observed, { policy: 'rollback' });

@@ -33,7 +33,11 @@ export async function reconcileSavedPlan(
     await recordUnchanged(ctx, { revision });
     return { ...base, outcome: 'unchanged', reason: null, error: null, rollout: null, rollback: null };
   }
-  await deps.onRollout?.(`applying the saved plan of ${shortRevision(revision)}`);
+  await deps.onRollout?.({
+    revision,
+    kind: 'saved plan',
+    message: `applying the saved plan of ${shortRevision(revision)}`,
+  });
   const rollout = await runPlan(deps, { plan, agents, log }, true);
   const finish = await recordRollout(ctx, { revision, headError: null, via: 'saved plan' }, rollout);
   return { ...base, rollout, ...finish };

@@ -17,10 +17,18 @@ export interface ReconcileDeps {
   readSecret: SecretReader | null;
   onEvent?: (event: RolloutEvent) => void;
   /** A rollout (or a rollback) is about to change the cluster; awaited before it starts. */
-  onRollout?: (message: string) => void | Promise<void>;
+  onRollout?: (start: RolloutStart) => void | Promise<void>;
   signal?: AbortSignal;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
+}
+
+/** What is about to change the cluster: a revision rolling out, or the way back to the last good one. */
+export interface RolloutStart {
+  revision: string;
+  kind: 'rollout' | 'rollback' | 'saved plan';
+  /** For people: `rolling out 3f2a9c1e0b7d`. */
+  message: string;
 }
 
 /** `interrupted`: the infrastructure cut the rollout short; nothing is blamed on the revision. */

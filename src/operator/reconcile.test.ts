@@ -457,8 +457,8 @@ describe('reconcile on fakes: a node lost is never blamed on the revision', () =
       'r2',
       webService('web:flaky', 2, '{ parallelism: 2, monitor: 1s }', '{ parallelism: 1, monitor: 0s }'),
     );
-    deps.onRollout = (message) => {
-      if (message.startsWith('rolling back')) n2.loseOn = firstCall('ensureReplica');
+    deps.onRollout = (start) => {
+      if (start.kind === 'rollback') n2.loseOn = firstCall('ensureReplica');
     };
     const result = await reconcile(deps);
     assert.equal(result.outcome, 'failed');

@@ -60,7 +60,11 @@ export async function reconcile(
 
   const changes = plan.services.filter((s) => s.change !== 'unchanged');
   log.info({ services: changes.map((s) => `${s.namespace}/${s.name}:${s.change}`) }, 'rolling out');
-  await deps.onRollout?.(`rolling out ${shortRevision(target.revision)}`);
+  await deps.onRollout?.({
+    revision: target.revision,
+    kind: 'rollout',
+    message: `rolling out ${shortRevision(target.revision)}`,
+  });
   const { agents } = await ctx.observe();
   const rollout = await runPlan(deps, { plan, agents, log }, true);
   const finish = await recordRollout(ctx, target, rollout);

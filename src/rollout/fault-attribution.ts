@@ -34,6 +34,7 @@ const faultSources: Record<ErrorCode, FaultSource> = {
   ERR_STATE: 'infrastructure',
   ERR_STATE_WRITE: 'infrastructure',
   ERR_GIT_SOURCE: 'infrastructure',
+  ERR_FORGE: 'infrastructure',
   ERR_GIT_REF_NOT_FOUND: 'infrastructure',
 };
 
