@@ -214,7 +214,7 @@ async function handleLabels(
   }
   const labels = await registry.setLabels(name, {
     set: parseLabels(set, 'set') ?? {},
-    remove: removeKeys as string[],
+    remove: removeKeys,
   });
   send(response, 200, { node: name, labels });
 }

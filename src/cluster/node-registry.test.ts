@@ -120,6 +120,26 @@ describe('the node registry: names, labels and addresses are the operator’s', 
     assert.equal(registry.standing('bn2', before.nodes[0]!.serial).kind, 'current');
   });
 
+  test("a member's advertise address is refused to another node, unless it is loopback (one host)", async () => {
+    await joinNode('bn1', { address: '10.0.0.1' });
+    await assert.rejects(
+      joinNode('bn2', { address: '10.0.0.1' }),
+      /^BerthError: join refused: address 10\.0\.0\.1 is the advertise address of node "bn1"/,
+    );
+    await joinNode('bn3', { address: '127.0.0.1' });
+    await joinNode('bn4', { address: '127.0.0.1' });
+    await registry.remove('bn1');
+    await joinNode('bn2', { address: '10.0.0.1' });
+    assert.deepEqual(
+      (await nodesFile()).nodes.map((n) => [n.name, n.address]),
+      [
+        ['bn2', '10.0.0.1'],
+        ['bn3', '127.0.0.1'],
+        ['bn4', '127.0.0.1'],
+      ],
+    );
+  });
+
   test('two joins under one name at once: one is admitted, the other refused', async () => {
     const results = await Promise.allSettled([joinNode('race'), joinNode('race')]);
     assert.deepEqual(results.map((r) => r.status).sort(), ['fulfilled', 'rejected']);

@@ -20,6 +20,7 @@ import {
   type RevokedCertificate,
 } from './certificate-rotation.js';
 import { clusterDir, type PemPair } from './cluster-identity.js';
+import { isLoopbackAddress } from './advertise-address.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
 import { changeLabels, placementDrift, type RecordedPlacement } from './node-placement.js';
 
@@ -206,7 +207,9 @@ export class NodeRegistry {
    * Admits a node that presented the join secret: issues its certificate and records its labels
    * and advertise address. A name that is already a member is refused, whoever asks: the node's
    * certificate is its identity, and a token holder must not take over a node's name (and with it
-   * its replicas and traffic). A reinstalled host joins again after `berth node rm`.
+   * its replicas and traffic). A reinstalled host joins again after `berth node rm`. Nor may a
+   * node join with another member's address (the mesh would route to what it says runs there);
+   * loopback addresses are exempt: nodes that share one are all on one host (tests, simulations).
    */
   async join(args: {
     ca: PemPair;
@@ -227,11 +230,11 @@ export class NodeRegistry {
         `node name "${args.name}" is the operator's own node; pick another --node`,
       );
     }
-    if (this.node(args.name)) throw alreadyMember(args.name);
+    refuseTaken(this.file, args);
     const issued = this.issue(args);
     const joined = await this.commit((file) => {
-      // Checked again in the queue: two joins under one name may race.
-      if (file.nodes.some((n) => n.name === args.name)) throw alreadyMember(args.name);
+      // Checked again in the queue: two joins may race.
+      refuseTaken(file, args);
       const node: JoinedNode = {
         name: args.name,
         serial: issued.serial,
@@ -461,11 +464,25 @@ export class NodeRegistry {
   }
 }
 
-function alreadyMember(name: string): BerthError {
-  return new BerthError(
-    'ERR_AGENT_UNAUTHORIZED',
-    `join refused: node "${name}" is already a member of this cluster; remove it first with "berth node rm ${name}"`,
-  );
+/** Refuses a join under a member's name, or with a member's (non-loopback) advertise address. */
+function refuseTaken(file: RegistryFile, wanted: { name: string; address?: string }): void {
+  const { name, address } = wanted;
+  if (file.nodes.some((n) => n.name === name)) {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `join refused: node "${name}" is already a member of this cluster; remove it first with "berth node rm ${name}"`,
+    );
+  }
+  const holder =
+    address === undefined || isLoopbackAddress(address)
+      ? undefined
+      : file.nodes.find((n) => n.address === address);
+  if (holder) {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `join refused: address ${address} is the advertise address of node "${holder.name}"; give this node its own --advertise-addr, or remove "${holder.name}" first with "berth node rm ${holder.name}"`,
+    );
+  }
 }
 
 /** The joined node of that name in `file`, or the `missing` error. */

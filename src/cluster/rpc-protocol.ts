@@ -70,7 +70,7 @@ export function decodePlacementHeader(
   if (typeof value !== 'string') return null;
   try {
     const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
-    return parsed !== null && typeof parsed === 'object' ? (parsed as Partial<RecordedPlacement>) : null;
+    return parsed !== null && typeof parsed === 'object' ? parsed : null;
   } catch {
     return null;
   }
