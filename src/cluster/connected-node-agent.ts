@@ -170,7 +170,7 @@ export class ConnectedNodeAgent implements NodeAgent {
       labels: this.recorded.labels ?? snapshot.labels,
       address: this.recorded.address ?? snapshot.address,
       status: this.drained ? 'drain' : snapshot.status,
-      replicas: snapshot.replicas.map((r) => ({ ...r, node: this.name })),
+      replicas: snapshot.replicas.map((r) => this.ownReplica(r)),
     };
   }
 
@@ -187,20 +187,31 @@ export class ConnectedNodeAgent implements NodeAgent {
     return this.asRecorded(snapshot);
   }
 
-  ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
-    return this.call('ensureReplica', [request]);
+  /** A replica the node reports is on this node, whichever node it names (the mesh admits it by node). */
+  private ownReplica(replica: ObservedReplica): ObservedReplica {
+    return { ...replica, node: this.name };
   }
 
-  awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult> {
-    return waitInCalls('await', options.timeoutMs, (timeoutMs) =>
-      this.call('awaitReplica', [name, { timeoutMs }]),
-    );
+  private ownWaitResult(result: ReplicaWaitResult): ReplicaWaitResult {
+    return result.replica === null ? result : { ...result, replica: this.ownReplica(result.replica) };
   }
 
-  watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult> {
-    return waitInCalls('watch', options.durationMs, (durationMs) =>
-      this.call('watchReplica', [name, { durationMs }]),
+  async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
+    return this.ownReplica(await this.call<ObservedReplica>('ensureReplica', [request]));
+  }
+
+  async awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult> {
+    const result = await waitInCalls('await', options.timeoutMs, (timeoutMs) =>
+      this.call<ReplicaWaitResult>('awaitReplica', [name, { timeoutMs }]),
     );
+    return this.ownWaitResult(result);
+  }
+
+  async watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult> {
+    const result = await waitInCalls('watch', options.durationMs, (durationMs) =>
+      this.call<ReplicaWaitResult>('watchReplica', [name, { durationMs }]),
+    );
+    return this.ownWaitResult(result);
   }
 
   async removeReplica(name: string): Promise<void> {
