@@ -7,6 +7,8 @@ import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
 import { createAgentServer } from '../agent/server.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
+import { joinedAdvertiseAddress } from '../cluster/advertise-address.js';
+import type { RecordedPlacement } from '../cluster/node-placement.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
 import { parseListenAddress, type ListenAddress } from '../core/listen-address.js';
 import { createLogger, type Logger } from '../core/log.js';
@@ -20,7 +22,8 @@ interface AgentCommandOptions {
   token?: string;
   node: string;
   docker?: string;
-  advertiseAddr: string;
+  /** Default: 127.0.0.1 with --listen; with --join, the local address of the connection to the operator. */
+  advertiseAddr?: string;
   label?: Record<string, string>;
   stateDir: string;
   pull: 'missing' | 'never';
@@ -61,8 +64,7 @@ export function registerAgentCommand(program: Command): void {
     .option('--docker <socket>', 'Docker socket (default: DOCKER_HOST or /var/run/docker.sock)')
     .option(
       '--advertise-addr <ip>',
-      'address replicas publish their ports on, and probes reach them at',
-      '127.0.0.1',
+      'address replicas publish their ports on, and probes reach them at (default: with --join, the local address of the connection to the operator; else 127.0.0.1)',
     )
     .addOption(serviceAddressesOption())
     .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel)
@@ -86,6 +88,11 @@ export function registerAgentCommand(program: Command): void {
       const socketPath = resolveDockerSocket(options.docker);
       const base = createLogger({ name: 'berth-agent' });
       const log = base.child({ node: options.node });
+      const address =
+        options.join === undefined
+          ? (options.advertiseAddr ?? '127.0.0.1')
+          : await joinedAdvertiseAddress({ operatorUrl: options.join, explicit: options.advertiseAddr, log });
+      const placement: RecordedPlacement = { labels: options.label ?? {}, address };
 
       const runtime = createDockerRuntime({ socketPath });
       try {
@@ -97,8 +104,8 @@ export function registerAgentCommand(program: Command): void {
       const agent = createLocalAgent({
         runtime,
         nodeName: options.node,
-        address: options.advertiseAddr,
-        labels: options.label ?? {},
+        address: placement.address,
+        labels: placement.labels,
         stateDir: options.stateDir,
         // The agent adds the node to its own log lines.
         log: base,
@@ -113,6 +120,7 @@ export function registerAgentCommand(program: Command): void {
           token,
           node: options.node,
           stateDir: options.stateDir,
+          placement,
           agent,
           log,
         });
@@ -154,7 +162,10 @@ async function serveAgentApi(args: {
       `cannot listen on ${options.listen}: ${error instanceof Error ? error.message : String(error)}`,
     );
   }
-  log.info({ address, docker: socketPath, advertise: options.advertiseAddr, replicas }, 'agent serving');
+  log.info(
+    { address, docker: socketPath, advertise: options.advertiseAddr ?? '127.0.0.1', replicas },
+    'agent serving',
+  );
   process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
 
   const signal = await waitForShutdownSignal();
@@ -170,14 +181,22 @@ async function runJoinedAgent(args: {
   token: string;
   node: string;
   stateDir: string;
+  placement: RecordedPlacement;
   agent: NodeAgent;
   log: Logger;
 }): Promise<void> {
-  const { agent, log } = args;
+  const { agent, log, placement } = args;
   let connection: OperatorConnection | null = null;
   try {
     const credentials = await joinCluster(args);
-    connection = connectToOperator({ url: args.url, credentials, stateDir: args.stateDir, agent, log });
+    connection = connectToOperator({
+      url: args.url,
+      credentials,
+      stateDir: args.stateDir,
+      agent,
+      placement,
+      log,
+    });
     const signalled = waitForShutdownSignal();
     await Promise.race([connection.ready, connection.refused]);
     process.stdout.write(`berth agent: node ${args.node} joined ${args.url}\n`);

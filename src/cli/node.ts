@@ -1,5 +1,7 @@
 import { Command, Option } from 'commander';
 import { openAdminClient } from '../cluster/admin-client.js';
+import { BerthError } from '../core/errors.js';
+import { formatLabels } from '../cluster/node-placement.js';
 import type { NodeListing } from '../cluster/node-registry.js';
 import { DEFAULT_STATE_DIR } from './context.js';
 
@@ -30,6 +32,50 @@ function table(rows: NodeListing[]): string {
         .trimEnd(),
     )
     .join('\n');
+}
+
+/** `k=v` arguments of `berth node label`, as an object. */
+function labelAssignments(values: string[]): Record<string, string> {
+  const labels: Record<string, string> = {};
+  for (const value of values) {
+    const separator = value.indexOf('=');
+    if (separator <= 0) throw new BerthError('ERR_BAD_REQUEST', `labels are key=value, got "${value}"`);
+    labels[value.slice(0, separator)] = value.slice(separator + 1);
+  }
+  return labels;
+}
+
+function labelCommand(stateDir: () => Option): Command {
+  return new Command('label')
+    .description(
+      "set or remove labels of a joined node, then reconcile so placement follows them (constraints, spread). The operator holds a node's labels from its join on (berth agent --label); an agent restarted with other --label values does not change them: this command does",
+    )
+    .argument('<name>', 'a joined node (see berth node ls)')
+    .argument('[labels...]', 'labels to set, key=value')
+    .option(
+      '--rm <key>',
+      'remove the label KEY (repeatable)',
+      (key: string, previous: string[] | undefined) => [...(previous ?? []), key],
+    )
+    .addOption(stateDir())
+    .addHelpText(
+      'after',
+      '\nExamples:\n  berth node label web-1 zone=b disk=ssd\n  berth node label web-1 --rm disk',
+    )
+    .action(async (name: string, assignments: string[], options: NodeOptions & { rm?: string[] }) => {
+      const set = labelAssignments(assignments);
+      const remove = options.rm ?? [];
+      if (Object.keys(set).length === 0 && remove.length === 0) {
+        throw new BerthError('ERR_BAD_REQUEST', 'give labels to set (key=value) or --rm KEY');
+      }
+      const labels = await (
+        await openAdminClient(options.stateDir)
+      ).setLabels(name, {
+        set,
+        remove,
+      });
+      process.stdout.write(`node ${name} labels: ${formatLabels(labels)}\n`);
+    });
 }
 
 export function registerNodeCommand(program: Command): void {
@@ -84,5 +130,6 @@ export function registerNodeCommand(program: Command): void {
         process.stdout.write(`node ${name}: removed\n`);
       }),
   );
+  node.addCommand(labelCommand(stateDir));
   program.addCommand(node);
 }

@@ -15,6 +15,11 @@ export interface AdminClient {
   listNodes(): Promise<NodeListing[]>;
   setAvailability(node: string, availability: 'drain' | 'active'): Promise<void>;
   removeNode(node: string): Promise<void>;
+  /** `berth node label`: the node's labels after the change. */
+  setLabels(
+    node: string,
+    change: { set: Record<string, string>; remove: string[] },
+  ): Promise<Record<string, string>>;
   observed(): Promise<ObservedState>;
 }
 
@@ -48,6 +53,12 @@ export async function openAdminClient(stateDir: string): Promise<AdminClient> {
     },
     async removeNode(node) {
       await requestJson(endpoint, tls, 'DELETE', nodePath(node));
+    },
+    async setLabels(node, change) {
+      const body = (await requestJson(endpoint, tls, 'POST', `${nodePath(node)}/labels`, change)) as {
+        labels: Record<string, string>;
+      };
+      return body.labels;
     },
     async observed() {
       return (await requestJson(endpoint, tls, 'GET', CLUSTER_PATHS.observed)) as ObservedState;

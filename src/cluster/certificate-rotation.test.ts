@@ -124,7 +124,7 @@ describe('what a renewal and the first use of its certificate change', () => {
     assert.equal(promoteRenewed(renewing, AT).node.certificateNotAfter, 'T2');
   });
 
-  test('removing or re-joining a node revokes every certificate it holds', () => {
+  test('removing a node revokes every certificate it holds', () => {
     assert.deepEqual(
       allCertificatesOf(renewing, AT).map((r) => r.serial),
       ['a1', 'b2'],

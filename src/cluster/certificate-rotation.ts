@@ -56,7 +56,7 @@ export function certificateStanding(
   if (revoked) {
     return {
       kind: 'refused',
-      reason: `the certificate of node ${name} is revoked (the node was removed or joined again elsewhere); to join again, remove the agent's state dir and run berth agent --join with a current token`,
+      reason: `the certificate of node ${name} is revoked (the node was removed with berth node rm, or this certificate was replaced by a renewed one); to join again, remove the agent's state dir and run berth agent --join with a current token`,
     };
   }
   if (!node) {
@@ -132,7 +132,7 @@ export function recordRenewal<T extends NodeCertificates>(
   };
 }
 
-/** Every certificate of the node: revoked together when it is removed or joins again. */
+/** Every certificate of the node: revoked together when it is removed. */
 export function allCertificatesOf(node: NodeCertificates, at: string): RevokedCertificate[] {
   return [node.serial, ...(node.renewed ? [node.renewed.serial] : [])].map((serial) =>
     revocation(node, serial, at),

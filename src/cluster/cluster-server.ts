@@ -4,12 +4,15 @@
  * connection and verified against the CA; the routes that act need one:
  *
  *   GET    /v1/ca                 the CA certificate (public; the agent pins its fingerprint)
- *   POST   /v1/join               { secret, node, publicKeyPem } -> { certificatePem, caCertificatePem }
+ *   POST   /v1/join               { secret, node, publicKeyPem, labels?, address? }
+ *                                 -> { certificatePem, caCertificatePem }; refused for a name
+ *                                 that is already a member (until `berth node rm`)
  *   POST   /v1/renew              node certificate + { publicKeyPem } -> its next certificate (the
  *                                 presented one stays valid until the node connects with the next)
  *   GET    /v1/connect            WebSocket upgrade; node certificate: the agent's persistent connection
  *   GET    /v1/nodes              admin certificate: the node list
  *   POST   /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name
+ *   POST   /v1/nodes/:name/labels { set?: {k: v}, remove?: [k] } -> { node, labels }
  *   GET    /v1/observed           admin certificate: every node's snapshot (for `berth status`)
  */
 import { createServer, type Server } from 'node:https';
@@ -24,8 +27,15 @@ import { observeCluster } from '../api/observe-cluster.js';
 import { identityOf } from './certificates.js';
 import { readJoinSecret, type ClusterIdentity } from './cluster-identity.js';
 import { secretMatches } from './join-token.js';
+import { parseAdvertiseAddress, parseLabels } from './node-placement.js';
 import type { NodeRegistry } from './node-registry.js';
-import { CLUSTER_PATHS, HEARTBEAT_INTERVAL_MS, NODE_DOWN_AFTER_MS } from './rpc-protocol.js';
+import {
+  CLUSTER_PATHS,
+  HEARTBEAT_INTERVAL_MS,
+  NODE_DOWN_AFTER_MS,
+  PLACEMENT_HEADER,
+  encodePlacementHeader,
+} from './rpc-protocol.js';
 
 export interface ClusterServer {
   /** Resolves with the address it listens on, e.g. `https://127.0.0.1:7946`. */
@@ -130,10 +140,11 @@ async function handleJoin(
   request: IncomingMessage,
   response: ServerResponse,
 ): Promise<void> {
-  const { secret, node, publicKeyPem } = await readJson(request);
+  const { secret, node, publicKeyPem, labels, address } = await readJson(request);
   if (typeof secret !== 'string' || typeof node !== 'string' || typeof publicKeyPem !== 'string') {
     throw new BerthError('ERR_BAD_REQUEST', 'join needs { secret, node, publicKeyPem }');
   }
+  const placement = { labels: parseLabels(labels, 'labels'), address: parseAdvertiseAddress(address) };
   if (!secretMatches(await readJoinSecret(args.stateDir), secret)) {
     args.log.warn({ node, remote: request.socket.remoteAddress }, 'join refused: wrong or rotated token');
     throw new BerthError(
@@ -141,7 +152,22 @@ async function handleJoin(
       'join refused: the token is wrong or was rotated (print the current one with `berth token` on the operator)',
     );
   }
-  const issued = await args.registry.join({ ca: args.identity.ca, name: node, publicKeyPem });
+  let issued: { certificatePem: string };
+  try {
+    issued = await args.registry.join({
+      ca: args.identity.ca,
+      name: node,
+      publicKeyPem,
+      ...(placement.labels === undefined ? {} : { labels: placement.labels }),
+      ...(placement.address === undefined ? {} : { address: placement.address }),
+    });
+  } catch (error) {
+    args.log.warn(
+      { node, remote: request.socket.remoteAddress, reason: asBerthError(error).message },
+      'join refused',
+    );
+    throw error;
+  }
   send(response, 200, {
     certificatePem: issued.certificatePem,
     caCertificatePem: args.identity.ca.certificatePem,
@@ -174,17 +200,43 @@ async function handleRenew(
   });
 }
 
-/** POST /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name; false when the request is none of them. */
+/** POST /v1/nodes/:name/labels `{ set?, remove? }`: the node's labels after the change. */
+async function handleLabels(
+  registry: NodeRegistry,
+  name: string,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const { set, remove } = await readJson(request);
+  const removeKeys: unknown = remove ?? [];
+  if (!Array.isArray(removeKeys) || !removeKeys.every((key) => typeof key === 'string')) {
+    throw new BerthError('ERR_BAD_REQUEST', 'remove must be a list of label keys');
+  }
+  const labels = await registry.setLabels(name, {
+    set: parseLabels(set, 'set') ?? {},
+    remove: removeKeys,
+  });
+  send(response, 200, { node: name, labels });
+}
+
+/**
+ * POST /v1/nodes/:name/drain | /activate | /labels, DELETE /v1/nodes/:name; false when the
+ * request is none of them.
+ */
 async function handleNodeAction(
   registry: NodeRegistry,
   request: IncomingMessage,
   response: ServerResponse,
   pathname: string,
 ): Promise<boolean> {
-  const nodeAction = /^\/v1\/nodes\/([^/]+)(?:\/(drain|activate))?$/.exec(pathname);
+  const nodeAction = /^\/v1\/nodes\/([^/]+)(?:\/(drain|activate|labels))?$/.exec(pathname);
   if (!nodeAction) return false;
   requireAdmin(request);
   const name = decodeURIComponent(nodeAction[1]!);
+  if (request.method === 'POST' && nodeAction[2] === 'labels') {
+    await handleLabels(registry, name, request, response);
+    return true;
+  }
   if (request.method === 'POST' && nodeAction[2]) {
     const availability = nodeAction[2] === 'drain' ? 'drain' : 'active';
     await registry.setAvailability(name, availability);
@@ -305,9 +357,29 @@ async function acceptNodeConnection(
     }
   }
   if (socket.destroyed) return;
+  upgradingNodes.set(request, name);
   sockets.handleUpgrade(request, socket, head, (ws: WebSocket) => {
     superviseNodeSocket(ws, args.registry.attach(name, ws), name, heartbeats, args.log);
   });
+}
+
+/** The node name of each upgrade in progress, for the placement header of its answer. */
+const upgradingNodes = new WeakMap<IncomingMessage, string>();
+
+/**
+ * The upgrade's answer tells the agent the labels and address the operator holds for it, so an
+ * agent started with other ones can say so where its operator reads its log.
+ */
+function addPlacementHeader(registry: NodeRegistry, headers: string[], request: IncomingMessage): void {
+  const name = upgradingNodes.get(request);
+  const node = name === undefined ? undefined : registry.node(name);
+  if (!node) return;
+  headers.push(
+    `${PLACEMENT_HEADER}: ${encodePlacementHeader({
+      ...(node.labels === undefined ? {} : { labels: node.labels }),
+      ...(node.address === undefined ? {} : { address: node.address }),
+    })}`,
+  );
 }
 
 function listenOn(server: Server, options: { host: string; port: number }): Promise<string> {
@@ -348,6 +420,9 @@ export function createClusterServer(args: ClusterServerArgs): ClusterServer {
   capConnections(server, { maxConnections: 4096, maxConnectionsPerClient: 512 });
   const sockets = new WebSocketServer({ noServer: true, maxPayload: 16 * 1024 * 1024 });
   const heartbeats = new Set<NodeJS.Timeout>();
+  sockets.on('headers', (headers: string[], request: IncomingMessage) =>
+    addPlacementHeader(args.registry, headers, request),
+  );
 
   server.on('request', (request: IncomingMessage, response: ServerResponse) => {
     routeClusterRequest(args, request, response).catch((error: unknown) => {

@@ -15,6 +15,7 @@ import {
   type AgentCallParams,
 } from '../api/agent-calls.js';
 import { BerthError, errorFromWire } from '../core/errors.js';
+import type { RecordedPlacement } from './node-placement.js';
 import { messageText, NODE_DOWN_AFTER_MS, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
 
 interface Pending {
@@ -26,7 +27,9 @@ interface Pending {
 /**
  * The operator's NodeAgent for a joined node: every call goes over the node's current
  * WebSocket. While the node has no connection, every call fails with ERR_AGENT_UNREACHABLE
- * (observeCluster then reports the node down). A drained node reports status `drain`.
+ * (observeCluster then reports the node down). A drained node reports status `drain`. The
+ * node's name, labels and address in its snapshots are the operator's (its certificate, nodes.json),
+ * whatever the agent says about itself.
  */
 export class ConnectedNodeAgent implements NodeAgent {
   readonly name: string;
@@ -37,7 +40,11 @@ export class ConnectedNodeAgent implements NodeAgent {
   private lastHeard = 0;
   /** Set by the registry: a drained node takes no new replicas. */
   drained = false;
-  lastSnapshot: NodeSnapshot | null = null;
+  /** Set by the registry: the labels and address recorded in nodes.json (absent for nodes joined by an earlier version). */
+  recorded: Partial<RecordedPlacement> = {};
+  /** Told what each fresh snapshot reported, before the recorded placement replaces it. */
+  onReported: (reported: RecordedPlacement) => void = () => undefined;
+  private reported: NodeSnapshot | null = null;
 
   constructor(name: string) {
     this.name = name;
@@ -150,39 +157,61 @@ export class ConnectedNodeAgent implements NodeAgent {
     });
   }
 
+  /** The last snapshot, as the operator sees it (see snapshot()); null before the first. */
+  get lastSnapshot(): NodeSnapshot | null {
+    return this.reported === null ? null : this.asRecorded(this.reported);
+  }
+
+  private asRecorded(snapshot: NodeSnapshot): NodeSnapshot {
+    return {
+      ...snapshot,
+      // The certificate names the node; nodes.json holds its labels and address.
+      name: this.name,
+      labels: this.recorded.labels ?? snapshot.labels,
+      address: this.recorded.address ?? snapshot.address,
+      status: this.drained ? 'drain' : snapshot.status,
+      replicas: snapshot.replicas.map((r) => this.ownReplica(r)),
+    };
+  }
+
   async snapshot(): Promise<NodeSnapshot> {
     // Within the grace after a dropped connection the node is taken as it last answered, so an
     // agent restart moves nothing; any call that needs it fails (transient) and is retried.
-    if (this.socket === null && !this.down && this.lastSnapshot) return this.lastSnapshot;
+    if (this.socket === null && !this.down && this.reported) return this.asRecorded(this.reported);
     // A node known from before an operator restart: wait for it to reconnect (within the grace)
     // rather than see it down and move its replicas to whichever node reconnected first.
     if (this.socket === null && !this.down) await this.reconnected(this.msUntilDown);
     const snapshot = await this.call<NodeSnapshot>('snapshot', []);
-    // The certificate names the node, not what the agent says about itself.
-    const result: NodeSnapshot = {
-      ...snapshot,
-      name: this.name,
-      status: this.drained ? 'drain' : snapshot.status,
-      replicas: snapshot.replicas.map((r) => ({ ...r, node: this.name })),
-    };
-    this.lastSnapshot = result;
-    return result;
+    this.reported = snapshot;
+    this.onReported({ labels: snapshot.labels, address: snapshot.address });
+    return this.asRecorded(snapshot);
   }
 
-  ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
-    return this.call('ensureReplica', [request]);
+  /** A replica the node reports is on this node, whichever node it names (the mesh admits it by node). */
+  private ownReplica(replica: ObservedReplica): ObservedReplica {
+    return { ...replica, node: this.name };
   }
 
-  awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult> {
-    return waitInCalls('await', options.timeoutMs, (timeoutMs) =>
-      this.call('awaitReplica', [name, { timeoutMs }]),
+  private ownWaitResult(result: ReplicaWaitResult): ReplicaWaitResult {
+    return result.replica === null ? result : { ...result, replica: this.ownReplica(result.replica) };
+  }
+
+  async ensureReplica(request: ReplicaRequest): Promise<ObservedReplica> {
+    return this.ownReplica(await this.call<ObservedReplica>('ensureReplica', [request]));
+  }
+
+  async awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult> {
+    const result = await waitInCalls('await', options.timeoutMs, (timeoutMs) =>
+      this.call<ReplicaWaitResult>('awaitReplica', [name, { timeoutMs }]),
     );
+    return this.ownWaitResult(result);
   }
 
-  watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult> {
-    return waitInCalls('watch', options.durationMs, (durationMs) =>
-      this.call('watchReplica', [name, { durationMs }]),
+  async watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult> {
+    const result = await waitInCalls('watch', options.durationMs, (durationMs) =>
+      this.call<ReplicaWaitResult>('watchReplica', [name, { durationMs }]),
     );
+    return this.ownWaitResult(result);
   }
 
   async removeReplica(name: string): Promise<void> {

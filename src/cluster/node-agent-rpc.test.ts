@@ -53,7 +53,8 @@ const memoryNode: NodeAgent = {
   },
   awaitReplica: async (name, { timeoutMs }) => ({
     outcome: 'timeout',
-    replica: null,
+    // A replica that names another node than the one that reports it.
+    replica: name === replica.name ? replica : null,
     reason: `${name} ${timeoutMs}`,
   }),
   watchReplica: (name) => new Promise(() => void name),
@@ -112,6 +113,7 @@ describe('NodeAgent calls over the agent connection', () => {
       replica: null,
       reason: 'x 5',
     });
+    assert.equal((await remote.awaitReplica(replica.name, { timeoutMs: 5 })).replica?.node, 'worker-1');
     assert.equal(await remote.removeReplica('x'), undefined);
   });
 

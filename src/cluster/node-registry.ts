@@ -21,14 +21,20 @@ import {
   currentRevocations,
 } from './certificate-rotation.js';
 import { clusterDir, type PemPair } from './cluster-identity.js';
+import { isLoopbackAddress } from './advertise-address.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
+import { changeLabels, placementDrift, type RecordedPlacement } from './node-placement.js';
 
 export type NodeAvailability = 'active' | 'drain';
 
 export type { RevokedCertificate } from './certificate-rotation.js';
 
-/** A joined node: its certificates (current, and renewed but not yet used; see certificate-rotation.ts). */
-export interface JoinedNode extends NodeCertificates {
+/**
+ * A joined node: its certificates (current, and renewed but not yet used; see
+ * certificate-rotation.ts), and its labels and advertise address (node-placement.ts), absent only
+ * for a node joined by an earlier version until its first snapshot records them.
+ */
+export interface JoinedNode extends NodeCertificates, Partial<RecordedPlacement> {
   joinedAt: string;
   availability: NodeAvailability;
 }
@@ -73,6 +79,8 @@ export class NodeRegistry {
   private writes: Promise<unknown> = Promise.resolve();
   private readonly downTimers = new Set<NodeJS.Timeout>();
   private readonly certificateMs: number;
+  /** The drift last logged per node, so a node that keeps reporting the same is logged once. */
+  private readonly driftLogged = new Map<string, string>();
 
   constructor(args: {
     stateDir: string;
@@ -128,10 +136,55 @@ export class NodeRegistry {
     let agent = this.connected.get(node.name);
     if (!agent) {
       agent = new ConnectedNodeAgent(node.name);
+      const name = node.name;
+      agent.onReported = (reported) => this.reported(name, reported);
       this.connected.set(node.name, agent);
     }
     agent.drained = node.availability === 'drain';
+    agent.recorded = {
+      ...(node.labels === undefined ? {} : { labels: node.labels }),
+      ...(node.address === undefined ? {} : { address: node.address }),
+    };
     return agent;
+  }
+
+  /**
+   * A node's snapshot reported these labels and address: a node joined by an earlier version has
+   * them recorded now (its first report after the upgrade); any other difference is logged once
+   * and otherwise ignored, the recorded ones stand.
+   */
+  private reported(name: string, reported: RecordedPlacement): void {
+    const node = this.node(name);
+    if (!node) return;
+    if (node.labels === undefined || node.address === undefined) {
+      this.recordReported(name, reported).catch((error: unknown) =>
+        this.log.error({ node: name, err: error }, 'cannot record the labels and address of a node'),
+      );
+      return;
+    }
+    const drift = placementDrift(node, reported)
+      .map((d) => d.detail)
+      .join('; ');
+    if (drift === (this.driftLogged.get(name) ?? '')) return;
+    this.driftLogged.set(name, drift);
+    if (drift !== '')
+      this.log.warn({ node: name, drift }, 'node reports a placement the operator does not hold: ignored');
+  }
+
+  private async recordReported(name: string, reported: RecordedPlacement): Promise<void> {
+    const node = await this.commit((file) => {
+      const entry = file.nodes.find((n) => n.name === name);
+      if (!entry) return undefined;
+      entry.labels ??= reported.labels;
+      entry.address ??= reported.address;
+      return entry;
+    });
+    if (!node) return;
+    this.agentOf(node);
+    this.log.info(
+      { node: name, labels: node.labels, address: node.address },
+      'recorded the labels and address of a node joined by an earlier version',
+    );
   }
 
   /** Every node the reconcile drives: the local ones, then the joined ones. */
@@ -154,10 +207,20 @@ export class NodeRegistry {
   }
 
   /**
-   * Admits a node that presented the join secret: issues its certificate. A node that joins
-   * again under its name (a reinstalled host) gets a new certificate; the old ones are revoked.
+   * Admits a node that presented the join secret: issues its certificate and records its labels
+   * and advertise address. A name that is already a member is refused, whoever asks: the node's
+   * certificate is its identity, and a token holder must not take over a node's name (and with it
+   * its replicas and traffic). A reinstalled host joins again after `berth node rm`. Nor may a
+   * node join with another member's address (the mesh would route to what it says runs there);
+   * loopback addresses are exempt: nodes that share one are all on one host (tests, simulations).
    */
-  async join(args: { ca: PemPair; name: string; publicKeyPem: string }): Promise<{ certificatePem: string }> {
+  async join(args: {
+    ca: PemPair;
+    name: string;
+    publicKeyPem: string;
+    labels?: Record<string, string>;
+    address?: string;
+  }): Promise<{ certificatePem: string }> {
     if (!NODE_NAME.test(args.name)) {
       throw new BerthError(
         'ERR_BAD_REQUEST',
@@ -170,24 +233,27 @@ export class NodeRegistry {
         `node name "${args.name}" is the operator's own node; pick another --node`,
       );
     }
+    refuseTaken(this.file, args);
     const issued = this.issue(args);
-    const rejoined = await this.commit((file) => {
-      const previous = file.nodes.find((n) => n.name === args.name);
-      if (previous) {
-        file.revoked.push(...allCertificatesOf(previous, new Date().toISOString()));
-        file.nodes = file.nodes.filter((n) => n.name !== args.name);
-      }
-      file.nodes.push({
+    const joined = await this.commit((file) => {
+      // Checked again in the queue: two joins may race.
+      refuseTaken(file, args);
+      const node: JoinedNode = {
         name: args.name,
         serial: issued.serial,
         certificateNotAfter: issued.notAfter,
         joinedAt: new Date().toISOString(),
-        availability: previous?.availability ?? 'active',
-      });
+        availability: 'active',
+        ...(args.labels === undefined ? {} : { labels: args.labels }),
+        ...(args.address === undefined ? {} : { address: args.address }),
+      };
+      file.nodes.push(node);
       file.nodes.sort((a, b) => a.name.localeCompare(b.name));
-      return previous !== undefined;
+      return node;
     });
-    this.log.info({ node: args.name, rejoined }, 'node joined');
+    this.driftLogged.delete(args.name);
+    this.agentOf(joined);
+    this.log.info({ node: args.name, labels: joined.labels, address: joined.address }, 'node joined');
     return { certificatePem: issued.certificatePem };
   }
 
@@ -309,6 +375,39 @@ export class NodeRegistry {
     this.onChange(`node ${name} ${availability}`);
   }
 
+  /**
+   * `berth node label`: sets and removes labels of a joined node in nodes.json; a reconcile
+   * follows, so placement follows the new labels. The operator's own node takes none this way.
+   */
+  async setLabels(
+    name: string,
+    change: { set: Record<string, string>; remove: string[] },
+  ): Promise<Record<string, string>> {
+    if (this.local.has(name)) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        `node ${name} is the operator's own node: its labels are not held in the node registry`,
+      );
+    }
+    const node = await this.commit((file) => {
+      const changed = joinedNode(
+        file,
+        name,
+        () => new BerthError('ERR_BAD_REQUEST', `no joined node named ${name} (see berth node ls)`),
+      );
+      // A node joined by an earlier version and not heard from since: start from what it last said.
+      const current = changed.labels ?? this.connected.get(name)?.lastSnapshot?.labels ?? {};
+      changed.labels = changeLabels(current, change);
+      return changed;
+    });
+    this.agentOf(node);
+    this.driftLogged.delete(name);
+    const labels = node.labels ?? {};
+    this.log.info({ node: name, labels }, 'node labels changed');
+    this.onChange(`node ${name} labels`);
+    return labels;
+  }
+
   /** Removes a joined node: its certificate is revoked and its connection dropped at once. */
   async remove(name: string): Promise<void> {
     await this.commit((file) => {
@@ -322,6 +421,7 @@ export class NodeRegistry {
     });
     const agent = this.connected.get(name);
     this.connected.delete(name);
+    this.driftLogged.delete(name);
     await agent?.close();
     this.log.warn({ node: name }, 'node removed; its certificate is revoked');
     this.onChange(`node ${name} removed`);
@@ -350,8 +450,8 @@ export class NodeRegistry {
         status: agent.connected ? 'ready' : agent.down ? 'down' : 'unreachable',
         availability: node.availability,
         kind: 'joined',
-        address: snapshot?.address ?? null,
-        labels: snapshot?.labels ?? {},
+        address: node.address ?? snapshot?.address ?? null,
+        labels: node.labels ?? snapshot?.labels ?? {},
         replicas: snapshot?.replicas.length ?? null,
         lastHeard: agent.lastHeardIso,
         certificateNotAfter: node.certificateNotAfter,
@@ -364,6 +464,27 @@ export class NodeRegistry {
     for (const timer of this.downTimers) clearTimeout(timer);
     await Promise.all([...this.connected.values()].map((a) => a.close()));
     await this.writes;
+  }
+}
+
+/** Refuses a join under a member's name, or with a member's (non-loopback) advertise address. */
+function refuseTaken(file: RegistryFile, wanted: { name: string; address?: string }): void {
+  const { name, address } = wanted;
+  if (file.nodes.some((n) => n.name === name)) {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `join refused: node "${name}" is already a member of this cluster; remove it first with "berth node rm ${name}"`,
+    );
+  }
+  const holder =
+    address === undefined || isLoopbackAddress(address)
+      ? undefined
+      : file.nodes.find((n) => n.address === address);
+  if (holder) {
+    throw new BerthError(
+      'ERR_AGENT_UNAUTHORIZED',
+      `join refused: address ${address} is the advertise address of node "${holder.name}"; give this node its own --advertise-addr, or remove "${holder.name}" first with "berth node rm ${holder.name}"`,
+    );
   }
 }
 

@@ -14,6 +14,7 @@ import { BerthError, errorFromWire } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { certificateFingerprint, generateKeyPair } from './certificates.js';
 import { parseJoinToken } from './join-token.js';
+import { placementDrift, type RecordedPlacement } from './node-placement.js';
 import { startRenewal } from './node-certificate-renewal.js';
 import {
   readStoredIdentities,
@@ -23,14 +24,17 @@ import {
   type NodeCredentials,
 } from './node-credentials.js';
 import { checkOperatorIdentity, requestJson } from './operator-request.js';
-import { AGENT_SILENCE_MS, CLUSTER_PATHS } from './rpc-protocol.js';
+import { AGENT_SILENCE_MS, CLUSTER_PATHS, PLACEMENT_HEADER, decodePlacementHeader } from './rpc-protocol.js';
 import { serveNodeAgent } from './serve-node-agent.js';
 
-/** The stored identity the agent starts with (see startupIdentity), or null when it joins. */
+/**
+ * The stored identity the agent starts with (see startupIdentity), or why there is none (empty
+ * when the state dir holds no certificate at all).
+ */
 async function storedIdentity(
   args: { node: string; stateDir: string; log: Logger },
   caFingerprint: string,
-): Promise<NodeCredentials | null> {
+): Promise<NodeCredentials | { unusable: string[] }> {
   const stored = await readStoredIdentities(args.stateDir);
   const choice = startupIdentity(
     stored.map((s) => s.facts),
@@ -40,7 +44,7 @@ async function storedIdentity(
     if (choice.reasons.length > 0) {
       args.log.warn({ reasons: choice.reasons }, 'no usable node certificate in the state dir: joining');
     }
-    return null;
+    return { unusable: choice.reasons };
   }
   const credentials = stored.find((s) => s.facts.source === choice.use)!.credentials;
   args.log.info(
@@ -54,21 +58,41 @@ async function storedIdentity(
   return credentials;
 }
 
-/**
- * The node's credentials for the cluster the token names: the ones in the state dir when they
- * were issued by that cluster's CA and still valid (an agent restart), else a fresh join.
- */
-export async function joinCluster(args: {
+interface JoinArgs {
   url: string;
   token: string;
   node: string;
   stateDir: string;
+  /** Recorded by the operator at join; later runs cannot change them (node-placement.ts). */
+  placement: RecordedPlacement;
   log: Logger;
-}): Promise<NodeCredentials> {
+}
+
+/**
+ * The node's credentials for the cluster the token names: the ones in the state dir when they
+ * were issued by that cluster's CA and still valid (an agent restart), else a fresh join. A
+ * refused join says why the stored certificate could not be used, if there was one.
+ */
+export async function joinCluster(args: JoinArgs): Promise<NodeCredentials> {
   const token = parseJoinToken(args.token);
   const stored = await storedIdentity(args, token.caFingerprint);
-  if (stored !== null) return stored;
+  if (!('unusable' in stored)) return stored;
+  try {
+    return await joinWithToken(args, token);
+  } catch (error) {
+    if (stored.unusable.length === 0 || !(error instanceof BerthError)) throw error;
+    throw new BerthError(
+      error.code,
+      `${error.message} (the node certificate in ${args.stateDir}/cluster cannot be used: ${stored.unusable.join('; ')})`,
+      { cause: error },
+    );
+  }
+}
 
+async function joinWithToken(
+  args: JoinArgs,
+  token: ReturnType<typeof parseJoinToken>,
+): Promise<NodeCredentials> {
   const fetched = (await requestJson(args.url, {}, 'GET', CLUSTER_PATHS.ca)) as {
     caCertificatePem?: unknown;
   };
@@ -90,6 +114,8 @@ export async function joinCluster(args: {
     secret: token.secret,
     node: args.node,
     publicKeyPem: keys.publicKeyPem,
+    labels: args.placement.labels,
+    address: args.placement.address,
   })) as { certificatePem?: unknown };
   if (typeof answer.certificatePem !== 'string') {
     throw new BerthError('ERR_AGENT_UNAUTHORIZED', 'the operator did not issue a certificate');
@@ -118,6 +144,8 @@ interface ConnectArgs {
   /** Where renewed credentials are kept (node-credentials.ts). */
   stateDir: string;
   agent: NodeAgent;
+  /** What this agent was started with, to compare with what the operator holds. */
+  placement: RecordedPlacement;
   log: Logger;
 }
 
@@ -155,6 +183,23 @@ function readRefusal(link: Link, ws: WebSocket, response: IncomingMessage): void
   });
 }
 
+/**
+ * The operator holds the node's labels and address from its join on: an agent started with other
+ * ones says so (they take no effect), on every connection, where its operator reads its log.
+ */
+function warnOfPlacementDrift(args: ConnectArgs, response: IncomingMessage): void {
+  const held = decodePlacementHeader(response.headers[PLACEMENT_HEADER]);
+  if (held === null) return;
+  for (const drift of placementDrift(held, args.placement)) {
+    args.log.warn(
+      { held: held[drift.field], started: args.placement[drift.field], detail: drift.detail },
+      drift.field === 'labels'
+        ? 'labels are held by the operator; change them with berth node label (the --label values of this agent take no effect)'
+        : 'the advertise address is held by the operator since this node joined: replicas published on another address are not routed to',
+    );
+  }
+}
+
 /** Terminates a socket that hears no ping from the operator for AGENT_SILENCE_MS; returns the reset. */
 function silenceWatchdog(ws: WebSocket, log: Logger): { heard: () => void; stop: () => void } {
   let silence: NodeJS.Timeout | null = null;
@@ -190,6 +235,7 @@ function dial(link: Link): void {
   link.socket = ws;
   const watchdog = silenceWatchdog(ws, log);
   ws.on('unexpected-response', (_request, response) => readRefusal(link, ws, response));
+  ws.on('upgrade', (response) => warnOfPlacementDrift(link.args, response));
   ws.on('open', () => {
     link.retryMs = 500;
     log.info({ operator: link.args.url }, 'connected to the operator');

@@ -6,6 +6,7 @@
 import type { RawData } from 'ws';
 import type { AgentCallName } from '../api/agent-calls.js';
 import type { WireError } from '../core/errors.js';
+import type { RecordedPlacement } from './node-placement.js';
 
 /** A call of the agent contract (src/api/agent-calls.ts): its method and positional parameters. */
 export interface RpcRequest {
@@ -50,4 +51,27 @@ export function messageText(data: RawData): string {
   if (Buffer.isBuffer(data)) return data.toString('utf8');
   if (Array.isArray(data)) return Buffer.concat(data).toString('utf8');
   return Buffer.from(data).toString('utf8');
+}
+
+/**
+ * Header of the operator's answer to the agent's WebSocket upgrade: the labels and address it
+ * holds for the node (base64url of JSON; either may be absent for a node joined by an earlier version).
+ */
+export const PLACEMENT_HEADER = 'x-berth-node-placement';
+
+export function encodePlacementHeader(placement: Partial<RecordedPlacement>): string {
+  return Buffer.from(JSON.stringify(placement), 'utf8').toString('base64url');
+}
+
+/** The placement of the header, or null when it is absent or not one. */
+export function decodePlacementHeader(
+  value: string | string[] | undefined,
+): Partial<RecordedPlacement> | null {
+  if (typeof value !== 'string') return null;
+  try {
+    const parsed: unknown = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+    return parsed !== null && typeof parsed === 'object' ? parsed : null;
+  } catch {
+    return null;
+  }
 }

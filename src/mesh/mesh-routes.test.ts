@@ -2,7 +2,12 @@ import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
 import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
 import type { ServiceSpec } from '../manifests/types.js';
-import { computeMeshRoutes, computeServiceRoutes, withoutReplicas } from './mesh-routes.js';
+import {
+  computeMeshRoutes,
+  computeServiceRoutes,
+  misaddressedReplicas,
+  withoutReplicas,
+} from './mesh-routes.js';
 
 function replica(
   name: string,
@@ -106,6 +111,39 @@ describe('computeMeshRoutes', () => {
     };
     const routes = computeMeshRoutes({ services: [web] }, observed, new Set(['n1/web.1']));
     assert.deepEqual(routes[0]?.backends, [{ id: 'n2/web.1', host: '127.0.1.2', port: 32002 }]);
+  });
+
+  test("a replica published on an address that is not its node's is not routed to, on any port", () => {
+    // n2 claims a replica on n1's address (and one on a host outside the cluster): neither is its own.
+    const on = (hostIp: string, hostPort: number) => ({
+      ports: [
+        { target: 8080, protocol: 'tcp' as const, hostIp, hostPort },
+        { target: 9090, protocol: 'tcp' as const, hostIp, hostPort: hostPort + 100 },
+      ],
+    });
+    const observed = {
+      nodes: [
+        node('n1', '127.0.1.1', [replica('web.1', 'n1', 32001, on('127.0.1.1', 32001))]),
+        node('n2', '127.0.1.2', [
+          replica('web.2', 'n2', 32001, on('127.0.1.1', 32001)),
+          replica('web.3', 'n2', 443, on('203.0.113.7', 443)),
+          replica('web.4', 'n2', 32004, on('::', 32004)),
+        ]),
+      ],
+    };
+    const own = [
+      { id: 'n1/web.1', host: '127.0.1.1', port: 32001 },
+      { id: 'n2/web.4', host: '127.0.1.2', port: 32004 },
+    ];
+    assert.deepEqual(computeMeshRoutes({ services: [web] }, observed)[0]?.backends, own);
+    assert.deepEqual(
+      computeServiceRoutes({ services: [web] }, observed)[0]?.ports.map((p) => p.backends.map((b) => b.id)),
+      [own.map((b) => b.id), own.map((b) => b.id)],
+    );
+    assert.deepEqual(misaddressedReplicas(observed), [
+      { node: 'n2', replica: 'web.2', nodeAddress: '127.0.1.2', publishedOn: '127.0.1.1' },
+      { node: 'n2', replica: 'web.3', nodeAddress: '127.0.1.2', publishedOn: '203.0.113.7' },
+    ]);
   });
 
   test('a published port with no healthy replica still has a route (a connection is closed, never misrouted)', () => {

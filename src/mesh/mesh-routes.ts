@@ -16,6 +16,8 @@ import type { DesiredState, ServiceSpec } from '../manifests/types.js';
  * Replicas are named by slot and spec, not node, so a replacement on another node (drain, node
  * loss) has the same name as the one it replaces: backends and `withdrawn` go by `node/name`.
  * Replicas of every spec hash count: during a rolling update the old and the new serve side by side.
+ * A replica published on an address that is not its node's is never a backend (see
+ * misaddressedReplicas).
  */
 export function computeMeshRoutes(
   desired: Pick<DesiredState, 'services'>,
@@ -80,14 +82,49 @@ function serviceBackends(
       const id = replicaKey(node.name, replica.name);
       if (!takesTraffic(replica) || withdrawn.has(id)) continue;
       const endpoint = replica.ports.find((p) => p.target === target && p.protocol === 'tcp');
-      if (!endpoint) continue;
-      // Docker reports 0.0.0.0 for a port published on every address; the node's address
-      // is the one other nodes can reach.
-      const host = endpoint.hostIp === '' || endpoint.hostIp === '0.0.0.0' ? node.address : endpoint.hostIp;
-      backends.push({ id, host, port: endpoint.hostPort });
+      if (!endpoint || publishedElsewhere(endpoint.hostIp, node.address)) continue;
+      backends.push({ id, host: node.address, port: endpoint.hostPort });
     }
   }
   return backends.sort((a, b) => compare(a.id, b.id));
+}
+
+/**
+ * Whether a port published on `hostIp` is not on the node's address. Docker reports 0.0.0.0 (or
+ * `::`, or nothing) for a port published on every address: the node's address reaches it. Any
+ * other address is the node's claim, and a node may claim only its own: the operator holds each
+ * joined node's address from its join on, and a replica reported on another one (a misbehaving or
+ * compromised node pointing the mesh at a host it does not own) gets no traffic.
+ */
+function publishedElsewhere(hostIp: string, nodeAddress: string): boolean {
+  return hostIp !== '' && hostIp !== '0.0.0.0' && hostIp !== '::' && hostIp !== nodeAddress;
+}
+
+/** A replica whose published port is on an address that is not its node's: never routed to. */
+export interface MisaddressedReplica {
+  node: string;
+  replica: string;
+  nodeAddress: string;
+  publishedOn: string;
+}
+
+/** Every replica that routing ignores because it is published on another address than its node's, pure. */
+export function misaddressedReplicas(observed: ObservedState): MisaddressedReplica[] {
+  const found: MisaddressedReplica[] = [];
+  for (const node of observed.nodes) {
+    for (const replica of node.replicas) {
+      const elsewhere = replica.ports.find((p) => publishedElsewhere(p.hostIp, node.address));
+      if (elsewhere) {
+        found.push({
+          node: node.name,
+          replica: replica.name,
+          nodeAddress: node.address,
+          publishedOn: elsewhere.hostIp,
+        });
+      }
+    }
+  }
+  return found;
 }
 
 function compare(a: string, b: string): number {

@@ -2,7 +2,12 @@ import type { MeshMembership, MeshRoutes, NodeAgent, ObservedReplica, ObservedSt
 import type { Logger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
-import { computeMeshRoutes, computeServiceRoutes, replicaKey } from '../mesh/mesh-routes.js';
+import {
+  computeMeshRoutes,
+  computeServiceRoutes,
+  misaddressedReplicas,
+  replicaKey,
+} from '../mesh/mesh-routes.js';
 
 export interface MeshControllerOptions {
   agents: () => ReadonlyMap<string, NodeAgent>;
@@ -37,6 +42,8 @@ export class MeshController implements MeshMembership {
   private stopped = false;
   private lastVersion = 0;
   private ticking: Promise<void> | null = null;
+  /** Replicas left out of routing for their address, already logged (`node/name@address`). */
+  private misaddressedLogged = new Set<string>();
 
   constructor(options: MeshControllerOptions) {
     this.options = options;
@@ -78,7 +85,23 @@ export class MeshController implements MeshMembership {
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
     for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);
     this.observed = observed;
+    this.logMisaddressed();
     await this.push(0);
+  }
+
+  /** Says once per replica (and address) that it is left out of routing, as computeMeshRoutes leaves it. */
+  private logMisaddressed(): void {
+    const now = new Set<string>();
+    for (const found of misaddressedReplicas(this.observed)) {
+      const key = `${replicaKey(found.node, found.replica)}@${found.publishedOn}`;
+      now.add(key);
+      if (this.misaddressedLogged.has(key)) continue;
+      this.log.warn(
+        found,
+        "replica published on an address that is not its node's: the mesh does not route to it",
+      );
+    }
+    this.misaddressedLogged = now;
   }
 
   async admit(replica: ObservedReplica): Promise<void> {
