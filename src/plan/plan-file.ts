@@ -1,5 +1,5 @@
 import { BerthError } from '../core/errors.js';
-import { withoutCredential as withoutUrlCredential } from '../core/url-credential.js';
+import { withoutCredential } from '../core/url-credential.js';
 import type { ClusterFingerprint } from './cluster-fingerprint.js';
 import type { Plan } from './types.js';
 
@@ -33,9 +33,7 @@ export interface PlanFile {
 }
 
 /** `https://user:token@host/repo.git` -> `https://host/repo.git`; anything else as it is. */
-export function withoutCredential(repo: string): string {
-  return withoutUrlCredential(repo);
-}
+export { withoutCredential };
 
 export function renderPlanFile(content: Omit<PlanFile, 'format' | 'version'>): string {
   const file: PlanFile = {
