@@ -7,7 +7,7 @@ import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
 import { applySavedPlan, readSavedPlan } from './apply-saved-plan.js';
 import {
-  absoluteRepo,
+  repoIdentity,
   addClusterOptions,
   addSourceOptions,
   closeCluster,
@@ -80,7 +80,7 @@ async function applyOnce(options: ApplyOptions & SourceOptions): Promise<void> {
   const ref = options.ref ?? options.branch;
   const revision = await source.resolve(ref);
   await store.update((s) => {
-    s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
+    s.source = { repo: repoIdentity(options.repo), path: options.path, branch: options.branch };
     if (options.retry) delete s.failed[revision];
   });
   const agents = await openCluster(options, log);

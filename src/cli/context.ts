@@ -5,6 +5,7 @@ import { createAgentClient } from '../agent/client.js';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
 import { createLocalAgent } from '../agent/local-agent.js';
 import { BerthError } from '../core/errors.js';
+import { withoutCredential } from '../core/url-credential.js';
 import { DEFAULT_CERT_EXPIRY } from '../cluster/operator-cluster.js';
 import { DEFAULT_CLUSTER_PORT } from '../cluster/rpc-protocol.js';
 import type { Logger } from '../core/log.js';
@@ -112,10 +113,23 @@ export function absoluteRepo(repo: string): string {
   return /^[a-z][a-z0-9+.-]*:\/\//i.test(repo) ? repo : resolve(repo);
 }
 
+/**
+ * The repository as it may be stored, printed and logged: absolute, and without the credential an
+ * http(s) URL may carry (that one is used for the Authorization header only, see openGitSource).
+ */
+export function repoIdentity(repo: string): string {
+  return withoutCredential(absoluteRepo(repo));
+}
+
 export async function openRevisionSource(options: SourceOptions, log: Logger): Promise<RevisionSource> {
   const repo = absoluteRepo(options.repo);
   const git = await openGitSource({ repo, cacheDir: join(options.stateDir, 'git-cache'), log });
-  return createGitRevisionSource({ git, repo, branch: options.branch, path: options.path });
+  return createGitRevisionSource({
+    git,
+    repo: repoIdentity(repo),
+    branch: options.branch,
+    path: options.path,
+  });
 }
 
 export function openStateStore(stateDir: string): StateStore {

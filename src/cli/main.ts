@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../core/errors.js';
+import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
@@ -35,6 +36,7 @@ export function buildProgram(): Command {
 
 /** The only place (with the command files it calls) that decides the process exit code. */
 export async function main(argv: string[]): Promise<void> {
+  hideUrlCredentialsFromPs(argv);
   const program = buildProgram();
   try {
     await program.parseAsync(argv);
@@ -43,13 +45,21 @@ export async function main(argv: string[]): Promise<void> {
       process.exitCode = error.exitCode;
       return;
     }
-    if (error instanceof BerthError) {
-      process.stderr.write(`berth: ${error.message}\n`);
-    } else {
-      process.stderr.write(
-        `berth: unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
-      );
-    }
+    const message =
+      error instanceof BerthError
+        ? error.message
+        : `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
+    process.stderr.write(`berth: ${redactCredentials(message)}\n`);
     process.exitCode = 1;
   }
+}
+
+/**
+ * A `--repo` URL with `user:token@` is readable by every local user in `ps` and /proc/PID/cmdline.
+ * Rewriting the process title (Linux: the argv memory itself) hides it for all but the first
+ * moments of the process; BERTH_GIT_PASSWORD_FILE avoids even those.
+ */
+function hideUrlCredentialsFromPs(argv: string[]): void {
+  const shown = argv.map(redactCredentials);
+  if (shown.some((arg, i) => arg !== argv[i])) process.title = shown.join(' ');
 }

@@ -24,7 +24,7 @@ import {
 import type { Plan } from '../plan/types.js';
 import { shortRevision } from '../source/revision.js';
 import {
-  absoluteRepo,
+  repoIdentity,
   addClusterOptions,
   addSourceOptions,
   closeCluster,
@@ -186,7 +186,7 @@ async function savePlan(
   const text = renderPlanFile({
     createdAt: new Date().toISOString(),
     source: {
-      repo: absoluteRepo(options.repo),
+      repo: repoIdentity(options.repo),
       path: options.path,
       ref: options.ref ?? options.branch,
       revision: plan.revision,

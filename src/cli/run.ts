@@ -16,7 +16,7 @@ import { shortRevision } from '../source/revision.js';
 import { webhookRoutes } from '../source/webhooks/webhook-routes.js';
 import { readWebhookSecret } from '../source/webhooks/webhook-secret.js';
 import {
-  absoluteRepo,
+  repoIdentity,
   addClusterOptions,
   addOperatorClusterOptions,
   addSourceOptions,
@@ -88,7 +88,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   const source = await openRevisionSource(options, log);
   const nodes = await openNodes(options, log);
   await store.update((s) => {
-    s.source = { repo: absoluteRepo(options.repo), path: options.path, branch: options.branch };
+    s.source = { repo: repoIdentity(options.repo), path: options.path, branch: options.branch };
   });
   const metrics = new OperatorMetrics();
   // The routing mesh: published ports on every node, following replica health.

@@ -2,6 +2,7 @@ import { Command, Option } from 'commander';
 import type { NodeAgent, ObservedState } from '../api/types.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { createLogger, type Logger } from '../core/log.js';
+import { redactCredentials } from '../core/url-credential.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan, isAlive } from '../plan/compute-plan.js';
@@ -16,6 +17,7 @@ import {
   openCluster,
   openRevisionSource,
   openStateStore,
+  repoIdentity,
   type ClusterOptions,
 } from './context.js';
 
@@ -79,14 +81,18 @@ async function readStatus(options: StatusOptions): Promise<StatusReport> {
   const store = openStateStore(options.stateDir);
   const state = await store.read();
   const repo = options.repo ?? state.source?.repo;
-  const repository = repo
-    ? {
-        repo,
-        path: options.path ?? state.source?.path ?? '.',
-        branch: options.branch ?? state.source?.branch ?? DEFAULT_BRANCH,
-      }
-    : null;
-  const { head, desired, sourceError } = await readDesired(repository, state, options.stateDir, log);
+  const where = {
+    path: options.path ?? state.source?.path ?? '.',
+    branch: options.branch ?? state.source?.branch ?? DEFAULT_BRANCH,
+  };
+  // Read with the credential --repo may carry; shown without it.
+  const repository = repo ? { repo: repoIdentity(repo), ...where } : null;
+  const { head, desired, sourceError } = await readDesired(
+    repo ? { repo, ...where } : null,
+    state,
+    options.stateDir,
+    log,
+  );
   const observed = await observe(options, log);
   const plan = desired ? computePlan(desired, observed) : null;
   const recorded: RecordedConditions | null = await store.readConditions();
@@ -140,7 +146,8 @@ async function readDesired(
     const loaded = await source.load(target);
     return { head, desired: loaded.ok ? loaded.desired : null, sourceError: null };
   } catch (error) {
-    return { head, desired: null, sourceError: error instanceof Error ? error.message : String(error) };
+    const message = error instanceof Error ? error.message : String(error);
+    return { head, desired: null, sourceError: redactCredentials(message) };
   }
 }
 

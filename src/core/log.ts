@@ -1,6 +1,8 @@
 import { pino, type DestinationStream, type Logger } from 'pino';
 import pretty from 'pino-pretty';
 
+import { redactCredentials } from './url-credential.js';
+
 export type { Logger } from 'pino';
 
 /**
@@ -23,8 +25,10 @@ function logDestination(): DestinationStream {
 
 /**
  * The process logger (see logDestination for the format); level from
- * BERTH_LOG_LEVEL (default `info`). Secret values are never passed to a logger; the redact
- * paths are a second line of defence for request bodies that carry file contents.
+ * BERTH_LOG_LEVEL (default `info`). Secret values are never passed to a logger. Two lines of
+ * defence behind that: the redact paths (request bodies that carry file contents, fields named
+ * like a credential), and every finished line is cleaned of URL userinfo and of the git
+ * credentials this process knows (an error of a library may quote them).
  */
 export function createLogger(options: { level?: string; name?: string } = {}): Logger {
   return pino(
@@ -32,9 +36,23 @@ export function createLogger(options: { level?: string; name?: string } = {}): L
       name: options.name ?? 'berth',
       level: options.level ?? process.env['BERTH_LOG_LEVEL'] ?? 'info',
       redact: {
-        paths: ['*.files[*].contentBase64', 'files[*].contentBase64', 'token', '*.token'],
+        paths: [
+          '*.files[*].contentBase64',
+          'files[*].contentBase64',
+          'token',
+          '*.token',
+          'password',
+          '*.password',
+          'authorization',
+          '*.authorization',
+          'headers.authorization',
+          '*.headers.authorization',
+          'headers.Authorization',
+          '*.headers.Authorization',
+        ],
         censor: '[redacted]',
       },
+      hooks: { streamWrite: redactCredentials },
     },
     logDestination(),
   );

@@ -2,6 +2,7 @@ import { mkdir, open, readFile, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { stateWriteError, writeFileAtomic } from '../core/atomic-file.js';
 import { BerthError, isErrorCode, type ErrorCode } from '../core/errors.js';
+import { redactCredentials } from '../core/url-credential.js';
 import type { Condition } from './conditions.js';
 
 /**
@@ -12,6 +13,8 @@ import type { Condition } from './conditions.js';
  *   A torn last line (a crash mid-append) is skipped when reading.
  * A failed write (full disk, read-only or unwritable dir) rejects that one call with ERR_STATE_WRITE
  * and leaves the files as they were; the next write tries again from what is on disk.
+ * Every file is cleaned of git credentials before it is written (see core/url-credential.ts):
+ * error messages recorded as reasons may come from libraries that quote a URL.
  */
 export interface OperatorState {
   /** The last revision whose rollout fully succeeded: the rollback target. */
@@ -97,7 +100,7 @@ export class StateStore {
   /** Written by `berth run` after every change of its conditions; read by `berth status`. */
   async writeConditions(conditions: Condition[], now: Date): Promise<void> {
     const recorded: RecordedConditions = { at: now.toISOString(), conditions };
-    await writeFileAtomic(this.conditionsPath, `${JSON.stringify(recorded, null, 2)}\n`);
+    await writeFileAtomic(this.conditionsPath, stateJson(recorded));
   }
 
   async readConditions(): Promise<RecordedConditions | null> {
@@ -140,9 +143,7 @@ export class StateStore {
 
   /** Replaces state.json; rejects with ERR_STATE_WRITE (the file keeps its previous content) when it cannot. */
   async write(state: OperatorState): Promise<void> {
-    await this.serially(() =>
-      writeFileAtomic(this.statePath, `${JSON.stringify(boundedState(state), null, 2)}\n`, 0o600),
-    );
+    await this.serially(() => writeFileAtomic(this.statePath, stateJson(boundedState(state)), 0o600));
   }
 
   /**
@@ -154,7 +155,7 @@ export class StateStore {
       const state = await this.read();
       change(state);
       const bounded = boundedState(state);
-      await writeFileAtomic(this.statePath, `${JSON.stringify(bounded, null, 2)}\n`, 0o600);
+      await writeFileAtomic(this.statePath, stateJson(bounded), 0o600);
       return bounded;
     });
   }
@@ -202,7 +203,11 @@ export class StateStore {
 }
 
 function historyLines(entries: HistoryEntry[]): string {
-  return entries.map((e) => `${JSON.stringify(boundedEntry(e))}\n`).join('');
+  return entries.map((e) => `${redactCredentials(JSON.stringify(boundedEntry(e)))}\n`).join('');
+}
+
+function stateJson(value: unknown): string {
+  return `${redactCredentials(JSON.stringify(value, null, 2))}\n`;
 }
 
 /** Appends text and fsyncs; on failure the file is truncated back to its old end, so no half entry stays. */

@@ -1,4 +1,5 @@
 import { BerthError } from '../core/errors.js';
+import { withoutCredential } from '../core/url-credential.js';
 import type { ClusterFingerprint } from './cluster-fingerprint.js';
 import type { Plan } from './types.js';
 
@@ -32,17 +33,7 @@ export interface PlanFile {
 }
 
 /** `https://user:token@host/repo.git` -> `https://host/repo.git`; anything else as it is. */
-export function withoutCredential(repo: string): string {
-  if (!/^https?:\/\//i.test(repo)) return repo;
-  try {
-    const url = new URL(repo);
-    url.username = '';
-    url.password = '';
-    return url.toString();
-  } catch {
-    return repo.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
-  }
-}
+export { withoutCredential };
 
 export function renderPlanFile(content: Omit<PlanFile, 'format' | 'version'>): string {
   const file: PlanFile = {

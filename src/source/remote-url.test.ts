@@ -1,4 +1,7 @@
 import assert from 'node:assert/strict';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { test } from 'node:test';
 
 import { BerthError } from '../core/errors.js';
@@ -45,4 +48,26 @@ void test('redactUrl drops credentials; the cache key ignores them', () => {
   assert.equal(cacheKeyForUrl('https://me:pw@host/x.git'), cacheKeyForUrl('https://host/x.git'));
   assert.match(cacheKeyForUrl('https://host/x.git'), /^[0-9a-f]{16}$/);
   assert.notEqual(cacheKeyForUrl('https://host/x.git'), cacheKeyForUrl('https://host/y.git'));
+});
+
+void test('credentialsFromEnv reads the password from BERTH_GIT_PASSWORD_FILE, one trailing newline dropped', async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-cred-'));
+  try {
+    const file = join(dir, 'token');
+    await writeFile(file, 'file-token-123\n', { mode: 0o600 });
+    assert.deepEqual(credentialsFromEnv({ BERTH_GIT_PASSWORD_FILE: file }), {
+      username: 'git',
+      password: 'file-token-123',
+    });
+    assert.throws(
+      () => credentialsFromEnv({ BERTH_GIT_PASSWORD_FILE: file, BERTH_GIT_PASSWORD: 'x' }),
+      (error: unknown) => error instanceof BerthError && /not both/.test(error.message),
+    );
+    assert.throws(
+      () => credentialsFromEnv({ BERTH_GIT_PASSWORD_FILE: join(dir, 'missing') }),
+      (error: unknown) => error instanceof BerthError && /ENOENT/.test(error.message),
+    );
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
 });

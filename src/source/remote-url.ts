@@ -1,12 +1,17 @@
 import { createHash } from 'node:crypto';
+import { readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 
 import { BerthError } from '../core/errors.js';
+import {
+  redactCredentials,
+  rememberCredential,
+  splitUrlCredential,
+  type UrlCredential,
+} from '../core/url-credential.js';
 
-export interface GitCredentials {
-  username: string;
-  password: string;
-}
+/** A username and a password or access token for an http(s) git server. */
+export type GitCredentials = UrlCredential;
 
 /** What `--repo` names: a directory on this machine, or an http(s) URL of a git server. */
 export type RepoLocation =
@@ -22,22 +27,12 @@ export const DEFAULT_TOKEN_USERNAME = 'git';
  */
 export function parseRepoLocation(repo: string): RepoLocation {
   if (/^https?:\/\//i.test(repo)) {
-    let parsed: URL;
-    try {
-      parsed = new URL(repo);
-    } catch (error) {
-      throw new BerthError('ERR_BAD_REQUEST', `--repo ${redactUrl(repo)} is not a valid URL`, {
-        cause: error,
-      });
-    }
-    const credentials =
-      parsed.username !== '' || parsed.password !== ''
-        ? { username: decodeURIComponent(parsed.username), password: decodeURIComponent(parsed.password) }
-        : undefined;
-    parsed.username = '';
-    parsed.password = '';
-    const url = parsed.toString();
-    return credentials === undefined ? { kind: 'remote', url } : { kind: 'remote', url, credentials };
+    if (!URL.canParse(repo))
+      throw new BerthError('ERR_BAD_REQUEST', `--repo ${redactUrl(repo)} is not a valid URL`);
+    const { url, credential } = splitUrlCredential(repo);
+    return credential === undefined
+      ? { kind: 'remote', url }
+      : { kind: 'remote', url, credentials: credential };
   }
   if (/^file:\/\//i.test(repo)) return { kind: 'local', path: fileURLToPath(repo) };
   if (/^(ssh|git):\/\//i.test(repo) || /^[\w.-]+@[\w.-]+:/.test(repo)) {
@@ -52,16 +47,35 @@ export function parseRepoLocation(repo: string): RepoLocation {
 
 /**
  * Credentials from the environment: BERTH_GIT_USERNAME and BERTH_GIT_PASSWORD (a password or an
- * access token). A token alone is enough; the username then defaults to `git`.
+ * access token), or BERTH_GIT_PASSWORD_FILE naming a file that holds it (a mounted secret; one
+ * trailing newline is ignored). A token alone is enough; the username then defaults to `git`.
  */
 export function credentialsFromEnv(env: NodeJS.ProcessEnv = process.env): GitCredentials | undefined {
-  const password = env['BERTH_GIT_PASSWORD'];
+  const password = passwordFromEnv(env);
   if (password === undefined || password === '') return undefined;
   const username = env['BERTH_GIT_USERNAME'];
-  return {
+  const credentials = {
     username: username === undefined || username === '' ? DEFAULT_TOKEN_USERNAME : username,
     password,
   };
+  rememberCredential(credentials);
+  return credentials;
+}
+
+function passwordFromEnv(env: NodeJS.ProcessEnv): string | undefined {
+  const file = env['BERTH_GIT_PASSWORD_FILE'];
+  if (file === undefined || file === '') return env['BERTH_GIT_PASSWORD'];
+  if (env['BERTH_GIT_PASSWORD'] !== undefined && env['BERTH_GIT_PASSWORD'] !== '') {
+    throw new BerthError('ERR_BAD_REQUEST', 'set BERTH_GIT_PASSWORD or BERTH_GIT_PASSWORD_FILE, not both');
+  }
+  try {
+    return readFileSync(file, 'utf8').replace(/\r?\n$/, '');
+  } catch (error) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `cannot read BERTH_GIT_PASSWORD_FILE ${file}: ${(error as NodeJS.ErrnoException).code ?? String(error)}`,
+    );
+  }
 }
 
 export function basicAuthorization(credentials: GitCredentials): string {
@@ -70,10 +84,10 @@ export function basicAuthorization(credentials: GitCredentials): string {
 
 /** `https://user:secret@host/x.git` → `https://host/x.git`, for anything shown or logged. */
 export function redactUrl(url: string): string {
-  return url.replace(/^([a-z][a-z0-9+.-]*:\/\/)[^/@]*@/i, '$1');
+  return redactCredentials(url);
 }
 
 /** The cache directory name for a remote: stable per URL, safe as a file name. */
 export function cacheKeyForUrl(url: string): string {
-  return createHash('sha256').update(redactUrl(url)).digest('hex').slice(0, 16);
+  return createHash('sha256').update(splitUrlCredential(url).url).digest('hex').slice(0, 16);
 }

@@ -9,7 +9,8 @@
  *   await server.close();
  *
  * With `auth`, every request must carry that HTTP Basic username/password (else 401), like a
- * private repository on a forge.
+ * private repository on a forge. The object is read on every request: changing its password
+ * rotates the credential while the server runs.
  */
 import { spawn } from 'node:child_process';
 import { execFileSync } from 'node:child_process';
