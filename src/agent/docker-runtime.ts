@@ -383,7 +383,9 @@ function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptio
         MaximumRetryCount: spec.restart.policy === 'on-failure' ? spec.restart.maxRetries : 0,
       },
       Init: spec.init,
-      ...(spec.dns ? { Dns: spec.dns.servers, DnsSearch: spec.dns.search } : {}),
+      ...(spec.dns
+        ? { Dns: spec.dns.servers, DnsSearch: spec.dns.search, DnsOptions: spec.dns.options }
+        : {}),
       Mounts: spec.mounts.map((mount) => ({
         Type: 'bind' as const,
         Source: mount.source,

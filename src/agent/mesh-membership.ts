@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import type { MeshRoutes } from '../api/types.js';
 import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
 import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
-import { createServiceDiscovery } from '../mesh/service-discovery.js';
+import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
 
 export interface MeshMembershipOptions {
   nodeName: string;
@@ -29,7 +29,7 @@ export interface MeshMembership {
   /** Serves the operator's table, less the vetoed replicas; see NodeAgent.setMeshRoutes. */
   setRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
   /** Resolvers for a new container of `namespace`; null without service discovery. */
-  containerDns(namespace: string): Promise<{ servers: string[]; search: string[] } | null>;
+  containerDns(namespace: string): Promise<ContainerDns | null>;
   close(): Promise<void>;
 }
 

@@ -67,8 +67,8 @@ export interface ContainerCreateSpec {
   init: boolean;
   user: string | null;
   workingDir: string | null;
-  /** Resolvers (in order) and search domains; null keeps the engine's defaults. */
-  dns: { servers: string[]; search: string[] } | null;
+  /** Resolvers (in order), search domains and resolver options (`ndots:3`); null keeps the engine's defaults. */
+  dns: { servers: string[]; search: string[]; options: string[] } | null;
 }
 
 export interface ExecResult {

@@ -1,21 +1,23 @@
 import { randomInt } from 'node:crypto';
-import { createSocket, type Socket } from 'node:dgram';
+import { createSocket, type RemoteInfo, type Socket } from 'node:dgram';
 import { isIPv6 } from 'node:net';
 import dnsPacket from 'dns-packet';
 import type { Logger } from '../core/log.js';
 
 /**
- * The node's DNS server for its containers (UDP). It answers service names itself and relays
- * every other question, untouched, to the host's own resolvers — which containers could not reach
- * when they live on the host's loopback (systemd-resolved's 127.0.0.53, say).
- *
- * `resolve` decides: an address answers the name; `null` says the name is ours but nothing has it
- * (NXDOMAIN); `undefined` says the name is not ours (relayed upstream).
+ * The node's DNS server for its containers (UDP). It is authoritative for one zone only and
+ * answers every name inside it itself, never upstream; every name outside it is relayed,
+ * untouched, to the host's own resolvers — which containers could not reach when they live on the
+ * host's loopback (systemd-resolved's 127.0.0.53, say). So nothing it serves can shadow an
+ * outside name.
  */
 export interface DnsServerOptions {
   host: string;
   port: number;
-  resolve: (name: string) => string | null | undefined;
+  /** The zone answered here (`berth.internal`): the name itself and every name under it. */
+  zone: string;
+  /** Looks a name of the zone up (lowercase, without the final dot). */
+  resolve: (name: string) => ZoneRecord;
   /** Resolvers to relay other questions to, tried in order. */
   upstream: string[];
   /** Their port: 53 but in tests. */
@@ -36,13 +38,16 @@ export interface DnsServerOptions {
   now?: () => number;
 }
 
+/** A name of the zone: its IPv4 address, a name that exists without records, or no such name. */
+export type ZoneRecord = { address: string } | 'no-records' | 'no-such-name';
+
 export interface DnsServer {
   readonly host: string;
   readonly port: number;
   close(): Promise<void>;
 }
 
-const RCODE = { NOERROR: 0, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
+const RCODE = { NOERROR: 0, FORMERR: 1, SERVFAIL: 2, NXDOMAIN: 3, REFUSED: 5 } as const;
 
 /**
  * Client addresses whose relay budget is remembered. A flood from spoofed addresses cannot grow
@@ -83,18 +88,27 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
     now: options.now ?? Date.now,
   });
 
-  socket.on('message', (message, remote) => {
-    if (message.length > MAX_QUERY_BYTES) return;
-    let query: dnsPacket.DecodedPacket;
-    try {
-      query = dnsPacket.decode(message);
-    } catch {
-      return; // Not DNS: nothing sensible to answer.
+  const relayFor = (message: Buffer, remote: RemoteInfo, respond: (rcode: number) => void): void => {
+    if (options.upstream.length === 0) {
+      respond(RCODE.REFUSED);
+      return;
     }
-    const question = query.questions?.[0];
-    if (query.type !== 'query' || question === undefined) return;
-    const name = question.name.toLowerCase().replace(/\.$/, '');
-    const address = question.class === 'IN' ? options.resolve(name) : undefined;
+    if (!budget.take(remote.address)) {
+      log.debug({ client: remote.address }, 'DNS relay budget of the client spent; refused');
+      respond(RCODE.REFUSED);
+      return;
+    }
+    void relay(message).then((answer) => {
+      budget.release(remote.address);
+      if (answer === null) respond(RCODE.SERVFAIL);
+      else reply(answer, remote.port, remote.address);
+    });
+  };
+
+  socket.on('message', (message, remote) => {
+    const query = decodeQuery(message);
+    const question = query?.questions?.[0];
+    if (query === null || question === undefined) return; // Not a DNS query: nothing to answer.
     const recursion = (query.flags ?? 0) & dnsPacket.RECURSION_DESIRED;
     const respond = (rcode: number, answers: dnsPacket.Answer[] = []): void =>
       reply(
@@ -108,34 +122,22 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
         remote.port,
         remote.address,
       );
-
-    if (address === undefined) {
-      if (options.upstream.length === 0) {
-        respond(RCODE.REFUSED);
-        return;
-      }
-      if (!budget.take(remote.address)) {
-        log.debug({ client: remote.address }, 'DNS relay budget of the client spent; refused');
-        respond(RCODE.REFUSED);
-        return;
-      }
-      void relay(message).then((answer) => {
-        budget.release(remote.address);
-        if (answer === null) respond(RCODE.SERVFAIL);
-        else reply(answer, remote.port, remote.address);
-      });
+    // One question per message, as every resolver sends: a second one could not be judged apart.
+    if (query.questions!.length !== 1) {
+      respond(RCODE.FORMERR);
       return;
     }
-    if (address === null) {
-      respond(RCODE.NXDOMAIN);
+    const name = question.name.toLowerCase().replace(/\.$/, '');
+    if (name !== options.zone && !name.endsWith(`.${options.zone}`)) {
+      relayFor(message, remote, respond);
       return;
     }
-    // The name exists; only A records (AAAA and the rest: "no data", so resolvers do not go
-    // asking another server about a name that is ours).
-    respond(
-      RCODE.NOERROR,
-      question.type === 'A' ? [{ type: 'A', class: 'IN', name: question.name, ttl, data: address }] : [],
+    const answer = answerInZone(
+      question,
+      question.class === 'IN' ? options.resolve(name) : 'no-such-name',
+      ttl,
     );
+    respond(answer.rcode, answer.answers);
   });
 
   await new Promise<void>((resolve, reject) => {
@@ -158,11 +160,40 @@ export async function createDnsServer(options: DnsServerOptions): Promise<DnsSer
   };
 }
 
+function decodeQuery(message: Buffer): dnsPacket.DecodedPacket | null {
+  if (message.length > MAX_QUERY_BYTES) return null;
+  try {
+    const query = dnsPacket.decode(message);
+    return query.type === 'query' ? query : null;
+  } catch {
+    return null;
+  }
+}
+
+/** The answer to a question about a name of the zone, authoritative: it never goes upstream. */
+function answerInZone(
+  question: dnsPacket.Question,
+  found: ZoneRecord,
+  ttl: number,
+): { rcode: number; answers: dnsPacket.Answer[] } {
+  if (found === 'no-such-name') return { rcode: RCODE.NXDOMAIN, answers: [] };
+  // The name exists; only A records (AAAA and the rest: "no data", so resolvers do not go
+  // asking another server about a name that is ours).
+  return {
+    rcode: RCODE.NOERROR,
+    answers:
+      found !== 'no-records' && question.type === 'A'
+        ? [{ type: 'A', class: 'IN', name: question.name, ttl, data: found.address }]
+        : [],
+  };
+}
+
 /**
- * Relays one query from a fresh socket (a fresh random source port) under a fresh random id, and
- * accepts only an answer from the server asked, at the port asked, carrying that id: anything else
- * arriving on the socket (a spoofed answer racing the real one) is ignored. The answer goes back
- * with the client's own id.
+ * Relays one query from a fresh socket (a fresh source port, which Linux picks at random) under a
+ * fresh random id. The socket is connected to the server asked, so the kernel drops datagrams from
+ * any other address or port, and an answer counts only if it also comes from there (checked again),
+ * carries that id and answers that very question: anything else arriving (a spoofed answer racing
+ * the real one) is ignored. The answer goes back with the client's own id.
  */
 function askUpstream(
   query: Buffer,
@@ -176,6 +207,7 @@ function askUpstream(
     const relayId = randomInt(0, 0x10000);
     const relayed = Buffer.from(query);
     relayed.writeUInt16BE(relayId, 0);
+    const question = dnsPacket.decode(query).questions?.[0];
     const upstream = createSocket(isIPv6(server) ? 'udp6' : 'udp4');
     let settled = false;
     const done = (value: Buffer | null): void => {
@@ -193,14 +225,37 @@ function askUpstream(
     upstream.on('message', (message, from) => {
       if (from.address !== server || from.port !== port) return;
       if (message.length < 12 || message.readUInt16BE(0) !== relayId) return;
+      if (!answersQuestion(message, question)) return;
       const answer = Buffer.from(message);
       answer.writeUInt16BE(clientId, 0);
       done(answer);
     });
-    upstream.send(relayed, port, server, (error) => {
-      if (error) done(null);
+    upstream.connect(port, server, () => {
+      upstream.send(relayed, (error) => {
+        if (error) done(null);
+      });
     });
   });
+}
+
+/** A response (QR set) whose one question is the one asked (name in any case, type, class). */
+function answersQuestion(message: Buffer, asked: dnsPacket.Question | undefined): boolean {
+  let answer: dnsPacket.DecodedPacket;
+  try {
+    answer = dnsPacket.decode(message);
+  } catch {
+    return false;
+  }
+  const question = answer.questions?.[0];
+  return (
+    answer.type === 'response' &&
+    asked !== undefined &&
+    answer.questions?.length === 1 &&
+    question !== undefined &&
+    question.name.toLowerCase() === asked.name.toLowerCase() &&
+    question.type === asked.type &&
+    question.class === asked.class
+  );
 }
 
 /**

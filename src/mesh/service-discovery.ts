@@ -2,7 +2,8 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import type { Logger } from '../core/log.js';
-import { createDnsServer, type DnsServer } from './dns-server.js';
+import { CLUSTER_ZONE, containerResolverSettings, lookupZoneName } from './cluster-zone.js';
+import { createDnsServer, type DnsServer, type ZoneRecord } from './dns-server.js';
 import { ServiceAddressBook, parseServiceRange, type ServiceRange } from './service-addresses.js';
 
 const run = promisify(execFile);
@@ -18,13 +19,15 @@ export function discoveryRange(option: string): string | null {
 
 /**
  * Service discovery on one node: containers reach another service as `name` (in their own
- * namespace) or `name.namespace`, on any node.
+ * namespace), `name.namespace` or `name.namespace.svc.berth.internal`, on any node (see
+ * cluster-zone.ts for the names).
  *
  * - The range of service addresses is made local to the host (`ip route replace local RANGE dev
  *   lo`), so the agent can listen on any address in it without configuring each one, and
  *   containers reach those addresses through their default gateway, the host.
  * - The first address answers DNS: the containers of this node are created with it as their
- *   first resolver and their namespace as search domain. Other names go to the host's resolvers.
+ *   first resolver and search domains that lead into the cluster zone. Names outside the zone go
+ *   to the host's resolvers.
  * - Each service gets an address of its own (ServiceAddressBook); the node mesh listens there on
  *   the service's target ports and balances over its healthy replicas on every node.
  */
@@ -33,7 +36,7 @@ export interface ServiceDiscovery {
    * Resolver settings for a new container of `namespace`; null while this node cannot serve DNS
    * (then the container keeps Docker's resolvers rather than wait on a server that does not answer).
    */
-  containerDns(namespace: string): Promise<{ servers: string[]; search: string[] } | null>;
+  containerDns(namespace: string): Promise<ContainerDns | null>;
   /** Prepares the host and starts DNS, once; false (said once in the log) when it cannot. */
   ready(): Promise<boolean>;
   /** Address of a service (`namespace/name`), given one if needed. */
@@ -42,6 +45,13 @@ export interface ServiceDiscovery {
   /** The services that DNS answers for from now on. */
   setServices(services: Iterable<string>): void;
   close(): Promise<void>;
+}
+
+/** A container's resolvers (in order), search domains and resolver options (`ndots:3`). */
+export interface ContainerDns {
+  servers: string[];
+  search: string[];
+  options: string[];
 }
 
 export interface ServiceDiscoveryOptions {
@@ -61,8 +71,7 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
   const log = options.log.child({ discovery: range.cidr });
   const book = new ServiceAddressBook(range);
   const prepareHost = options.prepareHost ?? makeRangeLocal;
-  let names = new Set<string>();
-  let namespaces = new Set<string>();
+  let services: ReadonlySet<string> = new Set<string>();
   let upstream: Promise<string[]> | null = null;
   const upstreamServers = (): Promise<string[]> =>
     (upstream ??= hostResolvers(options.resolvConf ?? '/etc/resolv.conf', range));
@@ -72,14 +81,11 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
   let retryAt = 0;
   let failures = 0;
 
-  const resolve = (name: string): string | null | undefined => {
-    const labels = name.split('.');
-    if (labels.length !== 2) return undefined;
-    const [service, namespace] = labels as [string, string];
-    // Only names of a namespace that has services are ours: everything else (example.com) is not.
-    if (!namespaces.has(namespace)) return undefined;
-    const key = `${namespace}/${service}`;
-    return names.has(key) ? book.lookup(key) : null;
+  const resolve = (name: string): ZoneRecord => {
+    const found = lookupZoneName(name, services);
+    if (typeof found === 'string') return found;
+    const address = book.lookup(found.service);
+    return address === null ? 'no-such-name' : { address };
   };
 
   const start = async (): Promise<boolean> => {
@@ -89,6 +95,7 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
       dns = await createDnsServer({
         host: range.dns,
         port: options.dnsPort ?? 53,
+        zone: CLUSTER_ZONE,
         resolve,
         upstream: servers,
         log,
@@ -129,14 +136,13 @@ export function createServiceDiscovery(options: ServiceDiscoveryOptions): Servic
       // The host's own resolvers come second, for when this node's agent is not running; the
       // loopback ones are no use inside a container.
       const fallback = (await upstreamServers()).filter((server) => !isLoopback(server));
-      return { servers: [range.dns, ...fallback], search: [namespace] };
+      return { servers: [range.dns, ...fallback], ...containerResolverSettings(namespace) };
     },
     ready,
     assign: (service) => book.assign(service),
     release: (service) => book.release(service),
-    setServices(services) {
-      names = new Set(services);
-      namespaces = new Set([...names].map((service) => service.slice(0, service.indexOf('/'))));
+    setServices(names) {
+      services = new Set(names);
     },
     async close() {
       await starting;

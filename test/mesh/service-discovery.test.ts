@@ -1,7 +1,9 @@
 /**
  * Service discovery on one node, with a real `berth run` on the real engine: containers reach
- * other services by name (`web`, `web.namespace`), balanced over healthy replicas, through a
- * rolling update without a failed request.
+ * other services by name (`web`, `web.namespace`, `web.namespace.svc`, the full
+ * `web.namespace.svc.berth.internal`), balanced over healthy replicas, through a rolling update
+ * without a failed request; and a namespace named like a top-level domain does not capture
+ * outside names.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -30,6 +32,8 @@ import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 const id = Date.now().toString(36);
 const shop = `sd${id}`;
 const other = `sdo${id}`;
+// Named like a top-level domain, with a service `github`: github.com must stay an outside name.
+const tld = 'com';
 // A range of its own, so this suite never shares addresses with another operator on the machine.
 const range = '10.234.250.0/24';
 
@@ -45,7 +49,7 @@ function manifests(shopImage: string): Record<string, string> {
       stopGracePeriod: '2s',
     });
   return {
-    'deploy/ns.yaml': manifestFile(namespaceManifest(shop), namespaceManifest(other)),
+    'deploy/ns.yaml': manifestFile(namespaceManifest(shop), namespaceManifest(other), namespaceManifest(tld)),
     'deploy/shop.yaml': manifestFile(
       web(shop, shopImage, 2),
       sleeperService({ name: 'client', namespace: shop }),
@@ -54,6 +58,9 @@ function manifests(shopImage: string): Record<string, string> {
     'deploy/other.yaml': manifestFile(
       web(other, 'berth-test/web:v2', 1),
       sleeperService({ name: 'client', namespace: other }),
+    ),
+    'deploy/tld.yaml': manifestFile(
+      webService({ name: 'github', namespace: tld, image: 'berth-test/web:v2', stopGracePeriod: '2s' }),
     ),
   };
 }
@@ -89,6 +96,7 @@ describe('service discovery on one node (berth run, real engine)', () => {
     await operator?.stop('SIGKILL');
     await removeNamespace(shop);
     await removeNamespace(other);
+    await removeNamespace(tld);
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   });
@@ -108,8 +116,11 @@ describe('service discovery on one node (berth run, real engine)', () => {
     const cases: [string, string, string][] = [
       [inShop, `http://web.${shop}:8080/`, 'v1'],
       [inShop, `http://web.${other}:8080/`, 'v2'],
+      [inShop, `http://web.${other}.svc:8080/`, 'v2'],
+      [inShop, `http://web.${other}.svc.berth.internal:8080/`, 'v2'],
       [inOther, 'http://web:8080/', 'v2'],
       [inOther, `http://web.${shop}:8080/`, 'v1'],
+      [inOther, `http://web.${shop}.svc.berth.internal:8080/`, 'v1'],
     ];
     for (const [container, url, body] of cases) {
       await eventually(`${url} from ${container} answers ${body}`, async () => {
@@ -117,10 +128,40 @@ describe('service discovery on one node (berth run, real engine)', () => {
         return answer.exitCode === 0 && answer.output.trim() === body;
       });
     }
-    // The resolver inside: the node's DNS first, the namespace as search domain.
+    // The resolver inside: the node's DNS first, search domains into the zone, ndots 3.
     const resolv = await dockerExec(inShop, ['cat', '/etc/resolv.conf']);
-    assert.match(resolv.output, new RegExp(`^search ${shop}$`, 'm'));
+    assert.match(
+      resolv.output,
+      new RegExp(`^search ${shop}\\.svc\\.berth\\.internal berth\\.internal$`, 'm'),
+    );
     assert.match(resolv.output, /^nameserver 10\.234\.250\.1$/m);
+    assert.match(resolv.output, /^options ndots:3$/m);
+  });
+
+  test('a namespace named like a top-level domain does not capture outside names', async () => {
+    const inShop = await clientOf(shop);
+    // The service is there, by its full name and by name.namespace.svc.
+    await eventually(
+      'github in namespace com answers by its full name',
+      async () =>
+        (await fetchFrom(inShop, `http://github.${tld}.svc.berth.internal:8080/`)).output.trim() === 'v2',
+      60_000,
+    );
+    assert.equal((await fetchFrom(inShop, `http://github.${tld}.svc:8080/`)).output.trim(), 'v2');
+    const full = await dockerExec(inShop, ['nslookup', `github.${tld}.svc.berth.internal`]);
+    // The answer's address, not the server's (busybox prints `Address: 10.234.250.1:53` first).
+    const serviceAddress =
+      /^Name:\s*github\.com\.svc\.berth\.internal\s+Address:\s*(10\.234\.250\.\d+)$/m.exec(full.output)?.[1];
+    assert.ok(serviceAddress !== undefined, full.output);
+
+    // github.com is relayed to the host's resolvers (no internet here: they do not know it), never
+    // answered with the service's address, through the search domains (wget) or as is (nslookup).
+    const byName = await fetchFrom(inShop, `http://github.${tld}:8080/`);
+    assert.notEqual(byName.exitCode, 0, byName.output);
+    assert.doesNotMatch(byName.output, /v2/);
+    assert.match(byName.output, /bad address/);
+    const asked = await dockerExec(inShop, ['nslookup', `github.${tld}`]);
+    assert.ok(!asked.output.includes(serviceAddress), asked.output);
   });
 
   test('requests by name are balanced over the replicas', async () => {
@@ -136,9 +177,13 @@ describe('service discovery on one node (berth run, real engine)', () => {
 
   test('an unknown service name does not resolve', async () => {
     const inShop = await clientOf(shop);
-    const answer = await dockerExec(inShop, ['nslookup', `nope.${shop}`]);
+    // busybox's nslookup asks a dotted name as it is: the node's DNS answers it itself.
+    const answer = await dockerExec(inShop, ['nslookup', `nope.${shop}.svc.berth.internal`]);
     assert.notEqual(answer.exitCode, 0, answer.output);
-    assert.match(answer.output, /NXDOMAIN|can't find/i);
+    assert.match(answer.output, /NXDOMAIN/);
+    assert.match(answer.output, /10\.234\.250\.1/);
+    const byName = await fetchFrom(inShop, 'http://nope:8080/');
+    assert.match(byName.output, /bad address/);
   });
 
   test('a rolling update fails no request made by name', async () => {
