@@ -50,7 +50,7 @@ export function registerAgentCommand(program: Command): void {
     )
     .option(
       '--listen <addr>',
-      'without --join: HOST:PORT to serve the agent API on',
+      'without --join: HOST:PORT to serve the agent API on (HTTPS)',
       `127.0.0.1:${DEFAULT_AGENT_PORT}`,
     )
     .option(
