@@ -1,8 +1,9 @@
 /**
- * A NodeAgent over HTTP: the operator's side of server.ts. Errors come back as the BerthError the
- * agent raised (errorFromWire); an agent that cannot be reached is ERR_AGENT_UNREACHABLE
- * (transient: the operator backs off and observes again). How long each call may take is the
- * call contract's (src/api/agent-calls.ts).
+ * A NodeAgent over HTTPS (or HTTP on loopback): the operator's side of server.ts. Errors come back
+ * as the BerthError the agent raised (errorFromWire); an agent that cannot be reached is
+ * ERR_AGENT_UNREACHABLE (transient: the operator backs off and observes again), one whose
+ * certificate is not the pinned one ERR_AGENT_UNAUTHORIZED (agent-connection.ts). How long each
+ * call may take is the call contract's (src/api/agent-calls.ts).
  */
 import { BerthError, errorFromWire } from '../core/errors.js';
 import {
@@ -14,27 +15,33 @@ import {
   type AgentCallParams,
 } from '../api/agent-calls.js';
 import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaWaitResult } from '../api/types.js';
+import { openAgentConnection, type AgentConnection } from './agent-connection.js';
 import { httpRequestFor } from './agent-routes.js';
+import { parseAgentToken } from './agent-token.js';
 
 export interface AgentClientOptions {
-  /** Base URL of the agent, e.g. http://10.0.0.5:7947 */
+  /** Base URL of the agent, e.g. https://10.0.0.5:7947 (http:// on loopback only). */
   url: string;
+  /** The agent's token as `berth agent` printed it (agent-token.ts). */
   token: string;
   nodeName: string;
 }
 
 interface AgentEndpoint {
-  base: string;
-  token: string;
+  connection: AgentConnection;
+  /** The agent's secret, sent as `Bearer`; the token's fingerprint is the connection's pin. */
+  secret: string;
   nodeName: string;
   closing: AbortSignal;
 }
 
+/** Throws (ERR_AGENT_UNAUTHORIZED, ERR_BAD_REQUEST) when the URL and the token do not fit together. */
 export function createAgentClient(options: AgentClientOptions): NodeAgent {
   const closing = new AbortController();
+  const token = parseAgentToken(options.token);
   const endpoint: AgentEndpoint = {
-    base: options.url.replace(/\/+$/, ''),
-    token: options.token,
+    connection: openAgentConnection(options.url, token),
+    secret: token.secret,
     nodeName: options.nodeName,
     closing: closing.signal,
   };
@@ -60,6 +67,7 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
     },
     async close() {
       closing.abort();
+      endpoint.connection.close();
     },
   };
 }
@@ -68,26 +76,27 @@ async function send(endpoint: AgentEndpoint, call: AgentCall, timeoutMs: number)
   const { method, path, body } = httpRequestFor(call);
   const what = `${method} ${path}`;
   const headers: Record<string, string> = {
-    authorization: `Bearer ${endpoint.token}`,
+    authorization: `Bearer ${endpoint.secret}`,
     accept: 'application/json',
   };
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let response: Response;
-  let text: string;
+  let answer: { status: number; text: string };
+  const deadline = AbortSignal.timeout(timeoutMs);
   try {
-    response = await fetch(`${endpoint.base}${path}`, {
+    answer = await endpoint.connection.request(path, {
       method,
       headers,
-      signal: AbortSignal.any([endpoint.closing, AbortSignal.timeout(timeoutMs)]),
+      signal: AbortSignal.any([endpoint.closing, deadline]),
       ...(body === undefined ? {} : { body: JSON.stringify(body) }),
     });
-    text = await response.text();
   } catch (error) {
-    throw unreachable(endpoint, error, what, timeoutMs);
+    // A certificate that is not the pinned one: said as is, it is no network fault.
+    if (error instanceof BerthError) throw error;
+    throw unreachable(endpoint, error, what, deadline.aborted ? timeoutMs : null);
   }
-  const parsed = parseJson(text);
-  if (!response.ok) {
-    throw errorFromWire(parsed, `agent ${endpoint.nodeName} answered ${what} with HTTP ${response.status}`);
+  const parsed = parseJson(answer.text);
+  if (answer.status < 200 || answer.status >= 300) {
+    throw errorFromWire(parsed, `agent ${endpoint.nodeName} answered ${what} with HTTP ${answer.status}`);
   }
   return parsed;
 }
@@ -101,22 +110,28 @@ function parseJson(text: string): unknown {
   }
 }
 
-function unreachable(endpoint: AgentEndpoint, error: unknown, what: string, timeoutMs: number): BerthError {
-  const { base, nodeName } = endpoint;
+/** `timedOutAfterMs`: the call's time was up (whatever error the abort surfaced as). */
+function unreachable(
+  endpoint: AgentEndpoint,
+  error: unknown,
+  what: string,
+  timedOutAfterMs: number | null,
+): BerthError {
+  const { nodeName } = endpoint;
+  const { base } = endpoint.connection;
   if (endpoint.closing.aborted) {
     return new BerthError('ERR_AGENT_UNREACHABLE', `client for agent ${nodeName} was closed`, {
       cause: error,
     });
   }
-  const name = error instanceof Error ? error.name : '';
-  if (name === 'TimeoutError' || name === 'AbortError') {
+  if (timedOutAfterMs !== null) {
     return new BerthError(
       'ERR_AGENT_UNREACHABLE',
-      `agent ${nodeName} at ${base} did not answer ${what} within ${timeoutMs} ms`,
+      `agent ${nodeName} at ${base} did not answer ${what} within ${timedOutAfterMs} ms`,
       { cause: error },
     );
   }
-  const cause = error instanceof Error && error.cause instanceof Error ? error.cause.message : String(error);
+  const cause = error instanceof Error ? error.message : String(error);
   return new BerthError('ERR_AGENT_UNREACHABLE', `agent ${nodeName} at ${base} is unreachable: ${cause}`, {
     cause: error,
   });

@@ -4,6 +4,9 @@
  * the error's HTTP status, and client.ts rebuilds them on the other side. Each route is one agent
  * call (agent-routes.ts), checked against the call's schema in src/api/agent-calls.ts like every
  * other transport's calls.
+ *
+ * With `tls` it serves HTTPS with the agent's self-signed certificate, whose fingerprint the
+ * operator pins (agent-token.ts); `berth agent` serves plain HTTP on loopback addresses only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
 import Fastify, {
@@ -22,8 +25,11 @@ import { AGENT_BODY_LIMIT_BYTES } from './protocol.js';
 
 export interface AgentServerOptions {
   agent: NodeAgent;
+  /** The agent's own secret: what the operator must send as `Bearer`. */
   token: string;
   log: Logger;
+  /** Serve HTTPS with this key and certificate; plain HTTP without. */
+  tls?: { privateKeyPem: string; certificatePem: string };
 }
 
 /** Constant-time token check: both sides are hashed first so their lengths always match. */
@@ -34,8 +40,9 @@ export function tokenMatches(expected: string, authorization: string | undefined
 }
 
 export function createAgentServer(options: AgentServerOptions): FastifyInstance {
-  const { agent, token, log } = options;
+  const { agent, token, log, tls } = options;
   if (token.length === 0) throw new BerthError('ERR_AGENT_UNAUTHORIZED', 'the agent needs a non-empty token');
+  const serverTimeouts = { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
 
   const app = Fastify({
     // berth's own logger writes the lines that matter (refused tokens, failures), with context.
@@ -46,8 +53,11 @@ export function createAgentServer(options: AgentServerOptions): FastifyInstance 
     // Slow clients are cut off: headers within 10 s, the whole request (body too) within 60 s.
     // Neither counts the time the agent takes to answer, so long polls are unaffected.
     requestTimeout: 60_000,
-    http: { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 },
-  });
+    // Fastify hands `https` alone to https.createServer, so the timeouts go in there too.
+    ...(tls === undefined
+      ? { http: serverTimeouts }
+      : { https: { key: tls.privateKeyPem, cert: tls.certificatePem, ...serverTimeouts } }),
+  }) as unknown as FastifyInstance;
   // Only the operator calls an agent, with one connection per call in flight (a rollout of many
   // replicas long-polls many at once): a generous total cap, the same per client address.
   capConnections(app.server, { maxConnections: 1024, maxConnectionsPerClient: 1024 });

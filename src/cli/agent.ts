@@ -4,21 +4,21 @@ import { Command, InvalidArgumentError } from 'commander';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
 import { createLocalAgent } from '../agent/local-agent.js';
 import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
-import { createAgentServer } from '../agent/server.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { joinedAdvertiseAddress } from '../cluster/advertise-address.js';
 import type { RecordedPlacement } from '../cluster/node-placement.js';
 import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
-import { parseListenAddress, type ListenAddress } from '../core/listen-address.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
+import { agentListenAddress, serveAgentApi } from './agent-api.js';
 import { serviceAddressesOption } from './context.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface AgentCommandOptions {
   join?: string;
   listen: string;
+  insecureHttp?: boolean;
   token?: string;
   node: string;
   docker?: string;
@@ -45,7 +45,7 @@ function parsePullPolicy(value: string): 'missing' | 'never' {
 export function registerAgentCommand(program: Command): void {
   const command = new Command('agent')
     .description(
-      'run the node agent: serve this Docker engine to the operator (create, probe and remove replicas) over an authenticated HTTP API',
+      'run the node agent: serve this Docker engine to the operator (create, probe and remove replicas) over an authenticated HTTPS API',
     )
     .option(
       '--join <url>',
@@ -53,12 +53,16 @@ export function registerAgentCommand(program: Command): void {
     )
     .option(
       '--listen <addr>',
-      'without --join: HOST:PORT to serve the agent API on',
+      'without --join: HOST:PORT to serve the agent API on (HTTPS)',
       `127.0.0.1:${DEFAULT_AGENT_PORT}`,
     )
     .option(
+      '--insecure-http',
+      'without --join: serve plain HTTP instead of HTTPS (loopback --listen addresses only)',
+    )
+    .option(
       '--token <token>',
-      'with --join: the join token; else the token the operator must present (or BERTH_AGENT_TOKEN)',
+      "with --join: the join token; else this agent's own secret (default: made at first start and kept in --state-dir) (or BERTH_AGENT_TOKEN)",
     )
     .option('--node <name>', 'node name, unique in the cluster', hostname())
     .option('--docker <socket>', 'Docker socket (default: DOCKER_HOST or /var/run/docker.sock)')
@@ -76,15 +80,15 @@ export function registerAgentCommand(program: Command): void {
       'missing',
     )
     .action(async (options: AgentCommandOptions) => {
-      const token = options.token ?? process.env['BERTH_AGENT_TOKEN'];
-      if (token === undefined || token === '') {
+      const given = options.token ?? process.env['BERTH_AGENT_TOKEN'];
+      const token = given === '' ? undefined : given;
+      if (options.join !== undefined && token === undefined) {
         throw new BerthError(
           'ERR_AGENT_UNAUTHORIZED',
-          'berth agent needs a token: --token T or BERTH_AGENT_TOKEN',
+          'berth agent --join needs a token: --token T or BERTH_AGENT_TOKEN',
         );
       }
-      const listen =
-        options.join === undefined ? parseListenAddress(options.listen, { option: '--listen' }) : null;
+      const listen = options.join === undefined ? agentListenAddress(options) : null;
       const socketPath = resolveDockerSocket(options.docker);
       const base = createLogger({ name: 'berth-agent' });
       const log = base.child({ node: options.node });
@@ -114,7 +118,7 @@ export function registerAgentCommand(program: Command): void {
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();
-      if (options.join !== undefined) {
+      if (options.join !== undefined && token !== undefined) {
         await runJoinedAgent({
           url: options.join,
           token,
@@ -129,7 +133,7 @@ export function registerAgentCommand(program: Command): void {
       if (listen === null) throw new Error('unreachable: --listen without an address');
       await serveAgentApi({
         agent,
-        token,
+        givenSecret: token,
         log,
         listen,
         options,
@@ -138,41 +142,6 @@ export function registerAgentCommand(program: Command): void {
       });
     });
   program.addCommand(command);
-}
-
-/** `berth agent --listen`: serves the agent API with a token until a signal. */
-async function serveAgentApi(args: {
-  agent: NodeAgent;
-  token: string;
-  log: Logger;
-  listen: ListenAddress;
-  options: AgentCommandOptions;
-  socketPath: string;
-  replicas: number;
-}): Promise<void> {
-  const { agent, token, log, listen, options, socketPath, replicas } = args;
-  const server = createAgentServer({ agent, token, log });
-  let address: string;
-  try {
-    address = await server.listen(listen);
-  } catch (error) {
-    await agent.close();
-    throw new BerthError(
-      'ERR_BAD_REQUEST',
-      `cannot listen on ${options.listen}: ${error instanceof Error ? error.message : String(error)}`,
-    );
-  }
-  log.info(
-    { address, docker: socketPath, advertise: options.advertiseAddr ?? '127.0.0.1', replicas },
-    'agent serving',
-  );
-  process.stdout.write(`berth agent: node ${options.node} serving on ${address}\n`);
-
-  const signal = await waitForShutdownSignal();
-  log.info({ signal }, 'agent shutting down; containers keep running');
-  await server.close();
-  await agent.close();
-  log.info('agent stopped');
 }
 
 /** `berth agent --join`: joins (or reuses its certificate), then serves the operator until a signal or a refusal. */

@@ -6,6 +6,7 @@ import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtim
 import { createLocalAgent } from '../agent/local-agent.js';
 import { BerthError } from '../core/errors.js';
 import { withoutCredential } from '../core/url-credential.js';
+import { agentTokens } from './agent-tokens.js';
 import { DEFAULT_CERT_EXPIRY } from '../cluster/operator-cluster.js';
 import { DEFAULT_CLUSTER_PORT } from '../cluster/rpc-protocol.js';
 import type { Logger } from '../core/log.js';
@@ -28,7 +29,8 @@ export interface ClusterOptions {
   stateDir: string;
   docker?: string;
   agent?: string[];
-  agentToken?: string;
+  agentToken?: string[];
+  agentTokenFile?: string;
   node: string;
   advertiseAddr: string;
   /** `berth run` only: a range, or `off`. One-shot commands serve no DNS, so they set none up. */
@@ -96,16 +98,28 @@ export function addClusterOptions(command: Command): Command {
     )
     .option(
       '--agent <url>',
-      'use a remote agent at URL instead of the embedded local node (repeatable)',
-      (value: string, previous: string[] | undefined) => [...(previous ?? []), value],
+      'use a remote agent at URL (https://HOST:PORT, as `berth agent` prints it) instead of the embedded local node (repeatable)',
+      collect,
     )
-    .option('--agent-token <token>', 'token of the remote agents (or BERTH_AGENT_TOKEN)')
+    .option(
+      '--agent-token <token>',
+      'the token `berth agent` printed, one per --agent in the same order (repeatable; BERTH_AGENT_TOKEN for a single agent)',
+      collect,
+    )
+    .option(
+      '--agent-token-file <file>',
+      'the agents\' tokens, one "URL TOKEN" line per agent (or BERTH_AGENT_TOKEN_FILE)',
+    )
     .option('--node <name>', 'node name of the embedded local node', 'local')
     .option(
       '--advertise-addr <ip>',
       'address the embedded local node publishes replica ports on',
       '127.0.0.1',
     );
+}
+
+function collect(value: string, previous: string[] | undefined): string[] {
+  return [...(previous ?? []), value];
 }
 
 /** A local repository path made absolute (URLs unchanged), so the state dir can remember it. */
@@ -144,10 +158,13 @@ export function openStateStore(stateDir: string): StateStore {
 export async function openCluster(options: ClusterOptions, log: Logger): Promise<Map<string, NodeAgent>> {
   const agents = new Map<string, NodeAgent>();
   if (options.agent && options.agent.length > 0) {
-    const token = options.agentToken ?? process.env['BERTH_AGENT_TOKEN'];
-    if (!token)
-      throw new BerthError('ERR_AGENT_UNAUTHORIZED', '--agent needs --agent-token or BERTH_AGENT_TOKEN');
-    for (const url of options.agent) {
+    const paired = await agentTokens({
+      agents: options.agent,
+      tokens: options.agentToken ?? [],
+      tokenFile: options.agentTokenFile ?? process.env['BERTH_AGENT_TOKEN_FILE'],
+      envToken: process.env['BERTH_AGENT_TOKEN'],
+    });
+    for (const { url, token } of paired) {
       const probe = createAgentClient({ url, token, nodeName: url });
       const snapshot = await probe.snapshot();
       await probe.close();

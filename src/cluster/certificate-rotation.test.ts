@@ -144,7 +144,7 @@ test('a revocation is kept while the revoked certificate could still be presente
   assert.equal(current?.notAfter, '2026-06-10T00:00:00Z');
   const kept = currentRevocations(
     [
-      current!,
+      current,
       { serial: 'old', node: 'n1', at: '2026-01-01T00:00:00Z', notAfter: '2026-05-31T23:59:59Z' },
       // Written by an earlier version, without an expiry: kept one lifetime from its revocation.
       { serial: 'legacy-recent', node: 'n1', at: '2026-05-20T00:00:00Z' },

@@ -8,17 +8,17 @@
  * does: peers check the role, not a host name, because the address an agent dials may be a NAT
  * or load-balancer address the operator cannot know.
  */
-import { X509Certificate, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
 import forge from 'node-forge';
+import {
+  certificateFingerprint,
+  generateKeyPair,
+  newCertificateSerial as newSerial,
+  type KeyPair,
+} from '../core/self-signed-certificate.js';
+
+export { certificateFingerprint, generateKeyPair, type KeyPair };
 
 export type CertificateRole = 'operator' | 'node' | 'admin';
-
-export interface KeyPair {
-  /** PKCS#1 PEM of the private key. */
-  privateKeyPem: string;
-  /** SPKI PEM of the public key. */
-  publicKeyPem: string;
-}
 
 export interface IssuedCertificate {
   certificatePem: string;
@@ -40,27 +40,6 @@ export function renewalDueAt(certificate: { validFrom: string; validTo: string }
   const from = new Date(certificate.validFrom).getTime() + CLOCK_SKEW_MS;
   const to = new Date(certificate.validTo).getTime();
   return to - Math.max(0, to - from) / 3;
-}
-
-export function generateKeyPair(): KeyPair {
-  const { privateKey, publicKey } = generateKeyPairSync('rsa', {
-    modulusLength: 2048,
-    publicKeyEncoding: { type: 'spki', format: 'pem' },
-    privateKeyEncoding: { type: 'pkcs1', format: 'pem' },
-  });
-  return { privateKeyPem: privateKey, publicKeyPem: publicKey };
-}
-
-function newSerial(): string {
-  // Positive (high bit clear), 16 bytes: unique without any counter to keep.
-  const bytes = randomBytes(16);
-  bytes[0] = bytes[0]! & 0x7f;
-  return bytes.toString('hex');
-}
-
-/** SHA-256 of the certificate's DER, lower-case hex: what a join token pins. */
-export function certificateFingerprint(certificatePem: string): string {
-  return createHash('sha256').update(new X509Certificate(certificatePem).raw).digest('hex');
 }
 
 export function createCertificateAuthority(): KeyPair & { certificatePem: string } {

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { BerthError } from './errors.js';
-import { parseListenAddress } from './listen-address.js';
+import { isLoopbackHost, parseListenAddress } from './listen-address.js';
 
 test('listen addresses: every accepted shape, and the refusals naming the option', () => {
   const api = { option: '--listen' };
@@ -32,5 +32,22 @@ test('listen addresses: every accepted shape, and the refusals naming the option
     } else {
       assert.deepEqual(parseListenAddress(value, options), expected, value);
     }
+  }
+});
+
+test('loopback hosts: 127/8, ::1 (bracketed or not), IPv4-mapped, localhost; nothing else', () => {
+  for (const host of [
+    '127.0.0.1',
+    '127.1.2.3',
+    '::1',
+    '[::1]',
+    '::ffff:127.0.0.1',
+    'localhost',
+    'LOCALHOST',
+  ]) {
+    assert.equal(isLoopbackHost(host), true, host);
+  }
+  for (const host of ['0.0.0.0', '::', '10.0.0.5', '128.0.0.1', 'node-a', '127.example', '::ffff:10.0.0.1']) {
+    assert.equal(isLoopbackHost(host), false, host);
   }
 });

@@ -37,3 +37,14 @@ function withPort(host: string, port: string): ListenAddress | null {
   const n = Number(port);
   return n > 65535 ? null : { host, port: n };
 }
+
+/**
+ * Whether `host` (an address, `localhost`, or a URL's `[IPv6]` host name) is this machine's
+ * loopback: traffic to it never leaves the host, so it may carry a token in plain text.
+ */
+export function isLoopbackHost(host: string): boolean {
+  const bare = host.replace(/^\[(.*)\]$/, '$1').toLowerCase();
+  if (bare === 'localhost' || bare === '::1' || bare === '0:0:0:0:0:0:0:1') return true;
+  const v4 = bare.startsWith('::ffff:') ? bare.slice('::ffff:'.length) : bare;
+  return /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(v4);
+}

@@ -40,18 +40,21 @@ void describe('berth agent command', () => {
     );
   });
 
-  void test('a token is required', async () => {
-    const result = await runBerth(['agent', '--listen', '127.0.0.1:0'], { env: { BERTH_AGENT_TOKEN: '' } });
+  void test('joining needs a token', async () => {
+    const result = await runBerth(['agent', '--join', 'https://127.0.0.1:9'], {
+      env: { BERTH_AGENT_TOKEN: '' },
+    });
     assert.equal(result.code, 1);
-    assert.match(result.stderr, /needs a token/);
+    assert.match(result.stderr, /--join needs a token/);
   });
 
-  void test('serves the node over HTTP with the token from the environment, stops on SIGTERM', async () => {
+  void test('serves the node over plain HTTP on loopback (--insecure-http) with the token from the environment, stops on SIGTERM', async () => {
     const agent = await startBerth(
       'agent',
       [
         '--listen',
         '127.0.0.1:0',
+        '--insecure-http',
         '--node',
         node.name,
         '--label',

@@ -81,6 +81,8 @@ export interface BerthProcess {
   readonly child: ChildProcess;
   /** The operator's --listen address, or the URL a listening agent serves on; null otherwise. */
   readonly url: string | null;
+  /** The `--agent-token` a listening agent printed for the operator. */
+  readonly agentToken: string | null;
   /** `berth agent --join` endpoint and token that an operator with --cluster-listen printed. */
   readonly join: { endpoint: string; token: string } | null;
   /** The last 64 KiB (or `keep` characters) of stdout. */
@@ -162,6 +164,7 @@ export async function startBerth(
   return {
     child,
     url: (command === 'run' ? address : serving) ?? null,
+    agentToken: /--agent \S+ --agent-token (\S+)/.exec(tails.stdout)?.[1] ?? null,
     join: joinLine ? { endpoint: joinLine[1]!, token: joinLine[2]! } : null,
     stdout: () => tails.stdout,
     stderr: () => tails.stderr,

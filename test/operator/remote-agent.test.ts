@@ -10,13 +10,13 @@ import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `remote${Date.now().toString(36)}`;
 const node = `agent-${ns}`;
-const token = `token-${Math.random().toString(36).slice(2)}`;
 
-describe('the operator driving an agent over HTTP with a token', () => {
+describe('the operator driving an agent over HTTPS with the token it printed', () => {
   let repo: TestRepo;
   let dir: string;
   let agent: BerthProcess | undefined;
   let url: string;
+  let token: string;
 
   before(async () => {
     dir = await mkdtemp(join(tmpdir(), 'berth-remote-'));
@@ -26,13 +26,16 @@ describe('the operator driving an agent over HTTP with a token', () => {
         webService({ namespace: ns, replicas: 2, update: { parallelism: 2, monitor: '500ms' } }),
       ),
     });
+    // No token given: the agent makes its own secret and certificate, and prints the token.
     agent = await startBerth(
       'agent',
       ['--listen', '127.0.0.1:0', '--node', node, '--state-dir', join(dir, 'agent')],
-      { env: { BERTH_AGENT_TOKEN: token } },
+      { env: { BERTH_AGENT_TOKEN: '' } },
     );
-    assert.ok(agent.url, agent.output());
+    assert.ok(agent.url && agent.agentToken, agent.output());
+    assert.match(agent.url, /^https:\/\/127\.0\.0\.1:\d+$/);
     url = agent.url;
+    token = agent.agentToken;
   });
 
   after(async () => {
@@ -44,19 +47,6 @@ describe('the operator driving an agent over HTTP with a token', () => {
 
   test('apply through the agent runs the replicas on its node', async () => {
     const result = await runBerth(
-      ['apply', '--repo', repo.dir, '--state-dir', join(dir, 'state'), '--agent', url],
-      {
-        env: { BERTH_AGENT_TOKEN: token },
-      },
-    );
-    assert.equal(result.code, 0, result.stdout + result.stderr);
-    assert.match(result.stdout, new RegExp(`on ${node}`));
-    assert.deepEqual(await bodies(ns, 'web'), ['v1', 'v1']);
-  });
-
-  test('a wrong token is refused and changes nothing', async () => {
-    const before = await replicasOf(ns, 'web');
-    const result = await runBerth(
       [
         'apply',
         '--repo',
@@ -66,12 +56,41 @@ describe('the operator driving an agent over HTTP with a token', () => {
         '--agent',
         url,
         '--agent-token',
-        'forged',
+        token,
       ],
       { env: { BERTH_AGENT_TOKEN: '' } },
     );
-    assert.equal(result.code, 1);
-    assert.match(result.stderr, /^berth: .*(unauthori[sz]ed|token)/im);
+    assert.equal(result.code, 0, result.stdout + result.stderr);
+    assert.match(result.stdout, new RegExp(`on ${node}`));
+    assert.deepEqual(await bodies(ns, 'web'), ['v1', 'v1']);
+  });
+
+  test('a wrong secret, or a token without the fingerprint, is refused and changes nothing', async () => {
+    const before = await replicasOf(ns, 'web');
+    const applyWith = (agentToken: string) =>
+      runBerth(
+        [
+          'apply',
+          '--repo',
+          repo.dir,
+          '--state-dir',
+          join(dir, 'state'),
+          '--agent',
+          url,
+          '--agent-token',
+          agentToken,
+        ],
+        { env: { BERTH_AGENT_TOKEN: '' } },
+      );
+    const forged = await applyWith(token.replace(/-[^-]+$/, '-forged'));
+    assert.equal(forged.code, 1);
+    assert.match(forged.stderr, /^berth: .*missing or wrong agent token/im);
+    const bare = await applyWith('forged');
+    assert.equal(bare.code, 1);
+    assert.match(
+      bare.stderr,
+      /^berth: the agent at https:\/\/\S+ serves https: its token must be the one `berth agent` printed/im,
+    );
     assert.deepEqual(await replicasOf(ns, 'web'), before);
   });
 });

@@ -58,7 +58,7 @@ describe('secrets delivered to a remote agent', () => {
     // The agent gets no key at all: only the operator can decrypt.
     agent = await startBerth(
       'agent',
-      ['--listen', '127.0.0.1:0', '--node', node, '--state-dir', join(dir, 'agent')],
+      ['--listen', '127.0.0.1:0', '--insecure-http', '--node', node, '--state-dir', join(dir, 'agent')],
       {
         env: {
           BERTH_AGENT_TOKEN: token,
