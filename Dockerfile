@@ -10,17 +10,19 @@ ARG BASE=node:22-bookworm-slim
 
 FROM ${BASE} AS build
 WORKDIR /app
-COPY package.json package-lock.json tsconfig.json tsconfig.build.json ./
-COPY src ./src
+# Dependencies first: a change to src/ reuses the npm ci layer.
+COPY package.json package-lock.json ./
 RUN --mount=type=secret,id=npm-ca \
     if [ -f /run/secrets/npm-ca ]; then export NODE_EXTRA_CA_CERTS=/run/secrets/npm-ca; fi \
-    && npm ci --ignore-scripts --no-audit --no-fund \
-    && npx tsc -p tsconfig.build.json \
-    && npm prune --omit=dev
+    && npm ci --ignore-scripts --no-audit --no-fund
+COPY tsconfig.json tsconfig.build.json ./
+COPY src ./src
+RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --offline
 
 FROM ${BASE}
-# git is not needed (isomorphic-git is pure JavaScript); tini reaps and forwards signals.
-RUN apt-get update && apt-get install -y --no-install-recommends tini && rm -rf /var/lib/apt/lists/*
+# git is not needed (isomorphic-git is pure JavaScript); tini reaps and forwards signals; `ip`
+# makes the service-address range local to the host for service discovery.
+RUN apt-get update && apt-get install -y --no-install-recommends tini iproute2 && rm -rf /var/lib/apt/lists/*
 WORKDIR /app
 ENV NODE_ENV=production
 COPY --from=build /app/node_modules ./node_modules
@@ -38,23 +40,37 @@ WORKDIR /home/node
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/berth.js"]
 CMD ["--help"]
 
-# Operator (`berth run`) on the local engine, with the repository mounted in:
-#   docker run -d --name berth --user 0 -v /var/run/docker.sock:/var/run/docker.sock \
-#     -v "$PWD":/repo -v /var/lib/berth/operator:/var/lib/berth/operator \
-#     berth run --repo /repo --state-dir /var/lib/berth/operator
+# Both roles run in the host's network (--network host): replicas publish their ports on the
+# host's addresses, which probes and the routing mesh reach there, and service discovery (on by
+# default; off with --service-addresses off) makes its address range local to the host and
+# serves DNS on it, which needs --cap-add NET_ADMIN. The engine bind-mounts config and secret
+# files into replicas by path, so a state dir that holds them (the agent's; the operator's, for
+# its embedded local node) must be mounted at the SAME path on the host and in the container;
+# berth checks this at start and exits 1 with the flag to use otherwise. Secrets live on a tmpfs
+# berth mounts under <state-dir>/secrets (<state-dir>/agent/secrets for the operator); for the
+# host's engine to see it, the bind mount needs rshared propagation (the host path must sit on a
+# shared mount: `/` is on systemd hosts) and the container the right to mount (SYS_ADMIN; under
+# AppArmor also apparmor=unconfined). Both run as root (--user 0): files get their owners, the
+# tmpfs is mounted.
 #
-# Agent (`berth agent`): the engine bind-mounts the agent's config and secret files into
-# replicas by path, so the state dir must be mounted at the SAME path on the host and in the
-# container (the agent checks this at start and exits 1 otherwise). Secrets live on a tmpfs the
-# agent mounts under <state-dir>/secrets; for the host's engine to see it, the bind mount needs
-# rshared propagation and the agent the right to mount:
+# Operator (`berth run`) on the local engine, with the repository mounted in:
+#   docker run -d --name berth --user 0 --network host \
+#     --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt apparmor=unconfined \
+#     -v /var/run/docker.sock:/var/run/docker.sock -v /srv/deploy-repo:/repo \
+#     --mount type=bind,src=/var/lib/berth/operator,dst=/var/lib/berth/operator,bind-propagation=rshared \
+#     -v /etc/berth/age-key.txt:/run/berth/age-key.txt:ro -e BERTH_AGE_KEY_FILE=/run/berth/age-key.txt \
+#     berth run --repo /repo --state-dir /var/lib/berth/operator
+# (With only remote agents, `--no-local-node --cluster-listen ...` or `--agent URL`, the operator
+# needs neither the socket nor the state-dir flags above.)
+#
+# Agent (`berth agent`):
 #   docker run -d --name berth-agent --user 0 --network host \
-#     --cap-add SYS_ADMIN --security-opt apparmor=unconfined \
+#     --cap-add SYS_ADMIN --cap-add NET_ADMIN --security-opt apparmor=unconfined \
 #     -v /var/run/docker.sock:/var/run/docker.sock \
 #     --mount type=bind,src=/var/lib/berth/agent,dst=/var/lib/berth/agent,bind-propagation=rshared \
-#     berth agent --state-dir /var/lib/berth/agent --join https://OPERATOR:7948 --token ...
-# (or `--listen 0.0.0.0:7947 --token ...` instead of --join). The host path must exist and sit
-# on a shared mount (systemd hosts: yes). Without SYS_ADMIN, mount the tmpfs on the host once
-# before starting the agent and use a plain -v /var/lib/berth/agent:/var/lib/berth/agent:
+#     berth agent --state-dir /var/lib/berth/agent --join https://OPERATOR:7946 --token TOKEN
+# (or `--listen 0.0.0.0:7947 --token TOKEN` instead of --join). Create the host directories
+# first (mkdir -p). Without SYS_ADMIN: mount the tmpfs on the host once, before the container
+# starts, and use a plain -v /var/lib/berth/agent:/var/lib/berth/agent:
 #   mkdir -p /var/lib/berth/agent/secrets
 #   mount -t tmpfs -o size=64m,mode=0700 tmpfs /var/lib/berth/agent/secrets
