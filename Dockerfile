@@ -30,11 +30,10 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY schemas ./schemas
-# The operator talks to the Docker socket, which usually needs root or the docker group of the
-# host; it can run as the unprivileged `node` user when the socket's group allows it:
-#   docker run --user node --group-add "$(stat -c %g /var/run/docker.sock)" ...
-# The agent runs as root (`--user 0`): it gives replica files their owners and mounts the tmpfs
-# for secrets.
+# The default user is the unprivileged `node`: enough for `--help`, `validate`, `plan` and an
+# operator that only drives remote agents. Whatever runs replicas here (the agent, an operator
+# with its local node) runs as root (`--user 0`): it gives replica files their owners and mounts
+# the tmpfs for secrets, besides talking to the Docker socket.
 USER node
 WORKDIR /home/node
 ENTRYPOINT ["/usr/bin/tini", "--", "node", "/app/bin/berth.js"]
