@@ -39,7 +39,7 @@ export interface FileStoreOptions {
 export function createFileStore(options: FileStoreOptions): FileStore {
   const root = path.resolve(options.stateDir);
   const filesRoot = path.join(root, 'files');
-  const secretsRoot = path.join(root, 'secrets');
+  const secretsRoot = secretsDir(root);
   let secretsReady: Promise<void> | null = null;
 
   const ensureSecretsTmpfs = (): Promise<void> => {
@@ -104,6 +104,11 @@ export function createFileStore(options: FileStoreOptions): FileStore {
   };
 }
 
+/** Where the secrets tmpfs of a state dir is mounted. */
+export function secretsDir(stateDir: string): string {
+  return path.join(path.resolve(stateDir), 'secrets');
+}
+
 function assertTarget(target: string): void {
   const normalised = path.posix.normalize(target);
   if (!path.posix.isAbsolute(target) || normalised !== target || normalised === '/' || target.endsWith('/')) {
@@ -147,7 +152,8 @@ async function mountSecretsTmpfs(dir: string, log: Logger): Promise<void> {
   } catch (error) {
     throw new BerthError(
       'ERR_NOT_SUPPORTED',
-      `could not mount a tmpfs for secrets at ${dir}: ${(error as Error).message}`,
+      // In a container, mount(2) needs CAP_SYS_ADMIN (and no AppArmor profile denying it).
+      `could not mount a tmpfs for secrets at ${dir} (in a container: --cap-add SYS_ADMIN): ${(error as Error).message}`,
       {
         cause: error,
       },

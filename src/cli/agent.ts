@@ -2,6 +2,8 @@ import { hostname } from 'node:os';
 import { join } from 'node:path';
 import { Command, InvalidArgumentError } from 'commander';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
+import { secretsDir } from '../agent/file-store.js';
+import { assertStateVisibleToEngine } from '../agent/host-visible-state.js';
 import { createLocalAgent } from '../agent/local-agent.js';
 import { DEFAULT_AGENT_PORT } from '../agent/protocol.js';
 import { BerthError } from '../core/errors.js';
@@ -105,6 +107,12 @@ export function registerAgentCommand(program: Command): void {
         const reason = error instanceof Error ? error.message : String(error);
         throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${reason}; is dockerd running?`);
       }
+      await assertStateVisibleToEngine({
+        stateDir: options.stateDir,
+        secretsDir: secretsDir(options.stateDir),
+        socketPath,
+        flag: '--state-dir',
+      });
       const agent = createLocalAgent({
         runtime,
         nodeName: options.node,

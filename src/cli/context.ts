@@ -3,6 +3,8 @@ import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { createAgentClient } from '../agent/client.js';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
+import { secretsDir } from '../agent/file-store.js';
+import { assertStateVisibleToEngine } from '../agent/host-visible-state.js';
 import { createLocalAgent } from '../agent/local-agent.js';
 import { BerthError } from '../core/errors.js';
 import { withoutCredential } from '../core/url-credential.js';
@@ -184,6 +186,12 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
         : `cannot reach the Docker engine at ${socketPath} (${error instanceof Error ? error.message : String(error)})`;
     throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${cause}; is dockerd running?`);
   }
+  await assertStateVisibleToEngine({
+    stateDir: options.stateDir,
+    secretsDir: secretsDir(join(options.stateDir, 'agent')),
+    socketPath,
+    flag: '--state-dir',
+  });
   const agent = createLocalAgent({
     runtime,
     nodeName: options.node,
