@@ -18,7 +18,7 @@ import {
   createSelfSignedCertificate,
   parseKeyAndCertificate,
 } from '../../src/core/self-signed-certificate.js';
-import { runBerth, startBerth, type BerthProcess } from '../helpers/berth-cli.js';
+import { eventually, runBerth, startBerth, type BerthProcess } from '../helpers/berth-cli.js';
 import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { manifestFile, namespaceManifest, sleeperService } from '../helpers/manifests.js';
@@ -160,7 +160,10 @@ void describe('the agent API over HTTPS, pinned, one token per agent', () => {
         /missing or wrong agent token/.test(error.message),
     );
     await secretOfA.close();
-    assert.match(b.process.stderr(), /"msg":"agent request without a valid token"/);
+    // The agent logs the refusal as it answers; the line reaches its stderr a moment later.
+    await eventually('agent B logs the refused token', async () =>
+      /"msg":"agent request without a valid token"/.test(b.process.stderr()),
+    );
 
     const own = createAgentClient({ url: b.url, token: b.token, nodeName: nodeB });
     assert.equal((await own.snapshot()).name, nodeB);
