@@ -13,27 +13,37 @@ import {
 import { CommitStatusReporter } from '../operator/commit-status-reporter.js';
 import { parseRepoLocation } from '../source/remote-url.js';
 
-export interface CommitStatusOptions {
-  commitStatus?: ForgeKind;
+/** Where the git host's API is and who berth is there (commit statuses, plan comments). */
+export interface GitApiOptions {
   gitApiUrl?: string;
   gitApiRepo?: string;
   gitApiTokenFile?: string;
+}
+
+export interface CommitStatusOptions extends GitApiOptions {
+  commitStatus?: ForgeKind;
   clusterName: string;
   statusUrl?: string;
 }
 
-/** The flags of commit statuses (`berth run`); the token comes from a file or the environment only. */
-export function addCommitStatusOptions(command: Command): void {
+/** The git host's API: its root, the repository there, and a token from a file or the environment only. */
+export function addGitApiOptions(command: Command): void {
   command
-    .addOption(
-      new Option(
-        '--commit-status <host>',
-        'report each deployed revision as a commit status on the git host (pending, success, failure)',
-      ).choices([...FORGE_KINDS]),
-    )
     .option('--git-api-url <url>', "the git host's API root (default: the public API of the --repo host)")
     .option('--git-api-repo <owner/name>', 'the repository on the git host (default: from the --repo URL)')
-    .option('--git-api-token-file <file>', "file holding the git host's API token (or BERTH_GIT_API_TOKEN)")
+    .option('--git-api-token-file <file>', "file holding the git host's API token (or BERTH_GIT_API_TOKEN)");
+}
+
+/** The flags of commit statuses (`berth run`). */
+export function addCommitStatusOptions(command: Command): void {
+  command.addOption(
+    new Option(
+      '--commit-status <host>',
+      'report each deployed revision as a commit status on the git host (pending, success, failure)',
+    ).choices([...FORGE_KINDS]),
+  );
+  addGitApiOptions(command);
+  command
     .option('--cluster-name <name>', 'names this cluster in commit statuses: context berth/NAME', 'default')
     .option('--status-url <url>', 'the link of each commit status (e.g. the dashboard)');
 }
@@ -69,7 +79,7 @@ export async function openCommitStatusReporter(
       kind,
       options.gitApiRepo ?? (remoteUrl === null ? need('--git-api-repo') : repoFromUrl(remoteUrl)),
     ),
-    token: await readToken(options.gitApiTokenFile, env),
+    token: await readGitApiToken(options.gitApiTokenFile, env),
   };
   if (!/^https?:\/\//.test(target.apiUrl))
     throw new BerthError('ERR_BAD_REQUEST', '--git-api-url is not an http(s) URL');
@@ -82,7 +92,7 @@ export async function openCommitStatusReporter(
   });
 }
 
-async function readToken(file: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
+export async function readGitApiToken(file: string | undefined, env: NodeJS.ProcessEnv): Promise<string> {
   let token: string | undefined;
   if (file !== undefined) {
     try {

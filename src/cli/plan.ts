@@ -13,6 +13,7 @@ import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan } from '../plan/compute-plan.js';
 import { computeResourceChanges } from '../plan/resource-changes.js';
+import { addPlanCommentOptions, postPlanComment, type PlanCommentOptions } from './plan-comment.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
 import {
   renderPlanJson,
@@ -34,7 +35,7 @@ import {
   type SourceOptions,
 } from './context.js';
 
-interface PlanOptions extends SourceOptions, ClusterOptions {
+interface PlanOptions extends SourceOptions, ClusterOptions, PlanCommentOptions {
   ref?: string;
   against?: string;
   format: 'text' | 'json' | 'markdown';
@@ -76,6 +77,7 @@ export function registerPlanCommand(program: Command): void {
     );
   addSourceOptions(command);
   addClusterOptions(command);
+  addPlanCommentOptions(command);
   command.action(async (options: PlanOptions) => {
     if (options.out !== undefined && options.against !== undefined) {
       throw new BerthError(
@@ -112,6 +114,10 @@ export function registerPlanCommand(program: Command): void {
       markdown: () => renderPlanMarkdown(report),
     };
     process.stdout.write(render[options.format]());
+    if (options.comment === true) {
+      const { result, where } = await postPlanComment(options, render.markdown());
+      process.stderr.write(`berth plan: comment ${result.action} on ${where}\n`);
+    }
     process.exitCode = plan === null ? 1 : plan.hasChanges ? 2 : 0;
   });
   program.addCommand(command);

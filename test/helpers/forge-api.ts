@@ -23,6 +23,8 @@ export interface ForgeRequest {
 export interface ForgeApi {
   url: string;
   requests: ForgeRequest[];
+  /** Pull-request comments, by id: which pull request and the body. */
+  comments: Map<number, { number: number; body: string }>;
   /** Statuses accepted, as `<sha prefix> <state> <context>`. */
   statuses(): string[];
   /** Answer the next `n` requests with 500. */
@@ -61,6 +63,40 @@ const statusSchemas: Record<ForgeKind, ValidateFunction> = {
   }),
 };
 
+const commentBody = ajv.compile({
+  type: 'object',
+  required: ['body'],
+  properties: { body: { type: 'string' } },
+  additionalProperties: false,
+});
+const commentSchemas: Record<ForgeKind, { create: ValidateFunction; update: ValidateFunction }> = {
+  github: {
+    create: ajv.compile(github.operations['issues/create-comment']!.requestBody),
+    update: ajv.compile(github.operations['issues/update-comment']!.requestBody),
+  },
+  gitlab: { create: commentBody, update: commentBody },
+  gitea: { create: commentBody, update: commentBody },
+};
+
+/** `list`: the comments of pull request $1; `one`: comment $1 (GitLab: of merge request $1, note $2). */
+const commentRoutes: Record<ForgeKind, { list: RegExp; one: RegExp; update: string }> = {
+  github: {
+    list: /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/,
+    one: /^\/repos\/[^/]+\/[^/]+\/issues\/comments\/(\d+)$/,
+    update: 'PATCH',
+  },
+  gitea: {
+    list: /^\/repos\/[^/]+\/[^/]+\/issues\/(\d+)\/comments$/,
+    one: /^\/repos\/[^/]+\/[^/]+\/issues\/comments\/(\d+)$/,
+    update: 'PATCH',
+  },
+  gitlab: {
+    list: /^\/projects\/[^/]+\/merge_requests\/(\d+)\/notes$/,
+    one: /^\/projects\/[^/]+\/merge_requests\/\d+\/notes\/(\d+)$/,
+    update: 'PUT',
+  },
+};
+
 const statusRoutes: Record<ForgeKind, RegExp> = {
   github: /^\/repos\/[^/]+\/[^/]+\/statuses\/([0-9a-f]{40})$/,
   gitlab: /^\/projects\/[^/]+\/statuses\/([0-9a-f]{40})$/,
@@ -75,6 +111,8 @@ function tokenOk(kind: ForgeKind, req: IncomingMessage, token: string): boolean 
 
 export async function startForgeApi(kind: ForgeKind, token: string): Promise<ForgeApi> {
   const requests: ForgeRequest[] = [];
+  const comments = new Map<number, { number: number; body: string }>();
+  let nextId = 1000;
   let failing = 0;
   const server = createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -98,6 +136,44 @@ export async function startForgeApi(kind: ForgeKind, token: string): Promise<For
         record.invalid = 'bad token';
         return send(res, 401, { message: 'Bad credentials' });
       }
+      const [route0, query = ''] = path.split('?') as [string, string?];
+      const routes = commentRoutes[kind];
+      const list = routes.list.exec(route0);
+      if (list !== null && req.method === 'GET') {
+        const params = new URLSearchParams(query);
+        const size = Number(params.get(kind === 'gitea' ? 'limit' : 'per_page') ?? 30);
+        const page = Number(params.get('page') ?? 1);
+        const all = [...comments]
+          .filter(([, c]) => c.number === Number(list[1]))
+          .map(([id, c]) => ({ id, body: c.body }));
+        return send(res, 200, all.slice((page - 1) * size, page * size));
+      }
+      const one = routes.one.exec(route0);
+      const schema =
+        list !== null && req.method === 'POST'
+          ? commentSchemas[kind].create
+          : one !== null && req.method === routes.update
+            ? commentSchemas[kind].update
+            : null;
+      if (schema !== null) {
+        if (!schema(body)) {
+          record.invalid = ajv.errorsText(schema.errors);
+          return send(res, 422, { message: record.invalid });
+        }
+        const text = (body as { body: string }).body;
+        if (list !== null) {
+          const id = nextId++;
+          comments.set(id, { number: Number(list[1]), body: text });
+          return send(res, 201, { id, body: text });
+        }
+        const existing = comments.get(Number(one![1]));
+        if (existing === undefined) {
+          record.invalid = 'no such comment';
+          return send(res, 404, { message: 'Not Found' });
+        }
+        existing.body = text;
+        return send(res, 200, { id: Number(one![1]), body: text });
+      }
       const route = statusRoutes[kind].exec(path);
       if (req.method !== 'POST' || route === null) {
         record.invalid = 'no such route';
@@ -116,9 +192,10 @@ export async function startForgeApi(kind: ForgeKind, token: string): Promise<For
   return {
     url: `http://127.0.0.1:${port}`,
     requests,
+    comments,
     statuses: () =>
       requests
-        .filter((r) => r.invalid === null)
+        .filter((r) => r.invalid === null && statusRoutes[kind].test(r.path))
         .map((r) => {
           const sha = statusRoutes[kind].exec(r.path)![1]!;
           const b = r.body as { state: string; context?: string; name?: string };

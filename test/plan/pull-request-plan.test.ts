@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { runBerth } from '../helpers/berth-cli.js';
 import { ageEncrypt } from '../helpers/age.js';
+import { startForgeApi } from '../helpers/forge-api.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import {
   configManifest,
@@ -262,5 +263,149 @@ describe('berth plan for pull requests, offline (--against)', () => {
     } finally {
       await rm(bare, { recursive: true, force: true });
     }
+  });
+
+  test('--comment keeps one plan comment per pull request on GitHub (from the Actions job), GitLab and Gitea', async (t) => {
+    const token = 'pr-comment-token-61f0';
+    const github = await startForgeApi('github', token);
+    const gitlab = await startForgeApi('gitlab', token);
+    const gitea = await startForgeApi('gitea', token);
+    const eventFile = join(stateDir, 'event.json');
+    t.after(async () => {
+      await github.close();
+      await gitlab.close();
+      await gitea.close();
+    });
+    // A reviewer's comment is never touched.
+    github.comments.set(1, { number: 12, body: 'LGTM' });
+    await writeFile(eventFile, JSON.stringify({ pull_request: { number: 12 } }));
+    const actions = {
+      ...process.env,
+      GITHUB_ACTIONS: 'true',
+      GITHUB_API_URL: github.url,
+      GITHUB_REPOSITORY: 'team/deploy',
+      GITHUB_EVENT_PATH: eventFile,
+      BERTH_GIT_API_TOKEN: token,
+    };
+    const first = await runBerth(
+      [
+        'plan',
+        '--repo',
+        repo.dir,
+        '--path',
+        'deploy',
+        '--state-dir',
+        stateDir,
+        '--ref',
+        'feature',
+        '--against',
+        'main',
+        '--comment',
+      ],
+      { env: actions },
+    );
+    assert.equal(first.code, 2, first.stderr);
+    assert.match(first.stderr, /berth plan: comment created on github team\/deploy#12/);
+    const again = await runBerth(
+      [
+        'plan',
+        '--repo',
+        repo.dir,
+        '--path',
+        'deploy',
+        '--state-dir',
+        stateDir,
+        '--ref',
+        'main',
+        '--against',
+        'main',
+        '--comment',
+      ],
+      { env: actions },
+    );
+    assert.equal(again.code, 0, again.stderr);
+    assert.match(again.stderr, /comment updated on github team\/deploy#12/);
+    assert.equal(github.comments.size, 2);
+    assert.equal(github.comments.get(1)?.body, 'LGTM');
+    const [, comment] = [...github.comments.values()];
+    assert.equal(comment!.number, 12);
+    assert.match(comment!.body, /^<!-- berth-plan -->\n### berth plan: .*\n\n\*\*No changes/);
+    assert.deepEqual(
+      github.requests.filter((r) => r.invalid !== null),
+      [],
+    );
+
+    for (const [api, kind, extra] of [
+      [gitlab, 'gitlab', []],
+      [gitea, 'gitea', []],
+    ] as const) {
+      for (let i = 0; i < 2; i++) {
+        const result = await runBerth(
+          [
+            ...[
+              'plan',
+              '--repo',
+              repo.dir,
+              '--path',
+              'deploy',
+              '--state-dir',
+              stateDir,
+              '--ref',
+              'feature',
+              '--against',
+              'main',
+            ],
+            ...[
+              '--comment',
+              '--git-host',
+              kind,
+              '--git-api-url',
+              api.url,
+              '--git-api-repo',
+              'team/deploy',
+              '--pr',
+              '7',
+              ...extra,
+            ],
+          ],
+          { env: { ...process.env, BERTH_GIT_API_TOKEN: token } },
+        );
+        assert.equal(result.code, 2, result.stderr);
+        assert.match(
+          result.stderr,
+          new RegExp(`comment ${i === 0 ? 'created' : 'updated'} on ${kind} team/deploy[!#]7`),
+        );
+      }
+      assert.equal(api.comments.size, 1, kind);
+      assert.match([...api.comments.values()][0]!.body, /Config shop\/web-content: update/);
+      assert.deepEqual(
+        api.requests.filter((r) => r.invalid !== null),
+        [],
+        kind,
+      );
+    }
+    assert.doesNotMatch(JSON.stringify([...github.comments.values()]), /db-password-/);
+  });
+
+  test('--comment outside a pull-request job says what it cannot tell', async () => {
+    const result = await runBerth(
+      [
+        'plan',
+        '--repo',
+        repo.dir,
+        '--path',
+        'deploy',
+        '--state-dir',
+        stateDir,
+        '--ref',
+        'feature',
+        '--against',
+        'main',
+        '--comment',
+      ],
+      { env: { ...process.env, GITHUB_ACTIONS: '', GITLAB_CI: '', GITEA_ACTIONS: '' } },
+    );
+    assert.equal(result.code, 1);
+    assert.match(result.stderr, /--comment cannot tell the git host: give --git-host github\|gitlab\|gitea/);
   });
 });
