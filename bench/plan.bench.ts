@@ -46,6 +46,8 @@ function spec(i: number): ServiceSpec {
     restart: { condition: 'any', maxAttempts: 0 },
     stopGracePeriodMs: 10_000,
     user: null,
+    readOnlyRootFilesystem: false,
+    capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
   };

@@ -2,6 +2,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { LABELS, type ReplicaRequest } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
+import type { CapabilitiesSpec } from '../manifests/types.js';
 import { buildContainerSpec } from './container-spec.js';
 
 const request: ReplicaRequest = {
@@ -31,6 +32,8 @@ const request: ReplicaRequest = {
   restart: { condition: 'any', maxAttempts: 0 },
   stopGracePeriodMs: 1500,
   user: null,
+  readOnlyRootFilesystem: false,
+  capabilities: { drop: [], add: [] },
   workingDir: null,
   init: true,
   specSummary: { image: 'busybox:1.36' },
@@ -104,6 +107,51 @@ void describe('buildContainerSpec', () => {
     assert.equal(
       buildContainerSpec({ ...request, stopGracePeriodMs: 10_000 }, placement).stopTimeoutSeconds,
       10,
+    );
+  });
+
+  void test('every container runs with no-new-privileges; Docker defaults otherwise', () => {
+    const spec = buildContainerSpec(request, placement);
+    assert.deepEqual(spec.security, {
+      noNewPrivileges: true,
+      readOnlyRootFilesystem: false,
+      capDrop: [],
+      capAdd: [],
+    });
+    assert.deepEqual(spec.tmpfs, []);
+    // A request of an older operator, or from an older saved plan, has neither field.
+    const older: ReplicaRequest = { ...request };
+    delete older.readOnlyRootFilesystem;
+    delete older.capabilities;
+    assert.deepEqual(buildContainerSpec(older, placement).security, spec.security);
+  });
+
+  void test('a read-only root filesystem gets a small /tmp; capabilities pass through', () => {
+    const spec = buildContainerSpec(
+      {
+        ...request,
+        user: '1000:1000',
+        readOnlyRootFilesystem: true,
+        capabilities: { drop: ['ALL'], add: ['NET_BIND_SERVICE'] },
+      },
+      placement,
+    );
+    assert.equal(spec.user, '1000:1000');
+    assert.deepEqual(spec.security, {
+      noNewPrivileges: true,
+      readOnlyRootFilesystem: true,
+      capDrop: ['ALL'],
+      capAdd: ['NET_BIND_SERVICE'],
+    });
+    assert.deepEqual(spec.tmpfs, [{ target: '/tmp', options: 'rw,noexec,nosuid,nodev,mode=1777,size=64m' }]);
+  });
+
+  void test('capabilities outside the allowlist are refused even if a request carries them', () => {
+    const capabilities = { drop: [], add: ['SYS_ADMIN'] } as unknown as CapabilitiesSpec;
+    assert.throws(
+      () => buildContainerSpec({ ...request, capabilities }, placement),
+      (error: unknown) =>
+        error instanceof BerthError && error.code === 'ERR_BAD_REQUEST' && /SYS_ADMIN/.test(error.message),
     );
   });
 

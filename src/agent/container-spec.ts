@@ -4,8 +4,15 @@
  */
 import { BerthError } from '../core/errors.js';
 import { LABELS, type ReplicaRequest } from '../api/types.js';
+import {
+  DEFAULT_CAPABILITIES,
+  DEFAULT_READ_ONLY_ROOT_FILESYSTEM,
+  NO_NEW_PRIVILEGES,
+  READ_ONLY_ROOT_TMPFS,
+} from '../manifests/defaults.js';
+import { ADDABLE_CAPABILITIES } from '../manifests/linux-capabilities.js';
 import type { HealthcheckSpec } from '../manifests/types.js';
-import type { BindMount, ContainerCreateSpec, PortBinding } from './runtime.js';
+import type { BindMount, ContainerCreateSpec, ContainerSecurity, PortBinding } from './runtime.js';
 
 /** Docker's own rule for container names; also keeps names safe as directory names. */
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
@@ -42,6 +49,8 @@ export function buildContainerSpec(
     labels: replicaLabels(request, placement.nodeName),
     ports: portBindings(request, placement.address),
     mounts: placement.mounts,
+    tmpfs: request.readOnlyRootFilesystem === true ? [{ ...READ_ONLY_ROOT_TMPFS }] : [],
+    security: containerSecurity(request),
     nanoCpus: request.limits.nanoCpus,
     memoryBytes: request.limits.memoryBytes,
     restart: restartPolicy(request.restart),
@@ -110,4 +119,28 @@ function restartPolicy(restart: ReplicaRequest['restart']): ContainerCreateSpec[
     case 'none':
       return { policy: 'no', maxRetries: 0 };
   }
+}
+
+/**
+ * no-new-privileges on every container, whatever the request says. The capability allowlist is
+ * checked again here: the planner only sends what the schema accepted, but a hand-edited saved
+ * plan reaches the embedded agent without the wire's schema check.
+ */
+function containerSecurity(request: ReplicaRequest): ContainerSecurity {
+  const capabilities = request.capabilities ?? DEFAULT_CAPABILITIES;
+  const refused = capabilities.add.filter(
+    (name) => !(ADDABLE_CAPABILITIES as readonly string[]).includes(name),
+  );
+  if (refused.length > 0) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `replica ${request.name}: capabilities ${refused.join(', ')} cannot be added (allowed: ${ADDABLE_CAPABILITIES.join(', ')})`,
+    );
+  }
+  return {
+    noNewPrivileges: NO_NEW_PRIVILEGES,
+    readOnlyRootFilesystem: request.readOnlyRootFilesystem ?? DEFAULT_READ_ONLY_ROOT_FILESYSTEM,
+    capDrop: [...capabilities.drop],
+    capAdd: [...capabilities.add],
+  };
 }

@@ -392,6 +392,7 @@ function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptio
         Target: mount.target,
         ReadOnly: mount.readOnly,
       })),
+      ...securityHostConfig(spec),
     },
   };
   // Docker drops the image's CMD whenever Entrypoint is set, which is exactly Kubernetes'
@@ -401,6 +402,17 @@ function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptio
   if (spec.user !== null) options.User = spec.user;
   if (spec.workingDir !== null) options.WorkingDir = spec.workingDir;
   return options;
+}
+
+function securityHostConfig(spec: ContainerCreateSpec): Docker.HostConfig {
+  const { security } = spec;
+  return {
+    SecurityOpt: security.noNewPrivileges ? ['no-new-privileges:true'] : [],
+    ReadonlyRootfs: security.readOnlyRootFilesystem,
+    CapDrop: security.capDrop,
+    CapAdd: security.capAdd,
+    Tmpfs: Object.fromEntries(spec.tmpfs.map((mount) => [mount.target, mount.options])),
+  };
 }
 
 function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer {

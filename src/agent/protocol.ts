@@ -3,8 +3,7 @@
 /** Requests carry file contents (configs, secrets), so they may be large, within reason. */
 export const AGENT_BODY_LIMIT_BYTES = 8 * 1024 * 1024;
 
-/** The port `berth agent` listens on by default. */
-export const DEFAULT_AGENT_PORT = 7947;
+export { DEFAULT_AGENT_PORT } from '../core/berth-ports.js';
 
 export function replicaPath(name: string): string {
   return `/v1/replicas/${encodeURIComponent(name)}`;

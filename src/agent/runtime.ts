@@ -46,6 +46,22 @@ export interface BindMount {
   readOnly: boolean;
 }
 
+/** A memory-backed mount (Docker --tmpfs): `options` as mount(8) takes them. */
+export interface TmpfsMount {
+  target: string;
+  options: string;
+}
+
+/** How much of the host a container's processes may reach. */
+export interface ContainerSecurity {
+  /** Docker `--security-opt no-new-privileges`: setuid binaries raise no privileges. */
+  noNewPrivileges: boolean;
+  readOnlyRootFilesystem: boolean;
+  /** Capability names without CAP_; `ALL` in capDrop starts from none before capAdd. */
+  capDrop: string[];
+  capAdd: string[];
+}
+
 /** What to create, in engine-neutral terms. Built from a ReplicaRequest by container-spec.ts. */
 export interface ContainerCreateSpec {
   name: string;
@@ -58,6 +74,8 @@ export interface ContainerCreateSpec {
   labels: Record<string, string>;
   ports: PortBinding[];
   mounts: BindMount[];
+  tmpfs: TmpfsMount[];
+  security: ContainerSecurity;
   /** 0 = no limit. */
   nanoCpus: number;
   /** 0 = no limit. */

@@ -58,6 +58,16 @@ describe('the agent call contract', () => {
     );
   });
 
+  test('container security travels as sent; a request without it (an older operator) passes too', () => {
+    const hardened = {
+      ...request,
+      readOnlyRootFilesystem: true,
+      capabilities: { drop: ['ALL' as const], add: ['NET_BIND_SERVICE' as const] },
+    };
+    assert.deepEqual(parseAgentCall('ensureReplica', [hardened]).params, [hardened]);
+    assert.deepEqual(parseAgentCall('ensureReplica', [request]).params, [request]);
+  });
+
   test('fields a newer operator adds are dropped, not refused', () => {
     const call = parseAgentCall('ensureReplica', [{ ...request, newerField: true }]);
     assert.deepEqual(call.params, [request]);
@@ -88,6 +98,12 @@ describe('the agent call contract', () => {
       /request\.ports\[0\]\.target/,
     ],
     ['no request at all', 'ensureReplica', [], /missing required field "request"/],
+    [
+      'a capability that reaches the host',
+      'ensureReplica',
+      [{ ...request, capabilities: { drop: [], add: ['SYS_ADMIN'] } }],
+      /request\.capabilities\.add\[0\]: must be one of "AUDIT_WRITE", .*got "SYS_ADMIN"/,
+    ],
     ['a bad replica name', 'removeReplica', ['../etc'], /name: must match/],
     [
       'a timeout that is not a number',

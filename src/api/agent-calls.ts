@@ -18,6 +18,11 @@
  */
 import { Ajv, type ValidateFunction } from 'ajv';
 import { BerthError } from '../core/errors.js';
+import {
+  ADDABLE_CAPABILITIES,
+  ALL_CAPABILITIES,
+  LINUX_CAPABILITIES,
+} from '../manifests/linux-capabilities.js';
 import { describeSchemaErrors } from '../manifests/schema-errors.js';
 import type { NodeAgent, ReplicaWaitResult } from './types.js';
 
@@ -170,6 +175,18 @@ const replicaRequestSchema = {
     },
     stopGracePeriodMs: { type: 'integer', minimum: 0 },
     user: stringOrNull,
+    readOnlyRootFilesystem: { type: 'boolean' },
+    // The agent holds to the manifest's allowlist too: a call cannot give a container a
+    // capability that reaches the host, whoever makes it.
+    capabilities: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['drop', 'add'],
+      properties: {
+        drop: { type: 'array', items: { enum: [ALL_CAPABILITIES, ...LINUX_CAPABILITIES] } },
+        add: { type: 'array', items: { enum: [...ADDABLE_CAPABILITIES] } },
+      },
+    },
     workingDir: stringOrNull,
     init: { type: 'boolean' },
     specSummary: { type: 'object' },

@@ -2,7 +2,7 @@
  * Wire types shared by the operator and the agents: what a node reports (observed state) and
  * what the operator asks a node to run. JSON-serialisable, no classes.
  */
-import type { HealthcheckSpec } from '../manifests/types.js';
+import type { CapabilitiesSpec, HealthcheckSpec } from '../manifests/types.js';
 
 /** Labels every managed container carries: the ground truth for "what runs". */
 export const LABELS = {
@@ -108,6 +108,12 @@ export interface ReplicaRequest {
   restart: { condition: 'any' | 'on-failure' | 'none'; maxAttempts: number };
   stopGracePeriodMs: number;
   user: string | null;
+  /**
+   * Optional on the wire only for requests of an older operator or an older saved plan, which
+   * mean false and Docker's default capabilities; this berth always sends both.
+   */
+  readOnlyRootFilesystem?: boolean;
+  capabilities?: CapabilitiesSpec;
   workingDir: string | null;
   init: boolean;
   specSummary: Record<string, unknown>;

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import cron from 'node-cron';
+import { DEFAULT_CLUSTER_PORT, type BerthPort } from '../core/berth-ports.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { openOperatorCluster } from '../cluster/operator-cluster.js';
@@ -10,6 +11,7 @@ import { parseListenAddress } from '../core/listen-address.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
+import { configuredBerthPorts } from '../operator/reserved-ports.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
 import { shortRevision } from '../source/revision.js';
@@ -96,6 +98,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   const isLocal = !/^https?:\/\//.test(options.repo);
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
+    berthPorts: berthPortsOf(options),
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => log.info(event, event.type),
@@ -168,6 +171,21 @@ async function openNodes(
       await closeCluster(local);
     },
   };
+}
+
+/** The ports this operator's flags make berth listen on: no Service may publish them. */
+function berthPortsOf(options: RunOptions): BerthPort[] {
+  return configuredBerthPorts({
+    listen: options.listen === undefined ? null : parseListenAddress(options.listen, { option: '--listen' }),
+    clusterListen:
+      options.clusterListen === undefined
+        ? null
+        : parseListenAddress(options.clusterListen, {
+            option: '--cluster-listen',
+            defaultPort: DEFAULT_CLUSTER_PORT,
+          }),
+    agentUrls: options.agent ?? [],
+  });
 }
 
 /** With --listen: /healthz, /metrics and the push webhooks. */

@@ -32,8 +32,7 @@ export const CLUSTER_PATHS = {
   observed: '/v1/observed',
 } as const;
 
-/** The port `berth run --cluster-listen` uses when only a host is given (Swarm's is 2377). */
-export const DEFAULT_CLUSTER_PORT = 7946;
+export { DEFAULT_CLUSTER_PORT } from '../core/berth-ports.js';
 
 /**
  * Heartbeats: the operator pings every agent every HEARTBEAT_INTERVAL_MS. A node it has not heard

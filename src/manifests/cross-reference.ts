@@ -3,6 +3,7 @@
  * to Configs, Secrets and Namespaces exist, names are unique, mount targets and ports do not clash,
  * resource amounts make sense together. Runs on schema-valid manifests only.
  */
+import { BERTH_DEFAULT_PORTS } from '../core/berth-ports.js';
 import { DEFAULT_NAMESPACE, MIN_MEMORY_LIMIT_BYTES, defaultSecretTarget } from './defaults.js';
 import { closestName, didYouMean } from './did-you-mean.js';
 import { atFieldPath, formatFieldPath, type FieldPath } from './field-path.js';
@@ -97,6 +98,7 @@ export function checkCrossReferences(
       checkMountTargets(service, report);
       checkTargetPorts(service, report);
       checkResources(service, report);
+      checkCapabilities(service, report);
     }
   }
   checkPublishedPorts(manifests, report);
@@ -238,6 +240,15 @@ function checkPublishedPorts(manifests: readonly CheckedManifest[], report: Repo
     const service = checked as CheckedManifest<WrittenService>;
     (service.manifest.spec.ports ?? []).forEach((port, index) => {
       if (port.published === undefined) return;
+      const berthPort = BERTH_DEFAULT_PORTS.find((reserved) => reserved.port === port.published);
+      if (berthPort !== undefined) {
+        report(
+          service,
+          ['spec', 'ports', index, 'published'],
+          `port ${port.published} is ${berthPort.use}; a Service cannot publish the ports berth listens on`,
+        );
+        return;
+      }
       const id = `${port.published}/${port.protocol ?? 'tcp'}`;
       const earlier = first.get(id);
       if (earlier === undefined) {
@@ -287,4 +298,17 @@ function checkResources(checked: CheckedManifest<WrittenService>, report: Report
       `reserves more CPU than the limit (${reservations?.cpus ?? 0} > ${limits?.cpus ?? 0})`,
     );
   }
+}
+
+/** Docker lets `add` win over `drop`; a name in both is a mistake either way. */
+function checkCapabilities(checked: CheckedManifest<WrittenService>, report: Report): void {
+  const { drop = [], add = [] } = checked.manifest.spec.capabilities ?? {};
+  add.forEach((name, index) => {
+    if (!(drop as string[]).includes(name)) return;
+    report(
+      checked,
+      ['spec', 'capabilities', 'add', index],
+      `${name} is also in capabilities.drop; list it in one of them (drop: [ALL] with add: [${name}] keeps only what add names)`,
+    );
+  });
 }

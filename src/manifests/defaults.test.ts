@@ -130,6 +130,8 @@ void describe('defaults', () => {
       restart: { condition: 'any', maxAttempts: 0 },
       stopGracePeriodMs: 10_000,
       user: null,
+      readOnlyRootFilesystem: false,
+      capabilities: { drop: [], add: [] },
       workingDir: null,
       init: false,
     };

@@ -118,6 +118,36 @@ export const DEFAULT_STOP_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_INIT = false;
 
 // ---------------------------------------------------------------------------------------------
+// Container security
+
+/**
+ * Every container runs with `no-new-privileges` (Docker's `--security-opt no-new-privileges`; on
+ * by default in Podman, off in Docker): a setuid binary in the image cannot raise the privileges of
+ * the process that runs it. Not a manifest field: no service needs setuid to gain privileges.
+ */
+export const NO_NEW_PRIVILEGES = true;
+
+/** Docker and Kubernetes: the root filesystem is writable unless told otherwise. */
+export const DEFAULT_READ_ONLY_ROOT_FILESYSTEM = false;
+
+/** Docker's default capability set, neither narrowed nor widened. */
+export const DEFAULT_CAPABILITIES: Readonly<ServiceSpec['capabilities']> = Object.freeze({
+  drop: [],
+  add: [],
+});
+
+/**
+ * A read-only root filesystem leaves most programs no place for temporary files, and a Service
+ * has no volumes to give them one: berth mounts a small tmpfs at /tmp. Docker's own `--tmpfs`
+ * flags (noexec, nosuid, nodev), world-writable with the sticky bit as /tmp always is, and 64 MiB
+ * (tmpfs pages count against the container's memory limit) so it cannot fill the node's memory.
+ */
+export const READ_ONLY_ROOT_TMPFS = Object.freeze({
+  target: '/tmp',
+  options: 'rw,noexec,nosuid,nodev,mode=1777,size=64m',
+});
+
+// ---------------------------------------------------------------------------------------------
 // Files from Configs and Secrets
 
 /** Swarm configs are mounted 0444: world-readable, nobody writes. */

@@ -14,7 +14,9 @@ import {
   DEFAULT_MODE,
   DEFAULT_NAMESPACE,
   DEFAULT_APP_PROTOCOL,
+  DEFAULT_CAPABILITIES,
   DEFAULT_PORT_PROTOCOL,
+  DEFAULT_READ_ONLY_ROOT_FILESYSTEM,
   DEFAULT_REPLICAS,
   DEFAULT_RESTART,
   DEFAULT_ROLLBACK_POLICY,
@@ -104,6 +106,11 @@ export function normaliseService(written: WrittenService): ServiceSpec {
     },
     stopGracePeriodMs: optionalDuration(spec.stopGracePeriod, DEFAULT_STOP_GRACE_PERIOD_MS),
     user: spec.user ?? null,
+    readOnlyRootFilesystem: spec.readOnlyRootFilesystem ?? DEFAULT_READ_ONLY_ROOT_FILESYSTEM,
+    capabilities: {
+      drop: [...(spec.capabilities?.drop ?? DEFAULT_CAPABILITIES.drop)],
+      add: [...(spec.capabilities?.add ?? DEFAULT_CAPABILITIES.add)],
+    },
     workingDir: spec.workingDir ?? null,
     init: spec.init ?? DEFAULT_INIT,
   };

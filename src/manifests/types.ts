@@ -7,6 +7,8 @@
  * - Observed state lives in src/api/types.ts.
  */
 
+import type { ALL_CAPABILITIES, AddableCapability, LinuxCapability } from './linux-capabilities.js';
+
 export const API_VERSION = 'berth/v1';
 export type ManifestKind = 'Service' | 'Config' | 'Secret' | 'Namespace';
 
@@ -76,6 +78,8 @@ export interface WrittenService {
     restart?: { condition?: 'any' | 'on-failure' | 'none'; maxAttempts?: number };
     stopGracePeriod?: string;
     user?: string;
+    readOnlyRootFilesystem?: boolean;
+    capabilities?: { drop?: (LinuxCapability | typeof ALL_CAPABILITIES)[]; add?: AddableCapability[] };
     workingDir?: string;
     init?: boolean;
   };
@@ -197,8 +201,16 @@ export interface ServiceSpec {
   restart: { condition: 'any' | 'on-failure' | 'none'; maxAttempts: number };
   stopGracePeriodMs: number;
   user: string | null;
+  readOnlyRootFilesystem: boolean;
+  capabilities: CapabilitiesSpec;
   workingDir: string | null;
   init: boolean;
+}
+
+/** Docker's default set, minus `drop` (`ALL`: every one), plus `add` (only ADDABLE_CAPABILITIES). */
+export interface CapabilitiesSpec {
+  drop: (LinuxCapability | typeof ALL_CAPABILITIES)[];
+  add: AddableCapability[];
 }
 
 export interface PlacementConstraint {

@@ -3,6 +3,7 @@
  * nor a key (`checkRevision`) are shared with `berth validate`, so what validate accepts, plan and
  * apply accept; the secret check needs the plan (only what starts is decrypted) and the key.
  */
+import type { BerthPort } from '../core/berth-ports.js';
 import { BerthError } from '../core/errors.js';
 import type { DesiredState, LoadResult, ManifestProblem } from '../manifests/types.js';
 import type { Plan } from '../plan/types.js';
@@ -12,6 +13,7 @@ import {
   findUnsupportedFeatures,
   type UnsupportedFeature,
 } from './capabilities.js';
+import { findReservedPortConflicts } from './reserved-ports.js';
 import { unreadableSecrets } from './secret-check.js';
 
 export type RevisionCheck =
@@ -19,10 +21,16 @@ export type RevisionCheck =
   | { ok: false; problems: ManifestProblem[]; unsupported: [] }
   | { ok: false; problems: []; unsupported: UnsupportedFeature[] };
 
-/** The manifests load, and ask for nothing this build cannot do. No cluster, no key. */
-export function checkRevision(loaded: LoadResult): RevisionCheck {
+/**
+ * The manifests load, and ask for nothing this build cannot do nor publish a port that berth was
+ * configured to listen on (`berthPorts`: only the operator knows them). No cluster, no key.
+ */
+export function checkRevision(loaded: LoadResult, berthPorts: readonly BerthPort[] = []): RevisionCheck {
   if (!loaded.ok) return { ok: false, problems: loaded.problems, unsupported: [] };
-  const unsupported = findUnsupportedFeatures(loaded.desired);
+  const unsupported = [
+    ...findUnsupportedFeatures(loaded.desired),
+    ...findReservedPortConflicts(loaded.desired, berthPorts),
+  ];
   if (unsupported.length > 0) return { ok: false, problems: [], unsupported };
   return { ok: true, desired: loaded.desired };
 }

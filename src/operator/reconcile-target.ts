@@ -9,7 +9,7 @@ import { targetRevision } from './target-revision.js';
 
 /** Preflight of one revision: manifests load, nothing unsupported, plan, secrets deliverable. */
 export async function prepareRevision(ctx: ReconcileContext, revision: string): Promise<Prepared | Refused> {
-  const check = checkRevision(await ctx.deps.source.load(revision));
+  const check = checkRevision(await ctx.deps.source.load(revision), ctx.deps.berthPorts);
   if (!check.ok) return { ok: false, error: revisionCheckError(check), plan: null };
   const plan = computePlan(check.desired, (await ctx.observe()).observed);
   const secretError = await checkSecrets(plan, check.desired, ctx.deps.readSecret);

@@ -1,4 +1,5 @@
 import type { NodeAgent, ObservedState } from '../api/types.js';
+import type { BerthPort } from '../core/berth-ports.js';
 import type { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
@@ -21,6 +22,8 @@ export interface ReconcileDeps {
   signal?: AbortSignal;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
+  /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */
+  berthPorts?: readonly BerthPort[];
 }
 
 /** What is about to change the cluster: a revision rolling out, or the way back to the last good one. */

@@ -169,6 +169,7 @@ describe('reconcile, step by step on fakes', () => {
       store: new StateStore(dir),
       log: silentLogger(),
       readSecret: null,
+      berthPorts: [{ port: 9000, use: "this operator's API port (berth run --listen)" }],
     };
   });
   afterEach(async () => {
@@ -197,6 +198,11 @@ describe('reconcile, step by step on fakes', () => {
       'ERR_NOT_SUPPORTED',
     ],
     ['a secret without a key', withSecret('web:v2'), 'ERR_SECRET_UNREADABLE'],
+    [
+      'a published port berth listens on',
+      web('web:v2', '  ports: [{ target: 80, published: 9000 }]\n'),
+      'ERR_NOT_SUPPORTED',
+    ],
   ] as const) {
     test(`a head refused by preflight (${what}) is recorded as failed; the last good revision stays`, async () => {
       source.commit('r1', web('web:v1'));

@@ -40,6 +40,8 @@ function service(name: string, overrides: Partial<ServiceSpec> = {}): ServiceSpe
     restart: { condition: 'any', maxAttempts: 0 },
     stopGracePeriodMs: 10_000,
     user: null,
+    readOnlyRootFilesystem: false,
+    capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
     ...overrides,
@@ -335,6 +337,36 @@ describe('computePlan', () => {
     });
     assert.notEqual(hashOf(mounts, v1), hashOf(mounts, v2));
     assert.equal(hashOf(other, v1), hashOf(other, v2));
+  });
+
+  test('container security settings replace replicas and travel in the request; unset, they leave hashes as they were', () => {
+    const plain = service('web');
+    assert.deepEqual(
+      Object.keys(summariseService(plain, desired([plain]))).filter((key) =>
+        ['readOnlyRootFilesystem', 'capabilities'].includes(key),
+      ),
+      [],
+      'a service using neither keeps the spec hash it had before these fields existed',
+    );
+    const hardened = [
+      service('web', { readOnlyRootFilesystem: true }),
+      service('web', { capabilities: { drop: ['ALL'], add: [] } }),
+      service('web', { capabilities: { drop: [], add: ['NET_BIND_SERVICE'] } }),
+      service('web', { user: '1000:1000' }),
+    ];
+    for (const spec of hardened) {
+      const plan = computePlan(desired([spec]), { nodes: [node('n1', [replica(plain, '1')])] });
+      const [step] = plan.services[0]!.batches.flat();
+      assert.equal(step?.action, 'replace', JSON.stringify(spec));
+      assert.ok(step?.action === 'replace');
+      assert.equal(step.request.readOnlyRootFilesystem, spec.readOnlyRootFilesystem);
+      assert.deepEqual(step.request.capabilities, spec.capabilities);
+      assert.equal(step.request.user, spec.user);
+    }
+    const fields = computePlan(desired([hardened[0]!]), { nodes: [node('n1', [replica(plain, '1')])] });
+    assert.deepEqual(fields.services[0]!.fieldChanges, [
+      { path: 'readOnlyRootFilesystem', from: null, to: true },
+    ]);
   });
 
   test('replicas that fit nowhere are pending with a reason, and running ones are kept', () => {

@@ -43,6 +43,8 @@ function service(): ServiceSpec {
     restart: { condition: 'any', maxAttempts: 0 },
     stopGracePeriodMs: 1000,
     user: null,
+    readOnlyRootFilesystem: false,
+    capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
   };

@@ -88,6 +88,8 @@ export function planReplicaTemplate(
     restart: spec.restart,
     stopGracePeriodMs: spec.stopGracePeriodMs,
     user: spec.user,
+    readOnlyRootFilesystem: spec.readOnlyRootFilesystem,
+    capabilities: spec.capabilities,
     workingDir: spec.workingDir,
     init: spec.init,
     specSummary: summary as unknown as Record<string, unknown>,

@@ -29,6 +29,13 @@ export interface SpecSummary {
   restart: ServiceSpec['restart'];
   stopGracePeriodMs: number;
   user: string | null;
+  /**
+   * Present only when set (true, or a capability named): summaries, and so the spec hashes, of
+   * services that use neither stay what they were before these fields existed, so upgrading berth
+   * restarts nothing.
+   */
+  readOnlyRootFilesystem?: true;
+  capabilities?: ServiceSpec['capabilities'];
   workingDir: string | null;
   init: boolean;
 }
@@ -93,6 +100,10 @@ export function summariseService(
     restart: spec.restart,
     stopGracePeriodMs: spec.stopGracePeriodMs,
     user: spec.user,
+    ...(spec.readOnlyRootFilesystem ? { readOnlyRootFilesystem: true as const } : {}),
+    ...(spec.capabilities.drop.length + spec.capabilities.add.length > 0
+      ? { capabilities: spec.capabilities }
+      : {}),
     workingDir: spec.workingDir,
     init: spec.init,
   };

@@ -193,6 +193,8 @@ function service(image: string, replicas: number, update: UpdatePolicySpec): Ser
     restart: { condition: 'any', maxAttempts: 0 },
     stopGracePeriodMs: 1000,
     user: null,
+    readOnlyRootFilesystem: false,
+    capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
   };
