@@ -39,6 +39,27 @@ function collectLabel(value: string, previous: Record<string, string> | undefine
   return { ...previous, [value.slice(0, separator)]: value.slice(separator + 1) };
 }
 
+/** The engine this agent drives, answering, and seeing the agent's state dir where the agent does. */
+async function openEngine(
+  socketPath: string,
+  stateDir: string,
+): Promise<ReturnType<typeof createDockerRuntime>> {
+  const runtime = createDockerRuntime({ socketPath });
+  try {
+    await runtime.ping();
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${reason}; is dockerd running?`);
+  }
+  await assertStateVisibleToEngine({
+    stateDir,
+    secretsDir: secretsDir(stateDir),
+    socketPath,
+    flag: '--state-dir',
+  });
+  return runtime;
+}
+
 function parsePullPolicy(value: string): 'missing' | 'never' {
   if (value !== 'missing' && value !== 'never') throw new InvalidArgumentError('use "missing" or "never"');
   return value;
@@ -100,19 +121,7 @@ export function registerAgentCommand(program: Command): void {
           : await joinedAdvertiseAddress({ operatorUrl: options.join, explicit: options.advertiseAddr, log });
       const placement: RecordedPlacement = { labels: options.label ?? {}, address };
 
-      const runtime = createDockerRuntime({ socketPath });
-      try {
-        await runtime.ping();
-      } catch (error) {
-        const reason = error instanceof Error ? error.message : String(error);
-        throw new BerthError('ERR_DOCKER_UNAVAILABLE', `${reason}; is dockerd running?`);
-      }
-      await assertStateVisibleToEngine({
-        stateDir: options.stateDir,
-        secretsDir: secretsDir(options.stateDir),
-        socketPath,
-        flag: '--state-dir',
-      });
+      const runtime = await openEngine(socketPath, options.stateDir);
       const agent = createLocalAgent({
         runtime,
         nodeName: options.node,
