@@ -56,7 +56,7 @@ export function certificateStanding(
   if (revoked) {
     return {
       kind: 'refused',
-      reason: `the certificate of node ${name} is revoked (the node was removed with berth node rm, or this certificate was replaced by a renewed one); to join again, remove the agent's state dir and run berth agent --join with a current token`,
+      reason: `the certificate of node ${name} is revoked (the node was removed with berth node rm, or this certificate was replaced by a renewed one); to join again, run berth node rm ${name} on the operator if the node is still listed, then berth agent --join with a current token and a fresh state dir`,
     };
   }
   if (!node) {
@@ -69,7 +69,7 @@ export function certificateStanding(
   if (node.renewed?.serial === serial) return { kind: 'renewed' };
   return {
     kind: 'refused',
-    reason: `node ${name} presents a certificate that is not its current one; join it again`,
+    reason: `node ${name} presents a certificate that is not its current one; to join it again, run berth node rm ${name} on the operator, then berth agent --join with a current token and a fresh state dir`,
   };
 }
 

@@ -11,7 +11,7 @@ import { basicAuthorization, redactUrl, type GitCredentials } from './remote-url
 
 function credentialsHint(message: string): string {
   return /\b(401|403)\b/.test(message)
-    ? '; set BERTH_GIT_USERNAME and BERTH_GIT_PASSWORD (a token allowed to push)'
+    ? '; set BERTH_GIT_USERNAME and BERTH_GIT_PASSWORD or BERTH_GIT_PASSWORD_FILE (a token allowed to push)'
     : '';
 }
 
