@@ -3,6 +3,7 @@ import { BerthError } from '../core/errors.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
+import { registerMeshHostCommand } from './mesh-host.js';
 import { registerNodeCommand } from './node.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRollbackCommand } from './rollback.js';
@@ -30,6 +31,7 @@ export function buildProgram(): Command {
   registerTokenCommand(program);
   registerNodeCommand(program);
   registerSecretCommand(program);
+  registerMeshHostCommand(program);
   return program;
 }
 
