@@ -226,7 +226,7 @@ class MeshHostClient implements RemoteNodeMesh {
       const child = spawn(launch.command, args, {
         detached: true,
         stdio: ['ignore', logFile.fd, logFile.fd],
-        env: { ...process.env, BERTH_LOG_FORMAT: 'json' },
+        env: meshHostEnvironment(),
       });
       child.once('error', (error) => (exited = error.message));
       child.once('exit', (code, signal) => (exited = `exited (${signal ?? code})`));
@@ -258,6 +258,18 @@ class MeshHostClient implements RemoteNodeMesh {
       await sleep(100);
     }
   }
+}
+
+/**
+ * The agent's environment less what the data plane has no use for: the agent's token, and
+ * anything else of berth's but how to log.
+ */
+function meshHostEnvironment(): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = { BERTH_LOG_FORMAT: 'json' };
+  for (const [key, value] of Object.entries(process.env)) {
+    if (!key.startsWith('BERTH_') || key === 'BERTH_LOG_LEVEL') env[key] = value;
+  }
+  return env;
 }
 
 function sleep(ms: number): Promise<void> {
