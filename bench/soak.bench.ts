@@ -161,7 +161,7 @@ async function soak(options: SoakOptions): Promise<boolean> {
     timeline: injector.timeline,
     converged,
     traffic,
-    classified: classifyFailures(traffic.failed, samples, injector.entryDown),
+    classified: classifyFailures(traffic.failed, samples, injector.down),
     noHealthy: noHealthyWindows(samples),
     history: await historyFindings(cluster.stateDir),
     blame: await blameProblems(cluster.stateDir, commits),
@@ -199,10 +199,13 @@ function report(r: {
   const bodies = [...traffic.bodies].map(([body, n]) => `${body} ${n}`).join(', ');
   print('');
   print(`requests: ${traffic.sent} sent, ${traffic.failed.length} failed (answers: ${bodies || 'none'})`);
-  print(`  entered by a node whose agent was killed or frozen: ${classified.entryDown.length}`);
-  print(`  while no replica answered on its own port:          ${classified.noHealthyReplica.length}`);
+  print(`  entered by a node whose agent and engine were down:  ${classified.entryHostDown.length}`);
+  print(`  while no replica answered on its own port:           ${classified.noHealthyReplica.length}`);
   for (const w of r.noHealthy) print(`    no replica answered ${at(w.from)} .. ${at(w.to)}`);
-  print(`  while a healthy replica existed:                    ${classified.withHealthyReplica.length}`);
+  print(`  while a healthy replica existed:                     ${classified.withHealthyReplica.length}`);
+  print(
+    `    of which entered by a node whose agent was killed or frozen: ${classified.withHealthyReplicaAgentDown.length}`,
+  );
   const during = (f: FailedRequest): string => {
     const t = f.sentAt - startedAt;
     const fault = [...r.timeline].reverse().find((x) => x.startedAt <= t);

@@ -16,7 +16,7 @@ import {
   type BadKind,
   type GoodVariant,
 } from './service.js';
-import type { Window } from './traffic.js';
+import type { DownWindows, Window } from './traffic.js';
 
 export type FaultKind =
   'agent-kill' | 'agent-stop' | 'operator-kill' | 'engine-restart' | 'good-commit' | 'bad-commit';
@@ -53,8 +53,11 @@ export interface CommitLog {
 
 export class FaultInjector {
   readonly timeline: FaultRecord[] = [];
-  /** Per node: when its mesh port could not answer because its agent was killed or frozen. */
-  readonly entryDown = new Map<string, Window[]>();
+  /**
+   * Per node: when its agent was killed or frozen (until the node's published port answered again
+   * after the agent was back), and when its engine was down.
+   */
+  readonly down: DownWindows = { agent: new Map(), engine: new Map() };
   private readonly closing: Promise<void>[] = [];
 
   constructor(
@@ -123,7 +126,7 @@ export class FaultInjector {
   }> {
     const downMs = this.random.int(2000, 8000);
     const window: Window = { from: Date.now(), to: Number.POSITIVE_INFINITY };
-    this.entryDown.set(engine.node, [...(this.entryDown.get(engine.node) ?? []), window]);
+    this.down.agent.set(engine.node, [...(this.down.agent.get(engine.node) ?? []), window]);
     if (kind === 'agent-kill') {
       await this.cluster.killAgent(engine);
       await sleep(downMs);
@@ -140,7 +143,7 @@ export class FaultInjector {
     return { target: engine.node, detail: `agent ${how} after ${seconds(downMs)}` };
   }
 
-  /** The entry-down window ends when the node's mesh port answers 200 again. */
+  /** The agent-down window ends when the node's mesh port answers 200 again. */
   private async closeWhenAnswering(engine: TestEngine, window: Window, backAt: number): Promise<void> {
     const cap = backAt + ENTRY_BACK_CAP_MS;
     while (Date.now() < cap) {
@@ -163,11 +166,17 @@ export class FaultInjector {
   private async engineFault(engine: TestEngine): Promise<{ target: string; detail: string }> {
     const downMs = this.random.int(2000, 6000);
     const t0 = Date.now();
+    const window: Window = { from: t0, to: Number.POSITIVE_INFINITY };
+    this.down.engine.set(engine.node, [...(this.down.engine.get(engine.node) ?? []), window]);
     await this.cluster.stopEngine(engine);
     const stoppedMs = Date.now() - t0;
     await sleep(downMs);
     const t1 = Date.now();
-    await this.cluster.startEngine(engine);
+    try {
+      await this.cluster.startEngine(engine);
+    } finally {
+      window.to = Date.now();
+    }
     return {
       target: engine.node,
       detail: `engine stopped (containers gone, ${seconds(stoppedMs)}), down ${seconds(downMs)}, started empty (${seconds(Date.now() - t1)})`,

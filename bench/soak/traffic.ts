@@ -117,31 +117,56 @@ export interface Window {
 }
 
 export interface ClassifiedFailures {
-  /** Entered by a node whose agent (and so its mesh listener) was killed or frozen. */
-  entryDown: FailedRequest[];
+  /**
+   * Entered by a node whose agent was killed or frozen while its engine was down too: nothing of
+   * that node was left to answer (a lost host). The node's mesh host outlives its agent, so an agent
+   * fault alone is no excuse.
+   */
+  entryHostDown: FailedRequest[];
   /** While no replica answered on its own port. */
   noHealthyReplica: FailedRequest[];
   /** While some replica answered: the failures the soak fails on. */
   withHealthyReplica: FailedRequest[];
+  /** Of withHealthyReplica: entered by a node whose agent was killed or frozen (its mesh host serves on). */
+  withHealthyReplicaAgentDown: FailedRequest[];
+}
+
+/** Per node: when its agent was killed or frozen, and when its engine was down. */
+export interface DownWindows {
+  agent: Map<string, Window[]>;
+  engine: Map<string, Window[]>;
 }
 
 export function classifyFailures(
   failed: FailedRequest[],
   samples: HealthSample[],
-  entryDown: Map<string, Window[]>,
+  down: DownWindows,
 ): ClassifiedFailures {
-  const result: ClassifiedFailures = { entryDown: [], noHealthyReplica: [], withHealthyReplica: [] };
+  const result: ClassifiedFailures = {
+    entryHostDown: [],
+    noHealthyReplica: [],
+    withHealthyReplica: [],
+    withHealthyReplicaAgentDown: [],
+  };
   const overlaps = (w: Window, f: FailedRequest): boolean => w.from <= f.doneAt && f.sentAt <= w.to;
+  const during = (windows: Map<string, Window[]>, f: FailedRequest): boolean =>
+    (windows.get(f.node) ?? []).some((w) => overlaps(w, f));
   for (const f of failed) {
-    if ((entryDown.get(f.node) ?? []).some((w) => overlaps(w, f))) {
-      result.entryDown.push(f);
+    const agentDown = during(down.agent, f);
+    if (agentDown && during(down.engine, f)) {
+      result.entryHostDown.push(f);
       continue;
     }
     // A sample is taken over up to a second (the probes' timeout): one on either side counts.
     const none = samples.some(
       (s) => s.healthy === 0 && s.at >= f.sentAt - PROBE_TIMEOUT_MS - MONITOR_EVERY_MS && s.at <= f.doneAt,
     );
-    (none ? result.noHealthyReplica : result.withHealthyReplica).push(f);
+    if (none) {
+      result.noHealthyReplica.push(f);
+      continue;
+    }
+    result.withHealthyReplica.push(f);
+    if (agentDown) result.withHealthyReplicaAgentDown.push(f);
   }
   return result;
 }

@@ -12,12 +12,13 @@
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { NodeAgent } from '../api/types.js';
+import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import { assertContainerName } from './container-spec.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { followReplica } from './follow-replica.js';
 import { createHealthFollowing } from './health-following.js';
 import { createHealthProber } from './health-prober.js';
-import { createMeshMembership } from './mesh-membership.js';
+import { createMeshMembership, type MeshMembership } from './mesh-membership.js';
 import { nodeContainers } from './node-containers.js';
 import { readNodeSnapshot } from './node-snapshot.js';
 import { toObservedReplica } from './observed-replica.js';
@@ -44,6 +45,11 @@ export interface LocalAgentOptions {
    * absent: containers get Docker's default resolvers and reach no service by name.
    */
   serviceAddresses?: string | null;
+  /**
+   * How to start `berth mesh-host`: the node's mesh then runs in a process of its own that outlives
+   * this agent (see mesh/mesh-host-client.ts); absent, in this process (one-shot commands, tests).
+   */
+  meshHost?: MeshHostLaunch;
   /** Replaces the default file store (the secrets issue refines where secret files live). */
   fileStore?: FileStore;
 }
@@ -57,7 +63,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const fileStore = options.fileStore ?? createFileStore({ stateDir: options.stateDir, log });
   const prober = createHealthProber({ runtime: options.runtime, log });
   const history = new RunHistory();
-  const mesh = createMeshMembership({ nodeName, address, serviceAddresses: options.serviceAddresses, log });
+  const mesh = meshOf(options, address, log);
   const toObserved = (container: RuntimeContainer) =>
     toObservedReplica(container, nodeName, prober.status(container.name));
   const closing = new AbortController();
@@ -153,4 +159,15 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       prober.close();
     },
   };
+}
+
+/** The node's part of the mesh, in a mesh host of its own when the options say how to start one. */
+function meshOf(options: LocalAgentOptions, address: string, log: Logger): MeshMembership {
+  return createMeshMembership({
+    nodeName: options.nodeName,
+    address,
+    serviceAddresses: options.serviceAddresses,
+    log,
+    host: options.meshHost ? { stateDir: options.stateDir, launch: options.meshHost } : undefined,
+  });
 }

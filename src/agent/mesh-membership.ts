@@ -9,6 +9,7 @@ import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { MeshRoutes } from '../api/types.js';
 import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
+import { connectMeshHost, type ContainerDns, type MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
 
@@ -21,6 +22,11 @@ export interface MeshMembershipOptions {
   log: Logger;
   /** Replaces the node mesh on the node's address (tests). */
   mesh?: NodeMesh;
+  /**
+   * Runs the mesh and service discovery in a mesh host process of their own (mesh-host-client.ts),
+   * which outlives a killed or frozen agent; absent: in this process, gone with it.
+   */
+  host?: { stateDir: string; launch: MeshHostLaunch } | undefined;
 }
 
 export interface MeshMembership {
@@ -35,13 +41,7 @@ export interface MeshMembership {
 
 export function createMeshMembership(options: MeshMembershipOptions): MeshMembership {
   const { nodeName, log } = options;
-  // Balancers open only when the operator pushes routes, so an agent of a one-shot command
-  // (apply, plan) never binds a published port.
-  const discovery =
-    options.serviceAddresses === undefined || options.serviceAddresses === null
-      ? null
-      : createServiceDiscovery({ addresses: options.serviceAddresses, log });
-  const mesh = options.mesh ?? createNodeMesh({ address: options.address, log, discovery });
+  const { mesh, containerDns } = nodeMesh(options);
   const vetoed = new Set<string>();
   let lastTable: MeshRoutes | null = null;
   let closed = false;
@@ -63,10 +63,44 @@ export function createMeshMembership(options: MeshMembershipOptions): MeshMember
       lastTable = table;
       await mesh.apply(withoutReplicas(table, vetoed), { drainTimeoutMs });
     },
-    containerDns: async (namespace) => (discovery ? discovery.containerDns(namespace) : null),
+    containerDns,
     async close() {
       closed = true;
       await mesh.close();
     },
+  };
+}
+
+/** The node mesh and the resolvers for new containers: in a mesh host, in this process, or injected. */
+function nodeMesh(options: MeshMembershipOptions): {
+  mesh: NodeMesh;
+  containerDns: (namespace: string) => Promise<ContainerDns>;
+} {
+  const { log, host, address } = options;
+  const serviceAddresses = options.serviceAddresses ?? null;
+  if (host && !options.mesh) {
+    const remote = connectMeshHost({ ...host, address, serviceAddresses, log });
+    return {
+      mesh: remote,
+      // A container that cannot be given the node's resolvers starts with Docker's own.
+      containerDns: (namespace) =>
+        serviceAddresses === null
+          ? Promise.resolve(null)
+          : remote.containerDns(namespace).catch((error: unknown) => {
+              log.warn(
+                { err: error, namespace },
+                'no service discovery for a new container: the mesh host does not answer',
+              );
+              return null;
+            }),
+    };
+  }
+  // Balancers open only when the operator pushes routes, so an agent of a one-shot command
+  // (apply, plan) never binds a published port.
+  const discovery =
+    serviceAddresses === null ? null : createServiceDiscovery({ addresses: serviceAddresses, log });
+  return {
+    mesh: options.mesh ?? createNodeMesh({ address, log, discovery }),
+    containerDns: async (namespace) => (discovery ? discovery.containerDns(namespace) : null),
   };
 }

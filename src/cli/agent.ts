@@ -15,6 +15,7 @@ import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
 import { agentListenAddress, serveAgentApi } from './agent-api.js';
 import { serviceAddressesOption } from './context.js';
+import { meshHostLaunch } from './mesh-host.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface AgentCommandOptions {
@@ -132,6 +133,8 @@ export function registerAgentCommand(program: Command): void {
         log: base,
         imagePull: options.pull === 'never' ? 'never' : 'if-missing',
         serviceAddresses: discoveryRange(options.serviceAddresses),
+        // The node's published ports and service addresses outlive this process (kill -9, a freeze).
+        meshHost: meshHostLaunch(),
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();

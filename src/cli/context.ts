@@ -18,6 +18,7 @@ import { StateStore } from '../operator/state-store.js';
 import { DEFAULT_SERVICE_ADDRESSES, discoveryRange } from '../mesh/service-discovery.js';
 import { parseServiceRange } from '../mesh/service-addresses.js';
 import { openGitSource } from '../source/git-source.js';
+import { meshHostLaunch } from './mesh-host.js';
 
 /** Options shared by the commands that read a repository and talk to the cluster. */
 export interface SourceOptions {
@@ -157,7 +158,12 @@ export function openStateStore(stateDir: string): StateStore {
  * default, an in-process agent on the local Docker socket. Fails with one clear line when
  * the engine is not reachable.
  */
-export async function openCluster(options: ClusterOptions, log: Logger): Promise<Map<string, NodeAgent>> {
+export async function openCluster(
+  options: ClusterOptions,
+  log: Logger,
+  /** `berth run`: the local node's mesh runs in a mesh host that outlives the operator's process. */
+  { meshHost = false }: { meshHost?: boolean } = {},
+): Promise<Map<string, NodeAgent>> {
   const agents = new Map<string, NodeAgent>();
   if (options.agent && options.agent.length > 0) {
     const paired = await agentTokens({
@@ -203,6 +209,7 @@ export async function openCluster(options: ClusterOptions, log: Logger): Promise
     // Only a long-running operator serves DNS to the containers of its embedded node.
     serviceAddresses:
       options.serviceAddresses === undefined ? null : discoveryRange(options.serviceAddresses),
+    ...(meshHost ? { meshHost: meshHostLaunch() } : {}),
   });
   agents.set(options.node, agent);
   return agents;

@@ -139,7 +139,9 @@ async function openNodes(
   onChange(listener: (reason: string) => void): void;
   close(): Promise<void>;
 }> {
-  const local = options.localNode ? await openCluster(options, log) : new Map<string, NodeAgent>();
+  const local = options.localNode
+    ? await openCluster(options, log, { meshHost: true })
+    : new Map<string, NodeAgent>();
   // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
   let onNodeChange: (reason: string) => void = () => undefined;
   const cluster = options.clusterListen

@@ -129,7 +129,10 @@ export class MeshController implements MeshMembership {
 
   async withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void> {
     this.withdrawn.add(replicaKey(replica.node, replica.name));
-    await this.push(drainTimeoutMs);
+    // The replica's own node too, even when the last observation saw it down: it is about to be
+    // asked to stop the replica, so it answers again, and its mesh (which outlives a killed or
+    // frozen agent) may still route there with the table it kept while it was down.
+    await this.push(drainTimeoutMs, replica.node);
   }
 
   /** Routes currently pushed, for tests and status. */
@@ -145,7 +148,7 @@ export class MeshController implements MeshMembership {
     };
   }
 
-  private async push(drainTimeoutMs: number): Promise<void> {
+  private async push(drainTimeoutMs: number, alsoNode?: string): Promise<void> {
     if (this.desired === null) return;
     // Versions are wall-clock based so that a restarted operator's tables are newer than the
     // ones its predecessor pushed.
@@ -154,7 +157,7 @@ export class MeshController implements MeshMembership {
     const down = new Set(this.observed.nodes.filter((n) => n.status === 'down').map((n) => n.name));
     await Promise.all(
       [...this.options.agents().values()]
-        .filter((agent) => !down.has(agent.name))
+        .filter((agent) => !down.has(agent.name) || agent.name === alsoNode)
         .map(async (agent) => {
           try {
             await agent.setMeshRoutes(table, { drainTimeoutMs });

@@ -3,11 +3,19 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { createAgentClient } from '../../src/agent/client.js';
 import { BerthError } from '../../src/core/errors.js';
-import { runBerth, startBerth } from '../helpers/berth-cli.js';
+import { readFile, stat } from 'node:fs/promises';
+import { join } from 'node:path';
+import { eventually, runBerth, startBerth } from '../helpers/berth-cli.js';
 import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestNode, webReplica, type TestNode } from './agent-fixtures.js';
 
 const TOKEN = 'cli-test-token';
+
+/** Whether `pid` runs; a zombie (exited, not yet reaped) does not. */
+async function processRuns(pid: number): Promise<boolean> {
+  const status = await readFile(`/proc/${pid}/stat`, 'utf8').catch(() => null);
+  return status !== null && status.slice(status.lastIndexOf(')') + 2)[0] !== 'Z';
+}
 
 void describe('berth agent command', () => {
   let node: TestNode;
@@ -85,8 +93,15 @@ void describe('berth agent command', () => {
         (error: unknown) => error instanceof BerthError && error.code === 'ERR_AGENT_UNAUTHORIZED',
       );
 
+      // The node's mesh runs in a process of its own, which a clean stop stops too.
+      const meshHostPid = await eventually('the mesh host runs', async () =>
+        Number((await readFile(join(node.stateDir, 'mesh-host.pid'), 'utf8')).trim()),
+      );
+      assert.notEqual(meshHostPid, agent.child.pid);
       const { code } = await agent.stop('SIGTERM');
       assert.equal(code, 0, agent.output());
+      assert.ok(!(await processRuns(meshHostPid)), 'the mesh host stopped with its agent');
+      await assert.rejects(stat(join(node.stateDir, 'mesh-host.sock')));
       // Stopping the agent leaves the node's containers running.
       assert.equal((await testDocker().getContainer(request.name).inspect()).State.Running, true);
     } finally {

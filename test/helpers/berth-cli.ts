@@ -12,6 +12,11 @@ import { fileURLToPath } from 'node:url';
 
 const entry = fileURLToPath(new URL('./berth-entry.ts', import.meta.url));
 
+/** How to start the berth CLI from source: what an agent started by a test uses to start its mesh host. */
+export function berthFromSource(): { command: string; args: string[] } {
+  return { command: process.execPath, args: ['--import', 'tsx', entry] };
+}
+
 export interface CliResult {
   code: number | null;
   stdout: string;

@@ -18,6 +18,8 @@ import { mkdir, readFile, rm, writeFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { stopMeshHostByPidFile } from '../../src/mesh/mesh-host-client.js';
+import { MESH_HOST_FILES } from '../../src/mesh/mesh-host-protocol.js';
 import { startBerth, type BerthProcess } from './berth-cli.js';
 import { TEST_IMAGES, dockerCli, requireTestImages } from './docker.js';
 
@@ -41,11 +43,16 @@ export interface TestEngine {
   bridge: string;
   /** The /24 of the engine's bridge (its first three octets). */
   subnet: string;
+  /**
+   * State dirs of the agents started on this engine: each agent's mesh host (the node's routing
+   * mesh, a process of its own that outlives a killed agent) is found there by its pid file.
+   */
+  agentStateDirs: Set<string>;
 }
 
 export interface TestEngines {
   engines: TestEngine[];
-  /** Stops every engine by its pid file and removes bridges and directories. */
+  /** Stops every engine and every agent's mesh host by their pid files; removes bridges and directories. */
   stop(): Promise<void>;
 }
 
@@ -199,9 +206,11 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
       // Interface names are at most 15 bytes.
       bridge: `brb${runId}${index}`.slice(0, 15),
       subnet: `10.${subnetOctet}.${index}`,
+      agentStateDirs: new Set(),
     });
   }
   const stop = async (): Promise<void> => {
+    await Promise.all(engines.map((e) => stopMeshHosts(e)));
     await Promise.all(engines.map((e) => stopEngine(e)));
     // An agent makes its service-address range local to the host (a route that outlives it, as
     // on a real host); the test's ranges go with the test.
@@ -233,6 +242,7 @@ export function startEngineAgent(
   join: { endpoint: string; token: string },
   options: { stateDir: string; args?: string[] },
 ): Promise<BerthProcess> {
+  engine.agentStateDirs.add(options.stateDir);
   return startBerth('agent', [
     ...['--join', join.endpoint, '--token', join.token],
     ...['--node', engine.node, '--docker', engine.socketPath, '--advertise-addr', engine.address],
@@ -240,6 +250,16 @@ export function startEngineAgent(
     ...['--state-dir', options.stateDir, '--pull', 'never'],
     ...(options.args ?? []),
   ]);
+}
+
+/**
+ * Stops the mesh hosts of the agents started on `engine` (by their pid files): what a killed agent
+ * leaves serving, and what a lost host loses with it. Fine to call again.
+ */
+export async function stopMeshHosts(engine: TestEngine): Promise<void> {
+  await Promise.all(
+    [...engine.agentStateDirs].map((dir) => stopMeshHostByPidFile(join(dir, MESH_HOST_FILES.pid))),
+  );
 }
 
 /** Managed containers on one engine, read straight from it (not through berth). */

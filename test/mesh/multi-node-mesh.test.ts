@@ -31,6 +31,7 @@ import {
   startEngineAgent,
   startTestEngines,
   stopEngine,
+  stopMeshHosts,
   type TestEngine,
   type TestEngines,
 } from '../helpers/multi-node.js';
@@ -227,13 +228,50 @@ describe('routing mesh on three engines', () => {
     assert.equal(activate.code, 0, activate.stderr);
   });
 
-  test('killing the agent of a node with replicas drops no request through another node', async () => {
+  test('freezing the agent of a node with replicas (SIGSTOP) fails no request through that node', async () => {
+    // The drain above left every replica on one node: that is the one whose agent freezes.
+    const [frozen, other] =
+      (await runningOn(engines[0]!)) > 0 ? [engines[0]!, engines[1]!] : [engines[1]!, engines[0]!];
+    assert.ok((await runningOn(frozen)) > 0, 'the node to freeze runs a replica');
+    const agent = agents.get(frozen.node)!;
+    // Through the frozen node's own published port: its mesh host does not freeze with the agent.
+    // (Not through another node here: when the node is declared down, the operator drops its
+    // replicas from every table before their replacements are healthy, and the node held them all.)
+    const load = startLoadLoop({ host: frozen.address, port: published, perSecond: 10, maxMs: 150_000 });
+    try {
+      agent.child.kill('SIGSTOP');
+      // Down after 5 s without a word; its replicas are started again on the other zone allowed.
+      await eventually(
+        `3 replicas running on ${other.node} while ${frozen.node}'s agent is frozen`,
+        async () => (await runningOn(other)) === 3,
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+      agent.child.kill('SIGCONT');
+      // Back: its old replicas were replaced, so they are withdrawn from every node and go.
+      await eventually(
+        `${frozen.node} is back and runs no web replica`,
+        async () => (await managedOn(frozen, ns, 'web')).length === 0,
+        90_000,
+      );
+      await new Promise((r) => setTimeout(r, 1500));
+    } finally {
+      agent.child.kill('SIGCONT');
+      const report = await load.stop();
+      assertNoneFailed(report);
+      assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
+    }
+  });
+
+  test('killing the agent of a node with replicas (-9) drops no request, through that node either', async () => {
     const empty = engines[2]!;
-    // The drain above left every replica on one node: that is the one to lose.
+    // The freeze above left every replica on one node: that is the one to lose.
     const [lost, survivor] =
       (await runningOn(engines[0]!)) > 0 ? [engines[0]!, engines[1]!] : [engines[1]!, engines[0]!];
     assert.ok((await runningOn(lost)) > 0, 'the node to lose runs a replica');
     const load = startLoadLoop({ host: empty.address, port: published, perSecond: 20, maxMs: 120_000 });
+    // Its mesh host keeps serving the node's published port (with the last table) without the agent.
+    const direct = startLoadLoop({ host: lost.address, port: published, perSecond: 10, maxMs: 120_000 });
     // And by name, from the client on the node with no replica.
     const byName = startLoopInside(await clientOn(empty), 'http://web:8080/', {
       socketPath: empty.socketPath,
@@ -251,9 +289,12 @@ describe('routing mesh on three engines', () => {
       await new Promise((r) => setTimeout(r, 1500));
     } finally {
       const report = await load.stop();
+      const through = await direct.stop();
       const named = await byName.stop();
       assertNoneFailed(report);
+      assertNoneFailed(through);
       assert.ok(report.requests > 60, `only ${report.requests} requests were made`);
+      assert.ok(through.requests > 30, `only ${through.requests} requests through ${lost.node} were made`);
       assert.equal(named.failed, 0, `failed requests by name: ${named.output}`);
       assert.ok(named.ok > 30, `only ${named.ok} requests by name were made`);
     }
@@ -279,8 +320,9 @@ describe('routing mesh on three engines', () => {
     let goneAt = 0;
     try {
       await new Promise((r) => setTimeout(r, 1000));
-      // The host goes: its agent and its engine, with every container on it.
+      // The host goes: its agent, its mesh host and its engine, with every container on it.
       await agents.get(host.node)?.stop('SIGKILL');
+      await stopMeshHosts(host);
       await stopEngine(host);
       goneAt = Date.now();
       // Down after 5 s without a word; its replicas are started on the node that is left.
