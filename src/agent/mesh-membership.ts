@@ -9,7 +9,7 @@ import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { MeshRoutes } from '../api/types.js';
 import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
-import { connectMeshHost, type ContainerDns, type MeshHostLaunch } from '../mesh/mesh-host-client.js';
+import { connectMeshHost, type MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
 
@@ -74,7 +74,7 @@ export function createMeshMembership(options: MeshMembershipOptions): MeshMember
 /** The node mesh and the resolvers for new containers: in a mesh host, in this process, or injected. */
 function nodeMesh(options: MeshMembershipOptions): {
   mesh: NodeMesh;
-  containerDns: (namespace: string) => Promise<ContainerDns>;
+  containerDns: (namespace: string) => Promise<ContainerDns | null>;
 } {
   const { log, host, address } = options;
   const serviceAddresses = options.serviceAddresses ?? null;

@@ -10,6 +10,7 @@
  * - When the host goes away while the agent runs, another is started and given the last table.
  * - close() is a clean agent stop: the host stops too. A killed or frozen agent leaves it serving.
  */
+import type { ContainerDns as ServiceContainerDns } from './service-discovery.js';
 import { spawn } from 'node:child_process';
 import { mkdir, open, readFile, rename, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
@@ -38,7 +39,8 @@ export interface MeshHostClientOptions extends MeshHostIdentity {
   log: Logger;
 }
 
-export type ContainerDns = { servers: string[]; search: string[] } | null;
+/** What the mesh host answers for a new container: its resolver settings, or null without discovery. */
+export type ContainerDns = ServiceContainerDns | null;
 
 export interface RemoteNodeMesh extends NodeMesh {
   containerDns(namespace: string): Promise<ContainerDns>;
