@@ -154,6 +154,25 @@ describe('computeMeshRoutes', () => {
   });
 });
 
+describe('replicas of a node that is down', () => {
+  test('are backends only while the service has no replica on a node that answers', () => {
+    const frozen = node('n3', '127.0.1.3', [replica('web.8', 'n3', 32009)], 'down');
+    const alone = computeMeshRoutes({ services: [web] }, { nodes: [frozen, node('n1', '127.0.1.1', [])] });
+    assert.deepEqual(alone[0]?.backends, [{ id: 'n3/web.8', host: '127.0.1.3', port: 32009 }]);
+    const replaced = computeMeshRoutes(
+      { services: [web] },
+      { nodes: [frozen, node('n1', '127.0.1.1', [replica('web.8', 'n1', 32001)])] },
+    );
+    assert.deepEqual(replaced[0]?.backends, [{ id: 'n1/web.8', host: '127.0.1.1', port: 32001 }]);
+    // A replacement still starting does not count yet: the down node's replica keeps serving.
+    const starting = computeMeshRoutes(
+      { services: [web] },
+      { nodes: [frozen, node('n1', '127.0.1.1', [replica('web.8', 'n1', 32001, { health: 'starting' })])] },
+    );
+    assert.deepEqual(starting[0]?.backends, [{ id: 'n3/web.8', host: '127.0.1.3', port: 32009 }]);
+  });
+});
+
 describe('computeServiceRoutes', () => {
   test('every TCP target port of a service, published or not, with the same healthy backends', () => {
     const observed = {

@@ -68,15 +68,32 @@ export function computeServiceRoutes(
   );
 }
 
+/**
+ * The replicas of a node that is `down` (silent past its grace) are backends only while the
+ * service has no replica anywhere else: a frozen or cut-off agent says nothing about its
+ * containers, which may well still serve, and until a replacement is healthy they are the only
+ * chance a request has. A down node's replicas are whatever the observer last saw there.
+ */
 function serviceBackends(
   service: Pick<ServiceSpec, 'namespace' | 'name'>,
   target: number,
   observed: ObservedState,
   withdrawn: ReadonlySet<string>,
 ): MeshBackend[] {
+  const up = backendsOn(service, target, observed, withdrawn, false);
+  return up.length > 0 ? up : backendsOn(service, target, observed, withdrawn, true);
+}
+
+function backendsOn(
+  service: Pick<ServiceSpec, 'namespace' | 'name'>,
+  target: number,
+  observed: ObservedState,
+  withdrawn: ReadonlySet<string>,
+  downNodes: boolean,
+): MeshBackend[] {
   const backends: MeshBackend[] = [];
   for (const node of observed.nodes) {
-    if (node.status === 'down') continue;
+    if ((node.status === 'down') !== downNodes) continue;
     for (const replica of node.replicas) {
       if (replica.namespace !== service.namespace || replica.service !== service.name) continue;
       const id = replicaKey(node.name, replica.name);

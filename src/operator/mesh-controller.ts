@@ -1,4 +1,11 @@
-import type { MeshMembership, MeshRoutes, NodeAgent, ObservedReplica, ObservedState } from '../api/types.js';
+import type {
+  MeshMembership,
+  MeshRoutes,
+  NodeAgent,
+  NodeSnapshot,
+  ObservedReplica,
+  ObservedState,
+} from '../api/types.js';
 import type { Logger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
@@ -37,6 +44,8 @@ export class MeshController implements MeshMembership {
    */
   private desired: Pick<DesiredState, 'services'> | null = null;
   private observed: ObservedState = { nodes: [] };
+  /** The last snapshot of each node that answered, by name. */
+  private readonly lastSeen = new Map<string, NodeSnapshot>();
   private readonly withdrawn = new Set<string>();
   private timer: NodeJS.Timeout | null = null;
   private stopped = false;
@@ -80,13 +89,33 @@ export class MeshController implements MeshMembership {
   async refresh(): Promise<void> {
     // Every second: a node that stays down would otherwise be reported every time; the
     // reconcile loop already says so.
-    const observed = await observeCluster(this.options.agents(), this.quiet);
+    const observed = this.withLastSeen(await observeCluster(this.options.agents(), this.quiet));
     const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => replicaKey(n.name, r.name))));
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
     for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);
     this.observed = observed;
     this.logMisaddressed();
     await this.push(0);
+  }
+
+  /**
+   * A node that is down answers nothing, but its containers may still serve (a frozen or cut-off
+   * agent): it keeps the replicas and address it last reported, which the routes use only for a
+   * service with no replica on any node that answers (see computeMeshRoutes).
+   */
+  private withLastSeen(observed: ObservedState): ObservedState {
+    const names = new Set(observed.nodes.map((n) => n.name));
+    for (const name of this.lastSeen.keys()) if (!names.has(name)) this.lastSeen.delete(name);
+    return {
+      nodes: observed.nodes.map((node) => {
+        if (node.status !== 'down') {
+          this.lastSeen.set(node.name, node);
+          return node;
+        }
+        const seen = this.lastSeen.get(node.name);
+        return seen === undefined ? node : { ...node, address: seen.address, replicas: seen.replicas };
+      }),
+    };
   }
 
   /** Says once per replica (and address) that it is left out of routing, as computeMeshRoutes leaves it. */
