@@ -9,6 +9,7 @@
  * Agents of earlier versions kept `node.key` and `node.crt`; they are still read (after
  * node.pem) and removed once node.pem is written.
  */
+import { formatKeyAndCertificate, parseKeyAndCertificate } from '../core/self-signed-certificate.js';
 import { X509Certificate, createPrivateKey } from 'node:crypto';
 import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
@@ -93,24 +94,9 @@ function credentialPaths(stateDir: string): CredentialPaths {
   };
 }
 
-const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----\r?\n?/g;
-
-/** The private key and the certificate of a node.pem, or null when it lacks either. */
-export function parseIdentityFile(text: string): { privateKeyPem: string; certificatePem: string } | null {
-  let privateKeyPem: string | null = null;
-  let certificatePem: string | null = null;
-  for (const match of text.matchAll(PEM_BLOCK)) {
-    const block = match[0].endsWith('\n') ? match[0] : `${match[0]}\n`;
-    if (match[1] === 'CERTIFICATE') certificatePem ??= block;
-    else if (match[1]?.endsWith('PRIVATE KEY')) privateKeyPem ??= block;
-  }
-  return privateKeyPem && certificatePem ? { privateKeyPem, certificatePem } : null;
-}
-
-export function formatIdentityFile(credentials: { privateKeyPem: string; certificatePem: string }): string {
-  const line = (pem: string): string => (pem.endsWith('\n') ? pem : `${pem}\n`);
-  return line(credentials.privateKeyPem) + line(credentials.certificatePem);
-}
+/** node.pem is the key then the certificate, one file (see src/core/self-signed-certificate.ts). */
+export const parseIdentityFile = parseKeyAndCertificate;
+export const formatIdentityFile = formatKeyAndCertificate;
 
 function keyBelongsTo(certificate: X509Certificate, privateKeyPem: string): boolean {
   try {

@@ -66,8 +66,9 @@ const mainState = {
 describe('berth plan for pull requests, offline (--against)', () => {
   let repo: TestRepo;
   let stateDir: string;
-  const plan = (...args: string[]) =>
-    runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, ...args]);
+  const planIn = (env: NodeJS.ProcessEnv, ...args: string[]) =>
+    runBerth(['plan', '--repo', repo.dir, '--path', 'deploy', '--state-dir', stateDir, ...args], { env });
+  const plan = (...args: string[]) => planIn(process.env, ...args);
 
   before(async () => {
     repo = await createTestRepo({ 'README.md': 'deploy repo\n' });
@@ -287,42 +288,10 @@ describe('berth plan for pull requests, offline (--against)', () => {
       GITHUB_EVENT_PATH: eventFile,
       BERTH_GIT_API_TOKEN: token,
     };
-    const first = await runBerth(
-      [
-        'plan',
-        '--repo',
-        repo.dir,
-        '--path',
-        'deploy',
-        '--state-dir',
-        stateDir,
-        '--ref',
-        'feature',
-        '--against',
-        'main',
-        '--comment',
-      ],
-      { env: actions },
-    );
+    const first = await planIn(actions, '--ref', 'feature', '--against', 'main', '--comment');
     assert.equal(first.code, 2, first.stderr);
     assert.match(first.stderr, /berth plan: comment created on github team\/deploy#12/);
-    const again = await runBerth(
-      [
-        'plan',
-        '--repo',
-        repo.dir,
-        '--path',
-        'deploy',
-        '--state-dir',
-        stateDir,
-        '--ref',
-        'main',
-        '--against',
-        'main',
-        '--comment',
-      ],
-      { env: actions },
-    );
+    const again = await planIn(actions, '--ref', 'main', '--against', 'main', '--comment');
     assert.equal(again.code, 0, again.stderr);
     assert.match(again.stderr, /comment updated on github team\/deploy#12/);
     assert.equal(github.comments.size, 2);
@@ -335,40 +304,15 @@ describe('berth plan for pull requests, offline (--against)', () => {
       [],
     );
 
-    for (const [api, kind, extra] of [
-      [gitlab, 'gitlab', []],
-      [gitea, 'gitea', []],
+    for (const [api, kind] of [
+      [gitlab, 'gitlab'],
+      [gitea, 'gitea'],
     ] as const) {
       for (let i = 0; i < 2; i++) {
-        const result = await runBerth(
-          [
-            ...[
-              'plan',
-              '--repo',
-              repo.dir,
-              '--path',
-              'deploy',
-              '--state-dir',
-              stateDir,
-              '--ref',
-              'feature',
-              '--against',
-              'main',
-            ],
-            ...[
-              '--comment',
-              '--git-host',
-              kind,
-              '--git-api-url',
-              api.url,
-              '--git-api-repo',
-              'team/deploy',
-              '--pr',
-              '7',
-              ...extra,
-            ],
-          ],
-          { env: { ...process.env, BERTH_GIT_API_TOKEN: token } },
+        const result = await planIn(
+          { ...process.env, BERTH_GIT_API_TOKEN: token },
+          ...['--ref', 'feature', '--against', 'main', '--comment', '--git-host', kind, '--pr', '7'],
+          ...['--git-api-url', api.url, '--git-api-repo', 'team/deploy'],
         );
         assert.equal(result.code, 2, result.stderr);
         assert.match(
@@ -388,22 +332,13 @@ describe('berth plan for pull requests, offline (--against)', () => {
   });
 
   test('--comment outside a pull-request job says what it cannot tell', async () => {
-    const result = await runBerth(
-      [
-        'plan',
-        '--repo',
-        repo.dir,
-        '--path',
-        'deploy',
-        '--state-dir',
-        stateDir,
-        '--ref',
-        'feature',
-        '--against',
-        'main',
-        '--comment',
-      ],
-      { env: { ...process.env, GITHUB_ACTIONS: '', GITLAB_CI: '', GITEA_ACTIONS: '' } },
+    const result = await planIn(
+      { ...process.env, GITHUB_ACTIONS: '', GITLAB_CI: '', GITEA_ACTIONS: '' },
+      '--ref',
+      'feature',
+      '--against',
+      'main',
+      '--comment',
     );
     assert.equal(result.code, 1);
     assert.match(result.stderr, /--comment cannot tell the git host: give --git-host github\|gitlab\|gitea/);
