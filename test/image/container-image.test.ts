@@ -241,6 +241,9 @@ describe('the berth container image against the host engine', () => {
     await eventually('the containerized agent serves', async () =>
       (await logsOf(agent)).includes('serving on'),
     );
+    // HTTPS: the agent prints the token that pins its certificate, as a user would copy it.
+    const printed = /--agent (https:\/\/\S+) --agent-token (\S+)/.exec(await logsOf(agent));
+    assert.ok(printed, `the agent printed no --agent line:\n${await logsOf(agent)}`);
 
     // The operator needs no Docker socket: it drives the engine only through the agent.
     const operator = `${id}-operator`;
@@ -248,7 +251,7 @@ describe('the berth container image against the host engine', () => {
       ...roleArgs(operator),
       ...['-v', `${repo.dir}:/repo`, '-v', `${keyDir}:/keys:ro`, '-e', 'BERTH_AGE_KEY_FILE=/keys/ops.txt'],
       ...[IMAGE, 'run', '--repo', '/repo', '--path', namespaces.agent, '--no-watch'],
-      ...['--agent', `http://127.0.0.1:${port}`, '--agent-token', token, '--service-addresses', 'off'],
+      ...['--agent', `https://127.0.0.1:${port}`, '--agent-token', printed[2]!, '--service-addresses', 'off'],
     ]);
 
     const replica = await runningReplica(namespaces.agent, operator);
