@@ -4,6 +4,7 @@ import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
+import { registerImportCommand } from './import.js';
 import { registerNodeCommand } from './node.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRollbackCommand } from './rollback.js';
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTokenCommand(program);
   registerNodeCommand(program);
   registerSecretCommand(program);
+  registerImportCommand(program);
   return program;
 }
 
