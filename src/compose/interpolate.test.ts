@@ -95,5 +95,5 @@ test('compose values in berth units', () => {
     { target: 9000, published: 8000, protocol: 'tcp' },
     { target: 9001, published: 8001, protocol: 'tcp' },
   ]);
-  assert.match(String(parseShortPort('80:8080/sctp')), /sctp/);
+  assert.match(parseShortPort('80:8080/sctp') as string, /sctp/);
 });
