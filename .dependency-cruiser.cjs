@@ -10,6 +10,7 @@ const layers = {
   source: ['core'],
   forge: ['core'],
   secrets: ['core', 'manifests'],
+  compose: ['core', 'manifests', 'secrets'],
   mesh: ['core', 'manifests', 'api'],
   agent: ['core', 'manifests', 'api', 'mesh'],
   cluster: ['core', 'manifests', 'api'],
@@ -29,6 +30,7 @@ const layers = {
     'agent',
     'cluster',
     'operator',
+    'compose',
   ],
 };
 

@@ -4,6 +4,7 @@ import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
+import { registerImportCommand } from './import.js';
 import { registerMeshHostCommand } from './mesh-host.js';
 import { registerNodeCommand } from './node.js';
 import { registerPlanCommand } from './plan.js';
@@ -33,6 +34,7 @@ export function buildProgram(): Command {
   registerNodeCommand(program);
   registerSecretCommand(program);
   registerMeshHostCommand(program);
+  registerImportCommand(program);
   return program;
 }
 
