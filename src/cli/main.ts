@@ -55,6 +55,9 @@ export async function main(argv: string[]): Promise<void> {
         : `unexpected error: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`;
     process.stderr.write(`berth: ${redactCredentials(message)}\n`);
     process.exitCode = 1;
+    // A command that failed exits, even if something it opened (a connection, a timer) would keep
+    // the process alive; the grace lets logs and the message above reach their pipes.
+    setTimeout(() => process.exit(1), 2000).unref();
   }
 }
 

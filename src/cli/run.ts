@@ -87,7 +87,15 @@ async function runOperator(options: RunOptions): Promise<void> {
   const store = openStateStore(options.stateDir);
   // Held for the operator's lifetime; a lock left by a killed operator is taken over.
   const lock = await acquireStateLock(options.stateDir, 'run');
-  const source = await openRevisionSource(options, log);
+  const source = await openRevisionSource(options, log).catch(async (error: unknown) => {
+    await lock.release();
+    throw error;
+  });
+  // Asked before anything is opened: a wrong URL or credential fails the start with nothing left running.
+  const head = await source.head().catch(async (error: unknown) => {
+    await lock.release();
+    throw error;
+  });
   const nodes = await openNodes(options, log);
   await store.update((s) => {
     s.source = { repo: repoIdentity(options.repo), path: options.path, branch: options.branch };
@@ -105,8 +113,13 @@ async function runOperator(options: RunOptions): Promise<void> {
     ...(statuses === null ? {} : { notifier: statuses }),
   });
   nodes.onChange((reason) => void operator.trigger(reason));
-  const server = await serveOperator(options, { operator, metrics, log, webhookSecret });
-  const head = await source.head();
+  const server = await serveOperator(options, { operator, metrics, log, webhookSecret }).catch(
+    async (error: unknown) => {
+      await nodes.close();
+      await lock.release();
+      throw error;
+    },
+  );
   log.info(
     {
       source: source.description,
