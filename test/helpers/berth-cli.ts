@@ -1,6 +1,7 @@
 /**
- * The berth CLI as tests run it: from source (no build step), as a real process with a real exit
- * code. `runBerth` runs a command to its end; `startBerth` starts `berth run` or `berth agent`,
+ * The berth CLI as tests run it: as a real process with a real exit code — the build in dist/
+ * (what `npm ci` makes and users run) when it is newer than every source file, else from source
+ * through tsx (so a test after an edit never runs stale code; tsx costs about a second a start). `runBerth` runs a command to its end; `startBerth` starts `berth run` or `berth agent`,
  * returns once it is ready and gives a handle to stop it.
  *
  *   const operator = await startBerth('run', ['--repo', repo.dir, '--listen', '127.0.0.1:0']);
@@ -8,13 +9,39 @@
  *   after(() => operator.stop());
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { readdirSync, statSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const entry = fileURLToPath(new URL('./berth-entry.ts', import.meta.url));
+const root = fileURLToPath(new URL('../../', import.meta.url));
+const builtEntry = join(root, 'bin', 'berth.js');
 
-/** How to start the berth CLI from source: what an agent started by a test uses to start its mesh host. */
+/** The newest modification time of the files under `dir`. */
+function newestUnder(dir: string): number {
+  let newest = 0;
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    newest = Math.max(newest, entry.isDirectory() ? newestUnder(path) : statSync(path).mtimeMs);
+  }
+  return newest;
+}
+
+/** Whether dist/ was built after the last change to src/ (and schemas/, which the build reads). */
+function builtIsCurrent(): boolean {
+  try {
+    const builtAt = statSync(join(root, 'dist', 'cli', 'main.js')).mtimeMs;
+    return Math.max(newestUnder(join(root, 'src')), newestUnder(join(root, 'schemas'))) <= builtAt;
+  } catch {
+    return false;
+  }
+}
+
+const command: string[] = builtIsCurrent() ? [builtEntry] : ['--import', 'tsx', entry];
+
+/** How to start the berth CLI as tests do: what an agent started by a test uses to start its mesh host. */
 export function berthFromSource(): { command: string; args: string[] } {
-  return { command: process.execPath, args: ['--import', 'tsx', entry] };
+  return { command: process.execPath, args: command };
 }
 
 export interface CliResult {
@@ -33,7 +60,7 @@ function spawnBerth(
   options: SpawnOptions,
   stdin: 'ignore' | 'pipe' = 'ignore',
 ): ChildProcess {
-  return spawn(process.execPath, ['--import', 'tsx', entry, ...args], {
+  return spawn(process.execPath, [...command, ...args], {
     cwd: options.cwd ?? process.cwd(),
     // JSON logs whatever the developer's terminal prefers: readiness is read from them.
     env: { ...process.env, NO_COLOR: '1', BERTH_LOG_FORMAT: 'json', ...options.env },
