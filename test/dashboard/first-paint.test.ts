@@ -111,11 +111,18 @@ describe('the dashboard page with 100 services', () => {
       await page.locator('tr[data-service] th').first().textContent(),
       '<img src=x onerror=alert(1)>',
     );
-    const paint = await page.evaluate(() => {
-      const entry = performance.getEntriesByName('first-contentful-paint')[0];
-      return entry ? entry.startTime : null;
-    });
-    t.diagnostic(`first contentful paint with ${SERVICES} services: ${paint?.toFixed(0) ?? '?'} ms`);
+    const paint = (): Promise<string> =>
+      page.evaluate(() => {
+        const entry = performance.getEntriesByName('first-contentful-paint')[0];
+        return entry ? entry.startTime.toFixed(0) : '?';
+      });
+    const cold = await paint();
+    // The first load also starts the renderer process; a reload is what a person sees next.
+    await page.reload({ waitUntil: 'load' });
+    assert.equal(await page.locator('tr[data-service]').count(), SERVICES);
+    t.diagnostic(
+      `first contentful paint with ${SERVICES} services: ${cold} ms cold, ${await paint()} ms on reload`,
+    );
     assert.deepEqual(errors, []);
     await page.close();
   });
