@@ -30,6 +30,7 @@ COPY --from=build /app/dist ./dist
 COPY package.json ./
 COPY bin ./bin
 COPY schemas ./schemas
+COPY assets ./assets
 # The default user is the unprivileged `node`: enough for `--help`, `validate` and an
 # operator that only drives remote agents. Whatever runs replicas here (the agent, an operator
 # with its local node) runs as root (`--user 0`): it gives replica files their owners and mounts

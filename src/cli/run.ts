@@ -8,9 +8,13 @@ import { openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
 import { parseListenAddress } from '../core/listen-address.js';
+import { loadDashboardToken } from '../operator/dashboard-auth.js';
+import { dashboardRoutes } from '../operator/dashboard-routes.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
+import { OverviewSource, type NodeControl } from '../operator/overview.js';
+import { notifyAll, RolloutFeed } from '../operator/rollout-feed.js';
 import { configuredBerthPorts } from '../operator/reserved-ports.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
@@ -42,6 +46,7 @@ interface RunOptions extends SourceOptions, ClusterOptions, CommitStatusOptions 
   listen?: string;
   watch: boolean;
   webhookSecretFile?: string;
+  dashboardTokenFile?: string;
   clusterListen?: string;
   clusterAdvertise?: string;
   certExpiry: string;
@@ -58,7 +63,14 @@ export function registerRunCommand(program: Command): void {
       'cron expression for polling the repository (node-cron, seconds field optional)',
       DEFAULT_SCHEDULE,
     )
-    .option('--listen <addr>', 'serve /healthz, /metrics and the push webhooks (/webhooks/*) on HOST:PORT')
+    .option(
+      '--listen <addr>',
+      'serve the dashboard (/), /healthz, /metrics and the push webhooks (/webhooks/*) on HOST:PORT',
+    )
+    .option(
+      '--dashboard-token-file <file>',
+      "the token that signs in to the dashboard's actions (default: made once into STATE_DIR/dashboard-token)",
+    )
     .option('--no-watch', 'do not watch a local repository for new commits (poll only)')
     .option(
       '--webhook-secret-file <file>',
@@ -104,22 +116,36 @@ async function runOperator(options: RunOptions): Promise<void> {
   // The routing mesh: published ports on every node, following replica health.
   const mesh = new MeshController({ agents: nodes.agents, log });
   const isLocal = !/^https?:\/\//.test(options.repo);
+  // The dashboard's view of rollouts as they happen.
+  const feed = new RolloutFeed();
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
-    onEvent: (event) => log.info(event, event.type),
-    ...(statuses === null ? {} : { notifier: statuses }),
+    onEvent: (event) => {
+      log.info(event, event.type);
+      feed.record(event);
+    },
+    notifier: notifyAll(statuses, feed),
   });
   nodes.onChange((reason) => void operator.trigger(reason));
-  const server = await serveOperator(options, { operator, metrics, log, webhookSecret }).catch(
-    async (error: unknown) => {
-      await nodes.close();
-      await lock.release();
-      throw error;
-    },
-  );
+  const overview = new OverviewSource({
+    operator,
+    store,
+    feed,
+    agents: nodes.agents,
+    nodes: nodes.control,
+    log,
+  });
+  const server = await serveOperator(options, {
+    ...{ operator, metrics, log, webhookSecret, overview },
+    nodes: nodes.control,
+  }).catch(async (error: unknown) => {
+    await nodes.close();
+    await lock.release();
+    throw error;
+  });
   log.info(
     {
       source: source.description,
@@ -149,6 +175,8 @@ async function openNodes(
   log: Logger,
 ): Promise<{
   agents: () => ReadonlyMap<string, NodeAgent>;
+  /** Drain and activate; only a registry (--cluster-listen) holds a node's availability. */
+  control: NodeControl | null;
   onChange(listener: (reason: string) => void): void;
   close(): Promise<void>;
 }> {
@@ -178,6 +206,7 @@ async function openNodes(
     process.stdout.write(`To add a node to this cluster, run on it:\n    ${cluster.joinCommand}\n`);
   return {
     agents: () => cluster?.agents() ?? local,
+    control: cluster?.nodes ?? null,
     onChange: (listener) => {
       onNodeChange = listener;
     },
@@ -203,14 +232,29 @@ function berthPortsOf(options: RunOptions): BerthPort[] {
   });
 }
 
-/** With --listen: /healthz, /metrics and the push webhooks. */
+/** With --listen: the dashboard, /healthz, /metrics and the push webhooks. */
 async function serveOperator(
   options: RunOptions,
-  args: { operator: Operator; metrics: OperatorMetrics; log: Logger; webhookSecret: string | null },
+  args: {
+    operator: Operator;
+    metrics: OperatorMetrics;
+    log: Logger;
+    webhookSecret: string | null;
+    overview: OverviewSource;
+    nodes: NodeControl | null;
+  },
 ): Promise<FastifyInstance | null> {
   if (!options.listen) return null;
   const { operator, metrics, log, webhookSecret } = args;
   const server = createOperatorServer({ operator, metrics });
+  const dashboard = await loadDashboardToken(options.stateDir, options.dashboardTokenFile);
+  if (dashboard.created) log.info({ file: dashboard.path }, 'made the dashboard token');
+  await server.register(dashboardRoutes, {
+    operator,
+    overview: args.overview,
+    nodes: args.nodes,
+    token: dashboard.token,
+  });
   await server.register(webhookRoutes, {
     secret: webhookSecret,
     branch: options.branch,
@@ -220,8 +264,9 @@ async function serveOperator(
   });
   const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
   log.info(
-    { address, webhooks: webhookSecret !== null },
+    { address, webhooks: webhookSecret !== null, dashboardToken: dashboard.path },
     'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',
   );
+  process.stdout.write(`Dashboard: ${address}/ (sign in with the token in ${dashboard.path})\n`);
   return server;
 }

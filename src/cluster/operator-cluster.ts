@@ -12,6 +12,8 @@ import { DEFAULT_CLUSTER_PORT } from './rpc-protocol.js';
 export interface OperatorCluster {
   /** The nodes the reconcile drives: the local ones plus every joined node. */
   agents(): ReadonlyMap<string, NodeAgent>;
+  /** The registry's listing and drain/activate, for the dashboard. */
+  nodes: Pick<NodeRegistry, 'list' | 'setAvailability'>;
   /** Where agents join (what `berth token` prints). */
   endpoint: string;
   joinCommand: string;
@@ -82,6 +84,7 @@ export async function openOperatorCluster(args: {
   log.info({ listen: url, endpoint, ca: identity.caFingerprint }, 'listening for agents');
   return {
     agents: () => registry.agents(),
+    nodes: registry,
     endpoint,
     joinCommand: joinCommandFor(endpoint, token),
     async close() {

@@ -1,0 +1,90 @@
+import type { Overview } from './overview.js';
+
+/** Text for HTML content and attribute values. */
+export function escapeHtml(text: string): string {
+  return text
+    .replaceAll('&', '&amp;')
+    .replaceAll('<', '&lt;')
+    .replaceAll('>', '&gt;')
+    .replaceAll('"', '&quot;')
+    .replaceAll("'", '&#39;');
+}
+
+/** JSON inside a `<script type="application/json">` block: nothing in it can close the element. */
+function scriptJson(value: unknown): string {
+  return JSON.stringify(value)
+    .replaceAll('<', '\\u003c')
+    .replaceAll('>', '\\u003e')
+    .replaceAll('&', '\\u0026')
+    .replaceAll('\u2028', '\\u2028')
+    .replaceAll('\u2029', '\\u2029');
+}
+
+/**
+ * The dashboard's page. The overview rides along as a JSON data block (never executed; the CSP
+ * allows no inline script), so the client paints it without a round trip and then keeps it live.
+ * The forms work without JavaScript; the action buttons need it (they send the CSRF token).
+ */
+export function dashboardPage(args: {
+  overview: Overview;
+  /** The session's CSRF token when signed in; null shows the login form. */
+  csrf: string | null;
+  loginFailed: boolean;
+}): string {
+  const { csrf } = args;
+  const session =
+    csrf === null
+      ? `<form class="login" method="post" action="/dashboard/login">
+      <label for="token">Dashboard token</label>
+      <input id="token" name="token" type="password" autocomplete="current-password" required>
+      <button type="submit">Sign in</button>
+      ${args.loginFailed ? '<p class="error" role="alert">That token is not the dashboard token.</p>' : ''}
+    </form>`
+      : `<form class="logout" method="post" action="/dashboard/logout">
+      <span>Signed in</span> <button type="submit">Sign out</button>
+    </form>`;
+  return `<!doctype html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
+<title>berth</title>
+<link rel="stylesheet" href="/dashboard/style.css">
+<script src="/dashboard/app.js" defer></script>
+</head>
+<body>
+<header>
+  <h1>berth</h1>
+  ${session}
+</header>
+<main>
+  <section aria-labelledby="status-heading">
+    <h2 id="status-heading">Status</h2>
+    <div id="status" aria-live="polite"></div>
+    <div id="actions"></div>
+    <p id="action-result" role="status" aria-live="polite"></p>
+  </section>
+  <section aria-labelledby="rollout-heading">
+    <h2 id="rollout-heading">Rollout</h2>
+    <div id="rollout" aria-live="polite"></div>
+  </section>
+  <section aria-labelledby="services-heading">
+    <h2 id="services-heading">Services</h2>
+    <div id="services"></div>
+  </section>
+  <section aria-labelledby="nodes-heading">
+    <h2 id="nodes-heading">Nodes</h2>
+    <div id="nodes"></div>
+  </section>
+  <section aria-labelledby="history-heading">
+    <h2 id="history-heading">History</h2>
+    <div id="history"></div>
+  </section>
+  <noscript><p>This page needs JavaScript to show the cluster; the same data is at <a href="/v1/overview">/v1/overview</a>.</p></noscript>
+</main>
+<script type="application/json" id="overview-data">${scriptJson(args.overview)}</script>
+</body>
+</html>
+`;
+}
