@@ -10,7 +10,8 @@ import { MeshController } from '../operator/mesh-controller.js';
 import { parseListenAddress } from '../core/listen-address.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
-import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
+import { NotificationService } from '../operator/notification-service.js';
+import { DEFAULT_SCHEDULE, fanOutNotifier, Operator } from '../operator/operator.js';
 import { configuredBerthPorts } from '../operator/reserved-ports.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
@@ -84,6 +85,8 @@ async function runOperator(options: RunOptions): Promise<void> {
   const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
   const readSecret = await openSecretReader();
   const statuses = await openCommitStatusReporter(options, log);
+  // Notifiers are declared in git: the service exists always, and idles while none is.
+  const notifications = new NotificationService({ readSecret, log, cluster: options.clusterName });
   const store = openStateStore(options.stateDir);
   // Held for the operator's lifetime; a lock left by a killed operator is taken over.
   const lock = await acquireStateLock(options.stateDir, 'run');
@@ -102,9 +105,15 @@ async function runOperator(options: RunOptions): Promise<void> {
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => log.info(event, event.type),
-    ...(statuses === null ? {} : { notifier: statuses }),
+    notifier: fanOutNotifier([statuses, notifications]),
   });
-  nodes.onChange((reason) => void operator.trigger(reason));
+  nodes.onChange((reason) => {
+    void operator.trigger(reason);
+    // node-registry.ts says `node NAME down` once a node stayed silent past its grace.
+    const down = /^node (\S+) down$/.exec(reason);
+    const revision = operator.lastResult?.targetRevision ?? operator.lastResult?.headRevision;
+    if (down !== null && revision !== undefined) notifications.nodeDown(down[1]!, revision);
+  });
   const server = await serveOperator(options, { operator, metrics, log, webhookSecret });
   const head = await source.head();
   log.info(
@@ -123,6 +132,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   log.info({ signal }, 'shutting down: finishing the current step');
   await operator.stop();
   await statuses?.close();
+  await notifications.close();
   await mesh.stop();
   await server?.close();
   await nodes.close();

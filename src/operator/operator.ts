@@ -33,6 +33,15 @@ export interface ReconcileNotifier {
   reconciled(result: ReconcileResult): void;
 }
 
+/** Tells each of `notifiers` (commit statuses, notifications) of everything, in order. */
+export function fanOutNotifier(notifiers: readonly (ReconcileNotifier | null)[]): ReconcileNotifier {
+  const present = notifiers.filter((n) => n !== null);
+  return {
+    rolloutStarted: (start) => present.forEach((n) => n.rolloutStarted(start)),
+    reconciled: (result) => present.forEach((n) => n.reconciled(result)),
+  };
+}
+
 export const DEFAULT_SCHEDULE = '* * * * *';
 
 /**
