@@ -12,6 +12,7 @@ import { loadDashboardToken } from '../operator/dashboard-auth.js';
 import { dashboardRoutes } from '../operator/dashboard-routes.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
+import { NotificationService } from '../operator/notification-service.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { OverviewSource, type NodeControl } from '../operator/overview.js';
 import { notifyAll, RolloutFeed } from '../operator/rollout-feed.js';
@@ -96,6 +97,8 @@ async function runOperator(options: RunOptions): Promise<void> {
   const webhookSecret = await readWebhookSecret(options.webhookSecretFile);
   const readSecret = await openSecretReader();
   const statuses = await openCommitStatusReporter(options, log);
+  // Notifiers are declared in git: the service exists always, and idles while none is.
+  const notifications = new NotificationService({ readSecret, log, cluster: options.clusterName });
   const store = openStateStore(options.stateDir);
   // Held for the operator's lifetime; a lock left by a killed operator is taken over.
   const lock = await acquireStateLock(options.stateDir, 'run');
@@ -127,9 +130,15 @@ async function runOperator(options: RunOptions): Promise<void> {
       log.info(event, event.type);
       feed.record(event);
     },
-    notifier: notifyAll(statuses, feed),
+    notifier: notifyAll(statuses, feed, notifications),
   });
-  nodes.onChange((reason) => void operator.trigger(reason));
+  nodes.onChange((reason) => {
+    void operator.trigger(reason);
+    // node-registry.ts says `node NAME down` once a node stayed silent past its grace.
+    const down = /^node (\S+) down$/.exec(reason);
+    const revision = operator.lastResult?.targetRevision ?? operator.lastResult?.headRevision;
+    if (down !== null && revision !== undefined) notifications.nodeDown(down[1]!, revision);
+  });
   const overview = new OverviewSource({
     operator,
     store,
@@ -162,6 +171,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   log.info({ signal }, 'shutting down: finishing the current step');
   await operator.stop();
   await statuses?.close();
+  await notifications.close();
   await mesh.stop();
   await server?.close();
   await nodes.close();

@@ -8,7 +8,13 @@ import { DEFAULT_NAMESPACE, MIN_MEMORY_LIMIT_BYTES, defaultSecretTarget } from '
 import { closestName, didYouMean } from './did-you-mean.js';
 import { atFieldPath, formatFieldPath, type FieldPath } from './field-path.js';
 import type { ParsedDocument, Position } from './parse.js';
-import type { ManifestKind, ManifestProblem, WrittenManifest, WrittenService } from './types.js';
+import type {
+  ManifestKind,
+  ManifestProblem,
+  WrittenManifest,
+  WrittenNotifier,
+  WrittenService,
+} from './types.js';
 import { cpusToNanoCpus, formatMemorySize, parseMemorySize } from './units.js';
 
 /** A schema-valid manifest and the document it came from. */
@@ -100,6 +106,8 @@ export function checkCrossReferences(
       checkResources(service, report);
       checkCapabilities(service, report);
     }
+    if (manifest.kind === 'Notifier')
+      checkNotifierUrl(checked as CheckedManifest<WrittenNotifier>, known, report);
   }
   checkPublishedPorts(manifests, report);
   return problems;
@@ -176,6 +184,38 @@ function checkReferences(
   );
   (spec.envFrom ?? []).forEach((source, index) =>
     checkReference('Config', ['spec', 'envFrom', index], source.config, null),
+  );
+}
+
+/** The URL's Secret must exist in the Notifier's namespace (a Secret elsewhere is not its team's). */
+function checkNotifierUrl(
+  checked: CheckedManifest<WrittenNotifier>,
+  known: KnownManifests,
+  report: Report,
+): void {
+  const { secret, key } = checked.manifest.spec.urlFrom;
+  const namespace = checked.manifest.metadata.namespace ?? DEFAULT_NAMESPACE;
+  const keys = known.keysOf('Secret', namespace, secret);
+  if (keys === undefined) {
+    report(
+      checked,
+      ['spec', 'urlFrom', 'secret'],
+      `Secret ${JSON.stringify(secret)} not found in namespace ${JSON.stringify(namespace)}${didYouMean(secret, known.namesOf('Secret', namespace))}`,
+    );
+    return;
+  }
+  if (keys === null || keys.has(key)) return;
+  const closest = closestName(key, keys);
+  const hint =
+    closest !== null
+      ? ` (did you mean ${JSON.stringify(closest)}?)`
+      : keys.size === 0
+        ? ' (it has no keys)'
+        : ` (it has ${listKeys(keys)})`;
+  report(
+    checked,
+    ['spec', 'urlFrom', 'key'],
+    `Secret ${JSON.stringify(secret)} has no key ${JSON.stringify(key)}${hint}`,
   );
 }
 

@@ -4,7 +4,7 @@
  * The JSON Schemas in schemas/ carry the same values as `default` (written form) so editors can
  * show them; defaults.test.ts checks the two agree.
  */
-import type { HealthcheckSpec, ResourceSpec, ServiceSpec, UpdatePolicySpec } from './types.js';
+import type { HealthcheckSpec, NotifierEvent, ResourceSpec, ServiceSpec, UpdatePolicySpec } from './types.js';
 
 // ---------------------------------------------------------------------------------------------
 // Loading limits
@@ -25,6 +25,20 @@ export const MANIFEST_EXTENSIONS = ['.yaml', '.yml'] as const;
 
 /** Kubernetes: objects without a namespace live in "default", which always exists. */
 export const DEFAULT_NAMESPACE = 'default';
+
+// ---------------------------------------------------------------------------------------------
+// Notifier
+
+/** A Notifier that names no events hears of all of them (Flux's Alert with `eventSeverity: info` does):
+ *  the six are few and each is rare, so the default is the useful one, not a silent channel. */
+export const DEFAULT_NOTIFIER_EVENTS: readonly NotifierEvent[] = [
+  'deployed',
+  'rolled-back',
+  'failed',
+  'invalid',
+  'node-down',
+  'job-failed',
+];
 
 // ---------------------------------------------------------------------------------------------
 // Service

@@ -12,7 +12,13 @@ import { DEFAULT_NAMESPACE, MAX_MANIFEST_FILE_BYTES } from './defaults.js';
 import { didYouMean } from './did-you-mean.js';
 import { atFieldPath } from './field-path.js';
 import { isManifestPath, type ManifestFile } from './manifest-files.js';
-import { normaliseConfig, normaliseNamespace, normaliseSecret, normaliseService } from './normalise.js';
+import {
+  normaliseConfig,
+  normaliseNamespace,
+  normaliseNotifier,
+  normaliseSecret,
+  normaliseService,
+} from './normalise.js';
 import { parseManifestFile, type ParsedDocument } from './parse.js';
 import { validateManifestSchema } from './schema.js';
 import {
@@ -21,6 +27,7 @@ import {
   type LoadResult,
   type ManifestKind,
   type ManifestProblem,
+  type NotifierSpec,
   type WrittenManifest,
 } from './types.js';
 
@@ -38,7 +45,7 @@ export interface LoadOptions {
   maxFileBytes?: number;
 }
 
-const KINDS: readonly ManifestKind[] = ['Service', 'Config', 'Secret', 'Namespace'];
+const KINDS: readonly ManifestKind[] = ['Service', 'Config', 'Secret', 'Namespace', 'Notifier'];
 
 /** Pure: no I/O. Files that are not manifests (see isManifestPath) are ignored. */
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions): LoadResult {
@@ -155,7 +162,14 @@ function learnNames(known: KnownManifests, kind: ManifestKind, value: unknown): 
 }
 
 function buildDesiredState(checked: readonly CheckedManifest[], revision: string): DesiredState {
-  const desired: DesiredState = { revision, services: [], configs: [], secrets: [], namespaces: [] };
+  const desired: DesiredState & { notifiers: NotifierSpec[] } = {
+    revision,
+    services: [],
+    configs: [],
+    secrets: [],
+    namespaces: [],
+    notifiers: [],
+  };
   for (const { manifest, document } of checked) {
     switch (manifest.kind) {
       case 'Service':
@@ -170,6 +184,9 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
       case 'Namespace':
         desired.namespaces.push(normaliseNamespace(manifest));
         break;
+      case 'Notifier':
+        desired.notifiers.push(normaliseNotifier(manifest));
+        break;
     }
   }
   const byScopedName = (
@@ -179,6 +196,7 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
   desired.services.sort(byScopedName);
   desired.configs.sort(byScopedName);
   desired.secrets.sort(byScopedName);
+  desired.notifiers.sort(byScopedName);
   desired.namespaces.sort((a, b) => compareText(a.name, b.name));
   return desired;
 }

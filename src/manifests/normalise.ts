@@ -13,6 +13,7 @@ import {
   DEFAULT_MAX_PER_NODE,
   DEFAULT_MODE,
   DEFAULT_NAMESPACE,
+  DEFAULT_NOTIFIER_EVENTS,
   DEFAULT_APP_PROTOCOL,
   DEFAULT_CAPABILITIES,
   DEFAULT_PORT_PROTOCOL,
@@ -35,6 +36,7 @@ import type {
   HealthcheckSpec,
   HealthProbe,
   NamespaceSpec,
+  NotifierSpec,
   PlacementConstraint,
   ResourceSpec,
   SecretSpec,
@@ -43,6 +45,7 @@ import type {
   WrittenConfig,
   WrittenHealthcheck,
   WrittenNamespace,
+  WrittenNotifier,
   WrittenSecret,
   WrittenService,
   WrittenUpdatePolicy,
@@ -186,6 +189,18 @@ export function normaliseSecret(written: WrittenSecret): SecretSpec {
 
 export function normaliseNamespace(written: WrittenNamespace): NamespaceSpec {
   return { kind: 'Namespace', name: written.metadata.name, labels: { ...written.metadata.labels } };
+}
+
+export function normaliseNotifier(written: WrittenNotifier): NotifierSpec {
+  const { spec } = written;
+  return {
+    kind: 'Notifier',
+    name: written.metadata.name,
+    namespace: written.metadata.namespace ?? DEFAULT_NAMESPACE,
+    type: spec.type,
+    urlFrom: { secret: spec.urlFrom.secret, key: spec.urlFrom.key },
+    events: [...(spec.events ?? DEFAULT_NOTIFIER_EVENTS)],
+  };
 }
 
 // The schema has already accepted these values, so a parse failure here is a bug, not bad input.

@@ -17,6 +17,7 @@ export const SCHEMA_FILES = [
   'config.schema.json',
   'secret.schema.json',
   'namespace.schema.json',
+  'notifier.schema.json',
   'berth.schema.json',
 ] as const;
 export type SchemaFile = (typeof SCHEMA_FILES)[number];
@@ -26,6 +27,7 @@ const SCHEMA_FOR_KIND: Record<ManifestKind, SchemaFile> = {
   Config: 'config.schema.json',
   Secret: 'secret.schema.json',
   Namespace: 'namespace.schema.json',
+  Notifier: 'notifier.schema.json',
 };
 
 /** schemas/ sits next to src/ and dist/ alike, so the same relative URL works from both. */

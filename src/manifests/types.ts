@@ -10,7 +10,7 @@
 import type { ALL_CAPABILITIES, AddableCapability, LinuxCapability } from './linux-capabilities.js';
 
 export const API_VERSION = 'berth/v1';
-export type ManifestKind = 'Service' | 'Config' | 'Secret' | 'Namespace';
+export type ManifestKind = 'Service' | 'Config' | 'Secret' | 'Namespace' | 'Notifier';
 
 /** Where a manifest came from, for error messages (`file:line:col`). */
 export interface SourceLocation {
@@ -106,7 +106,23 @@ export interface WrittenNamespace {
   metadata: { name: string; labels?: Record<string, string> };
 }
 
-export type WrittenManifest = WrittenService | WrittenConfig | WrittenSecret | WrittenNamespace;
+/** What a Notifier can be told of (docs/notifications.md). */
+export type NotifierEvent = 'deployed' | 'rolled-back' | 'failed' | 'invalid' | 'node-down' | 'job-failed';
+export type NotifierType = 'webhook' | 'slack' | 'discord' | 'msteams';
+
+export interface WrittenNotifier {
+  apiVersion: typeof API_VERSION;
+  kind: 'Notifier';
+  metadata: WrittenMetadata;
+  spec: {
+    type: NotifierType;
+    urlFrom: { secret: string; key: string };
+    events?: NotifierEvent[];
+  };
+}
+
+export type WrittenManifest =
+  WrittenService | WrittenConfig | WrittenSecret | WrittenNamespace | WrittenNotifier;
 
 /** A manifest document together with where it was found. */
 export interface LocatedManifest<T extends WrittenManifest = WrittenManifest> {
@@ -243,6 +259,16 @@ export interface NamespaceSpec {
   labels: Record<string, string>;
 }
 
+export interface NotifierSpec {
+  kind: 'Notifier';
+  name: string;
+  namespace: string;
+  type: NotifierType;
+  /** A Secret of the same namespace and its key holding the URL; the URL itself is read only to send. */
+  urlFrom: { secret: string; key: string };
+  events: NotifierEvent[];
+}
+
 /** Everything a revision of the repository asks for. */
 export interface DesiredState {
   /** Full commit id the manifests were read at (or a content id for a plain directory). */
@@ -251,6 +277,8 @@ export interface DesiredState {
   configs: ConfigSpec[];
   secrets: SecretSpec[];
   namespaces: NamespaceSpec[];
+  /** Absent in desired states built by code that predates Notifiers (saved plans, tests): none. */
+  notifiers?: NotifierSpec[];
 }
 
 /** One problem found while loading manifests. Validation returns all of them as data. */

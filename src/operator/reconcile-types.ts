@@ -51,6 +51,8 @@ export interface ReconcileResult {
   plan: Plan | null;
   rollout: RolloutResult | null;
   rollback: RolloutResult | null;
+  /** What this reconcile loaded as its target (its Notifiers are the ones in effect); absent when none. */
+  desired?: DesiredState;
 }
 
 /** What one reconcile knows as it goes: read once, shared by its steps. */

@@ -51,6 +51,7 @@ export async function reconcile(
     return {
       ...base,
       plan,
+      desired: target.desired,
       targetRevision: target.revision,
       ...(failed === null
         ? { outcome: 'unchanged', reason: null, error: null }
@@ -68,7 +69,7 @@ export async function reconcile(
   const { agents } = await ctx.observe();
   const rollout = await runPlan(deps, { plan, agents, log }, true);
   const finish = await recordRollout(ctx, target, rollout);
-  return { ...base, plan, rollout, targetRevision: target.revision, ...finish };
+  return { ...base, plan, desired: target.desired, rollout, targetRevision: target.revision, ...finish };
 }
 
 /** The nodes are asked at most once per reconcile, and only when a plan needs them. */

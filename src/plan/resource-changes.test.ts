@@ -99,3 +99,36 @@ test('a huge Config entry is not diffed line by line, and a long diff is cut', (
   assert.match(bigKey!.diff!, /not compared line by line: over 256 KiB/);
   assert.match(longKey!.diff!, /^@@ -0,0 \+1,500 @@$[\s\S]*… 302 more lines\n$/m);
 });
+
+test('a Notifier shows which fields changed and how, never more than the name of its URL Secret', () => {
+  const team = {
+    kind: 'Notifier',
+    namespace: 'shop',
+    name: 'team',
+    type: 'slack',
+    urlFrom: { secret: 'hooks', key: 'slack' },
+    events: ['deployed', 'failed'],
+  } as const;
+  const before = state({ notifiers: [{ ...team, events: [...team.events] }] });
+  const after = state({
+    notifiers: [
+      { ...team, type: 'discord', events: ['deployed', 'failed'] },
+      { ...team, name: 'ops', events: ['node-down'] },
+    ],
+  });
+  const changes = computeResourceChanges(before, after, []);
+  assert.deepEqual(
+    changes.map((c) => [
+      `${c.change} ${c.kind} ${c.namespace}/${c.name}`,
+      c.keys.map((k) => `${k.change} ${k.key}`),
+    ]),
+    [
+      [
+        'create Notifier shop/ops',
+        ['added type: slack', 'added urlFrom: secret hooks key slack', 'added events: node-down'],
+      ],
+      ['update Notifier shop/team', ['changed type: slack -> discord']],
+    ],
+  );
+  assert.deepEqual(computeResourceChanges(after, after, []), []);
+});

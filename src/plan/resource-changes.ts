@@ -1,13 +1,21 @@
 /**
- * What a revision changes in the Namespaces, Configs and Secrets themselves, for reviewers: which
+ * What a revision changes in the Namespaces, Configs, Secrets and Notifiers themselves, for reviewers: which
  * keys were added, removed or changed, a unified diff of each changed Config entry, and the
  * services that roll because of it. A Secret only ever says which keys changed: its values are
- * ciphertext, and a diff of ciphertext tells a reviewer nothing but its length.
+ * ciphertext, and a diff of ciphertext tells a reviewer nothing but its length. A Notifier says
+ * which of its fields changed, and how; its URL lives in a Secret and is never read here.
  *
  * Pure, and for reading only: a plan's execution never looks at it.
  */
 import { formatPatch, structuredPatch } from 'diff';
-import type { ConfigSpec, DesiredState, NamespaceSpec, SecretSpec, ServiceSpec } from '../manifests/types.js';
+import type {
+  ConfigSpec,
+  DesiredState,
+  NamespaceSpec,
+  NotifierSpec,
+  SecretSpec,
+  ServiceSpec,
+} from '../manifests/types.js';
 import { compareStrings, serviceKey } from './replica-name.js';
 import type { ServicePlan } from './types.js';
 
@@ -19,7 +27,7 @@ export interface KeyChange {
 }
 
 export interface ResourceChange {
-  kind: 'Namespace' | 'Config' | 'Secret';
+  kind: 'Namespace' | 'Config' | 'Secret' | 'Notifier';
   /** Null for a Namespace. */
   namespace: string | null;
   name: string;
@@ -56,6 +64,7 @@ export function computeResourceChanges(
     ...namespaceChanges(before.namespaces, after.namespaces),
     ...dataChanges('Config', before.configs, after.configs, users),
     ...dataChanges('Secret', before.secrets, after.secrets, users),
+    ...notifierChanges(before.notifiers ?? [], after.notifiers ?? []),
   ];
   return changes;
 }
@@ -81,6 +90,42 @@ function namespaceChanges(before: NamespaceSpec[], after: NamespaceSpec[]): Reso
     if (a !== undefined && b !== undefined && labels.length === 0) continue;
     const change = a === undefined ? 'create' : b === undefined ? 'remove' : 'update';
     out.push({ kind: 'Namespace', namespace: null, name, change, keys: [], labels, rolls: [] });
+  }
+  return out;
+}
+
+/** Each changed field as a key `type: slack -> discord`: a Notifier has no data, only these three. */
+function notifierChanges(before: NotifierSpec[], after: NotifierSpec[]): ResourceChange[] {
+  const id = (r: NotifierSpec): string => `${r.namespace}/${r.name}`;
+  const fields = (r: NotifierSpec | undefined): Record<string, string> =>
+    r === undefined
+      ? {}
+      : {
+          type: r.type,
+          urlFrom: `secret ${r.urlFrom.secret} key ${r.urlFrom.key}`,
+          events: r.events.join(', '),
+        };
+  const old = new Map(before.map((r) => [id(r), r]));
+  const now = new Map(after.map((r) => [id(r), r]));
+  const out: ResourceChange[] = [];
+  for (const key of [...new Set([...old.keys(), ...now.keys()])].sort(compareStrings)) {
+    const a = old.get(key);
+    const b = now.get(key);
+    const from = fields(a);
+    const to = fields(b);
+    const keys: KeyChange[] = Object.keys({ ...from, ...to })
+      .filter((field) => from[field] !== to[field])
+      .map((field) => ({
+        key:
+          a === undefined || b === undefined
+            ? `${field}: ${to[field] ?? from[field]}`
+            : `${field}: ${from[field]} -> ${to[field]}`,
+        change: a === undefined ? 'added' : b === undefined ? 'removed' : 'changed',
+      }));
+    if (a !== undefined && b !== undefined && keys.length === 0) continue;
+    const { namespace, name } = (b ?? a)!;
+    const change = a === undefined ? 'create' : b === undefined ? 'remove' : 'update';
+    out.push({ kind: 'Notifier', namespace, name, change, keys, rolls: [] });
   }
   return out;
 }
