@@ -12,12 +12,19 @@ import { DEFAULT_NAMESPACE, MAX_MANIFEST_FILE_BYTES } from './defaults.js';
 import { didYouMean } from './did-you-mean.js';
 import { atFieldPath } from './field-path.js';
 import { isManifestPath, type ManifestFile } from './manifest-files.js';
-import { normaliseConfig, normaliseNamespace, normaliseSecret, normaliseService } from './normalise.js';
+import {
+  normaliseConfig,
+  normaliseJob,
+  normaliseNamespace,
+  normaliseSecret,
+  normaliseService,
+} from './normalise.js';
 import { parseManifestFile, type ParsedDocument } from './parse.js';
 import { validateManifestSchema } from './schema.js';
 import {
   API_VERSION,
   type DesiredState,
+  type JobSpec,
   type LoadResult,
   type ManifestKind,
   type ManifestProblem,
@@ -38,7 +45,7 @@ export interface LoadOptions {
   maxFileBytes?: number;
 }
 
-const KINDS: readonly ManifestKind[] = ['Service', 'Config', 'Secret', 'Namespace'];
+const KINDS: readonly ManifestKind[] = ['Service', 'Job', 'Config', 'Secret', 'Namespace'];
 
 /** Pure: no I/O. Files that are not manifests (see isManifestPath) are ignored. */
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions): LoadResult {
@@ -155,11 +162,22 @@ function learnNames(known: KnownManifests, kind: ManifestKind, value: unknown): 
 }
 
 function buildDesiredState(checked: readonly CheckedManifest[], revision: string): DesiredState {
-  const desired: DesiredState = { revision, services: [], configs: [], secrets: [], namespaces: [] };
+  const jobs: JobSpec[] = [];
+  const desired: DesiredState = {
+    revision,
+    services: [],
+    jobs,
+    configs: [],
+    secrets: [],
+    namespaces: [],
+  };
   for (const { manifest, document } of checked) {
     switch (manifest.kind) {
       case 'Service':
         desired.services.push(normaliseService(manifest));
+        break;
+      case 'Job':
+        jobs.push(normaliseJob(manifest));
         break;
       case 'Config':
         desired.configs.push(normaliseConfig(manifest));
@@ -177,6 +195,7 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
     b: { namespace: string; name: string },
   ): number => compareText(a.namespace, b.namespace) || compareText(a.name, b.name);
   desired.services.sort(byScopedName);
+  jobs.sort(byScopedName);
   desired.configs.sort(byScopedName);
   desired.secrets.sort(byScopedName);
   desired.namespaces.sort((a, b) => compareText(a.name, b.name));
