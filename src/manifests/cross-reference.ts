@@ -8,7 +8,7 @@ import { DEFAULT_NAMESPACE, MIN_MEMORY_LIMIT_BYTES, defaultSecretTarget } from '
 import { closestName, didYouMean } from './did-you-mean.js';
 import { atFieldPath, formatFieldPath, type FieldPath } from './field-path.js';
 import type { ParsedDocument, Position } from './parse.js';
-import type { ManifestKind, ManifestProblem, WrittenJob, WrittenManifest, WrittenService } from './types.js';
+import type { ManifestKind, ManifestProblem, WrittenManifest, WrittenService } from './types.js';
 import { cpusToNanoCpus, formatMemorySize, parseMemorySize } from './units.js';
 
 /** A schema-valid manifest and the document it came from. */
@@ -113,7 +113,7 @@ export function checkCrossReferences(
 
 function asContainerOwner(checked: CheckedManifest): CheckedManifest<WrittenService> {
   if (checked.manifest.kind !== 'Job') return checked as CheckedManifest<WrittenService>;
-  const job = checked.manifest as WrittenJob;
+  const job = checked.manifest;
   return { ...checked, manifest: { ...job, kind: 'Service', spec: { ...job.spec } } };
 }
 
