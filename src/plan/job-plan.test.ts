@@ -3,7 +3,15 @@ import { describe, test } from 'node:test';
 import type { NodeSnapshot, ObservedJobRun } from '../api/types.js';
 import { normaliseJob } from '../manifests/normalise.js';
 import type { JobSpec, WrittenJob } from '../manifests/types.js';
-import { backoffDelayMs, decideJob, jobRunName, type JobDecisionInput, type JobRecord } from './job-plan.js';
+import {
+  backoffDelayMs,
+  decideJob,
+  jobRunName,
+  planJobs,
+  succeededRecordsOf,
+  type JobDecisionInput,
+  type JobRecord,
+} from './job-plan.js';
 
 const HASH = 'a'.repeat(64);
 const T0 = Date.parse('2026-01-01T00:00:00Z');
@@ -194,5 +202,27 @@ void describe('decideJob', () => {
     const changed = decideJob(input({ job: spec, record: null, runs: [old] }));
     assert.deepEqual(changed.remove, [{ name: 'old', node: 'n1', reason: 'superseded' }]);
     assert.equal(changed.start.length, 1, 'a changed spec runs the Job again');
+  });
+});
+
+void describe('planJobs', () => {
+  void test('a Job runs unless it succeeded at this spec; it comes before the Services that depend on it', () => {
+    const migrate = job();
+    const desired = {
+      revision: 'r2',
+      services: [{ ...job().container, name: 'web', dependsOn: [{ job: 'migrate' }] }],
+      jobs: [migrate],
+      configs: [],
+      secrets: [],
+      namespaces: [],
+    };
+    assert.deepEqual(
+      planJobs(desired, {}).map((j) => [j.name, j.action, j.before]),
+      [['migrate', 'run', ['shop/web']]],
+    );
+    const succeeded = succeededRecordsOf(desired);
+    assert.equal(planJobs(desired, succeeded)[0]?.action, 'unchanged');
+    const changed = { ...desired, jobs: [job({ command: ['true'] })] };
+    assert.equal(planJobs(changed, succeeded)[0]?.action, 'run', 'a changed spec runs again');
   });
 });

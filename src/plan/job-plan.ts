@@ -363,3 +363,58 @@ function newRecord(input: JobDecisionInput): JobRecord {
 function cloneRecord(record: JobRecord | null): JobRecord | null {
   return record === null ? null : { ...record, runs: record.runs.map((run) => ({ ...run })) };
 }
+
+/** A Job as `berth plan` shows it. */
+export interface PlannedJob {
+  namespace: string;
+  name: string;
+  specHash: string;
+  /** `run`: no run of this spec succeeded yet; `unchanged`: it succeeded; `failed`: it failed at this spec. */
+  action: 'run' | 'unchanged' | 'failed';
+  /** Services (`namespace/name`) that roll only after it succeeded. */
+  before: string[];
+}
+
+/**
+ * What each Job of `desired` will do, from the records of earlier runs (by jobRecordKey), in the
+ * order things happen: Jobs run first, and the Services that depend on one roll after it.
+ */
+export function planJobs(desired: DesiredState, records: Readonly<Record<string, JobRecord>>): PlannedJob[] {
+  return (desired.jobs ?? []).map((job) => {
+    const specHash = jobSpecHash(job, desired);
+    const phase = records[jobRecordKey(job.namespace, job.name, specHash)]?.phase;
+    return {
+      namespace: job.namespace,
+      name: job.name,
+      specHash,
+      action: phase === 'succeeded' ? 'unchanged' : phase === 'failed' ? 'failed' : 'run',
+      before: desired.services
+        .filter((s) => s.namespace === job.namespace && (s.dependsOn ?? []).some((d) => d.job === job.name))
+        .map((s) => `${s.namespace}/${s.name}`),
+    };
+  });
+}
+
+/** Records as if every Job of `base` had succeeded: an offline plan's view of what already ran. */
+export function succeededRecordsOf(base: DesiredState): Record<string, JobRecord> {
+  return Object.fromEntries(
+    (base.jobs ?? []).map((job) => {
+      const specHash = jobSpecHash(job, base);
+      const record: JobRecord = {
+        namespace: job.namespace,
+        name: job.name,
+        specHash,
+        revision: base.revision,
+        phase: 'succeeded',
+        reason: null,
+        startedAt: null,
+        finishedAt: null,
+        succeeded: job.completions,
+        failed: 0,
+        lastAttempt: 0,
+        runs: [],
+      };
+      return [jobRecordKey(job.namespace, job.name, specHash), record];
+    }),
+  );
+}
