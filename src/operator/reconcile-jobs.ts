@@ -107,6 +107,7 @@ async function recordRun(
   record: JobRecord,
   run: JobRunRecord,
 ): Promise<void> {
+  ctx.deps.onJobRun?.(run.outcome === 'succeeded' ? 'succeeded' : 'failed');
   ctx.log.info(
     {
       job: `${job.namespace}/${job.name}`,

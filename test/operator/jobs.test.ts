@@ -184,7 +184,11 @@ describe('Jobs, on a real Docker engine', () => {
     operator = null;
     operator = await startBerth(
       'run',
-      [...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }), ...SCHEDULE_NEVER],
+      [
+        ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }),
+        ...SCHEDULE_NEVER,
+        ...['--listen', '127.0.0.1:0'],
+      ],
       {
         env,
       },
@@ -203,5 +207,10 @@ describe('Jobs, on a real Docker engine', () => {
       'exactly two runs, the first adopted after the restart',
     );
     assert.equal(mostAtOnce(runs), 1);
+    const metrics = await eventually('the runs counted in /metrics', async () => {
+      const text = await (await fetch(`${operator?.url ?? ''}/metrics`)).text();
+      return /^berth_job_runs_total\{outcome="succeeded"\} 2$/m.test(text) ? text : null;
+    });
+    assert.doesNotMatch(metrics, /berth_job_runs_total\{outcome="failed"\}/);
   });
 });
