@@ -31,9 +31,10 @@ export type JobsVerdict =
   | { ok: false; interrupted: false; error: BerthError };
 
 export async function runRevisionJobs(ctx: ReconcileContext, desired: DesiredState): Promise<JobsVerdict> {
-  const jobs = desired.jobs ?? [];
-  if (jobs.length === 0) return { ok: true };
-  const { agents } = await ctx.observe();
+  const { agents, observed } = await ctx.observe();
+  // With no Job in git, only runs of Jobs that left it are left to remove.
+  const runs = observed.nodes.flatMap((node) => node.jobRuns ?? []);
+  if ((desired.jobs ?? []).length === 0 && runs.length === 0) return { ok: true };
   const result = await runJobs({
     agents,
     desired,

@@ -153,4 +153,23 @@ void describe('runJobs (a fake node)', () => {
     assert.equal(record?.phase, 'failed');
     assert.match(record.reason ?? '', /image missing is not present/);
   });
+
+  void test('runs of a Job that left git are removed', async () => {
+    const node = fakeNode(() => 0, 1000);
+    const store = memoryStore();
+    await node.agent.ensureReplica({
+      name: 'berth.shop.gone.run-1.aaaaaaaaaaaa',
+      namespace: 'shop',
+      job: { name: 'gone', attempt: 1 },
+    } as ReplicaRequest);
+    const desired = { ...desiredWith({}), jobs: [] };
+    const result = await runJobs({
+      ...options,
+      agents: new Map([['n1', node.agent]]),
+      desired,
+      records: store,
+    });
+    assert.equal(result.records.size, 0);
+    assert.equal(node.runs.size, 0);
+  });
 });
