@@ -75,6 +75,9 @@ export function replicaLabels(request: ReplicaRequest, nodeName: string): Record
     [LABELS.healthcheck]: JSON.stringify(request.healthcheck),
     [LABELS.specSummary]: JSON.stringify(request.specSummary),
     [LABELS.stopGraceMs]: String(request.stopGracePeriodMs),
+    ...(request.job === undefined
+      ? {}
+      : { [LABELS.job]: request.job.name, [LABELS.attempt]: String(request.job.attempt) }),
   };
 }
 

@@ -77,6 +77,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions = {}): Contain
     stop: (name, graceSeconds) => stop(context, name, graceSeconds),
     remove: (name) => remove(context, name),
     exec: (name, cmd, timeoutMs) => exec(context, name, cmd, timeoutMs),
+    logTail: (name, lines) => logTail(context, name, lines),
     watchManagedEvents: (onEvent, onReconnect) => watchManagedEvents(context, onEvent, onReconnect),
   };
 }
@@ -256,6 +257,32 @@ async function exec(
   } catch (error) {
     throw fail(error, `inspect exec in container ${name}`);
   }
+}
+
+async function logTail({ docker, fail }: DockerContext, name: string, lines: number): Promise<string> {
+  let raw: Buffer;
+  try {
+    raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines, follow: false });
+  } catch (error) {
+    if (statusOf(error) === 404) return '';
+    throw fail(error, `read the logs of container ${name}`);
+  }
+  return demuxLogFrames(raw).slice(-EXEC_OUTPUT_LIMIT);
+}
+
+/**
+ * A container without a TTY has its stdout and stderr multiplexed in frames: an 8-byte header
+ * (stream, 3 zero bytes, big-endian length) before each chunk. Kept in the order written.
+ */
+function demuxLogFrames(raw: Buffer): string {
+  const chunks: Buffer[] = [];
+  let offset = 0;
+  while (offset + 8 <= raw.length) {
+    const length = raw.readUInt32BE(offset + 4);
+    chunks.push(raw.subarray(offset + 8, offset + 8 + length));
+    offset += 8 + length;
+  }
+  return Buffer.concat(chunks).toString('utf8');
 }
 
 /** false when the stream did not end in time (and was dropped). */

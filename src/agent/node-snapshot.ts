@@ -1,5 +1,5 @@
 /** What a node reports to the operator: its engine, its images and every replica it runs. */
-import type { NodeSnapshot, ObservedReplica } from '../api/types.js';
+import { LABELS, type NodeSnapshot, type ObservedJobRun, type ObservedReplica } from '../api/types.js';
 import type { HealthFollowing } from './health-following.js';
 import type { NodeContainers } from './node-containers.js';
 import type { RuntimeContainer } from './runtime.js';
@@ -19,9 +19,11 @@ export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<Node
     containers.runtime.listImages(),
     containers.list(),
   ]);
+  const jobRuns = ours.filter((container) => container.labels[LABELS.job] !== undefined);
+  const replicas = ours.filter((container) => container.labels[LABELS.job] === undefined);
   // Containers seen for the first time (made by an earlier agent) get their first probe now, so a
   // snapshot right after an agent restart reports real health, not `starting`.
-  await Promise.all(ours.map((container) => source.following.track(container)));
+  await Promise.all(replicas.map((container) => source.following.track(container)));
   return {
     name: containers.nodeName,
     address: source.address,
@@ -30,8 +32,38 @@ export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<Node
     engineVersion: info.engineVersion,
     status: 'ready',
     images,
-    replicas: ours
-      .map((container) => source.toObserved(container))
-      .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0)),
+    replicas: replicas.map((container) => source.toObserved(container)).sort(byName),
+    jobRuns: (await Promise.all(jobRuns.map((container) => observeJobRun(containers, container)))).sort(
+      byName,
+    ),
   };
+}
+
+/** Lines of output kept of a finished run: enough for the error that ended it. */
+export const JOB_RUN_OUTPUT_LINES = 20;
+
+async function observeJobRun(
+  containers: NodeContainers,
+  container: RuntimeContainer,
+): Promise<ObservedJobRun> {
+  const label = (name: string) => container.labels[name] ?? '';
+  const finished = container.state === 'exited' || container.state === 'dead';
+  return {
+    name: container.name,
+    node: containers.nodeName,
+    namespace: label(LABELS.namespace),
+    job: label(LABELS.job),
+    attempt: Number(label(LABELS.attempt)) || 0,
+    specHash: label(LABELS.specHash),
+    revision: label(LABELS.revision),
+    state: container.state,
+    exitCode: finished ? container.exitCode : null,
+    startedAt: container.startedAt,
+    finishedAt: finished ? container.finishedAt : null,
+    output: finished ? await containers.runtime.logTail(container.name, JOB_RUN_OUTPUT_LINES) : null,
+  };
+}
+
+function byName(a: { name: string }, b: { name: string }): number {
+  return a.name < b.name ? -1 : a.name > b.name ? 1 : 0;
 }

@@ -63,6 +63,8 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
         `container name ${request.name} is taken on this engine by ${owner === undefined ? 'a container berth does not manage' : `node ${owner}`}`,
       );
     }
+    // A run of a Job happens once: whatever state its container is in, it is what that run did.
+    if (request.job !== undefined) return existing;
     const sameSpec = existing.labels[LABELS.specHash] === request.specHash;
     // A replica that fails its health check is what a repair is asked to fix: it is replaced,
     // not handed back as it is.

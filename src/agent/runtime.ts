@@ -133,6 +133,8 @@ export interface ContainerRuntime {
   /** Force-removes; fine if already gone. */
   remove(name: string): Promise<void>;
   exec(name: string, cmd: string[], timeoutMs: number): Promise<ExecResult>;
+  /** The last `lines` lines of stdout and stderr, interleaved, at most a few KiB; '' when gone. */
+  logTail(name: string, lines: number): Promise<string>;
   /**
    * Lifecycle events of managed containers, as they happen. The subscription reconnects by itself
    * when the engine's event stream breaks; `onReconnect` lets the caller re-read state it may

@@ -190,6 +190,12 @@ const replicaRequestSchema = {
     workingDir: stringOrNull,
     init: { type: 'boolean' },
     specSummary: { type: 'object' },
+    job: {
+      type: 'object',
+      additionalProperties: false,
+      required: ['name', 'attempt'],
+      properties: { name: DNS_LABEL, attempt: { type: 'integer', minimum: 1 } },
+    },
   },
 } as const;
 

@@ -18,6 +18,10 @@ export const LABELS = {
   /** JSON of a redacted summary of the spec, for field-level plans against the live cluster. */
   specSummary: 'berth.spec-summary',
   stopGraceMs: 'berth.stop-grace-ms',
+  /** A run of a Job: the Job's name. Such a container is never restarted nor replaced. */
+  job: 'berth.job',
+  /** Which run of the Job (1, 2, ...), counted over its spec hash. */
+  attempt: 'berth.attempt',
 } as const;
 
 export type ContainerState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
@@ -70,7 +74,28 @@ export interface NodeSnapshot {
   status: 'ready' | 'down' | 'drain';
   /** Image references present on the node (repo:tag). */
   images: string[];
+  /** Containers of Services. */
   replicas: ObservedReplica[];
+  /** Containers of Job runs, running or finished. Absent from snapshots of older agents. */
+  jobRuns?: ObservedJobRun[];
+}
+
+/** One run of a Job as its node reports it. */
+export interface ObservedJobRun {
+  name: string;
+  node: string;
+  namespace: string;
+  job: string;
+  attempt: number;
+  specHash: string;
+  revision: string;
+  state: ContainerState;
+  /** null while it runs. */
+  exitCode: number | null;
+  startedAt: string | null;
+  finishedAt: string | null;
+  /** The last lines of its output, once it has finished; null while it runs. */
+  output: string | null;
 }
 
 export interface ObservedState {
@@ -117,6 +142,11 @@ export interface ReplicaRequest {
   workingDir: string | null;
   init: boolean;
   specSummary: Record<string, unknown>;
+  /**
+   * Set for a run of a Job: the container is labelled with it, never restarted, and once it
+   * exists never replaced, whatever its state (a finished run is not run again).
+   */
+  job?: { name: string; attempt: number };
 }
 
 /** One replica behind a published port: where the mesh on any node connects to reach it. */

@@ -15,6 +15,7 @@ import { computePlan } from '../plan/compute-plan.js';
 import { computeResourceChanges } from '../plan/resource-changes.js';
 import { addPlanCommentOptions, postPlanComment, type PlanCommentOptions } from './plan-comment.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
+import { planJobs, succeededRecordsOf, type PlannedJob } from '../plan/job-plan.js';
 import {
   renderPlanJson,
   renderPlanMarkdown,
@@ -31,6 +32,7 @@ import {
   closeCluster,
   openCluster,
   openRevisionSource,
+  openStateStore,
   type ClusterOptions,
   type SourceOptions,
 } from './context.js';
@@ -94,12 +96,15 @@ export function registerPlanCommand(program: Command): void {
 
     let plan: Plan | null = null;
     let resources: PlanReport['resources'] = null;
+    let jobs: PlannedJob[] = [];
     if (problems.length === 0 && loaded.ok) {
       if (against !== null) {
         const base = await loadAgainst(source, options.against ?? '', against);
+        jobs = planJobs(loaded.desired, succeededRecordsOf(base));
         plan = computeOfflinePlan(loaded.desired, base);
         resources = computeResourceChanges(base, loaded.desired, plan.services);
       } else {
+        jobs = planJobs(loaded.desired, (await openStateStore(options.stateDir).read()).jobs ?? {});
         const { observed, plan: live } = await planAgainstCluster(options, loaded.desired, log);
         plan = live;
         const running = await runningDesiredState(source, observed, log);
@@ -107,7 +112,7 @@ export function registerPlanCommand(program: Command): void {
         if (options.out !== undefined) await savePlan(options.out, options, plan, observed);
       }
     }
-    const report: PlanReport = { revision, against, plan, problems, resources };
+    const report: PlanReport = { revision, against, plan, problems, resources, jobs };
     const render = {
       text: () => renderPlanText(report, { verbose: options.verbose ?? false }),
       json: () => renderPlanJson(report),
@@ -118,7 +123,8 @@ export function registerPlanCommand(program: Command): void {
       const { result, where } = await postPlanComment(options, render.markdown());
       process.stderr.write(`berth plan: comment ${result.action} on ${where}\n`);
     }
-    process.exitCode = plan === null ? 1 : plan.hasChanges ? 2 : 0;
+    const jobsRun = jobs.some((job) => job.action === 'run');
+    process.exitCode = plan === null ? 1 : plan.hasChanges || jobsRun ? 2 : 0;
   });
   program.addCommand(command);
 }
@@ -153,7 +159,8 @@ async function runningDesiredState(
     counts.set(r.revision, (counts.get(r.revision) ?? 0) + 1);
   const [running] = [...counts].sort((a, b) => b[1] - a[1] || (a[0] < b[0] ? -1 : 1));
   // Nothing runs yet: every Namespace, Config and Secret of the revision is new.
-  if (running === undefined) return { revision: '', services: [], configs: [], secrets: [], namespaces: [] };
+  if (running === undefined)
+    return { revision: '', services: [], jobs: [], configs: [], secrets: [], namespaces: [] };
   try {
     const loaded = await source.load(running[0]);
     return loaded.ok ? loaded.desired : null;

@@ -16,6 +16,7 @@ export type ErrorCode =
   | 'ERR_CONTAINER_NOT_FOUND'
   | 'ERR_ROLLOUT_UNHEALTHY'
   | 'ERR_ROLLOUT_DEADLINE'
+  | 'ERR_JOB_FAILED'
   | 'ERR_NOT_SUPPORTED'
   | 'ERR_SECRET_UNREADABLE'
   | 'ERR_BAD_REQUEST'
@@ -37,6 +38,8 @@ const dispositions: Record<ErrorCode, ErrorDisposition> = {
   ERR_CONTAINER_NOT_FOUND: 'waiting',
   ERR_ROLLOUT_UNHEALTHY: 'terminal',
   ERR_ROLLOUT_DEADLINE: 'terminal',
+  // A Job a Service depends on failed at this revision: a new commit has to fix it.
+  ERR_JOB_FAILED: 'terminal',
   ERR_NOT_SUPPORTED: 'terminal',
   ERR_SECRET_UNREADABLE: 'terminal',
   ERR_BAD_REQUEST: 'terminal',
@@ -59,6 +62,7 @@ const httpStatuses: Record<ErrorCode, number> = {
   ERR_CONTAINER_NOT_FOUND: 404,
   ERR_ROLLOUT_UNHEALTHY: 409,
   ERR_ROLLOUT_DEADLINE: 409,
+  ERR_JOB_FAILED: 409,
   ERR_NOT_SUPPORTED: 422,
   ERR_SECRET_UNREADABLE: 422,
   ERR_BAD_REQUEST: 400,

@@ -58,7 +58,11 @@ export class KnownManifests {
     return this.keysByObject.get(objectId(kind, namespace, name));
   }
 
-  namesOf(kind: 'Config' | 'Secret', namespace: string): string[] {
+  hasJob(namespace: string, name: string): boolean {
+    return this.keysByObject.has(objectId('Job', namespace, name));
+  }
+
+  namesOf(kind: 'Config' | 'Secret' | 'Job', namespace: string): string[] {
     const prefix = objectId(kind, namespace, '');
     return [...this.keysByObject.keys()]
       .filter((id) => id.startsWith(prefix))
@@ -98,8 +102,10 @@ export function checkCrossReferences(
         );
       }
     }
-    if (manifest.kind === 'Service') {
-      const service = checked as CheckedManifest<WrittenService>;
+    if (manifest.kind === 'Service' || manifest.kind === 'Job') {
+      // A Job's container fields are a Service's, at the same paths: the same rules hold.
+      const service = asContainerOwner(checked);
+      if (manifest.kind === 'Service') checkJobDependencies(service, known, report);
       checkReferences(service, known, report);
       checkMountTargets(service, report);
       checkTargetPorts(service, report);
@@ -111,6 +117,29 @@ export function checkCrossReferences(
   }
   checkPublishedPorts(manifests, report);
   return problems;
+}
+
+function asContainerOwner(checked: CheckedManifest): CheckedManifest<WrittenService> {
+  if (checked.manifest.kind !== 'Job') return checked as CheckedManifest<WrittenService>;
+  const job = checked.manifest;
+  return { ...checked, manifest: { ...job, kind: 'Service', spec: { ...job.spec } } };
+}
+
+function checkJobDependencies(
+  checked: CheckedManifest<WrittenService>,
+  known: KnownManifests,
+  report: Report,
+): void {
+  const { spec, metadata } = checked.manifest;
+  const namespace = metadata.namespace ?? DEFAULT_NAMESPACE;
+  (spec.dependsOn ?? []).forEach((dependency, index) => {
+    if (known.hasJob(namespace, dependency.job)) return;
+    report(
+      checked,
+      ['spec', 'dependsOn', index, 'job'],
+      `Job ${JSON.stringify(dependency.job)} does not exist in namespace ${JSON.stringify(namespace)}${didYouMean(dependency.job, known.namesOf('Job', namespace))}`,
+    );
+  });
 }
 
 type Report = (checked: CheckedManifest, path: FieldPath, message: string, at?: 'key' | 'value') => void;

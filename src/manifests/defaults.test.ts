@@ -134,6 +134,7 @@ void describe('defaults', () => {
       capabilities: { drop: [], add: [] },
       workingDir: null,
       init: false,
+      dependsOn: [],
     };
     assert.deepEqual(normaliseService(minimal), expected);
   });
@@ -164,6 +165,7 @@ void describe('schemas document themselves', () => {
     'target',
     'uid',
     'gid',
+    'activeDeadline',
   ]);
 
   for (const file of SCHEMA_FILES) {

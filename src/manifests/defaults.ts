@@ -197,3 +197,24 @@ export function defaultSecretOwner(user: string | undefined): { uid: number; gid
 export function defaultSecretTarget(source: string, key: string): string {
   return `/run/secrets/${source}/${key}`;
 }
+
+// ---------------------------------------------------------------------------------------------
+// Job
+
+/** Kubernetes Job: one successful run, one at a time, 6 retries. */
+export const DEFAULT_JOB_COMPLETIONS = 1;
+export const DEFAULT_JOB_PARALLELISM = 1;
+export const DEFAULT_JOB_BACKOFF_LIMIT = 6;
+
+/** Kubernetes' back-off between failed runs: 10 s, doubled after each failure, at most 6 min. */
+export const JOB_BACKOFF_BASE_MS = 10_000;
+export const JOB_BACKOFF_MAX_MS = 6 * 60_000;
+
+/** Finished run containers stay a day for their logs (Kubernetes has no default: they stay). */
+export const DEFAULT_JOB_TTL_AFTER_FINISHED_MS = 24 * 60 * 60_000;
+
+/** A Job's container never restarts in place: a failed run is retried as a new run, counted. */
+export const JOB_RESTART: Readonly<ServiceSpec['restart']> = Object.freeze({
+  condition: 'none',
+  maxAttempts: 0,
+});

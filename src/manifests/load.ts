@@ -14,6 +14,7 @@ import { atFieldPath } from './field-path.js';
 import { isManifestPath, type ManifestFile } from './manifest-files.js';
 import {
   normaliseConfig,
+  normaliseJob,
   normaliseNamespace,
   normaliseNotifier,
   normaliseSecret,
@@ -24,6 +25,7 @@ import { validateManifestSchema } from './schema.js';
 import {
   API_VERSION,
   type DesiredState,
+  type JobSpec,
   type LoadResult,
   type ManifestKind,
   type ManifestProblem,
@@ -45,7 +47,7 @@ export interface LoadOptions {
   maxFileBytes?: number;
 }
 
-const KINDS: readonly ManifestKind[] = ['Service', 'Config', 'Secret', 'Namespace', 'Notifier'];
+const KINDS: readonly ManifestKind[] = ['Service', 'Job', 'Config', 'Secret', 'Namespace', 'Notifier'];
 
 /** Pure: no I/O. Files that are not manifests (see isManifestPath) are ignored. */
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions): LoadResult {
@@ -162,9 +164,11 @@ function learnNames(known: KnownManifests, kind: ManifestKind, value: unknown): 
 }
 
 function buildDesiredState(checked: readonly CheckedManifest[], revision: string): DesiredState {
+  const jobs: JobSpec[] = [];
   const desired: DesiredState & { notifiers: NotifierSpec[] } = {
     revision,
     services: [],
+    jobs,
     configs: [],
     secrets: [],
     namespaces: [],
@@ -174,6 +178,9 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
     switch (manifest.kind) {
       case 'Service':
         desired.services.push(normaliseService(manifest));
+        break;
+      case 'Job':
+        jobs.push(normaliseJob(manifest));
         break;
       case 'Config':
         desired.configs.push(normaliseConfig(manifest));
@@ -194,6 +201,7 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
     b: { namespace: string; name: string },
   ): number => compareText(a.namespace, b.namespace) || compareText(a.name, b.name);
   desired.services.sort(byScopedName);
+  jobs.sort(byScopedName);
   desired.configs.sort(byScopedName);
   desired.secrets.sort(byScopedName);
   desired.notifiers.sort(byScopedName);

@@ -10,6 +10,11 @@ import {
   DEFAULT_HTTP_EXPECT_STATUS,
   DEFAULT_HTTP_PROBE_PATH,
   DEFAULT_INIT,
+  DEFAULT_JOB_BACKOFF_LIMIT,
+  DEFAULT_JOB_COMPLETIONS,
+  DEFAULT_JOB_PARALLELISM,
+  DEFAULT_JOB_TTL_AFTER_FINISHED_MS,
+  JOB_RESTART,
   DEFAULT_MAX_PER_NODE,
   DEFAULT_MODE,
   DEFAULT_NAMESPACE,
@@ -35,6 +40,7 @@ import type {
   ConfigSpec,
   HealthcheckSpec,
   HealthProbe,
+  JobSpec,
   NamespaceSpec,
   NotifierSpec,
   PlacementConstraint,
@@ -44,6 +50,7 @@ import type {
   UpdatePolicySpec,
   WrittenConfig,
   WrittenHealthcheck,
+  WrittenJob,
   WrittenNamespace,
   WrittenNotifier,
   WrittenSecret,
@@ -116,6 +123,30 @@ export function normaliseService(written: WrittenService): ServiceSpec {
     },
     workingDir: spec.workingDir ?? null,
     init: spec.init ?? DEFAULT_INIT,
+    dependsOn: (spec.dependsOn ?? []).map((dependency) => ({ job: dependency.job })),
+  };
+}
+
+export function normaliseJob(written: WrittenJob): JobSpec {
+  const { completions, parallelism, backoffLimit, activeDeadline, ttlAfterFinished, ...containerFields } =
+    written.spec;
+  const container = normaliseService({
+    apiVersion: written.apiVersion,
+    kind: 'Service',
+    metadata: written.metadata,
+    spec: { ...containerFields, replicas: 1, restart: { ...JOB_RESTART } },
+  });
+  return {
+    kind: 'Job',
+    name: container.name,
+    namespace: container.namespace,
+    labels: container.labels,
+    container,
+    completions: completions ?? DEFAULT_JOB_COMPLETIONS,
+    parallelism: parallelism ?? DEFAULT_JOB_PARALLELISM,
+    backoffLimit: backoffLimit ?? DEFAULT_JOB_BACKOFF_LIMIT,
+    activeDeadlineMs: activeDeadline === undefined ? null : optionalDuration(activeDeadline, 0),
+    ttlAfterFinishedMs: optionalDuration(ttlAfterFinished, DEFAULT_JOB_TTL_AFTER_FINISHED_MS),
   };
 }
 

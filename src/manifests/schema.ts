@@ -14,6 +14,7 @@ export type { SchemaViolation } from './schema-errors.js';
 export const SCHEMA_FILES = [
   'common.schema.json',
   'service.schema.json',
+  'job.schema.json',
   'config.schema.json',
   'secret.schema.json',
   'namespace.schema.json',
@@ -24,6 +25,7 @@ export type SchemaFile = (typeof SCHEMA_FILES)[number];
 
 const SCHEMA_FOR_KIND: Record<ManifestKind, SchemaFile> = {
   Service: 'service.schema.json',
+  Job: 'job.schema.json',
   Config: 'config.schema.json',
   Secret: 'secret.schema.json',
   Namespace: 'namespace.schema.json',

@@ -10,7 +10,7 @@
 import type { ALL_CAPABILITIES, AddableCapability, LinuxCapability } from './linux-capabilities.js';
 
 export const API_VERSION = 'berth/v1';
-export type ManifestKind = 'Service' | 'Config' | 'Secret' | 'Namespace' | 'Notifier';
+export type ManifestKind = 'Service' | 'Job' | 'Config' | 'Secret' | 'Namespace' | 'Notifier';
 
 /** Where a manifest came from, for error messages (`file:line:col`). */
 export interface SourceLocation {
@@ -82,6 +82,40 @@ export interface WrittenService {
     capabilities?: { drop?: (LinuxCapability | typeof ALL_CAPABILITIES)[]; add?: AddableCapability[] };
     workingDir?: string;
     init?: boolean;
+    dependsOn?: { job: string }[];
+  };
+}
+
+/** The fields of a Service spec that describe its container, which a Job shares. */
+export type WrittenContainerFields = Pick<
+  WrittenService['spec'],
+  | 'image'
+  | 'command'
+  | 'args'
+  | 'env'
+  | 'envFrom'
+  | 'configs'
+  | 'secrets'
+  | 'resources'
+  | 'placement'
+  | 'stopGracePeriod'
+  | 'user'
+  | 'readOnlyRootFilesystem'
+  | 'capabilities'
+  | 'workingDir'
+  | 'init'
+>;
+
+export interface WrittenJob {
+  apiVersion: typeof API_VERSION;
+  kind: 'Job';
+  metadata: WrittenMetadata;
+  spec: WrittenContainerFields & {
+    completions?: number;
+    parallelism?: number;
+    backoffLimit?: number;
+    activeDeadline?: string;
+    ttlAfterFinished?: string;
   };
 }
 
@@ -122,7 +156,7 @@ export interface WrittenNotifier {
 }
 
 export type WrittenManifest =
-  WrittenService | WrittenConfig | WrittenSecret | WrittenNamespace | WrittenNotifier;
+  WrittenService | WrittenJob | WrittenConfig | WrittenSecret | WrittenNamespace | WrittenNotifier;
 
 /** A manifest document together with where it was found. */
 export interface LocatedManifest<T extends WrittenManifest = WrittenManifest> {
@@ -221,6 +255,30 @@ export interface ServiceSpec {
   capabilities: CapabilitiesSpec;
   workingDir: string | null;
   init: boolean;
+  /**
+   * Jobs of the same namespace that must have succeeded at this revision before it rolls. Always
+   * set by normaliseService; optional only so specs built by hand (tests, benchmarks) need not.
+   */
+  dependsOn?: { job: string }[];
+}
+
+export interface JobSpec {
+  kind: 'Job';
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  /**
+   * The container, as a one-replica Service without ports, health check or restarts: the same
+   * normalisation, the same request to the agents.
+   */
+  container: ServiceSpec;
+  completions: number;
+  parallelism: number;
+  /** Failed runs retried; one more failure fails the Job. */
+  backoffLimit: number;
+  /** null: no deadline. */
+  activeDeadlineMs: number | null;
+  ttlAfterFinishedMs: number;
 }
 
 /** Docker's default set, minus `drop` (`ALL`: every one), plus `add` (only ADDABLE_CAPABILITIES). */
@@ -274,6 +332,8 @@ export interface DesiredState {
   /** Full commit id the manifests were read at (or a content id for a plain directory). */
   revision: string;
   services: ServiceSpec[];
+  /** Always set by loadManifests; optional only so states built by hand need not. */
+  jobs?: JobSpec[];
   configs: ConfigSpec[];
   secrets: SecretSpec[];
   namespaces: NamespaceSpec[];

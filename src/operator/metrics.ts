@@ -52,6 +52,13 @@ export class OperatorMetrics {
     registers: [this.registry],
   });
 
+  private readonly jobRuns = new Counter({
+    name: 'berth_job_runs_total',
+    help: 'Finished runs of Jobs, by outcome (succeeded, failed)',
+    labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
   constructor() {
     collectDefaultMetrics({ register: this.registry, prefix: 'berth_process_' });
   }
@@ -73,6 +80,10 @@ export class OperatorMetrics {
       this.condition.set({ type, status: 'True' }, holds ? 1 : 0);
       this.condition.set({ type, status: 'False' }, holds ? 0 : 1);
     }
+  }
+
+  recordJobRun(outcome: 'succeeded' | 'failed'): void {
+    this.jobRuns.inc({ outcome });
   }
 
   recordWebhookDelivery(provider: string, result: string): void {

@@ -43,6 +43,7 @@ const reasons: Record<ErrorCode, string> = {
   ERR_CONTAINER_NOT_FOUND: 'ContainerNotFound',
   ERR_ROLLOUT_UNHEALTHY: 'RolloutFailed',
   ERR_ROLLOUT_DEADLINE: 'RolloutFailed',
+  ERR_JOB_FAILED: 'JobFailed',
   ERR_SECRET_UNREADABLE: 'SecretUnreadable',
   ERR_BAD_REQUEST: 'InvalidRequest',
   ERR_STATE: 'StateInvalid',

@@ -123,6 +123,7 @@ export class Operator {
       result = await reconcile({
         ...this.options,
         signal: this.shutdown.signal,
+        onJobRun: (outcome) => this.options.metrics.recordJobRun(outcome),
         onRollout: async (start) => {
           this.options.notifier?.rolloutStarted(start);
           await this.publish(rolloutStarted(this.status, start.message, this.now()));

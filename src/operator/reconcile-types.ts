@@ -20,6 +20,8 @@ export interface ReconcileDeps {
   /** A rollout (or a rollback) is about to change the cluster; awaited before it starts. */
   onRollout?: (start: RolloutStart) => void | Promise<void>;
   signal?: AbortSignal;
+  /** A run of a Job finished (for metrics). */
+  onJobRun?: (outcome: 'succeeded' | 'failed') => void;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
   /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */

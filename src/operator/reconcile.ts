@@ -9,6 +9,7 @@ import type { NodeAgent, ObservedState } from '../api/types.js';
 import type { Logger } from '../core/log.js';
 import { shortRevision } from '../source/revision.js';
 import { observeNodes } from './observe-nodes.js';
+import { runRevisionJobs } from './reconcile-jobs.js';
 import { recordRollout, recordUnchanged } from './reconcile-record.js';
 import { runPlan } from './reconcile-rollout.js';
 import { chooseTarget } from './reconcile-target.js';
@@ -45,6 +46,19 @@ export async function reconcile(
   }
   deps.mesh?.setDesired(target.desired);
   const { plan } = target;
+  // Jobs first: a Service that depends on one rolls only once it succeeded at this revision.
+  const jobs = await runRevisionJobs(ctx, target.desired);
+  if (!jobs.ok) {
+    const outcome = jobs.interrupted ? 'interrupted' : 'failed';
+    return {
+      ...base,
+      plan,
+      targetRevision: target.revision,
+      outcome,
+      reason: jobs.error.message,
+      error: jobs.error,
+    };
+  }
   if (!plan.hasChanges) {
     await recordUnchanged(ctx, target);
     const failed = target.headError;

@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import { stateWriteError, writeFileAtomic } from '../core/atomic-file.js';
 import { BerthError, isErrorCode, type ErrorCode } from '../core/errors.js';
 import { redactCredentials } from '../core/url-credential.js';
+import type { JobRecord } from '../plan/job-plan.js';
 import type { Condition } from './conditions.js';
 
 /**
@@ -21,6 +22,8 @@ export interface OperatorState {
   lastGood: { revision: string; at: string } | null;
   /** Revisions that failed (health, deadline, invalid manifests): not retried until a newer commit. */
   failed: Record<string, FailedRevision>;
+  /** What each Job did at each spec hash, by jobRecordKey(): a Job runs once per spec hash. */
+  jobs?: Record<string, JobRecord>;
   /** The repository last applied from, so `status` and `history` need no flags. */
   source?: { repo: string; path: string; branch: string };
 }
@@ -71,6 +74,17 @@ export interface HistoryEntry {
   durationMs: number;
   started: { name: string; node: string }[];
   removed: { name: string; node: string }[];
+  /** Set on entries of a finished run of a Job (`service` is then null, `change` is `job run`). */
+  job?: {
+    namespace: string;
+    name: string;
+    specHash: string;
+    attempt: number;
+    node: string;
+    exitCode: number | null;
+    /** The last lines of its output. */
+    output: string | null;
+  };
 }
 
 /** History kept on disk: older entries are dropped when the log grows past twice this. */
@@ -242,6 +256,10 @@ async function appendLines(path: string, text: string): Promise<void> {
 
 /** Failed revisions remembered (so each is not retried): the newest ones, by when they failed. */
 export const MAX_FAILED_REVISIONS = 100;
+/** Job records kept (one per Job and spec hash): the newest ones, by when they last changed. */
+export const MAX_JOB_RECORDS = 200;
+/** Characters kept of a Job run's output in state.json and in a history entry. */
+export const MAX_JOB_OUTPUT_CHARS = 2048;
 /** Characters kept of a reason (an error message) in state.json and in a history entry. */
 export const MAX_REASON_CHARS = 4096;
 /** Characters kept of a commit message in a history entry (its subject line is what is shown). */
@@ -260,7 +278,32 @@ export function boundedState(state: OperatorState): OperatorState {
     .sort(([, a], [, b]) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
     .slice(0, MAX_FAILED_REVISIONS)
     .map(([revision, f]) => [revision, { ...f, reason: clip(f.reason, MAX_REASON_CHARS) }] as const);
-  return { ...state, failed: Object.fromEntries(failed) };
+  return {
+    ...state,
+    failed: Object.fromEntries(failed),
+    ...(state.jobs === undefined ? {} : { jobs: boundedJobRecords(state.jobs) }),
+  };
+}
+
+function boundedJobRecords(jobs: Record<string, JobRecord>): Record<string, JobRecord> {
+  const changedAt = (record: JobRecord) => record.finishedAt ?? record.startedAt ?? '';
+  const kept = Object.entries(jobs)
+    .sort(([, a], [, b]) => (changedAt(a) < changedAt(b) ? 1 : changedAt(a) > changedAt(b) ? -1 : 0))
+    .slice(0, MAX_JOB_RECORDS)
+    .map(([key, record]) => {
+      const runs = record.runs.map((run) => ({
+        ...run,
+        output: run.output === null ? null : tail(run.output, MAX_JOB_OUTPUT_CHARS),
+      }));
+      const reason = record.reason === null ? null : clip(record.reason, MAX_REASON_CHARS);
+      return [key, { ...record, reason, runs }] as const;
+    });
+  return Object.fromEntries(kept);
+}
+
+/** The end of a text, where a run's output says how it ended. */
+export function tail(text: string, max: number): string {
+  return text.length <= max ? text : `…${text.slice(text.length - max + 1)}`;
 }
 
 /** A history entry as written: its free-text fields clipped. */
@@ -270,5 +313,8 @@ export function boundedEntry(entry: HistoryEntry): HistoryEntry {
     reason: entry.reason === null ? null : clip(entry.reason, MAX_REASON_CHARS),
     ...(entry.message === undefined ? {} : { message: clip(entry.message, MAX_MESSAGE_CHARS) }),
     ...(entry.author === undefined ? {} : { author: clip(entry.author, MAX_AUTHOR_CHARS) }),
+    ...(entry.job?.output
+      ? { job: { ...entry.job, output: tail(entry.job.output, MAX_JOB_OUTPUT_CHARS) } }
+      : {}),
   };
 }

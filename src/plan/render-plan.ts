@@ -1,3 +1,4 @@
+import type { PlannedJob } from './job-plan.js';
 import type { ResourceChange } from './resource-changes.js';
 import type { FieldChange, Plan, ReplicaStep, ServicePlan } from './types.js';
 
@@ -29,6 +30,27 @@ export interface PlanReport {
    * no longer loads). Absent: not computed.
    */
   resources?: ResourceChange[] | null;
+  /** The Jobs of the revision, run before the Services that depend on them. Absent: none. */
+  jobs?: PlannedJob[];
+}
+
+const jobSymbols: Record<PlannedJob['action'], string> = { run: '+', unchanged: '=', failed: '!' };
+const jobWords: Record<PlannedJob['action'], string> = {
+  run: 'will run',
+  unchanged: 'unchanged (succeeded at this spec)',
+  failed: 'failed at this spec (not run again; change it to run it again)',
+};
+
+/** One line per Job, in the order things happen: Jobs first, then what waits for them. */
+export function jobLines(jobs: readonly PlannedJob[]): string[] {
+  if (jobs.length === 0) return [];
+  return [
+    'Jobs (run before the Services roll):',
+    ...jobs.map((job) => {
+      const then = job.before.length === 0 ? '' : `; then ${job.before.join(', ')} roll`;
+      return `${jobSymbols[job.action]} job ${job.namespace}/${job.name}: ${jobWords[job.action]}${then}`;
+    }),
+  ];
 }
 
 /** Version of the JSON document; bumped only when a field changes meaning or goes away. */
@@ -115,6 +137,7 @@ export function renderPlanText(report: PlanReport, options: { verbose?: boolean 
     return `${short(report.revision)} cannot be applied:\n${report.problems.map((p) => `  ${problemText(p)}`).join('\n')}\n`;
   }
   const lines: string[] = [summaryLine(plan, report.against)];
+  if ((report.jobs ?? []).length > 0) lines.push('', ...jobLines(report.jobs ?? []));
   for (const s of plan.services) {
     if (!shown(s, options.verbose ?? false)) continue;
     const c = counts(s);
@@ -217,6 +240,9 @@ export function renderPlanMarkdown(report: PlanReport): string {
     '',
     `**${summaryLine(plan, report.against)}**`,
   );
+  const jobs = jobLines(report.jobs ?? []);
+  if (jobs.length > 0)
+    lines.push('', `${jobs[0] ?? ''}`, '', ...jobs.slice(1).map((line) => `- ${mdText(line)}`));
   const changed = plan.services.filter((s) => shown(s, false));
   if (changed.length > 0) {
     lines.push(
@@ -294,6 +320,7 @@ export function renderPlanJson(report: PlanReport): string {
     summary,
     services,
     resources: report.resources ?? null,
+    jobs: report.jobs ?? [],
   };
   return `${JSON.stringify(document, null, 2)}\n`;
 }

@@ -25,6 +25,7 @@ const faultSources: Record<ErrorCode, FaultSource> = {
   ERR_SECRET_UNREADABLE: 'revision',
   ERR_ROLLOUT_UNHEALTHY: 'revision',
   ERR_ROLLOUT_DEADLINE: 'revision',
+  ERR_JOB_FAILED: 'revision',
   ERR_AGENT_UNREACHABLE: 'infrastructure',
   ERR_AGENT_UNAUTHORIZED: 'infrastructure',
   ERR_DOCKER_UNAVAILABLE: 'infrastructure',
