@@ -11,14 +11,14 @@
  */
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { NodeAgent } from '../api/types.js';
+import type { NodeAgent, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import { assertContainerName } from './container-spec.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { followReplica } from './follow-replica.js';
 import { createHealthFollowing } from './health-following.js';
 import { createHealthProber } from './health-prober.js';
 import { createMeshMembership } from './mesh-membership.js';
-import { nodeContainers } from './node-containers.js';
+import { nodeContainers, type NodeContainers } from './node-containers.js';
 import { readNodeSnapshot } from './node-snapshot.js';
 import { toObservedReplica } from './observed-replica.js';
 import { createReplicaLifecycle } from './replica-lifecycle.js';
@@ -146,6 +146,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       await lifecycle.remove(name);
     },
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
+    logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     async close() {
       closing.abort();
       await mesh.close();
@@ -153,4 +154,23 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       prober.close();
     },
   };
+}
+
+/** A replica's lines, only for a replica of this node (not another node's container on a shared engine). */
+async function* replicaLogs(
+  containers: NodeContainers,
+  name: string,
+  options: ReplicaLogOptions,
+  closed: AbortSignal,
+): AsyncGenerator<ReplicaLogLine> {
+  assertContainerName(name);
+  if ((await containers.observe(name)) === null) {
+    throw new BerthError('ERR_CONTAINER_NOT_FOUND', `node ${containers.nodeName} has no replica ${name}`);
+  }
+  const ended = new AbortController();
+  try {
+    yield* containers.runtime.logs(name, options, AbortSignal.any([closed, ended.signal]));
+  } finally {
+    ended.abort();
+  }
 }

@@ -4,6 +4,7 @@ import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
 import { registerHistoryCommand } from './history.js';
+import { registerLogsCommand } from './logs.js';
 import { registerNodeCommand } from './node.js';
 import { registerPlanCommand } from './plan.js';
 import { registerRollbackCommand } from './rollback.js';
@@ -26,6 +27,7 @@ export function buildProgram(): Command {
   registerRunCommand(program);
   registerStatusCommand(program);
   registerHistoryCommand(program);
+  registerLogsCommand(program);
   registerRollbackCommand(program);
   registerAgentCommand(program);
   registerTokenCommand(program);
