@@ -3,6 +3,7 @@ import { BerthError } from '../core/errors.js';
 import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
+import { registerEventsCommand } from './events.js';
 import { registerHistoryCommand } from './history.js';
 import { registerLogsCommand } from './logs.js';
 import { registerNodeCommand } from './node.js';
@@ -28,6 +29,7 @@ export function buildProgram(): Command {
   registerStatusCommand(program);
   registerHistoryCommand(program);
   registerLogsCommand(program);
+  registerEventsCommand(program);
   registerRollbackCommand(program);
   registerAgentCommand(program);
   registerTokenCommand(program);

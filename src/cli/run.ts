@@ -8,6 +8,8 @@ import { openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
 import { parseListenAddress } from '../core/listen-address.js';
+import { EventBus } from '../operator/event-bus.js';
+import { recordListenUrl } from '../operator/listen-record.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
@@ -96,16 +98,26 @@ async function runOperator(options: RunOptions): Promise<void> {
   // The routing mesh: published ports on every node, following replica health.
   const mesh = new MeshController({ agents: nodes.agents, log });
   const isLocal = !/^https?:\/\//.test(options.repo);
+  const events = new EventBus();
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
-    onEvent: (event) => log.info(event, event.type),
+    onEvent: (event) => {
+      log.info(event, event.type);
+      events.publish(event.type, { ...event });
+    },
+    events,
     ...(statuses === null ? {} : { notifier: statuses }),
   });
-  nodes.onChange((reason) => void operator.trigger(reason));
-  const server = await serveOperator(options, { operator, metrics, log, webhookSecret });
+  nodes.onChange((reason) => {
+    // `node NAME down|up|drain|active|labels|removed`
+    const [, node, what] = /^node (\S+) (\S+)$/.exec(reason) ?? [];
+    events.publish(what ? `node-${what}` : 'node-change', node ? { node } : { reason });
+    void operator.trigger(reason);
+  });
+  const server = await serveOperator(options, { operator, metrics, log, webhookSecret, events });
   const head = await source.head();
   log.info(
     {
@@ -191,11 +203,17 @@ function berthPortsOf(options: RunOptions): BerthPort[] {
 /** With --listen: /healthz, /metrics and the push webhooks. */
 async function serveOperator(
   options: RunOptions,
-  args: { operator: Operator; metrics: OperatorMetrics; log: Logger; webhookSecret: string | null },
+  args: {
+    operator: Operator;
+    metrics: OperatorMetrics;
+    log: Logger;
+    webhookSecret: string | null;
+    events: EventBus;
+  },
 ): Promise<FastifyInstance | null> {
   if (!options.listen) return null;
-  const { operator, metrics, log, webhookSecret } = args;
-  const server = createOperatorServer({ operator, metrics });
+  const { operator, metrics, log, webhookSecret, events } = args;
+  const server = createOperatorServer({ operator, metrics, events });
   await server.register(webhookRoutes, {
     secret: webhookSecret,
     branch: options.branch,
@@ -204,6 +222,8 @@ async function serveOperator(
     onPush: (provider) => void operator.trigger(`webhook:${provider}`),
   });
   const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
+  // Where `berth events` finds this operator.
+  await recordListenUrl(options.stateDir, address);
   log.info(
     { address, webhooks: webhookSecret !== null },
     'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',
