@@ -163,6 +163,7 @@ function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
       node.alive(),
       agent.setMeshRoutes(table, o)
     ),
+    logs: (name: string, o: Parameters<NodeAgent['logs']>[1]) => agent.logs(name, o),
     close: () => agent.close(),
   };
   return node;

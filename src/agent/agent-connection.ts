@@ -26,6 +26,8 @@ export interface AgentConnection {
   /** The agent's base URL, without a trailing slash. */
   readonly base: string;
   request(path: string, request: AgentRequest): Promise<{ status: number; text: string }>;
+  /** The answer's status and body as it arrives (a log stream); `request.signal` ends it. */
+  stream(path: string, request: AgentRequest): Promise<{ status: number; body: IncomingMessage }>;
   close(): void;
 }
 
@@ -82,6 +84,7 @@ function connection(base: string, send: Send, close: () => void): AgentConnectio
   return {
     base,
     request: (path, request) => requestText(send, new URL(`${base}${path}`), request),
+    stream: (path, request) => requestStream(send, new URL(`${base}${path}`), request),
     close,
   };
 }
@@ -103,6 +106,22 @@ function requestText(
         resolve({ status: response.statusCode ?? 0, text: Buffer.concat(chunks).toString('utf8') }),
       );
     });
+    outgoing.once('error', reject);
+    outgoing.end(request.body);
+  });
+}
+
+function requestStream(
+  send: Send,
+  target: URL,
+  request: AgentRequest,
+): Promise<{ status: number; body: IncomingMessage }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string | number> = { ...request.headers };
+    if (request.body !== undefined) headers['content-length'] = Buffer.byteLength(request.body);
+    const outgoing = send(target, { method: request.method, headers, signal: request.signal }, (response) =>
+      resolve({ status: response.statusCode ?? 0, body: response }),
+    );
     outgoing.once('error', reject);
     outgoing.end(request.body);
   });

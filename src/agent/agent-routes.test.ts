@@ -12,6 +12,7 @@ const calls: AgentCall[] = [
   { method: 'watchReplica', params: ['node-1.web.1', { durationMs: 5 }] },
   { method: 'removeReplica', params: ['node-1.web.1'] },
   { method: 'setMeshRoutes', params: [{ version: 1, routes: [] }, { drainTimeoutMs: 0 }] },
+  { method: 'logs', params: ['node-1.web.1', { tail: 10, follow: true, sinceSeconds: 1.5 }] },
 ];
 
 /** The route a request reaches, with the URL parameters it carries (a tiny router for the test). */

@@ -8,6 +8,8 @@
  *   POST   /v1/replicas/:name/watch       watchReplica   { durationMs } -> ReplicaWaitResult (long poll)
  *   DELETE /v1/replicas/:name             removeReplica  -> 204
  *   PUT    /v1/mesh                       setMeshRoutes  { table, drainTimeoutMs } -> 204 once drained
+ *   POST   /v1/replicas/:name/logs        logs           { sinceSeconds?, tail?, follow? } -> NDJSON stream
+ *                                                       (src/api/log-stream.ts; errors in the stream)
  */
 import { BerthError } from '../core/errors.js';
 import type { AgentCall, AgentCallName } from '../api/agent-calls.js';
@@ -62,6 +64,12 @@ export const AGENT_ROUTES: readonly AgentRoute[] = [
     callParams: ({ params, body }) => [params['name'], body],
   },
   {
+    method: 'POST',
+    url: '/v1/replicas/:name/logs',
+    call: 'logs',
+    callParams: ({ params, body }) => [params['name'], body ?? {}],
+  },
+  {
     method: 'DELETE',
     url: '/v1/replicas/:name',
     call: 'removeReplica',
@@ -97,6 +105,8 @@ export function httpRequestFor(call: AgentCall): HttpCall {
       return { method: 'POST', path: `${replicaPath(call.params[0])}/watch`, body: call.params[1] };
     case 'removeReplica':
       return { method: 'DELETE', path: replicaPath(call.params[0]) };
+    case 'logs':
+      return { method: 'POST', path: `${replicaPath(call.params[0])}/logs`, body: call.params[1] };
     case 'setMeshRoutes':
       return {
         method: 'PUT',

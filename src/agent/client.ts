@@ -7,6 +7,7 @@
  */
 import { BerthError, errorFromWire } from '../core/errors.js';
 import {
+  LOG_STREAM_IDLE_MS,
   agentCallTimeoutMs,
   drainWithinCall,
   waitInCalls,
@@ -14,7 +15,15 @@ import {
   type AgentCallName,
   type AgentCallParams,
 } from '../api/agent-calls.js';
-import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaWaitResult } from '../api/types.js';
+import { readLogStream } from '../api/log-stream.js';
+import type {
+  NodeAgent,
+  NodeSnapshot,
+  ObservedReplica,
+  ReplicaLogLine,
+  ReplicaLogOptions,
+  ReplicaWaitResult,
+} from '../api/types.js';
 import { openAgentConnection, type AgentConnection } from './agent-connection.js';
 import { httpRequestFor } from './agent-routes.js';
 import { parseAgentToken } from './agent-token.js';
@@ -65,6 +74,7 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
     async setMeshRoutes(table, { drainTimeoutMs }) {
       await call('setMeshRoutes', table, { drainTimeoutMs: drainWithinCall(drainTimeoutMs) });
     },
+    logs: (name, logOptions) => streamLogs(endpoint, name, logOptions),
     async close() {
       closing.abort();
       endpoint.connection.close();
@@ -99,6 +109,61 @@ async function send(endpoint: AgentEndpoint, call: AgentCall, timeoutMs: number)
     throw errorFromWire(parsed, `agent ${endpoint.nodeName} answered ${what} with HTTP ${answer.status}`);
   }
   return parsed;
+}
+
+/**
+ * A `logs` call: its NDJSON answer read as it comes. Given up (ERR_AGENT_UNREACHABLE) when nothing,
+ * not even a keepalive, came for LOG_STREAM_IDLE_MS; ended when the caller stops iterating.
+ */
+async function* streamLogs(
+  endpoint: AgentEndpoint,
+  name: string,
+  options: ReplicaLogOptions,
+): AsyncGenerator<ReplicaLogLine> {
+  const { method, path, body } = httpRequestFor({ method: 'logs', params: [name, options] });
+  const what = `${method} ${path}`;
+  const ended = new AbortController();
+  let idle: NodeJS.Timeout | undefined;
+  let idledOut = false;
+  const heard = (): void => {
+    clearTimeout(idle);
+    idle = setTimeout(() => {
+      idledOut = true;
+      ended.abort();
+    }, LOG_STREAM_IDLE_MS);
+  };
+  heard();
+  let response: Awaited<ReturnType<AgentEndpoint['connection']['stream']>>['body'] | undefined;
+  try {
+    const answer = await endpoint.connection.stream(path, {
+      method,
+      headers: {
+        authorization: `Bearer ${endpoint.secret}`,
+        accept: 'application/x-ndjson',
+        'content-type': 'application/json',
+      },
+      body: JSON.stringify(body ?? {}),
+      signal: AbortSignal.any([endpoint.closing, ended.signal]),
+    });
+    response = answer.body;
+    if (answer.status !== 200) {
+      const chunks: Buffer[] = [];
+      for await (const chunk of answer.body) chunks.push(chunk as Buffer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      throw errorFromWire(
+        parseJson(text),
+        `agent ${endpoint.nodeName} answered ${what} with HTTP ${answer.status}`,
+      );
+    }
+    yield* readLogStream(answer.body, `logs of ${name} on node ${endpoint.nodeName}`, heard);
+  } catch (error) {
+    if (error instanceof BerthError) throw error;
+    throw unreachable(endpoint, error, what, idledOut ? LOG_STREAM_IDLE_MS : null);
+  } finally {
+    clearTimeout(idle);
+    ended.abort();
+    response?.destroy();
+  }
 }
 
 function parseJson(text: string): unknown {

@@ -5,7 +5,8 @@
 import { PassThrough, type Readable } from 'node:stream';
 import Docker from 'dockerode';
 import { BerthError } from '../core/errors.js';
-import type { ContainerState, PublishedPort } from '../api/types.js';
+import type { ContainerState, PublishedPort, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
+import { demultiplexLogLines } from './container-log-lines.js';
 import { LABELS } from '../api/types.js';
 import type {
   ContainerCreateSpec,
@@ -78,6 +79,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions = {}): Contain
     remove: (name) => remove(context, name),
     exec: (name, cmd, timeoutMs) => exec(context, name, cmd, timeoutMs),
     logTail: (name, lines) => logTail(context, name, lines),
+    logs: (name, logOptions, signal) => containerLogs(context, name, logOptions, signal),
     watchManagedEvents: (onEvent, onReconnect) => watchManagedEvents(context, onEvent, onReconnect),
   };
 }
@@ -283,6 +285,52 @@ function demuxLogFrames(raw: Buffer): string {
     offset += 8 + length;
   }
   return Buffer.concat(chunks).toString('utf8');
+}
+
+/**
+ * GET /containers/:name/logs as a stream even without `follow` (dockerode's own `logs` buffers a
+ * whole log in memory then), timestamps on: every line says when it was written.
+ */
+async function* containerLogs(
+  { docker, fail }: DockerContext,
+  name: string,
+  options: ReplicaLogOptions,
+  signal: AbortSignal,
+): AsyncGenerator<ReplicaLogLine> {
+  let raw: Readable;
+  try {
+    raw = await new Promise<Readable>((resolve, reject) => {
+      docker.modem.dial(
+        {
+          path: `/containers/${encodeURIComponent(name)}/logs?`,
+          method: 'GET',
+          abortSignal: signal,
+          isStream: true,
+          statusCodes: { 200: true, 404: 'no such container', 500: 'server error' },
+          options: {
+            stdout: true,
+            stderr: true,
+            timestamps: true,
+            follow: options.follow === true,
+            // Docker takes fractions of a second as `seconds.nanoseconds`.
+            ...(options.sinceSeconds === undefined ? {} : { since: options.sinceSeconds.toFixed(9) }),
+            ...(options.tail === undefined ? {} : { tail: String(options.tail) }),
+          },
+        },
+        (error: Error | null, stream: unknown) => (error ? reject(error) : resolve(stream as Readable)),
+      );
+    });
+  } catch (error) {
+    throw fail(error, `read the logs of container ${name}`);
+  }
+  try {
+    yield* demultiplexLogLines(raw);
+  } catch (error) {
+    if (signal.aborted) return;
+    throw fail(error, `read the logs of container ${name}`);
+  } finally {
+    raw.destroy();
+  }
 }
 
 /** false when the stream did not end in time (and was dropped). */

@@ -11,7 +11,7 @@
  */
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import type { NodeAgent } from '../api/types.js';
+import type { NodeAgent, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import { assertContainerName } from './container-spec.js';
 import { createFileStore, type FileStore } from './file-store.js';
@@ -19,7 +19,7 @@ import { followReplica } from './follow-replica.js';
 import { createHealthFollowing } from './health-following.js';
 import { createHealthProber } from './health-prober.js';
 import { createMeshMembership, type MeshMembership } from './mesh-membership.js';
-import { nodeContainers } from './node-containers.js';
+import { nodeContainers, type NodeContainers } from './node-containers.js';
 import { readNodeSnapshot } from './node-snapshot.js';
 import { toObservedReplica } from './observed-replica.js';
 import { createReplicaLifecycle } from './replica-lifecycle.js';
@@ -152,6 +152,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       await lifecycle.remove(name);
     },
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
+    logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     async close() {
       closing.abort();
       await mesh.close();
@@ -170,4 +171,23 @@ function meshOf(options: LocalAgentOptions, address: string, log: Logger): MeshM
     log,
     host: options.meshHost ? { stateDir: options.stateDir, launch: options.meshHost } : undefined,
   });
+}
+
+/** A replica's lines, only for a replica of this node (not another node's container on a shared engine). */
+async function* replicaLogs(
+  containers: NodeContainers,
+  name: string,
+  options: ReplicaLogOptions,
+  closed: AbortSignal,
+): AsyncGenerator<ReplicaLogLine> {
+  assertContainerName(name);
+  if ((await containers.observe(name)) === null) {
+    throw new BerthError('ERR_CONTAINER_NOT_FOUND', `node ${containers.nodeName} has no replica ${name}`);
+  }
+  const ended = new AbortController();
+  try {
+    yield* containers.runtime.logs(name, options, AbortSignal.any([closed, ended.signal]));
+  } finally {
+    ended.abort();
+  }
 }

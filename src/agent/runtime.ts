@@ -4,7 +4,7 @@
  * implementation (dockerode). Everything here is plain data in the agent's own terms, so the
  * Docker API's shapes stay inside the adapter.
  */
-import type { ContainerState, PublishedPort } from '../api/types.js';
+import type { ContainerState, PublishedPort, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 
 export interface EngineInfo {
   cpus: number;
@@ -135,6 +135,11 @@ export interface ContainerRuntime {
   exec(name: string, cmd: string[], timeoutMs: number): Promise<ExecResult>;
   /** The last `lines` lines of stdout and stderr, interleaved, at most a few KiB; '' when gone. */
   logTail(name: string, lines: number): Promise<string>;
+  /**
+   * The container's stdout and stderr as timestamped lines, pulled (see container-log-lines.ts);
+   * ERR_CONTAINER_NOT_FOUND when there is no such container. `signal` ends the stream.
+   */
+  logs(name: string, options: ReplicaLogOptions, signal: AbortSignal): AsyncIterable<ReplicaLogLine>;
   /**
    * Lifecycle events of managed containers, as they happen. The subscription reconnects by itself
    * when the engine's event stream breaks; `onReconnect` lets the caller re-read state it may

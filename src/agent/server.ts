@@ -18,7 +18,8 @@ import Fastify, {
 import { capConnections } from '../core/connection-cap.js';
 import { BerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
-import { invokeAgentCall, parseAgentCall } from '../api/agent-calls.js';
+import { invokeAgentCall, isLogStream, parseAgentCall } from '../api/agent-calls.js';
+import { NDJSON_CONTENT_TYPE, writeLogStream } from '../api/log-stream.js';
 import type { NodeAgent } from '../api/types.js';
 import { AGENT_ROUTES, type AgentRoute } from './agent-routes.js';
 import { AGENT_BODY_LIMIT_BYTES } from './protocol.js';
@@ -92,6 +93,15 @@ async function answerRoute(
   const call = parseAgentCall(route.call, route.callParams(input));
   route.check?.(call, input);
   const result = await invokeAgentCall(agent, call);
+  if (isLogStream(call, result)) {
+    // Streamed past fastify: written with backpressure, ended when the operator hangs up.
+    reply.hijack();
+    const gone = new AbortController();
+    reply.raw.once('close', () => gone.abort());
+    reply.raw.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store' });
+    await writeLogStream(reply.raw, result, gone.signal);
+    return reply;
+  }
   if (result === undefined) return reply.code(204).send();
   return result;
 }

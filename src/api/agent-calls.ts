@@ -11,6 +11,12 @@
  *   watchReplica   (name, { durationMs: 1..240 000 })           durationMs + 30 s
  *   removeReplica  (name)                                       15 min (waits out a stop grace period)
  *   setMeshRoutes  (table: MeshRoutes, { drainTimeoutMs: 0..240 000 })  drainTimeoutMs + 30 s
+ *   logs           (name, { sinceSeconds?, tail?: 0..100 000, follow? })  a stream of lines (below)
+ *
+ * `logs` is the one call that answers with a stream of ReplicaLogLine rather than one value: the
+ * HTTP agent answers it with NDJSON, the cluster RPC with chunk messages under flow control (see
+ * src/cluster/rpc-protocol.ts). A stream that has sent nothing, not even a keep-alive, for
+ * LOG_STREAM_IDLE_MS is given up.
  *
  * A longer wait is split by the client into calls of at most MAX_CALL_WAIT_MS (waitInCalls), so no
  * call stays silent for longer than HTTP stacks tolerate. A call that breaks its schema, or names
@@ -24,7 +30,7 @@ import {
   LINUX_CAPABILITIES,
 } from '../manifests/linux-capabilities.js';
 import { describeSchemaErrors } from '../manifests/schema-errors.js';
-import type { NodeAgent, ReplicaWaitResult } from './types.js';
+import type { NodeAgent, ReplicaLogLine, ReplicaWaitResult } from './types.js';
 
 /**
  * The longest single wait of one call. HTTP clients and proxies give up on a silent response
@@ -37,6 +43,12 @@ const SNAPSHOT_TIMEOUT_MS = 30_000;
 const SLOW_CALL_TIMEOUT_MS = 15 * 60_000;
 /** Head-room on top of a call's own wait before the client gives up on the answer. */
 const WAIT_SLACK_MS = 30_000;
+/** A log stream sends a keep-alive at least this often while its replica is silent... */
+export const LOG_KEEPALIVE_MS = 15_000;
+/** ...and is given up when nothing at all came for this long. */
+export const LOG_STREAM_IDLE_MS = 60_000;
+/** `tail` of a logs call: enough for any terminal, and bounded so a call cannot ask for everything at once. */
+export const MAX_LOG_TAIL = 100_000;
 
 export const AGENT_CALL_NAMES = [
   'snapshot',
@@ -45,6 +57,7 @@ export const AGENT_CALL_NAMES = [
   'watchReplica',
   'removeReplica',
   'setMeshRoutes',
+  'logs',
 ] as const;
 export type AgentCallName = (typeof AGENT_CALL_NAMES)[number];
 
@@ -274,6 +287,24 @@ export const AGENT_CALLS: { [K in AgentCallName]: AgentCallContract<K> } = {
     ],
     timeoutMs: ([, { drainTimeoutMs }]) => drainTimeoutMs + WAIT_SLACK_MS,
   },
+  logs: {
+    params: [
+      ['name', REPLICA_NAME],
+      [
+        'options',
+        {
+          type: 'object',
+          additionalProperties: false,
+          properties: {
+            sinceSeconds: { type: 'number', minimum: 0 },
+            tail: { type: 'integer', minimum: 0, maximum: MAX_LOG_TAIL },
+            follow: { type: 'boolean' },
+          },
+        },
+      ],
+    ],
+    timeoutMs: () => LOG_STREAM_IDLE_MS,
+  },
 };
 
 export function isAgentCallName(value: unknown): value is AgentCallName {
@@ -349,9 +380,14 @@ export function parseAgentCall(method: unknown, params: unknown): AgentCall {
   return { method, params: names.map((name) => named[name]) } as AgentCall;
 }
 
-/** Hands a checked call to the agent; resolves with what the call returns (undefined for none). */
+/**
+ * Hands a checked call to the agent; resolves with what the call returns (undefined for none).
+ * A `logs` call resolves with its stream: an AsyncIterable of ReplicaLogLine (see isLogStream).
+ */
 export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unknown> {
   switch (call.method) {
+    case 'logs':
+      return Promise.resolve(agent.logs(...call.params));
     case 'snapshot':
       return agent.snapshot();
     case 'ensureReplica':
@@ -365,6 +401,11 @@ export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unkn
     case 'setMeshRoutes':
       return agent.setMeshRoutes(...call.params);
   }
+}
+
+/** Whether a call's result is a stream (a `logs` call's) rather than one value. */
+export function isLogStream(call: AgentCall, _result: unknown): _result is AsyncIterable<ReplicaLogLine> {
+  return call.method === 'logs';
 }
 
 /**

@@ -196,6 +196,27 @@ export interface ReplicaWaitResult {
   reason: string | null;
 }
 
+/** One line a replica wrote, as its engine recorded it. */
+export interface ReplicaLogLine {
+  /**
+   * The engine's timestamp, RFC 3339 in UTC with exactly nine fraction digits, so lines of every
+   * node sort in time order as text.
+   */
+  at: string;
+  stream: 'stdout' | 'stderr';
+  /** Without its newline; cut at MAX_LOG_LINE_BYTES. */
+  text: string;
+}
+
+export interface ReplicaLogOptions {
+  /** Only lines written at or after this time (seconds since the epoch, fractions allowed). */
+  sinceSeconds?: number;
+  /** Only the last N lines (before following). */
+  tail?: number;
+  /** Keep the stream open and send lines as they are written, until the container stops. */
+  follow?: boolean;
+}
+
 /**
  * What the operator needs from a node. Implemented in-process (the embedded default, on the
  * local Docker socket) and over HTTP by the agent client; both behave the same.
@@ -221,6 +242,12 @@ export interface NodeAgent {
    * `drainTimeoutMs`: a replica is drained this way before it is stopped.
    */
   setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
+  /**
+   * The replica's output (stdout and stderr) in the order written, with the engine's timestamps.
+   * Pulled: a slow reader slows the engine's reader down rather than buffering; breaking out of
+   * the iteration ends it. ERR_CONTAINER_NOT_FOUND when the node has no replica of that name.
+   */
+  logs(name: string, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
   close(): Promise<void>;
 }
 

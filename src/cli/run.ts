@@ -10,6 +10,8 @@ import { MeshController } from '../operator/mesh-controller.js';
 import { parseListenAddress } from '../core/listen-address.js';
 import { loadDashboardToken } from '../operator/dashboard-auth.js';
 import { dashboardRoutes } from '../operator/dashboard-routes.js';
+import { EventBus } from '../operator/event-bus.js';
+import { recordListenUrl } from '../operator/listen-record.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
 import { NotificationService } from '../operator/notification-service.js';
@@ -119,8 +121,9 @@ async function runOperator(options: RunOptions): Promise<void> {
   // The routing mesh: published ports on every node, following replica health.
   const mesh = new MeshController({ agents: nodes.agents, log });
   const isLocal = !/^https?:\/\//.test(options.repo);
-  // The dashboard's view of rollouts as they happen.
+  // The dashboard's view of rollouts as they happen, and the event stream of `berth events`.
   const feed = new RolloutFeed();
+  const events = new EventBus();
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),
@@ -129,15 +132,19 @@ async function runOperator(options: RunOptions): Promise<void> {
     onEvent: (event) => {
       log.info(event, event.type);
       feed.record(event);
+      events.publish(event.type, { ...event });
     },
+    events,
     notifier: notifyAll(statuses, feed, notifications),
   });
   nodes.onChange((reason) => {
+    // `node NAME down|up|drain|active|labels|removed`
+    const [, node, what] = /^node (\S+) (\S+)$/.exec(reason) ?? [];
+    events.publish(what ? `node-${what}` : 'node-change', node ? { node } : { reason });
     void operator.trigger(reason);
-    // node-registry.ts says `node NAME down` once a node stayed silent past its grace.
-    const down = /^node (\S+) down$/.exec(reason);
     const revision = operator.lastResult?.targetRevision ?? operator.lastResult?.headRevision;
-    if (down !== null && revision !== undefined) notifications.nodeDown(down[1]!, revision);
+    if (what === 'down' && node !== undefined && revision !== undefined)
+      notifications.nodeDown(node, revision);
   });
   const overview = new OverviewSource({
     operator,
@@ -148,7 +155,7 @@ async function runOperator(options: RunOptions): Promise<void> {
     log,
   });
   const server = await serveOperator(options, {
-    ...{ operator, metrics, log, webhookSecret, overview },
+    ...{ operator, metrics, log, webhookSecret, overview, events },
     nodes: nodes.control,
   }).catch(async (error: unknown) => {
     await nodes.close();
@@ -252,11 +259,12 @@ async function serveOperator(
     webhookSecret: string | null;
     overview: OverviewSource;
     nodes: NodeControl | null;
+    events: EventBus;
   },
 ): Promise<FastifyInstance | null> {
   if (!options.listen) return null;
-  const { operator, metrics, log, webhookSecret } = args;
-  const server = createOperatorServer({ operator, metrics });
+  const { operator, metrics, log, webhookSecret, events } = args;
+  const server = createOperatorServer({ operator, metrics, events });
   const dashboard = await loadDashboardToken(options.stateDir, options.dashboardTokenFile);
   if (dashboard.created) log.info({ file: dashboard.path }, 'made the dashboard token');
   await server.register(dashboardRoutes, {
@@ -273,6 +281,8 @@ async function serveOperator(
     onPush: (provider) => void operator.trigger(`webhook:${provider}`),
   });
   const address = await server.listen(parseListenAddress(options.listen, { option: '--listen' }));
+  // Where `berth events` finds this operator.
+  await recordListenUrl(options.stateDir, address);
   log.info(
     { address, webhooks: webhookSecret !== null, dashboardToken: dashboard.path },
     'serving /healthz, /metrics and /webhooks/{github,gitlab,gitea}',

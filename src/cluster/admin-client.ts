@@ -2,9 +2,11 @@ import { join } from 'node:path';
 import { readFileIfExists } from '../core/atomic-file.js';
 import { clusterDir, readClusterEndpoint, readClusterIdentity } from './cluster-identity.js';
 import type { NodeListing } from './node-registry.js';
-import { requestJson } from './operator-request.js';
+import { requestJson, requestStream } from './operator-request.js';
+import { LOG_STREAM_IDLE_MS } from '../api/agent-calls.js';
+import { readLogStream } from '../api/log-stream.js';
 import { CLUSTER_PATHS } from './rpc-protocol.js';
-import type { ObservedState } from '../api/types.js';
+import type { ObservedState, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 
 /**
  * The local admin CLI's client of the running operator: the cluster endpoint with the admin
@@ -21,6 +23,8 @@ export interface AdminClient {
     change: { set: Record<string, string>; remove: string[] },
   ): Promise<Record<string, string>>;
   observed(): Promise<ObservedState>;
+  /** A replica's lines on any node, relayed by the operator (`berth logs`). */
+  logs(node: string, name: string, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
 }
 
 /** The admin client when the state dir belongs to an operator that listens for agents, else null. */
@@ -62,6 +66,20 @@ export async function openAdminClient(stateDir: string): Promise<AdminClient> {
     },
     async observed() {
       return (await requestJson(endpoint, tls, 'GET', CLUSTER_PATHS.observed)) as ObservedState;
+    },
+    async *logs(node, name, options) {
+      const body = await requestStream(
+        endpoint,
+        tls,
+        CLUSTER_PATHS.logs,
+        { node, name, options },
+        LOG_STREAM_IDLE_MS,
+      );
+      try {
+        yield* readLogStream(body, `logs of ${name} on node ${node}`);
+      } finally {
+        body.destroy();
+      }
     },
   };
 }

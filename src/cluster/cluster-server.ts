@@ -14,6 +14,8 @@
  *   POST   /v1/nodes/:name/drain | /activate, DELETE /v1/nodes/:name
  *   POST   /v1/nodes/:name/labels { set?: {k: v}, remove?: [k] } -> { node, labels }
  *   GET    /v1/observed           admin certificate: every node's snapshot (for `berth status`)
+ *   POST   /v1/logs               admin certificate: { node, name, options } -> the replica's log
+ *                                 stream as NDJSON (`berth logs`), relayed from the node
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -24,6 +26,8 @@ import { capConnections } from '../core/connection-cap.js';
 import { BerthError, asBerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { observeCluster } from '../api/observe-cluster.js';
+import { parseAgentCall } from '../api/agent-calls.js';
+import { NDJSON_CONTENT_TYPE, writeLogStream } from '../api/log-stream.js';
 import { identityOf } from './certificates.js';
 import { readJoinSecret, type ClusterIdentity } from './cluster-identity.js';
 import { secretMatches } from './join-token.js';
@@ -251,6 +255,24 @@ async function handleNodeAction(
   return false;
 }
 
+/** POST /v1/logs: a replica's log stream from whichever node holds it, written as it comes. */
+async function handleLogs(
+  registry: NodeRegistry,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  requireAdmin(request);
+  const { node, name, options } = await readJson(request);
+  const call = parseAgentCall('logs', [name, options ?? {}]);
+  if (call.method !== 'logs') return;
+  const agent = typeof node === 'string' ? registry.agents().get(node) : undefined;
+  if (!agent) throw new BerthError('ERR_BAD_REQUEST', `no node ${JSON.stringify(node)} in this cluster`);
+  const gone = new AbortController();
+  response.once('close', () => gone.abort());
+  response.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store' });
+  await writeLogStream(response, agent.logs(...call.params), gone.signal);
+}
+
 async function routeClusterRequest(
   args: ClusterServerArgs,
   request: IncomingMessage,
@@ -275,6 +297,8 @@ async function routeClusterRequest(
       requireAdmin(request);
       send(response, 200, await observeCluster(registry.agents(), log));
       return;
+    case `POST ${CLUSTER_PATHS.logs}`:
+      return handleLogs(registry, request, response);
   }
   if (await handleNodeAction(registry, request, response, url.pathname)) return;
   send(response, 404, { code: 'ERR_NOT_SUPPORTED', message: `no route ${route}` } satisfies WireError);

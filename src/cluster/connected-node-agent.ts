@@ -4,6 +4,8 @@ import type {
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
+  ReplicaLogLine,
+  ReplicaLogOptions,
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
@@ -16,6 +18,7 @@ import {
 } from '../api/agent-calls.js';
 import { BerthError, errorFromWire } from '../core/errors.js';
 import type { RecordedPlacement } from './node-placement.js';
+import { LogStreamReader, type RpcStreamMessage } from './rpc-log-stream.js';
 import { messageText, NODE_DOWN_AFTER_MS, type RpcRequest, type RpcResponse } from './rpc-protocol.js';
 
 interface Pending {
@@ -36,6 +39,8 @@ export class ConnectedNodeAgent implements NodeAgent {
   private socket: WebSocket | null = null;
   private nextId = 1;
   private readonly pending = new Map<number, Pending>();
+  /** Log streams in flight, by call id (rpc-log-stream.ts). */
+  private readonly streams = new Map<number, LogStreamReader>();
   /** When the node last answered anything (a pong, a reply, its connection). */
   private lastHeard = 0;
   /** Set by the registry: a drained node takes no new replicas. */
@@ -98,6 +103,11 @@ export class ConnectedNodeAgent implements NodeAgent {
   detach(socket: WebSocket, why: string): void {
     if (this.socket !== socket) return;
     this.socket = null;
+    for (const stream of this.streams.values()) {
+      stream.end(
+        new BerthError('ERR_AGENT_UNREACHABLE', `node ${this.name} went away during a log stream: ${why}`),
+      );
+    }
     for (const [id, call] of this.pending) {
       clearTimeout(call.timer);
       call.reject(
@@ -108,13 +118,22 @@ export class ConnectedNodeAgent implements NodeAgent {
   }
 
   private onMessage(data: WebSocket.RawData): void {
-    let message: RpcResponse;
+    let message: RpcResponse | RpcStreamMessage;
     try {
-      message = JSON.parse(messageText(data)) as RpcResponse;
+      message = JSON.parse(messageText(data)) as RpcResponse | RpcStreamMessage;
     } catch {
       return;
     }
     this.heard();
+    const stream = this.streams.get(message.id);
+    if (stream) {
+      if ('chunk' in message) stream.chunk(message.chunk);
+      else if ('error' in message)
+        stream.end(errorFromWire(message.error, `node ${this.name} failed a log stream`));
+      else stream.end(null);
+      return;
+    }
+    if ('chunk' in message) return;
     const call = this.pending.get(message.id);
     if (!call) return;
     this.pending.delete(message.id);
@@ -220,6 +239,34 @@ export class ConnectedNodeAgent implements NodeAgent {
 
   async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {
     await this.call('setMeshRoutes', [table, { drainTimeoutMs: drainWithinCall(options.drainTimeoutMs) }]);
+  }
+
+  /** A replica's lines, streamed over the connection under flow control (rpc-log-stream.ts). */
+  logs(name: string, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine> {
+    const socket = this.socket;
+    if (socket === null) {
+      const error = new BerthError('ERR_AGENT_UNREACHABLE', `node ${this.name} is not connected`);
+      return (async function* () {
+        yield* [];
+        throw error;
+      })();
+    }
+    const id = this.nextId++;
+    const send = (message: unknown) => {
+      if (socket.readyState === socket.OPEN) socket.send(JSON.stringify(message));
+    };
+    const reader = new LogStreamReader(`logs of ${name} on node ${this.name}`, send, id);
+    this.streams.set(id, reader);
+    const request: RpcRequest = { id, method: 'logs', params: [name, options] };
+    send(request);
+    const streams = this.streams;
+    return (async function* () {
+      try {
+        yield* reader.lines();
+      } finally {
+        streams.delete(id);
+      }
+    })();
   }
 
   /** The operator's handle closes; the node itself stays joined and keeps its containers. */

@@ -60,6 +60,9 @@ const memoryNode: NodeAgent = {
   watchReplica: (name) => new Promise(() => void name),
   removeReplica: async () => undefined,
   setMeshRoutes: async () => undefined,
+  logs: () => {
+    throw new Error('no logs in this test');
+  },
   close: async () => undefined,
 };
 

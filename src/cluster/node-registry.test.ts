@@ -44,6 +44,9 @@ function claimingNode(claims: { labels: Record<string, string>; address: string 
     watchReplica: never,
     removeReplica: async () => undefined,
     setMeshRoutes: async () => undefined,
+    logs: () => {
+      throw new Error('no logs in this test');
+    },
     close: async () => undefined,
   };
 }

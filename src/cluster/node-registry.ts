@@ -505,6 +505,7 @@ function drainedView(agent: NodeAgent): NodeAgent {
     watchReplica: (name, options) => agent.watchReplica(name, options),
     removeReplica: (name) => agent.removeReplica(name),
     setMeshRoutes: (table, options) => agent.setMeshRoutes(table, options),
+    logs: (name, options) => agent.logs(name, options),
     close: () => agent.close(),
   };
 }

@@ -30,6 +30,8 @@ export const CLUSTER_PATHS = {
   /** Admin API (client certificate of role `admin`). */
   nodes: '/v1/nodes',
   observed: '/v1/observed',
+  /** Admin: `{node, name, options}` -> the replica's log stream (NDJSON, src/api/log-stream.ts). */
+  logs: '/v1/logs',
 } as const;
 
 export { DEFAULT_CLUSTER_PORT } from '../core/berth-ports.js';

@@ -1,6 +1,8 @@
 import Fastify, { type FastifyInstance } from 'fastify';
 import { capConnections } from '../core/connection-cap.js';
 import { isHealthy } from './conditions.js';
+import type { EventBus } from './event-bus.js';
+import { registerEventRoutes } from './event-routes.js';
 import type { OperatorMetrics } from './metrics.js';
 import type { Operator } from './operator.js';
 
@@ -53,6 +55,8 @@ export const DEFAULT_HTTP_SERVER_LIMITS: HttpServerLimits = {
 export function createOperatorServer(args: {
   operator: Operator;
   metrics: OperatorMetrics;
+  /** Served at /v1/events (event-routes.ts). */
+  events?: EventBus;
   limits?: Partial<HttpServerLimits>;
 }): FastifyInstance {
   const limits = { ...DEFAULT_HTTP_SERVER_LIMITS, ...args.limits };
@@ -97,5 +101,6 @@ export function createOperatorServer(args: {
     reply.header('content-type', args.metrics.registry.contentType);
     return args.metrics.registry.metrics();
   });
+  if (args.events) registerEventRoutes(app, args.events);
   return app;
 }

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js';
 import { watchBranch } from '../source/ref-watch.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import type { Condition } from './conditions.js';
+import type { EventBus } from './event-bus.js';
 import type { OperatorMetrics } from './metrics.js';
 import {
   decideNextAction,
@@ -22,6 +23,8 @@ export interface OperatorOptions extends Omit<ReconcileDeps, 'signal' | 'onRollo
   /** A local repository whose refs are watched (chokidar); null for remotes. */
   watchRepo: string | null;
   metrics: OperatorMetrics;
+  /** Where reconciles are announced as they start and end (`berth events`). */
+  events?: EventBus;
   /** The clock of the conditions' transition times; the system clock by default. */
   now?: () => Date;
   /** Told of each rollout as it starts and of each reconcile's result (commit statuses); never awaited. */
@@ -119,6 +122,7 @@ export class Operator {
     const started = process.hrtime.bigint();
     let result: ReconcileResult | null = null;
     let report: ReconcileReport;
+    this.options.events?.publish('reconcile-started', {});
     try {
       result = await reconcile({
         ...this.options,
@@ -138,6 +142,13 @@ export class Operator {
       this.lastError = berthError;
       report = { kind: 'failed', error: berthError, running: null };
     }
+    this.options.events?.publish('reconcile-finished', {
+      outcome: result?.outcome ?? 'failed',
+      reconcileId: result?.reconcileId ?? null,
+      head: result?.headRevision ?? null,
+      target: result?.targetRevision ?? null,
+      reason: report.kind === 'failed' ? report.error.message : (result?.reason ?? null),
+    });
     const { status, next } = decideNextAction(this.status, report, this.now());
     const changed = await this.publish(status);
     this.follow(next, report, changed);

@@ -125,6 +125,9 @@ class FakeAgent implements NodeAgent {
   }
 
   setMeshRoutes = (): Promise<void> => Promise.resolve();
+  logs = (): never => {
+    throw new Error('no logs in this test');
+  };
   close = (): Promise<void> => Promise.resolve();
 }
 

@@ -147,6 +147,10 @@ class MemoryNode implements NodeAgent {
     await tick();
   }
 
+  logs(): never {
+    throw new Error('no logs in this test');
+  }
+
   close(): Promise<void> {
     return Promise.resolve();
   }
