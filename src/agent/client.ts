@@ -14,7 +14,13 @@ import {
   type AgentCallName,
   type AgentCallParams,
 } from '../api/agent-calls.js';
-import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaWaitResult } from '../api/types.js';
+import type {
+  NodeAgent,
+  NodeSnapshot,
+  ObservedReplica,
+  ObservedVolume,
+  ReplicaWaitResult,
+} from '../api/types.js';
 import { openAgentConnection, type AgentConnection } from './agent-connection.js';
 import { httpRequestFor } from './agent-routes.js';
 import { parseAgentToken } from './agent-token.js';
@@ -61,6 +67,10 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
       }),
     async removeReplica(name) {
       await call('removeReplica', name);
+    },
+    listVolumes: async () => (await call('listVolumes')) as ObservedVolume[],
+    async removeVolume(name) {
+      await call('removeVolume', name);
     },
     async setMeshRoutes(table, { drainTimeoutMs }) {
       await call('setMeshRoutes', table, { drainTimeoutMs: drainWithinCall(drainTimeoutMs) });

@@ -20,6 +20,7 @@ import { createHealthProber } from './health-prober.js';
 import { createMeshMembership } from './mesh-membership.js';
 import { nodeContainers } from './node-containers.js';
 import { readNodeSnapshot } from './node-snapshot.js';
+import { nodeVolumes } from './node-volumes.js';
 import { toObservedReplica } from './observed-replica.js';
 import { createReplicaLifecycle } from './replica-lifecycle.js';
 import { RunHistory } from './run-history.js';
@@ -145,6 +146,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       await ensureReady();
       await lifecycle.remove(name);
     },
+    ...nodeVolumes(options.runtime),
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
     async close() {
       closing.abort();

@@ -4,6 +4,7 @@ import type {
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
+  ObservedVolume,
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
@@ -216,6 +217,14 @@ export class ConnectedNodeAgent implements NodeAgent {
 
   async removeReplica(name: string): Promise<void> {
     await this.call('removeReplica', [name]);
+  }
+
+  async listVolumes(): Promise<ObservedVolume[]> {
+    return this.call<ObservedVolume[]>('listVolumes', []);
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call('removeVolume', [name]);
   }
 
   async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {

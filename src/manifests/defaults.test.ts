@@ -134,6 +134,9 @@ void describe('defaults', () => {
       capabilities: { drop: [], add: [] },
       workingDir: null,
       init: false,
+      volumes: [],
+      tmpfs: [],
+      volumeReclaim: 'retain',
     };
     assert.deepEqual(normaliseService(minimal), expected);
   });
@@ -164,6 +167,8 @@ void describe('schemas document themselves', () => {
     'target',
     'uid',
     'gid',
+    // start-first, or stop-first for a service with volumes.
+    'order',
   ]);
 
   for (const file of SCHEMA_FILES) {

@@ -3,7 +3,7 @@ import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/t
 import { diffFields } from './field-diff.js';
 import { placeServices, type CurrentSlots, type ServicePlacement } from './placement.js';
 import { compareStrings, replicaName, serviceKey } from './replica-name.js';
-import { planReplicaTemplate, type ReplicaTemplate } from './replica-request.js';
+import { planReplicaTemplate, replicaVolumes, type ReplicaTemplate } from './replica-request.js';
 import { specHashOf, summariseService } from './spec-summary.js';
 import type {
   Plan,
@@ -100,7 +100,7 @@ export function computePlan(
     let template: ReplicaTemplate | null = null;
     const requestFor = (slot: string, name: string): PlannedReplicaRequest => {
       template ??= planReplicaTemplate(spec, desired, summary, hash, secretCiphertexts);
-      return { ...template, name, slot };
+      return { ...template, name, slot, volumes: replicaVolumes(template, slot) };
     };
     services.push(
       planService(
