@@ -12,6 +12,7 @@ import { registerSecretCommand } from './secret.js';
 import { registerStatusCommand } from './status.js';
 import { registerTokenCommand } from './token.js';
 import { registerValidateCommand } from './validate.js';
+import { registerVolumeCommand } from './volume.js';
 
 /** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
 export function buildProgram(): Command {
@@ -31,6 +32,7 @@ export function buildProgram(): Command {
   registerTokenCommand(program);
   registerNodeCommand(program);
   registerSecretCommand(program);
+  registerVolumeCommand(program);
   return program;
 }
 

@@ -154,4 +154,46 @@ describe('placement of slots with volumes', () => {
       [[['berth.shop.db.data.1', '/var/lib/data']], [['berth.shop.db.data.2', '/var/lib/data']]],
     );
   });
+
+  test('a service removed from git deletes its volumes only when it said volumeReclaim: delete', () => {
+    const nodesWith = (spec: ServiceSpec): NodeSnapshot[] => [
+      node('a', { volumes: [volume('1')], replicas: [replica(spec, '1', 'a')] }),
+      node('b', { volumes: [volume('2')] }),
+      node('c', { status: 'down', volumes: [volume('3')] }),
+    ];
+    const retained = computePlan(desired([]), { nodes: nodesWith(stateful()) }).services[0]!;
+    assert.equal(retained.change, 'remove');
+    assert.equal(retained.deleteVolumes, undefined);
+
+    const deleting = stateful({ volumeReclaim: 'delete' });
+    const removed = computePlan(desired([]), { nodes: nodesWith(deleting) }).services[0]!;
+    assert.deepEqual(removed.deleteVolumes, [
+      { node: 'a', name: 'berth.shop.db.data.1' },
+      { node: 'b', name: 'berth.shop.db.data.2' },
+    ]);
+  });
+
+  test('volumes and volumeReclaim are part of the spec hash, the driver is not', () => {
+    const hash = (spec: ServiceSpec): string => specHashOf(summariseService(spec, desired([spec])));
+    const plain = normaliseService({
+      apiVersion: 'berth/v1',
+      kind: 'Service',
+      metadata: { name: 'db', namespace: 'shop' },
+      spec: { image: 'db:v1' },
+    });
+    assert.equal(
+      summariseService(plain, desired([plain])).volumes,
+      undefined,
+      'hashes of services without volumes stay',
+    );
+    assert.notEqual(hash(stateful()), hash(stateful({ volumeReclaim: 'delete' })));
+    assert.equal(
+      hash(stateful()),
+      hash(
+        stateful({
+          volumes: [{ name: 'data', target: '/var/lib/data', driver: 'local', driverOptions: { o: 'x' } }],
+        }),
+      ),
+    );
+  });
 });

@@ -10,6 +10,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import type { VolumeRow } from '../../src/cli/volume.js';
 import { runBerth } from '../helpers/berth-cli.js';
 import { dockerExec, requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
@@ -136,6 +137,30 @@ describe('volumes on a real engine', () => {
     const mounts = await dockerExec((await containerOf('store')).name, ['cat', '/proc/mounts']);
     assert.match(mounts.output, /^tmpfs \/scratch tmpfs [^\n]*size=1024k/m);
     assert.deepEqual(await logOf('store'), ['v1']);
+  });
+
+  test('berth volume ls lists each volume with its node, service, replica and size', async () => {
+    const listed = await runBerth(['volume', 'ls', '--format', 'json', ...args.slice(4)]);
+    assert.equal(listed.code, 0, listed.stdout + listed.stderr);
+    const rows = (JSON.parse(listed.stdout) as VolumeRow[]).filter((r) => r.service.startsWith(`${ns}/`));
+    assert.deepEqual(
+      rows.map((r) => [
+        r.node,
+        r.service,
+        r.volume,
+        r.slot,
+        r.replica !== null,
+        r.driver,
+        typeof r.sizeBytes,
+      ]),
+      [
+        [node, `${ns}/scratch`, 'cache', '1', true, 'local', 'number'],
+        [node, `${ns}/store`, 'data', '1', true, 'local', 'number'],
+      ],
+    );
+    assert.equal(rows[1]?.replica, (await containerOf('store')).name);
+    const text = await runBerth(['volume', 'ls', ...args.slice(4)]);
+    assert.match(text.stdout, new RegExp(`^${node} +${ns}/store +data +1 +berth\\.`, 'm'));
   });
 
   test('an update keeps the data and stops the old writer before the new one starts', async () => {
