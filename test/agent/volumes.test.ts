@@ -57,6 +57,20 @@ function store(version: string, extra: ServiceOptions = {}): string {
   });
 }
 
+/** The namespace, `store` as given and a `scratch` service whose volume goes with it. */
+function allWith(storeManifest: string): string {
+  return manifestFile(
+    namespaceManifest(ns),
+    storeManifest,
+    sleeperService({
+      name: 'scratch',
+      namespace: ns,
+      volumes: [{ name: 'cache', target: '/cache' }],
+      volumeReclaim: 'delete',
+    }),
+  );
+}
+
 async function containerOf(service: string): Promise<{ name: string; id: string }> {
   const [container] = await testDocker().listContainers({
     filters: { label: [`berth.namespace=${ns}`, `berth.service=${service}`] },
@@ -92,16 +106,7 @@ describe('volumes on a real engine', () => {
     await requireTestImages();
     work = await mkdtemp(join(tmpdir(), 'berth-volumes-'));
     repo = await createTestRepo({
-      'deploy/all.yaml': manifestFile(
-        namespaceManifest(ns),
-        store('v1'),
-        sleeperService({
-          name: 'scratch',
-          namespace: ns,
-          volumes: [{ name: 'cache', target: '/cache' }],
-          volumeReclaim: 'delete',
-        }),
-      ),
+      'deploy/all.yaml': allWith(store('v1')),
     });
     args = ['--repo', repo.dir, '--path', 'deploy', '--state-dir', join(work, 'state'), '--node', node];
     const applied = await apply();
@@ -166,16 +171,7 @@ describe('volumes on a real engine', () => {
   test('an update keeps the data and stops the old writer before the new one starts', async () => {
     await repo.commit(
       {
-        'deploy/all.yaml': manifestFile(
-          namespaceManifest(ns),
-          store('v2'),
-          sleeperService({
-            name: 'scratch',
-            namespace: ns,
-            volumes: [{ name: 'cache', target: '/cache' }],
-            volumeReclaim: 'delete',
-          }),
-        ),
+        'deploy/all.yaml': allWith(store('v2')),
       },
       'v2',
     );
@@ -187,16 +183,7 @@ describe('volumes on a real engine', () => {
   test('a failed update is rolled back onto the same volume, data intact', async () => {
     await repo.commit(
       {
-        'deploy/all.yaml': manifestFile(
-          namespaceManifest(ns),
-          store('v3', { env: { VERSION: 'v3', FAIL: '1' } }),
-          sleeperService({
-            name: 'scratch',
-            namespace: ns,
-            volumes: [{ name: 'cache', target: '/cache' }],
-            volumeReclaim: 'delete',
-          }),
-        ),
+        'deploy/all.yaml': allWith(store('v3', { env: { VERSION: 'v3', FAIL: '1' } })),
       },
       'v3 crashes',
     );
@@ -210,6 +197,8 @@ describe('volumes on a real engine', () => {
 
   test('a new agent and operator find the data and change nothing', async () => {
     const before = await containerOf('store');
+    // The failed head stays refused; a commit back to v2 is what runs, so nothing changes.
+    await repo.commit({ 'deploy/all.yaml': allWith(store('v2')) }, 'back to v2');
     const applied = await apply();
     assert.equal(applied.code, 0, applied.output);
     assert.equal((await containerOf('store')).id, before.id);
