@@ -159,6 +159,8 @@ function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
       agent.watchReplica(name, o)
     ),
     removeReplica: async (name: string) => (node.alive(), agent.removeReplica(name)),
+    listVolumes: async () => (node.alive(), agent.listVolumes()),
+    removeVolume: async (name: string) => (node.alive(), agent.removeVolume(name)),
     setMeshRoutes: async (table: MeshRoutes, o: { drainTimeoutMs: number }) => (
       node.alive(),
       agent.setMeshRoutes(table, o)

@@ -50,6 +50,9 @@ function spec(i: number): ServiceSpec {
     capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
+    volumes: [],
+    tmpfs: [],
+    volumeReclaim: 'retain',
   };
 }
 

@@ -10,6 +10,8 @@
  *   PUT    /v1/mesh                       setMeshRoutes  { table, drainTimeoutMs } -> 204 once drained
  *   POST   /v1/replicas/:name/logs        logs           { sinceSeconds?, tail?, follow? } -> NDJSON stream
  *                                                       (src/api/log-stream.ts; errors in the stream)
+ *   GET    /v1/volumes                    listVolumes    -> ObservedVolume[] (with sizes)
+ *   DELETE /v1/volumes/:name              removeVolume   -> 204
  */
 import { BerthError } from '../core/errors.js';
 import type { AgentCall, AgentCallName } from '../api/agent-calls.js';
@@ -84,6 +86,13 @@ export const AGENT_ROUTES: readonly AgentRoute[] = [
       return [table, drainTimeoutMs === undefined ? {} : { drainTimeoutMs }];
     },
   },
+  { method: 'GET', url: '/v1/volumes', call: 'listVolumes', callParams: () => [] },
+  {
+    method: 'DELETE',
+    url: '/v1/volumes/:name',
+    call: 'removeVolume',
+    callParams: ({ params }) => [params['name']],
+  },
 ];
 
 export interface HttpCall {
@@ -113,5 +122,9 @@ export function httpRequestFor(call: AgentCall): HttpCall {
         path: '/v1/mesh',
         body: { table: call.params[0], drainTimeoutMs: call.params[1].drainTimeoutMs },
       };
+    case 'listVolumes':
+      return { method: 'GET', path: '/v1/volumes' };
+    case 'removeVolume':
+      return { method: 'DELETE', path: `/v1/volumes/${encodeURIComponent(call.params[0])}` };
   }
 }

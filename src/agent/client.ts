@@ -22,6 +22,7 @@ import type {
   ObservedReplica,
   ReplicaLogLine,
   ReplicaLogOptions,
+  ObservedVolume,
   ReplicaWaitResult,
 } from '../api/types.js';
 import { openAgentConnection, type AgentConnection } from './agent-connection.js';
@@ -70,6 +71,10 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
       }),
     async removeReplica(name) {
       await call('removeReplica', name);
+    },
+    listVolumes: async () => (await call('listVolumes')) as ObservedVolume[],
+    async removeVolume(name) {
+      await call('removeVolume', name);
     },
     async setMeshRoutes(table, { drainTimeoutMs }) {
       await call('setMeshRoutes', table, { drainTimeoutMs: drainWithinCall(drainTimeoutMs) });

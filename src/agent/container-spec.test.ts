@@ -164,4 +164,72 @@ void describe('buildContainerSpec', () => {
       );
     }
   });
+
+  void test('volumes mount their slot’s named volume, labelled for the snapshot; tmpfs keeps its size', () => {
+    const spec = buildContainerSpec(
+      {
+        ...request,
+        volumes: [
+          {
+            source: 'berth.default.web.data.1',
+            volume: 'data',
+            target: '/data',
+            readOnly: false,
+            driver: 'local',
+            driverOptions: { type: 'nfs' },
+          },
+        ],
+        tmpfs: [{ target: '/cache', sizeBytes: 1024 }],
+      },
+      placement,
+    );
+    assert.deepEqual(spec.volumes, [
+      {
+        source: 'berth.default.web.data.1',
+        target: '/data',
+        readOnly: false,
+        driver: 'local',
+        driverOptions: { type: 'nfs' },
+        labels: {
+          [LABELS.managed]: 'true',
+          [LABELS.namespace]: 'default',
+          [LABELS.service]: 'web',
+          [LABELS.volume]: 'data',
+          [LABELS.slot]: '1',
+        },
+      },
+    ]);
+    assert.deepEqual(spec.tmpfs, [{ target: '/cache', options: 'rw,nosuid,nodev,mode=1777,size=1024' }]);
+  });
+
+  void test('a tmpfs or a volume of the service at /tmp replaces the read-only root’s /tmp', () => {
+    const readOnly = { ...request, readOnlyRootFilesystem: true };
+    const own = buildContainerSpec({ ...readOnly, tmpfs: [{ target: '/tmp', sizeBytes: 0 }] }, placement);
+    assert.deepEqual(own.tmpfs, [{ target: '/tmp', options: 'rw,nosuid,nodev,mode=1777' }]);
+    const volume = buildContainerSpec(
+      {
+        ...readOnly,
+        volumes: [
+          {
+            source: 'berth.default.web.t.1',
+            volume: 't',
+            target: '/tmp',
+            readOnly: false,
+            driver: 'local',
+            driverOptions: {},
+          },
+        ],
+      },
+      placement,
+    );
+    assert.deepEqual(volume.tmpfs, []);
+    const other = buildContainerSpec(
+      { ...readOnly, tmpfs: [{ target: '/scratch', sizeBytes: 0 }] },
+      placement,
+    );
+    assert.deepEqual(
+      other.tmpfs.map((t) => t.target),
+      ['/scratch', '/tmp'],
+    );
+  });
 });

@@ -12,7 +12,14 @@ import {
 } from '../manifests/defaults.js';
 import { ADDABLE_CAPABILITIES } from '../manifests/linux-capabilities.js';
 import type { HealthcheckSpec } from '../manifests/types.js';
-import type { BindMount, ContainerCreateSpec, ContainerSecurity, PortBinding } from './runtime.js';
+import type {
+  BindMount,
+  ContainerCreateSpec,
+  ContainerSecurity,
+  PortBinding,
+  TmpfsMount,
+  VolumeMount,
+} from './runtime.js';
 
 /** Docker's own rule for container names; also keeps names safe as directory names. */
 const CONTAINER_NAME = /^[a-zA-Z0-9][a-zA-Z0-9_.-]{0,254}$/;
@@ -49,7 +56,8 @@ export function buildContainerSpec(
     labels: replicaLabels(request, placement.nodeName),
     ports: portBindings(request, placement.address),
     mounts: placement.mounts,
-    tmpfs: request.readOnlyRootFilesystem === true ? [{ ...READ_ONLY_ROOT_TMPFS }] : [],
+    volumes: volumeMounts(request),
+    tmpfs: tmpfsMounts(request),
     security: containerSecurity(request),
     nanoCpus: request.limits.nanoCpus,
     memoryBytes: request.limits.memoryBytes,
@@ -79,6 +87,45 @@ export function replicaLabels(request: ReplicaRequest, nodeName: string): Record
       ? {}
       : { [LABELS.job]: request.job.name, [LABELS.attempt]: String(request.job.attempt) }),
   };
+}
+
+/** Labels of a replica's volume: the snapshot reports it, and placement pins its slot to it. */
+export function volumeLabels(request: ReplicaRequest, volume: string): Record<string, string> {
+  return {
+    [LABELS.managed]: 'true',
+    [LABELS.namespace]: request.namespace,
+    [LABELS.service]: request.service,
+    [LABELS.volume]: volume,
+    [LABELS.slot]: request.slot,
+  };
+}
+
+function volumeMounts(request: ReplicaRequest): VolumeMount[] {
+  return (request.volumes ?? []).map((v) => ({
+    source: v.source,
+    target: v.target,
+    readOnly: v.readOnly,
+    driver: v.driver,
+    driverOptions: { ...v.driverOptions },
+    labels: volumeLabels(request, v.volume),
+  }));
+}
+
+/**
+ * The service's tmpfs mounts (Docker's Mounts defaults: exec allowed, nosuid, nodev), and the /tmp
+ * of a read-only root filesystem unless the service mounts something of its own there: Docker
+ * refuses two mounts at one target, and what the service wrote wins.
+ */
+function tmpfsMounts(request: ReplicaRequest): TmpfsMount[] {
+  const own: TmpfsMount[] = (request.tmpfs ?? []).map((t) => ({
+    target: t.target,
+    options: `rw,nosuid,nodev,mode=1777${t.sizeBytes > 0 ? `,size=${t.sizeBytes}` : ''}`,
+  }));
+  const taken = new Set([...own.map((t) => t.target), ...(request.volumes ?? []).map((v) => v.target)]);
+  if (request.readOnlyRootFilesystem === true && !taken.has(READ_ONLY_ROOT_TMPFS.target)) {
+    own.push({ ...READ_ONLY_ROOT_TMPFS });
+  }
+  return own;
 }
 
 /**

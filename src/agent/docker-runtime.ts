@@ -14,6 +14,7 @@ import type {
   EngineInfo,
   ExecResult,
   RuntimeContainer,
+  RuntimeVolume,
   RuntimeEvent,
   Subscription,
 } from './runtime.js';
@@ -70,6 +71,8 @@ export function createDockerRuntime(options: DockerRuntimeOptions = {}): Contain
     info: () => engineInfo(context),
     listImages: () => listImages(context),
     listManaged: () => listManaged(context),
+    listManagedVolumes: (options) => listManagedVolumes(context, options?.withSizes ?? false),
+    removeVolume: (name) => removeVolume(context, name),
     inspect: (name) => inspect(context, name),
     hasImage: (ref) => hasImage(context, ref),
     pullImage: (ref) => pullImage(context, ref),
@@ -136,6 +139,47 @@ async function listManaged(context: DockerContext): Promise<RuntimeContainer[]> 
   const containers = await Promise.all(summaries.map((summary) => inspect(context, summary.Id)));
   // A container removed between the list and its inspect is simply gone.
   return containers.filter((container): container is RuntimeContainer => container !== null);
+}
+
+async function listManagedVolumes(context: DockerContext, withSizes: boolean): Promise<RuntimeVolume[]> {
+  const { docker, fail } = context;
+  let volumes: Docker.VolumeInspectInfo[];
+  try {
+    const listed = await docker.listVolumes({ filters: { label: [`${LABELS.managed}=true`] } });
+    volumes = listed.Volumes ?? [];
+  } catch (error) {
+    throw fail(error, 'list volumes');
+  }
+  const sizes = new Map<string, number>();
+  if (withSizes && volumes.length > 0) {
+    try {
+      const usage = (await docker.df()) as { Volumes?: { Name: string; UsageData?: { Size?: number } }[] };
+      // -1: the engine does not know (drivers other than local).
+      for (const v of usage.Volumes ?? []) {
+        const size = v.UsageData?.Size;
+        if (size !== undefined && size >= 0) sizes.set(v.Name, size);
+      }
+    } catch (error) {
+      throw fail(error, 'read disk usage');
+    }
+  }
+  return volumes
+    .map((v) => ({
+      name: v.Name,
+      driver: v.Driver,
+      labels: { ...v.Labels },
+      sizeBytes: sizes.get(v.Name) ?? null,
+    }))
+    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+}
+
+async function removeVolume({ docker, fail }: DockerContext, name: string): Promise<void> {
+  try {
+    await docker.getVolume(name).remove();
+  } catch (error) {
+    if (statusOf(error) === 404) return;
+    throw fail(error, `remove volume ${name}`);
+  }
 }
 
 async function inspect({ docker, fail }: DockerContext, name: string): Promise<RuntimeContainer | null> {
@@ -461,12 +505,27 @@ function toCreateOptions(spec: ContainerCreateSpec): Docker.ContainerCreateOptio
       ...(spec.dns
         ? { Dns: spec.dns.servers, DnsSearch: spec.dns.search, DnsOptions: spec.dns.options }
         : {}),
-      Mounts: spec.mounts.map((mount) => ({
-        Type: 'bind' as const,
-        Source: mount.source,
-        Target: mount.target,
-        ReadOnly: mount.readOnly,
-      })),
+      Mounts: [
+        ...spec.mounts.map((mount) => ({
+          Type: 'bind' as const,
+          Source: mount.source,
+          Target: mount.target,
+          ReadOnly: mount.readOnly,
+        })),
+        // The engine creates a missing volume with these labels and driver; an existing one is
+        // mounted as it is (its driver and labels are never changed).
+        ...spec.volumes.map((mount) => ({
+          Type: 'volume' as const,
+          Source: mount.source,
+          Target: mount.target,
+          ReadOnly: mount.readOnly,
+          VolumeOptions: {
+            NoCopy: false,
+            Labels: mount.labels,
+            DriverConfig: { Name: mount.driver, Options: mount.driverOptions },
+          },
+        })),
+      ],
       ...securityHostConfig(spec),
     },
   };

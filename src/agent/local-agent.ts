@@ -21,6 +21,7 @@ import { createHealthProber } from './health-prober.js';
 import { createMeshMembership, type MeshMembership } from './mesh-membership.js';
 import { nodeContainers, type NodeContainers } from './node-containers.js';
 import { readNodeSnapshot } from './node-snapshot.js';
+import { nodeVolumes } from './node-volumes.js';
 import { toObservedReplica } from './observed-replica.js';
 import { createReplicaLifecycle } from './replica-lifecycle.js';
 import { RunHistory } from './run-history.js';
@@ -131,13 +132,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     name: nodeName,
     async snapshot() {
       await ensureReady();
-      return readNodeSnapshot({
-        containers,
-        following,
-        address,
-        labels,
-        toObserved,
-      });
+      return readNodeSnapshot({ containers, following, address, labels, toObserved });
     },
     async ensureReplica(request) {
       assertContainerName(request.name);
@@ -151,6 +146,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       await ensureReady();
       await lifecycle.remove(name);
     },
+    ...nodeVolumes(options.runtime),
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
     logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     async close() {

@@ -1,8 +1,14 @@
-/** What a node reports to the operator: its engine, its images and every replica it runs. */
-import { LABELS, type NodeSnapshot, type ObservedJobRun, type ObservedReplica } from '../api/types.js';
+/** What a node reports to the operator: its engine, its images, every replica and Job run, and its volumes. */
+import {
+  LABELS,
+  type NodeSnapshot,
+  type ObservedJobRun,
+  type ObservedReplica,
+  type ObservedVolume,
+} from '../api/types.js';
 import type { HealthFollowing } from './health-following.js';
 import type { NodeContainers } from './node-containers.js';
-import type { RuntimeContainer } from './runtime.js';
+import type { RuntimeContainer, RuntimeVolume } from './runtime.js';
 
 export interface NodeSnapshotSource {
   containers: NodeContainers;
@@ -14,10 +20,11 @@ export interface NodeSnapshotSource {
 
 export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<NodeSnapshot> {
   const { containers } = source;
-  const [info, images, ours] = await Promise.all([
+  const [info, images, ours, volumes] = await Promise.all([
     containers.runtime.info(),
     containers.runtime.listImages(),
     containers.list(),
+    containers.runtime.listManagedVolumes(),
   ]);
   const jobRuns = ours.filter((container) => container.labels[LABELS.job] !== undefined);
   const replicas = ours.filter((container) => container.labels[LABELS.job] === undefined);
@@ -36,6 +43,27 @@ export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<Node
     jobRuns: (await Promise.all(jobRuns.map((container) => observeJobRun(containers, container)))).sort(
       byName,
     ),
+    volumes: volumes.flatMap((volume) => observedVolume(volume) ?? []),
+  };
+}
+
+/** A berth volume as the operator sees it; null for one without berth's labels (made by hand). */
+export function observedVolume(volume: RuntimeVolume): ObservedVolume | null {
+  const { labels } = volume;
+  const namespace = labels[LABELS.namespace];
+  const service = labels[LABELS.service];
+  const name = labels[LABELS.volume];
+  const slot = labels[LABELS.slot];
+  if (namespace === undefined || service === undefined || name === undefined || slot === undefined)
+    return null;
+  return {
+    name: volume.name,
+    namespace,
+    service,
+    volume: name,
+    slot,
+    driver: volume.driver,
+    sizeBytes: volume.sizeBytes,
   };
 }
 

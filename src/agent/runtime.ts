@@ -46,6 +46,25 @@ export interface BindMount {
   readOnly: boolean;
 }
 
+/** A named volume, created by the engine on first use with these labels and driver. */
+export interface VolumeMount {
+  source: string;
+  target: string;
+  readOnly: boolean;
+  driver: string;
+  driverOptions: Record<string, string>;
+  labels: Record<string, string>;
+}
+
+/** A volume as the engine reports it. */
+export interface RuntimeVolume {
+  name: string;
+  driver: string;
+  labels: Record<string, string>;
+  /** null where the engine does not know it (drivers other than local, or not computed). */
+  sizeBytes: number | null;
+}
+
 /** A memory-backed mount (Docker --tmpfs): `options` as mount(8) takes them. */
 export interface TmpfsMount {
   target: string;
@@ -74,6 +93,7 @@ export interface ContainerCreateSpec {
   labels: Record<string, string>;
   ports: PortBinding[];
   mounts: BindMount[];
+  volumes: VolumeMount[];
   tmpfs: TmpfsMount[];
   security: ContainerSecurity;
   /** 0 = no limit. */
@@ -118,6 +138,13 @@ export interface ContainerRuntime {
   info(): Promise<EngineInfo>;
   /** Image references present (repo:tag), untagged images left out. */
   listImages(): Promise<string[]>;
+  /**
+   * Every volume labelled berth.managed=true. `withSizes` asks the engine for their disk usage
+   * (`docker system df -v`), which walks the volumes: only for `berth volume ls`.
+   */
+  listManagedVolumes(options?: { withSizes?: boolean }): Promise<RuntimeVolume[]>;
+  /** Removes a volume; fine if already gone. Fails while a container uses it. */
+  removeVolume(name: string): Promise<void>;
   /** Every container labelled berth.managed=true, in any state. */
   listManaged(): Promise<RuntimeContainer[]>;
   /** null when no container has that name. */

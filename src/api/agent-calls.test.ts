@@ -73,6 +73,20 @@ describe('the agent call contract', () => {
     assert.deepEqual(call.params, [request]);
   });
 
+  const volume = {
+    source: 'berth.default.web.data.1',
+    volume: 'data',
+    target: '/data',
+    readOnly: false,
+    driver: 'local',
+    driverOptions: {},
+  };
+  test('volumes and tmpfs travel as sent', () => {
+    const withVolumes = { ...request, volumes: [volume], tmpfs: [{ target: '/tmp', sizeBytes: 1024 }] };
+    const call = parseAgentCall('ensureReplica', [structuredClone(withVolumes)]);
+    assert.deepEqual(call.params, [withVolumes]);
+  });
+
   // Each row: a malformed call and the part of the refusal that names what is wrong.
   const malformed: [string, unknown, unknown, RegExp][] = [
     ['an unknown call', 'restartReplica', [], /unknown agent call "restartReplica"/],
@@ -103,6 +117,24 @@ describe('the agent call contract', () => {
       'ensureReplica',
       [{ ...request, capabilities: { drop: [], add: ['SYS_ADMIN'] } }],
       /request\.capabilities\.add\[0\]: must be one of "AUDIT_WRITE", .*got "SYS_ADMIN"/,
+    ],
+    [
+      'a volume that is not berth’s',
+      'ensureReplica',
+      [{ ...request, volumes: [{ ...volume, source: 'postgres-data' }] }],
+      /request\.volumes\[0\]\.source: must match/,
+    ],
+    [
+      'a volume target that climbs',
+      'ensureReplica',
+      [{ ...request, volumes: [{ ...volume, target: '/data/../../etc' }] }],
+      /request\.volumes\[0\]\.target/,
+    ],
+    [
+      'a tmpfs on the root',
+      'ensureReplica',
+      [{ ...request, tmpfs: [{ target: '/', sizeBytes: 0 }] }],
+      /request\.tmpfs\[0\]\.target: must match/,
     ],
     ['a bad replica name', 'removeReplica', ['../etc'], /name: must match/],
     [

@@ -17,6 +17,8 @@
  * HTTP agent answers it with NDJSON, the cluster RPC with chunk messages under flow control (see
  * src/cluster/rpc-protocol.ts). A stream that has sent nothing, not even a keep-alive, for
  * LOG_STREAM_IDLE_MS is given up.
+ *   listVolumes    ()                                           5 min (the engine walks every volume)
+ *   removeVolume   (name: berth.*)                              30 s
  *
  * A longer wait is split by the client into calls of at most MAX_CALL_WAIT_MS (waitInCalls), so no
  * call stays silent for longer than HTTP stacks tolerate. A call that breaks its schema, or names
@@ -41,6 +43,8 @@ export const MAX_CALL_WAIT_MS = 240_000;
 const SNAPSHOT_TIMEOUT_MS = 30_000;
 /** Creating a replica may pull an image; removing one waits out its stop grace period. */
 const SLOW_CALL_TIMEOUT_MS = 15 * 60_000;
+/** Sizes of volumes: `docker system df` walks every file of every volume. */
+const VOLUME_SIZES_TIMEOUT_MS = 5 * 60_000;
 /** Head-room on top of a call's own wait before the client gives up on the answer. */
 const WAIT_SLACK_MS = 30_000;
 /** A log stream sends a keep-alive at least this often while its replica is silent... */
@@ -58,6 +62,8 @@ export const AGENT_CALL_NAMES = [
   'removeReplica',
   'setMeshRoutes',
   'logs',
+  'listVolumes',
+  'removeVolume',
 ] as const;
 export type AgentCallName = (typeof AGENT_CALL_NAMES)[number];
 
@@ -119,6 +125,31 @@ const replicaFileSchema = {
     gid: { type: 'integer', minimum: 0 },
     contentBase64: { type: 'string' },
     secret: { type: 'boolean' },
+  },
+} as const;
+
+/** An absolute, normalised path, never "/" itself: a mount cannot climb out with "..". */
+const MOUNT_TARGET = {
+  type: 'string',
+  maxLength: 4096,
+  pattern: '^(/[^/\\u0000]+)+$',
+  not: { pattern: '(^|/)\\.\\.?(/|$)' },
+} as const;
+
+/** Only berth's own volumes: a call can neither mount nor remove another volume of the node. */
+const VOLUME_NAME = { type: 'string', maxLength: 255, pattern: '^berth\\.[a-z0-9][a-zA-Z0-9_.-]*$' } as const;
+
+const replicaVolumeSchema = {
+  type: 'object',
+  additionalProperties: false,
+  required: ['source', 'volume', 'target', 'readOnly', 'driver', 'driverOptions'],
+  properties: {
+    source: VOLUME_NAME,
+    volume: DNS_LABEL,
+    target: MOUNT_TARGET,
+    readOnly: { type: 'boolean' },
+    driver: { type: 'string', minLength: 1 },
+    driverOptions: { type: 'object', additionalProperties: { type: 'string' } },
   },
 } as const;
 
@@ -202,6 +233,16 @@ const replicaRequestSchema = {
     },
     workingDir: stringOrNull,
     init: { type: 'boolean' },
+    volumes: { type: 'array', items: replicaVolumeSchema },
+    tmpfs: {
+      type: 'array',
+      items: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['target', 'sizeBytes'],
+        properties: { target: MOUNT_TARGET, sizeBytes: { type: 'integer', minimum: 0 } },
+      },
+    },
     specSummary: { type: 'object' },
     job: {
       type: 'object',
@@ -305,6 +346,8 @@ export const AGENT_CALLS: { [K in AgentCallName]: AgentCallContract<K> } = {
     ],
     timeoutMs: () => LOG_STREAM_IDLE_MS,
   },
+  listVolumes: { params: [], timeoutMs: () => VOLUME_SIZES_TIMEOUT_MS },
+  removeVolume: { params: [['name', VOLUME_NAME]], timeoutMs: () => SNAPSHOT_TIMEOUT_MS },
 };
 
 export function isAgentCallName(value: unknown): value is AgentCallName {
@@ -400,6 +443,10 @@ export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unkn
       return agent.removeReplica(...call.params);
     case 'setMeshRoutes':
       return agent.setMeshRoutes(...call.params);
+    case 'listVolumes':
+      return agent.listVolumes();
+    case 'removeVolume':
+      return agent.removeVolume(...call.params);
   }
 }
 

@@ -22,7 +22,34 @@ export const LABELS = {
   job: 'berth.job',
   /** Which run of the Job (1, 2, ...), counted over its spec hash. */
   attempt: 'berth.attempt',
+  /** On volumes: the service's name for the volume (the slot is in berth.slot). */
+  volume: 'berth.volume',
 } as const;
+
+/** A berth volume on a node (labelled berth.managed=true), whether or not a replica mounts it. */
+export interface ObservedVolume {
+  /** The Docker volume name, see volumeName(). */
+  name: string;
+  namespace: string;
+  service: string;
+  /** The service's name for it (spec.volumes[].name). */
+  volume: string;
+  slot: string;
+  driver: string;
+  /** Bytes used, where the engine says it (the local driver, through `docker system df`); else null. */
+  sizeBytes: number | null;
+}
+
+/** A volume a replica mounts: `source` is the Docker volume, created on first use. */
+export interface ReplicaVolume {
+  source: string;
+  /** The service's name for it. */
+  volume: string;
+  target: string;
+  readOnly: boolean;
+  driver: string;
+  driverOptions: Record<string, string>;
+}
 
 export type ContainerState = 'created' | 'running' | 'restarting' | 'paused' | 'exited' | 'dead' | 'removing';
 export type ReplicaHealth = 'starting' | 'healthy' | 'unhealthy' | 'none';
@@ -78,6 +105,11 @@ export interface NodeSnapshot {
   replicas: ObservedReplica[];
   /** Containers of Job runs, running or finished. Absent from snapshots of older agents. */
   jobRuns?: ObservedJobRun[];
+  /**
+   * berth volumes on the node: a slot with a volume is placed where its volume is. Absent from
+   * snapshots of older agents; a node that is down reports the volumes it last reported.
+   */
+  volumes?: ObservedVolume[];
 }
 
 /** One run of a Job as its node reports it. */
@@ -141,6 +173,9 @@ export interface ReplicaRequest {
   capabilities?: CapabilitiesSpec;
   workingDir: string | null;
   init: boolean;
+  /** Absent (none) in requests of an older operator. */
+  volumes?: ReplicaVolume[];
+  tmpfs?: { target: string; sizeBytes: number }[];
   specSummary: Record<string, unknown>;
   /**
    * Set for a run of a Job: the container is labelled with it, never restarted, and once it
@@ -236,6 +271,13 @@ export interface NodeAgent {
   watchReplica(name: string, options: { durationMs: number }): Promise<ReplicaWaitResult>;
   /** Stops (SIGTERM, then SIGKILL after the grace period) and removes; a missing replica is fine. */
   removeReplica(name: string): Promise<void>;
+  /** The node's berth volumes, with their size where the engine knows it (walks the volumes: slow). */
+  listVolumes(): Promise<ObservedVolume[]>;
+  /**
+   * Removes a berth volume (`berth.` names only); a missing one is fine. Only for a Service removed
+   * from git that says volumeReclaim: delete, after its replicas are gone.
+   */
+  removeVolume(name: string): Promise<void>;
   /**
    * Serves `routes` on the node's address (one TCP balancer per published port). Resolves once
    * every backend that left the table has no open connection through this node, or after

@@ -16,6 +16,7 @@ import { registerSecretCommand } from './secret.js';
 import { registerStatusCommand } from './status.js';
 import { registerTokenCommand } from './token.js';
 import { registerValidateCommand } from './validate.js';
+import { registerVolumeCommand } from './volume.js';
 
 /** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
 export function buildProgram(): Command {
@@ -39,6 +40,7 @@ export function buildProgram(): Command {
   registerSecretCommand(program);
   registerMeshHostCommand(program);
   registerImportCommand(program);
+  registerVolumeCommand(program);
   return program;
 }
 

@@ -6,6 +6,7 @@ import type {
   ObservedReplica,
   ReplicaLogLine,
   ReplicaLogOptions,
+  ObservedVolume,
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
@@ -235,6 +236,14 @@ export class ConnectedNodeAgent implements NodeAgent {
 
   async removeReplica(name: string): Promise<void> {
     await this.call('removeReplica', [name]);
+  }
+
+  async listVolumes(): Promise<ObservedVolume[]> {
+    return this.call<ObservedVolume[]>('listVolumes', []);
+  }
+
+  async removeVolume(name: string): Promise<void> {
+    await this.call('removeVolume', [name]);
   }
 
   async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {

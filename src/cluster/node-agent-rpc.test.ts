@@ -59,6 +59,8 @@ const memoryNode: NodeAgent = {
   }),
   watchReplica: (name) => new Promise(() => void name),
   removeReplica: async () => undefined,
+  listVolumes: async () => [],
+  removeVolume: async () => undefined,
   setMeshRoutes: async () => undefined,
   logs: () => {
     throw new Error('no logs in this test');

@@ -43,6 +43,8 @@ function claimingNode(claims: { labels: Record<string, string>; address: string 
     awaitReplica: never,
     watchReplica: never,
     removeReplica: async () => undefined,
+    listVolumes: async () => [],
+    removeVolume: async () => undefined,
     setMeshRoutes: async () => undefined,
     logs: () => {
       throw new Error('no logs in this test');

@@ -504,6 +504,8 @@ function drainedView(agent: NodeAgent): NodeAgent {
     awaitReplica: (name, options) => agent.awaitReplica(name, options),
     watchReplica: (name, options) => agent.watchReplica(name, options),
     removeReplica: (name) => agent.removeReplica(name),
+    listVolumes: () => agent.listVolumes(),
+    removeVolume: (name) => agent.removeVolume(name),
     setMeshRoutes: (table, options) => agent.setMeshRoutes(table, options),
     logs: (name, options) => agent.logs(name, options),
     close: () => agent.close(),

@@ -42,7 +42,7 @@ void describe('container security in manifests', () => {
       ['pid: host', 'pid'],
       ['ipc: host', 'ipc'],
       ['devices: [/dev/sda]', 'devices'],
-      ['volumes: ["/:/host"]', 'volumes'],
+      ['mounts: ["/:/host"]', 'mounts'],
       ['cap_add: [SYS_ADMIN]', 'cap_add'],
       ['security_opt: ["seccomp=unconfined"]', 'security_opt'],
     ] as const;

@@ -111,6 +111,7 @@ export function checkCrossReferences(
       checkTargetPorts(service, report);
       checkResources(service, report);
       checkCapabilities(service, report);
+      checkVolumeNames(service, report);
     }
     if (manifest.kind === 'Notifier')
       checkNotifierUrl(checked as CheckedManifest<WrittenNotifier>, known, report);
@@ -267,6 +268,16 @@ function checkMountTargets(checked: CheckedManifest<WrittenService>, report: Rep
       target: mount.target ?? defaultSecretTarget(mount.source, mount.key),
       written: mount.target !== undefined,
     })),
+    ...(spec.volumes ?? []).map((mount, index) => ({
+      path: ['spec', 'volumes', index],
+      target: mount.target,
+      written: true,
+    })),
+    ...(spec.tmpfs ?? []).map((mount, index) => ({
+      path: ['spec', 'tmpfs', index],
+      target: mount.target,
+      written: true,
+    })),
   ];
   const first = new Map<string, FieldPath>();
   for (const mount of mounts) {
@@ -378,6 +389,23 @@ function checkCapabilities(checked: CheckedManifest<WrittenService>, report: Rep
       checked,
       ['spec', 'capabilities', 'add', index],
       `${name} is also in capabilities.drop; list it in one of them (drop: [ALL] with add: [${name}] keeps only what add names)`,
+    );
+  });
+}
+
+/** One name, one volume: two entries with the same name would mount one volume twice. */
+function checkVolumeNames(checked: CheckedManifest<WrittenService>, report: Report): void {
+  const first = new Map<string, number>();
+  (checked.manifest.spec.volumes ?? []).forEach((volume, index) => {
+    const earlier = first.get(volume.name);
+    if (earlier === undefined) {
+      first.set(volume.name, index);
+      return;
+    }
+    report(
+      checked,
+      ['spec', 'volumes', index, 'name'],
+      `volume ${JSON.stringify(volume.name)} is already listed at spec.volumes[${earlier}]; mount it once`,
     );
   });
 }

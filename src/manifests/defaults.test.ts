@@ -135,6 +135,9 @@ void describe('defaults', () => {
       workingDir: null,
       init: false,
       dependsOn: [],
+      volumes: [],
+      tmpfs: [],
+      volumeReclaim: 'retain',
     };
     assert.deepEqual(normaliseService(minimal), expected);
   });
@@ -166,6 +169,8 @@ void describe('schemas document themselves', () => {
     'uid',
     'gid',
     'activeDeadline',
+    // start-first, or stop-first for a service with volumes.
+    'order',
   ]);
 
   for (const file of SCHEMA_FILES) {

@@ -132,6 +132,35 @@ export const DEFAULT_STOP_GRACE_PERIOD_MS = 10_000;
 export const DEFAULT_INIT = false;
 
 // ---------------------------------------------------------------------------------------------
+// Volumes
+
+/** Docker's own default driver: a directory on the node. */
+export const DEFAULT_VOLUME_DRIVER = 'local';
+
+/** Kubernetes' Retain: removing a Service from git never takes its data with it unless it says so. */
+export const DEFAULT_VOLUME_RECLAIM = 'retain' as const;
+
+/**
+ * A service with volumes updates stop-first: start-first would run the new replica beside the old
+ * one on the same volume, two writers on one data directory (Swarm's default order; Kubernetes
+ * StatefulSets also replace a pod only after the old one has gone). Without volumes, start-first.
+ */
+export function defaultUpdateOrder(hasVolumes: boolean): UpdatePolicySpec['order'] {
+  return hasVolumes ? 'stop-first' : DEFAULT_UPDATE_POLICY.order;
+}
+
+/**
+ * The Docker volume of one slot: `berth.<namespace>.<service>.<volume>.<slot>`, one per slot as
+ * Kubernetes StatefulSet volume claim templates make one claim per pod. The slot is its number (a
+ * global service's slot is its node's name), so scaling keeps every slot's data and a slot's
+ * replacement finds its predecessor's volume. Dots cannot occur in namespaces, services or volume
+ * names (DNS labels), so the name is unambiguous.
+ */
+export function volumeName(namespace: string, service: string, volume: string, slot: string): string {
+  return `berth.${namespace}.${service}.${volume}.${slot}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // Container security
 
 /**
@@ -151,8 +180,8 @@ export const DEFAULT_CAPABILITIES: Readonly<ServiceSpec['capabilities']> = Objec
 });
 
 /**
- * A read-only root filesystem leaves most programs no place for temporary files, and a Service
- * has no volumes to give them one: berth mounts a small tmpfs at /tmp. Docker's own `--tmpfs`
+ * A read-only root filesystem leaves most programs no place for temporary files: berth mounts a
+ * small tmpfs at /tmp, unless the service mounts a tmpfs or a volume there itself. Docker's own `--tmpfs`
  * flags (noexec, nosuid, nodev), world-writable with the sticky bit as /tmp always is, and 64 MiB
  * (tmpfs pages count against the container's memory limit) so it cannot fill the node's memory.
  */

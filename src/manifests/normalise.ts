@@ -32,7 +32,10 @@ import {
   DEFAULT_UPDATE_POLICY,
   GLOBAL_MODE_REPLICAS,
   UNSET_RESOURCES,
+  DEFAULT_VOLUME_DRIVER,
+  DEFAULT_VOLUME_RECLAIM,
   defaultSecretOwner,
+  defaultUpdateOrder,
   defaultSecretTarget,
 } from './defaults.js';
 import { cpusToNanoCpus, parseDuration, parseFileMode, parseMemorySize } from './units.js';
@@ -47,7 +50,9 @@ import type {
   ResourceSpec,
   SecretSpec,
   ServiceSpec,
+  TmpfsMountSpec,
   UpdatePolicySpec,
+  VolumeMountSpec,
   WrittenConfig,
   WrittenHealthcheck,
   WrittenJob,
@@ -108,8 +113,8 @@ export function normaliseService(written: WrittenService): ServiceSpec {
       spread: spec.placement?.spread ?? DEFAULT_SPREAD,
       maxPerNode: spec.placement?.maxPerNode ?? DEFAULT_MAX_PER_NODE,
     },
-    update: normaliseUpdatePolicy(spec.update, DEFAULT_UPDATE_POLICY),
-    rollback: normaliseUpdatePolicy(spec.rollback, DEFAULT_ROLLBACK_POLICY),
+    update: normaliseUpdatePolicy(spec.update, withVolumeOrder(DEFAULT_UPDATE_POLICY, spec)),
+    rollback: normaliseUpdatePolicy(spec.rollback, withVolumeOrder(DEFAULT_ROLLBACK_POLICY, spec)),
     restart: {
       condition: spec.restart?.condition ?? DEFAULT_RESTART.condition,
       maxAttempts: spec.restart?.maxAttempts ?? DEFAULT_RESTART.maxAttempts,
@@ -123,6 +128,9 @@ export function normaliseService(written: WrittenService): ServiceSpec {
     },
     workingDir: spec.workingDir ?? null,
     init: spec.init ?? DEFAULT_INIT,
+    volumes: normaliseVolumes(spec.volumes),
+    tmpfs: normaliseTmpfs(spec.tmpfs),
+    volumeReclaim: spec.volumeReclaim ?? DEFAULT_VOLUME_RECLAIM,
     dependsOn: (spec.dependsOn ?? []).map((dependency) => ({ job: dependency.job })),
   };
 }
@@ -148,6 +156,27 @@ export function normaliseJob(written: WrittenJob): JobSpec {
     activeDeadlineMs: activeDeadline === undefined ? null : optionalDuration(activeDeadline, 0),
     ttlAfterFinishedMs: optionalDuration(ttlAfterFinished, DEFAULT_JOB_TTL_AFTER_FINISHED_MS),
   };
+}
+
+function withVolumeOrder(defaults: Readonly<UpdatePolicySpec>, spec: WrittenSpec): UpdatePolicySpec {
+  return { ...defaults, order: defaultUpdateOrder((spec.volumes ?? []).length > 0) };
+}
+
+function normaliseVolumes(written: WrittenSpec['volumes']): VolumeMountSpec[] {
+  return (written ?? []).map((volume) => ({
+    name: volume.name,
+    target: volume.target,
+    readOnly: volume.readOnly ?? false,
+    driver: volume.driver ?? DEFAULT_VOLUME_DRIVER,
+    driverOptions: { ...volume.driverOptions },
+  }));
+}
+
+function normaliseTmpfs(written: WrittenSpec['tmpfs']): TmpfsMountSpec[] {
+  return (written ?? []).map((mount) => ({
+    target: mount.target,
+    sizeBytes: mount.size === undefined ? 0 : memorySize(mount.size),
+  }));
 }
 
 export function normaliseHealthcheck(written: WrittenHealthcheck): HealthcheckSpec {

@@ -82,6 +82,15 @@ export interface WrittenService {
     capabilities?: { drop?: (LinuxCapability | typeof ALL_CAPABILITIES)[]; add?: AddableCapability[] };
     workingDir?: string;
     init?: boolean;
+    volumes?: {
+      name: string;
+      target: string;
+      readOnly?: boolean;
+      driver?: string;
+      driverOptions?: Record<string, string>;
+    }[];
+    tmpfs?: { target: string; size?: string | number }[];
+    volumeReclaim?: VolumeReclaim;
     dependsOn?: { job: string }[];
   };
 }
@@ -227,6 +236,24 @@ export interface SecretMountSpec extends FileMountSpec {
   gid: number;
 }
 
+/** Kubernetes' persistentVolumeReclaimPolicy, lower-case: what removing the Service does to its volumes. */
+export type VolumeReclaim = 'retain' | 'delete';
+
+/** A named volume every replica mounts; the Docker volume itself is per slot (see volumeName()). */
+export interface VolumeMountSpec {
+  name: string;
+  target: string;
+  readOnly: boolean;
+  driver: string;
+  driverOptions: Record<string, string>;
+}
+
+export interface TmpfsMountSpec {
+  target: string;
+  /** 0: Docker's default size. */
+  sizeBytes: number;
+}
+
 export interface ServiceSpec {
   kind: 'Service';
   name: string;
@@ -255,6 +282,9 @@ export interface ServiceSpec {
   capabilities: CapabilitiesSpec;
   workingDir: string | null;
   init: boolean;
+  volumes: VolumeMountSpec[];
+  tmpfs: TmpfsMountSpec[];
+  volumeReclaim: VolumeReclaim;
   /**
    * Jobs of the same namespace that must have succeeded at this revision before it rolls. Always
    * set by normaliseService; optional only so specs built by hand (tests, benchmarks) need not.

@@ -7,6 +7,7 @@ import type {
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
+  ObservedVolume,
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
@@ -118,6 +119,12 @@ class FakeAgent implements NodeAgent {
     }
     return this.awaitReplica(name);
   }
+
+  async listVolumes(): Promise<ObservedVolume[]> {
+    return [];
+  }
+
+  async removeVolume(): Promise<void> {}
 
   async removeReplica(name: string): Promise<void> {
     this.guard('removeReplica');

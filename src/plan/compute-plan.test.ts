@@ -44,6 +44,9 @@ function service(name: string, overrides: Partial<ServiceSpec> = {}): ServiceSpe
     capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
+    volumes: [],
+    tmpfs: [],
+    volumeReclaim: 'retain',
     ...overrides,
   };
 }

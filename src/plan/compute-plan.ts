@@ -3,7 +3,7 @@ import type { DesiredState, ServiceSpec, UpdatePolicySpec } from '../manifests/t
 import { diffFields } from './field-diff.js';
 import { placeServices, type CurrentSlots, type ServicePlacement } from './placement.js';
 import { compareStrings, replicaName, serviceKey } from './replica-name.js';
-import { planReplicaTemplate, type ReplicaTemplate } from './replica-request.js';
+import { planReplicaTemplate, replicaVolumes, type ReplicaTemplate } from './replica-request.js';
 import { specHashOf, summariseService } from './spec-summary.js';
 import type {
   Plan,
@@ -100,7 +100,7 @@ export function computePlan(
     let template: ReplicaTemplate | null = null;
     const requestFor = (slot: string, name: string): PlannedReplicaRequest => {
       template ??= planReplicaTemplate(spec, desired, summary, hash, secretCiphertexts);
-      return { ...template, name, slot };
+      return { ...template, name, slot, volumes: replicaVolumes(template, slot) };
     };
     services.push(
       planService(
@@ -113,7 +113,7 @@ export function computePlan(
   for (const [key, replicas] of byService) {
     if (hashes.has(key)) continue;
     const first = replicas[0]!;
-    services.push(planRemoval(first.namespace, first.service, replicas));
+    services.push(planRemoval(first.namespace, first.service, replicas, observed.nodes));
   }
   services.sort((a, b) => compareStrings(serviceKey(a.namespace, a.name), serviceKey(b.namespace, b.name)));
   return {
@@ -244,8 +244,35 @@ function mostCommonSummary(replicas: ObservedReplica[]): Record<string, unknown>
   return best?.summary ?? null;
 }
 
-function planRemoval(namespace: string, name: string, replicas: ObservedReplica[]): ServicePlan {
+/**
+ * The volumes of a service leaving git that go with it: every one of its volumes on a node that
+ * answers, when its replicas say volumeReclaim: delete (the manifest is gone; the containers' spec
+ * summary is what is left of it). Retained otherwise, as Kubernetes' Retain.
+ */
+function reclaimedVolumes(
+  namespace: string,
+  name: string,
+  replicas: ObservedReplica[],
+  nodes: NodeSnapshot[],
+): { node: string; name: string }[] {
+  if (!replicas.some((r) => r.specSummary?.['volumeReclaim'] === 'delete')) return [];
+  return nodes
+    .filter((n) => n.status !== 'down')
+    .flatMap((n) =>
+      (n.volumes ?? [])
+        .filter((v) => v.namespace === namespace && v.service === name)
+        .map((v) => ({ node: n.name, name: v.name })),
+    );
+}
+
+function planRemoval(
+  namespace: string,
+  name: string,
+  replicas: ObservedReplica[],
+  nodes: NodeSnapshot[],
+): ServicePlan {
   const sorted = [...replicas].sort(bySlot);
+  const deleteVolumes = reclaimedVolumes(namespace, name, replicas, nodes);
   return {
     namespace,
     name,
@@ -267,5 +294,6 @@ function planRemoval(namespace: string, name: string, replicas: ObservedReplica[
     },
     stopGracePeriodMs: null,
     pending: [],
+    ...(deleteVolumes.length > 0 ? { deleteVolumes } : {}),
   };
 }

@@ -105,19 +105,38 @@ function placeGlobal(
   }
 }
 
-/** Pass 1 for a replicated service: every slot that runs on a node still eligible stays there. */
+/**
+ * Pass 1 for a replicated service: every slot that runs on a node still eligible stays there, and
+ * a slot whose volume is on a node goes there or nowhere (pending, with the reason).
+ */
 function keepRunningSlots(
   spec: ServiceSpec,
   load: NodeLoad,
   counts: Int32Array,
   existing: Map<string, string> | undefined,
   placement: ServicePlacement,
+  volumes: SlotVolumes | undefined,
 ): string[] {
   const eligible = new Set(eligibleNodes(spec, load.nodes));
   const maxPerNode = spec.placement.maxPerNode;
   const unplaced: string[] = [];
   for (let n = 1; n <= spec.replicas; n++) {
     const slot = String(n);
+    const pinned = volumes?.get(slot);
+    if (pinned !== undefined) {
+      const i = load.indexOf.get(pinned.node);
+      const why = i === undefined ? null : pinnedProblem(spec, load, counts, eligible, i);
+      if (i !== undefined && why === null) {
+        placement.assignments.push({ slot, node: pinned.node });
+        load.charge(spec, counts, i);
+      } else {
+        placement.pending.push({
+          slot,
+          reason: `volume ${pinned.volume} is on node ${pinned.node}, ${why ?? 'which is not in the cluster'}; the replica waits for it rather than start empty elsewhere`,
+        });
+      }
+      continue;
+    }
     const node = existing?.get(slot);
     const i = node === undefined ? undefined : load.indexOf.get(node);
     if (i !== undefined && eligible.has(i) && (maxPerNode === 0 || counts[i]! < maxPerNode)) {
@@ -128,6 +147,59 @@ function keepRunningSlots(
     }
   }
   return unplaced;
+}
+
+/** Where each slot's volume is, for one service: the slot's replica runs there and nowhere else. */
+type SlotVolumes = Map<string, { node: string; volume: string }>;
+
+/**
+ * Volumes of services that mount volumes, by service key and slot. When a slot's volumes are on
+ * several nodes (a volume added to the spec after the slot moved), the node its replica runs on
+ * today wins, then the first by name.
+ */
+function volumesBySlot(
+  services: ServiceSpec[],
+  nodes: NodeSnapshot[],
+  current: CurrentSlots,
+): Map<string, SlotVolumes> {
+  const wanted = new Map<string, Set<string>>();
+  for (const spec of services) {
+    if (spec.mode === 'global' || spec.volumes.length === 0) continue;
+    wanted.set(serviceKey(spec.namespace, spec.name), new Set(spec.volumes.map((v) => v.name)));
+  }
+  const result = new Map<string, SlotVolumes>();
+  for (const node of [...nodes].sort((a, b) => compareStrings(a.name, b.name))) {
+    for (const v of node.volumes ?? []) {
+      const key = serviceKey(v.namespace, v.service);
+      if (!wanted.get(key)?.has(v.volume)) continue;
+      const slots = result.get(key) ?? new Map<string, { node: string; volume: string }>();
+      result.set(key, slots);
+      const earlier = slots.get(v.slot);
+      if (
+        earlier === undefined ||
+        (earlier.node !== node.name && current.get(key)?.get(v.slot) === node.name)
+      )
+        slots.set(v.slot, { node: node.name, volume: v.name });
+    }
+  }
+  return result;
+}
+
+/** Why a slot cannot run on the node that holds its volume (node index `i`), or null when it can. */
+function pinnedProblem(
+  spec: ServiceSpec,
+  load: NodeLoad,
+  counts: Int32Array,
+  eligible: Set<number>,
+  i: number,
+): string | null {
+  const node = load.nodes[i]!;
+  if (node.status === 'down') return 'which is down';
+  if (node.status === 'drain') return 'which is draining (move the data or end the drain)';
+  if (!eligible.has(i)) return 'which the placement constraints exclude';
+  if (spec.placement.maxPerNode !== 0 && counts[i]! >= spec.placement.maxPerNode)
+    return `which already runs maxPerNode=${spec.placement.maxPerNode} replicas`;
+  return null;
 }
 
 /** Spread groups: the `placement.spread` label value of each eligible node, as a small integer. */
@@ -185,7 +257,8 @@ function placeNewSlots({ spec, key, slots }: Unplaced, load: NodeLoad, placement
 
 /**
  * Places every service's slots on nodes. Pure and deterministic. Two passes over all services:
- * first every slot that already runs on a node that is still eligible keeps its node, then the
+ * first every slot whose volume is on a node is pinned there (pending while that node cannot take
+ * it), and every other slot that already runs on a node that is still eligible keeps its node, then the
  * remaining slots are placed on the least loaded nodes that fit (constraints, reservations,
  * maxPerNode), spreading over `placement.spread` label values first and over nodes second.
  */
@@ -195,6 +268,7 @@ export function placeServices(
   current: CurrentSlots,
 ): Map<string, ServicePlacement> {
   const load = new NodeLoad(nodes);
+  const volumes = volumesBySlot(services, nodes, current);
   const result = new Map<string, ServicePlacement>();
   const todo: Unplaced[] = [];
   const ordered = [...services].sort((a, b) =>
@@ -207,7 +281,10 @@ export function placeServices(
     const placement: ServicePlacement = { assignments: [], pending: [] };
     result.set(key, placement);
     if (spec.mode === 'global') placeGlobal(spec, load, counts, placement);
-    else todo.push({ spec, key, slots: keepRunningSlots(spec, load, counts, current.get(key), placement) });
+    else {
+      const slots = keepRunningSlots(spec, load, counts, current.get(key), placement, volumes.get(key));
+      todo.push({ spec, key, slots });
+    }
   }
   // Pass 2: place new slots.
   for (const unplaced of todo) {

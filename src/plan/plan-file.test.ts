@@ -47,6 +47,9 @@ function service(): ServiceSpec {
     capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
+    volumes: [],
+    tmpfs: [],
+    volumeReclaim: 'retain',
   };
 }
 

@@ -152,6 +152,8 @@ export function renderPlanText(report: PlanReport, options: { verbose?: boolean 
       for (const step of batch) lines.push(`    [${i + 1}] ${stepText(step)}`);
     });
     for (const p of s.pending) lines.push(`    pending slot ${p.slot}: ${p.reason}`);
+    for (const v of s.deleteVolumes ?? [])
+      lines.push(`    delete volume ${v.name} on ${v.node} (volumeReclaim: delete)`);
   }
   for (const r of report.resources ?? []) lines.push('', ...resourceText(r));
   return `${lines.join('\n')}\n`;
@@ -272,6 +274,8 @@ export function renderPlanMarkdown(report: PlanReport): string {
       lines.push('No field changes: replicas are repaired toward the same spec.');
     }
     for (const p of s.pending) lines.push('', `- pending slot ${p.slot}: ${mdText(p.reason)}`);
+    for (const v of s.deleteVolumes ?? [])
+      lines.push('', `- deletes volume \`${v.name}\` on ${mdText(v.node)} (volumeReclaim: delete)`);
     const steps = s.batches.flat().length;
     if (steps > 0) {
       lines.push(

@@ -1,4 +1,6 @@
+import type { ReplicaVolume } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
+import { volumeName } from '../manifests/defaults.js';
 import type { DesiredState, ServiceSpec } from '../manifests/types.js';
 import { resolveEnv, sha256Hex, type SpecSummary } from './spec-summary.js';
 import type { PlannedFile, PlannedReplicaRequest } from './types.js';
@@ -92,6 +94,24 @@ export function planReplicaTemplate(
     capabilities: spec.capabilities,
     workingDir: spec.workingDir,
     init: spec.init,
+    // Sources are per slot: replicaVolumes() fills them in once the slot is known.
+    volumes: spec.volumes.map((v) => ({
+      source: '',
+      volume: v.name,
+      target: v.target,
+      readOnly: v.readOnly,
+      driver: v.driver,
+      driverOptions: { ...v.driverOptions },
+    })),
+    tmpfs: spec.tmpfs.map((t) => ({ ...t })),
     specSummary: summary as unknown as Record<string, unknown>,
   };
+}
+
+/** The template's volumes as one slot's: each named after the slot (see volumeName()). */
+export function replicaVolumes(template: ReplicaTemplate, slot: string): ReplicaVolume[] {
+  return (template.volumes ?? []).map((v) => ({
+    ...v,
+    source: volumeName(template.namespace, template.service, v.volume, slot),
+  }));
 }

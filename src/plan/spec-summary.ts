@@ -38,6 +38,15 @@ export interface SpecSummary {
   capabilities?: ServiceSpec['capabilities'];
   workingDir: string | null;
   init: boolean;
+  /**
+   * Present only when the service has them (volumeReclaim only when `delete`), for the same reason
+   * as readOnlyRootFilesystem. volumeReclaim is here because the containers are all that is left
+   * of a Service removed from git: their summary says whether its volumes go with it. A volume's
+   * driver is left out: it is read when the volume is created only, so changing it restarts nothing.
+   */
+  volumes?: { name: string; target: string; readOnly: boolean }[];
+  tmpfs?: ServiceSpec['tmpfs'];
+  volumeReclaim?: 'delete';
 }
 
 export function sha256Hex(data: string | Uint8Array): string {
@@ -106,6 +115,11 @@ export function summariseService(
       : {}),
     workingDir: spec.workingDir,
     init: spec.init,
+    ...(spec.volumes.length > 0
+      ? { volumes: spec.volumes.map((v) => ({ name: v.name, target: v.target, readOnly: v.readOnly })) }
+      : {}),
+    ...(spec.tmpfs.length > 0 ? { tmpfs: spec.tmpfs } : {}),
+    ...(spec.volumeReclaim === 'delete' ? { volumeReclaim: 'delete' as const } : {}),
   };
 }
 

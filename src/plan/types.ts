@@ -85,6 +85,11 @@ export interface ServicePlan {
   stopGracePeriodMs: number | null;
   /** Replicas that fit on no node, with the reason. Never silently dropped. */
   pending: { slot: string; reason: string }[];
+  /**
+   * Volumes removed once the replicas are gone: only for a Service removed from git whose
+   * replicas say volumeReclaim: delete. Absent otherwise (and in plans of older berths).
+   */
+  deleteVolumes?: { node: string; name: string }[];
 }
 
 export interface Plan {

@@ -4,6 +4,7 @@ import type {
   NodeAgent,
   NodeSnapshot,
   ObservedReplica,
+  ObservedVolume,
   ReplicaRequest,
   ReplicaWaitResult,
 } from '../api/types.js';
@@ -134,6 +135,12 @@ class MemoryNode implements NodeAgent {
     return { outcome: 'healthy', replica: r ?? null, reason: null };
   }
 
+  async listVolumes(): Promise<ObservedVolume[]> {
+    return [];
+  }
+
+  async removeVolume(): Promise<void> {}
+
   async removeReplica(name: string): Promise<void> {
     await tick();
     this.guard('removeReplica');
@@ -201,6 +208,9 @@ function service(image: string, replicas: number, update: UpdatePolicySpec): Ser
     capabilities: { drop: [], add: [] },
     workingDir: null,
     init: false,
+    volumes: [],
+    tmpfs: [],
+    volumeReclaim: 'retain',
   };
 }
 

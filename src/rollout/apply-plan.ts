@@ -390,6 +390,12 @@ async function runBatches(run: ServiceRun): Promise<void> {
   }
   await Promise.all([...run.monitors, ...run.stopping]);
   throwMonitorOutcome(run);
+  // Only once every replica is gone: Docker refuses to remove a volume a container still uses.
+  await Promise.all(
+    (plan.deleteVolumes ?? []).map(({ node, name }) =>
+      onNode(node, () => agentFor(run, node).removeVolume(name)),
+    ),
+  );
 }
 
 /** Ends the service's rollout with what stopped it: the revision failed, or the infrastructure interrupted it. */
