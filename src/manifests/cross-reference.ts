@@ -193,17 +193,10 @@ function checkReferences(
       return;
     }
     if (keys === null || key === null || keys.has(key)) return;
-    const closest = closestName(key, keys);
-    const hint =
-      closest !== null
-        ? ` (did you mean ${JSON.stringify(closest)}?)`
-        : keys.size === 0
-          ? ' (it has no keys)'
-          : ` (it has ${listKeys(keys)})`;
     report(
       checked,
       [...path, 'key'],
-      `${kind} ${JSON.stringify(source)} has no key ${JSON.stringify(key)}${hint}`,
+      `${kind} ${JSON.stringify(source)} has no key ${JSON.stringify(key)}${missingKeyHint(key, keys)}`,
     );
   };
   (spec.configs ?? []).forEach((mount, index) =>
@@ -235,18 +228,18 @@ function checkNotifierUrl(
     return;
   }
   if (keys === null || keys.has(key)) return;
-  const closest = closestName(key, keys);
-  const hint =
-    closest !== null
-      ? ` (did you mean ${JSON.stringify(closest)}?)`
-      : keys.size === 0
-        ? ' (it has no keys)'
-        : ` (it has ${listKeys(keys)})`;
   report(
     checked,
     ['spec', 'urlFrom', 'key'],
-    `Secret ${JSON.stringify(secret)} has no key ${JSON.stringify(key)}${hint}`,
+    `Secret ${JSON.stringify(secret)} has no key ${JSON.stringify(key)}${missingKeyHint(key, keys)}`,
   );
+}
+
+/** What to say after "has no key K": the closest key, or the keys there are. */
+function missingKeyHint(key: string, keys: ReadonlySet<string>): string {
+  const closest = closestName(key, keys);
+  if (closest !== null) return ` (did you mean ${JSON.stringify(closest)}?)`;
+  return keys.size === 0 ? ' (it has no keys)' : ` (it has ${listKeys(keys)})`;
 }
 
 function listKeys(keys: ReadonlySet<string>): string {
