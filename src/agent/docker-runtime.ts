@@ -305,30 +305,17 @@ async function exec(
   }
 }
 
-async function logTail({ docker, fail }: DockerContext, name: string, lines: number): Promise<string> {
-  let raw: Buffer;
+/** The last `lines` lines of a container's output, through the same reader as `berth logs`. */
+async function logTail(context: DockerContext, name: string, lines: number): Promise<string> {
+  const text: string[] = [];
   try {
-    raw = await docker.getContainer(name).logs({ stdout: true, stderr: true, tail: lines, follow: false });
+    for await (const line of containerLogs(context, name, { tail: lines }, AbortSignal.timeout(30_000)))
+      text.push(line.text);
   } catch (error) {
-    if (statusOf(error) === 404) return '';
-    throw fail(error, `read the logs of container ${name}`);
+    if (error instanceof BerthError && error.code === 'ERR_CONTAINER_NOT_FOUND') return '';
+    throw error;
   }
-  return demuxLogFrames(raw).slice(-EXEC_OUTPUT_LIMIT);
-}
-
-/**
- * A container without a TTY has its stdout and stderr multiplexed in frames: an 8-byte header
- * (stream, 3 zero bytes, big-endian length) before each chunk. Kept in the order written.
- */
-function demuxLogFrames(raw: Buffer): string {
-  const chunks: Buffer[] = [];
-  let offset = 0;
-  while (offset + 8 <= raw.length) {
-    const length = raw.readUInt32BE(offset + 4);
-    chunks.push(raw.subarray(offset + 8, offset + 8 + length));
-    offset += 8 + length;
-  }
-  return Buffer.concat(chunks).toString('utf8');
+  return text.length === 0 ? '' : `${text.join('\n')}\n`.slice(-EXEC_OUTPUT_LIMIT);
 }
 
 /**
