@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import {
   eventually,
+  runBerth,
   SCHEDULE_NEVER,
   startBerth,
   targetArgs,
@@ -160,7 +161,7 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     const [victim] = await replicasOf(ns, 'web');
     assert.ok(victim);
     // The check asks for /: without its page the replica answers 404 and turns unhealthy.
-    const removed = await dockerExec(victim.name, ['rm', '/www/index.html']);
+    const removed = await dockerExec(victim.name, ['mv', '/www/index.html', '/www/kept.html']);
     assert.equal(removed.exitCode, 0, removed.output);
     await eventually(
       '30 requests in a row answered 200 through the mesh (round robin over 3 would hit the broken one)',
@@ -174,6 +175,15 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     );
     const still = (await replicasOf(ns, 'web')).find((r) => r.name === victim.name);
     assert.equal(still?.state, 'running', 'the broken replica still runs: the mesh keeps traffic off it');
+    // Leave a healthy cluster to the next test: an unhealthy replica is replaced at the next
+    // reconcile, which would race with what the next test asserts.
+    const restored = await dockerExec(victim.name, ['mv', '/www/kept.html', '/www/index.html']);
+    assert.equal(restored.exitCode, 0, restored.output);
+    await eventually('the 3 replicas are healthy again', async () => {
+      const status = await runBerth(['status', '--state-dir', stateDir, '--node', node, '--format', 'json']);
+      const report = JSON.parse(status.stdout) as { services: { service: string; healthy: number }[] };
+      return report.services.find((s) => s.service === `${ns}/web`)?.healthy === 3;
+    });
   });
 
   test('appProtocol http: switching restarts nothing; a rolling update under kept-alive clients fails no request', async () => {
