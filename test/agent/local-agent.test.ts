@@ -187,7 +187,7 @@ void describe('local agent on a real Docker engine', () => {
           () => false,
           () => true,
         ),
-      10_000,
+      60_000,
       50,
     );
 
