@@ -1,6 +1,7 @@
 import { Command, Option } from 'commander';
 import { BerthError } from '../core/errors.js';
 import { parseDuration } from '../manifests/units.js';
+import type { HistoryEntry } from '../operator/state-store.js';
 import { DEFAULT_STATE_DIR, openStateStore } from './context.js';
 
 interface HistoryOptions {
@@ -13,7 +14,7 @@ interface HistoryOptions {
 export function registerHistoryCommand(program: Command): void {
   const command = new Command('history')
     .description('the rollout audit log: revision, author, outcome, replicas changed (newest last)')
-    .argument('[service]', 'only this service (NAME or NAMESPACE/NAME)')
+    .argument('[service]', 'only this service or Job (NAME or NAMESPACE/NAME)')
     .option('--state-dir <dir>', 'operator state directory', DEFAULT_STATE_DIR)
     .option('-n, --limit <n>', 'entries to show (the newest)', '20')
     .option('--since <when>', 'only entries since a time (ISO 8601) or a while ago (90m, 24h, 7d)')
@@ -28,7 +29,7 @@ export function registerHistoryCommand(program: Command): void {
     const since = options.since === undefined ? null : parseSince(options.since, new Date());
     const wanted = service === undefined ? null : service.includes('/') ? service : `default/${service}`;
     const entries = (await openStateStore(options.stateDir).readHistory())
-      .filter((e) => wanted === null || e.service === wanted)
+      .filter((e) => wanted === null || (e.service ?? jobOf(e)) === wanted)
       .filter((e) => since === null || Date.parse(e.at) >= since)
       .slice(-limit);
     if (options.format === 'json') {
@@ -40,7 +41,7 @@ export function registerHistoryCommand(program: Command): void {
       return;
     }
     for (const e of entries) {
-      const what = e.service ?? '(revision)';
+      const what = e.service ?? (e.job ? `job ${jobOf(e)} run ${e.job.attempt}` : '(revision)');
       const replicas =
         e.started.length + e.removed.length > 0 ? ` +${e.started.length}/-${e.removed.length} replicas` : '';
       const nodes = [...new Set([...e.started, ...e.removed].map((r) => r.node))];
@@ -49,11 +50,24 @@ export function registerHistoryCommand(program: Command): void {
       );
       if (e.message || e.author)
         process.stdout.write(`    ${e.message ?? ''}${e.author ? ` (${e.author})` : ''}\n`);
-      if (e.reason) process.stdout.write(`    reason: ${e.reason}\n`);
+      if (e.job) process.stdout.write(jobRunLines(e.job));
+      else if (e.reason) process.stdout.write(`    reason: ${e.reason}\n`);
       if (e.rolledBackFrom) process.stdout.write(`    rollback from ${e.rolledBackFrom.slice(0, 12)}\n`);
     }
   });
   program.addCommand(command);
+}
+
+function jobOf(entry: HistoryEntry): string | null {
+  return entry.job ? `${entry.job.namespace}/${entry.job.name}` : null;
+}
+
+/** A Job run's exit code and the last lines of its output, indented under its entry. */
+function jobRunLines(run: NonNullable<HistoryEntry['job']>): string {
+  const exit = run.exitCode === null ? 'no exit code' : `exit code ${run.exitCode}`;
+  const output = (run.output ?? '').trimEnd();
+  const lines = output === '' ? [] : output.split('\n').map((line) => `      ${line}`);
+  return [`    ${exit} on ${run.node}${lines.length > 0 ? ', output:' : ''}`, ...lines, ''].join('\n');
 }
 
 /** `--since`: an ISO 8601 time, or a duration before `now` (`90m`, `24h`, `7d`); epoch ms. */

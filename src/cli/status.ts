@@ -6,6 +6,7 @@ import { redactCredentials } from '../core/url-credential.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import { computePlan, isAlive } from '../plan/compute-plan.js';
+import { jobStatusRows, type JobStatusRow } from '../plan/job-status.js';
 import type { Plan } from '../plan/types.js';
 import type { Condition } from '../operator/conditions.js';
 import type { HistoryEntry, OperatorState, RecordedConditions } from '../operator/state-store.js';
@@ -52,6 +53,8 @@ export interface StatusReport {
   lastRollout: Pick<HistoryEntry, 'at' | 'revision' | 'service' | 'change' | 'outcome' | 'reason'>[];
   nodes: { name: string; status: string; address: string; replicas: number }[];
   services: ServiceStatusRow[];
+  /** Each Job of the desired state at its spec (every recorded Job when the repository cannot be read). */
+  jobs: JobStatusRow[];
   sourceError: string | null;
 }
 
@@ -123,6 +126,7 @@ async function readStatus(options: StatusOptions): Promise<StatusReport> {
       replicas: n.replicas.length,
     })),
     services: serviceRows(plan, observed),
+    jobs: jobStatusRows(desired, state.jobs ?? {}),
     sourceError,
   };
 }
@@ -229,6 +233,7 @@ function formatStatus(report: StatusReport): string[] {
     '',
   );
   out.push(...formatServices(report.services));
+  if (report.jobs.length > 0) out.push('', ...formatJobs(report.jobs));
   return out;
 }
 
@@ -254,6 +259,39 @@ function formatLastRollout(report: StatusReport): string[] {
       .filter((e) => e.outcome !== 'succeeded' && e.reason)
       .map((e) => `             ${e.service ?? '(revision)'} ${e.outcome}: ${e.reason ?? ''}`),
   ];
+}
+
+function formatJobs(jobs: JobStatusRow[]): string[] {
+  const header = ['JOB', 'STATE', 'COMPLETIONS', 'LAST RUN', 'NODE', 'OUTCOME'];
+  const table = jobs.map((j) => [
+    `${j.namespace}/${j.name}`,
+    j.state,
+    `${j.completions.succeeded}/${j.completions.required ?? '?'}`,
+    j.lastRun?.at ?? '-',
+    j.lastRun?.node ?? '-',
+    j.lastRun === null
+      ? '-'
+      : j.lastRun.exitCode === null
+        ? j.lastRun.outcome
+        : `${j.lastRun.outcome} (exit ${j.lastRun.exitCode})`,
+  ]);
+  const lines = alignColumns([header, ...table]);
+  for (const j of jobs) {
+    if (j.reason !== null) lines.push(`${j.namespace}/${j.name} ${j.state}: ${j.reason}`);
+    else if (j.state === 'pending' && j.before.length > 0)
+      lines.push(`${j.namespace}/${j.name} runs at the next reconcile, before ${j.before.join(', ')} roll`);
+  }
+  return lines;
+}
+
+function alignColumns(rows: string[][]): string[] {
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
+  return rows.map((row) =>
+    row
+      .map((cell, i) => cell.padEnd(widths[i]!))
+      .join('  ')
+      .trimEnd(),
+  );
 }
 
 function formatServices(services: ServiceStatusRow[]): string[] {

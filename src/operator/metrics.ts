@@ -1,5 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
 import type { ObservedState } from '../api/types.js';
+import type { JobRecord } from '../plan/job-plan.js';
 import type { Plan } from '../plan/types.js';
 import { CONDITION_TYPES, type Condition } from './conditions.js';
 import type { ReconcileResult } from './reconcile.js';
@@ -54,8 +55,15 @@ export class OperatorMetrics {
 
   private readonly jobRuns = new Counter({
     name: 'berth_job_runs_total',
-    help: 'Finished runs of Jobs, by outcome (succeeded, failed)',
+    help: 'Finished runs of Jobs, by outcome (succeeded, failed, lost: its node went down)',
     labelNames: ['outcome'] as const,
+    registers: [this.registry],
+  });
+
+  private readonly jobLastSuccess = new Gauge({
+    name: 'berth_job_last_success_timestamp_seconds',
+    help: 'When each Job last succeeded (its completions all done), in Unix seconds; from the state dir',
+    labelNames: ['namespace', 'job'] as const,
     registers: [this.registry],
   });
 
@@ -82,8 +90,23 @@ export class OperatorMetrics {
     }
   }
 
-  recordJobRun(outcome: 'succeeded' | 'failed'): void {
+  recordJobRun(outcome: 'succeeded' | 'failed' | 'lost'): void {
     this.jobRuns.inc({ outcome });
+  }
+
+  /** From the Job records of state.json, so the times survive an operator restart. */
+  recordJobSuccesses(records: Readonly<Record<string, JobRecord>>): void {
+    const newest = new Map<string, { namespace: string; job: string; at: number }>();
+    for (const record of Object.values(records)) {
+      if (record.phase !== 'succeeded' || record.finishedAt === null) continue;
+      const at = Date.parse(record.finishedAt);
+      const key = `${record.namespace}/${record.name}`;
+      if ((newest.get(key)?.at ?? -Infinity) < at)
+        newest.set(key, { namespace: record.namespace, job: record.name, at });
+    }
+    this.jobLastSuccess.reset();
+    for (const { namespace, job, at } of newest.values())
+      this.jobLastSuccess.set({ namespace, job }, at / 1000);
   }
 
   recordWebhookDelivery(provider: string, result: string): void {

@@ -196,6 +196,7 @@ export class Operator {
     try {
       const state = await this.options.store.read();
       metrics.recordRevisions(result?.headRevision ?? null, state.lastGood?.revision ?? null);
+      metrics.recordJobSuccesses(state.jobs ?? {});
       metrics.recordReplicas(result?.plan ?? null, await observeCluster(this.options.agents(), this.log));
     } catch (error) {
       this.log.warn({ err: error }, 'could not refresh metrics');

@@ -2,6 +2,7 @@ import type { NodeAgent, ObservedState } from '../api/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import type { Logger } from '../core/log.js';
 import { isAlive } from '../plan/compute-plan.js';
+import { jobStatusRows, type JobStatusRow } from '../plan/job-status.js';
 import type { Condition } from './conditions.js';
 import type { Operator } from './operator.js';
 import type { FeedEvent, RolloutFeed, RolloutProgress } from './rollout-feed.js';
@@ -61,6 +62,8 @@ export interface Overview {
   rollout: RolloutProgress | null;
   events: FeedEvent[];
   services: ServiceRow[];
+  /** Each Job of the last reconciled revision at its spec, or one that runs now (see jobStatusRows). */
+  jobs: JobStatusRow[];
   nodes: NodeRow[];
   /** The newest entries of the audit log, newest first. */
   history: HistoryEntry[];
@@ -114,6 +117,7 @@ export class OverviewSource {
       rollout: feed.current,
       events: feed.recent(OVERVIEW_EVENTS),
       services: serviceRows(operator, observed),
+      jobs: jobStatusRows(last?.desired ?? null, state.jobs ?? {}),
       nodes: nodeRows(observed, nodes),
       history: history.slice(-OVERVIEW_HISTORY).reverse(),
       canDrain: nodes !== null,

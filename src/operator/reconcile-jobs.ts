@@ -108,7 +108,8 @@ async function recordRun(
   record: JobRecord,
   run: JobRunRecord,
 ): Promise<void> {
-  ctx.deps.onJobRun?.(run.outcome === 'succeeded' ? 'succeeded' : 'failed');
+  const outcome = run.outcome === 'running' ? 'failed' : run.outcome;
+  ctx.deps.onJobRun?.(outcome);
   ctx.log.info(
     {
       job: `${job.namespace}/${job.name}`,
@@ -124,8 +125,9 @@ async function recordRun(
       revision: record.revision,
       service: null,
       change: 'job run',
-      outcome: run.outcome === 'succeeded' ? 'succeeded' : 'failed',
-      reason: run.outcome === 'succeeded' ? null : (run.output ?? `exit code ${run.exitCode}`),
+      // A lost run is the infrastructure's fault, recorded as a rollout cut short by a lost node is.
+      outcome: outcome === 'lost' ? 'interrupted' : outcome,
+      reason: outcome === 'succeeded' ? null : (run.output ?? `exit code ${run.exitCode}`),
       durationMs: run.durationMs ?? 0,
       started: [{ name: run.name, node: run.node }],
       removed: [],

@@ -21,7 +21,7 @@ export interface ReconcileDeps {
   onRollout?: (start: RolloutStart) => void | Promise<void>;
   signal?: AbortSignal;
   /** A run of a Job finished (for metrics). */
-  onJobRun?: (outcome: 'succeeded' | 'failed') => void;
+  onJobRun?: (outcome: 'succeeded' | 'failed' | 'lost') => void;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
   /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */

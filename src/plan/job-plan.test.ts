@@ -6,6 +6,7 @@ import type { JobSpec, WrittenJob } from '../manifests/types.js';
 import {
   backoffDelayMs,
   decideJob,
+  JOB_RUN_LOST_AFTER_MS,
   jobRunName,
   planJobs,
   succeededRecordsOf,
@@ -138,12 +139,57 @@ void describe('decideJob', () => {
     assert.equal(again.record.lastAttempt, 1);
   });
 
-  void test('a run on a node that does not answer is waited for, not replaced', () => {
+  void test('a run on a node that is down is waited for, then run again elsewhere, not counted as failed', () => {
+    const spec = job({ backoffLimit: 0 });
+    const first = decideJob(input({ job: spec }));
+    const seen = decideJob(input({ job: spec, record: first.record, runs: [observed(1, 'running')] }));
+    const nodes = [node('n1', 'down'), node('n2')];
+    const down = decideJob(input({ job: spec, record: seen.record, runs: [], nodes }));
+    assert.deepEqual(down.start, [], 'a node down for a moment may come back');
+    assert.equal(down.wakeInMs, JOB_RUN_LOST_AFTER_MS);
+    const lost = decideJob(
+      input({ job: spec, record: down.record, runs: [], nodes, now: T0 + JOB_RUN_LOST_AFTER_MS }),
+    );
+    assert.deepEqual(
+      lost.start.map((s) => [s.attempt, s.node]),
+      [[2, 'n2']],
+    );
+    assert.deepEqual(
+      lost.finished.map((r) => [r.attempt, r.outcome]),
+      [[1, 'lost']],
+    );
+    assert.equal(lost.record.failed, 0, 'an infrastructure fault is not counted against backoffLimit');
+    assert.equal(lost.record.phase, 'running');
+
+    // The node comes back with the lost run still running: it goes; the run elsewhere counts.
+    const back = decideJob(
+      input({
+        job: spec,
+        record: lost.record,
+        runs: [observed(1, 'running'), { ...observed(2, 'exited', 0), node: 'n2' }],
+        now: T0 + JOB_RUN_LOST_AFTER_MS + 1,
+      }),
+    );
+    assert.deepEqual(
+      back.remove.map((r) => [r.name, r.reason]),
+      [[jobRunName('shop', 'migrate', HASH, 1), 'superseded']],
+    );
+    assert.equal(back.record.succeeded, 1);
+    assert.equal(back.record.phase, 'succeeded');
+    assert.deepEqual(back.start, []);
+  });
+
+  void test('a node back within the grace keeps its run', () => {
     const first = decideJob(input({}));
     const seen = decideJob(input({ record: first.record, runs: [observed(1, 'running')] }));
     const down = decideJob(input({ record: seen.record, runs: [], nodes: [node('n1', 'down'), node('n2')] }));
-    assert.deepEqual(down.start, []);
-    assert.equal(down.record.failed, 0);
+    const back = decideJob(
+      input({ record: down.record, runs: [observed(1, 'running')], now: T0 + JOB_RUN_LOST_AFTER_MS }),
+    );
+    assert.deepEqual(back.start, []);
+    assert.deepEqual(back.remove, []);
+    assert.equal(back.record.runs[0]?.nodeDownSince, undefined);
+    assert.equal(back.record.runs[0]?.outcome, 'running');
   });
 
   void test('failures are retried after a doubling back-off, then the Job fails after backoffLimit retries', () => {

@@ -21,7 +21,11 @@ export interface JobRunRecord {
   /** Container name, see jobRunName(). */
   name: string;
   node: string;
-  outcome: 'running' | 'succeeded' | 'failed';
+  /**
+   * `lost`: its node went down under it. An infrastructure fault, not the Job's: it is not
+   * counted as a failure (nor against backoffLimit) and the run is started again elsewhere.
+   */
+  outcome: 'running' | 'succeeded' | 'failed' | 'lost';
   /** null while it runs, and for a run that never ran (its container could not be created, or vanished). */
   exitCode: number | null;
   startedAt: string;
@@ -31,6 +35,8 @@ export interface JobRunRecord {
   output: string | null;
   /** A node reported its container at least once (so its absence now means it was lost). */
   seen: boolean;
+  /** While it runs: since when its node has been seen down (absent: its node answers). */
+  nodeDownSince?: string;
 }
 
 /** Everything recorded of one Job at one spec hash (state.json, key jobRecordKey()). */
@@ -46,6 +52,8 @@ export interface JobRecord {
   finishedAt: string | null;
   succeeded: number;
   failed: number;
+  /** Successful runs needed (the spec's `completions`); absent from records of an older berth. */
+  completions?: number;
   /** The highest attempt number given out: the next run is this + 1. */
   lastAttempt: number;
   /** The newest runs (at most MAX_RECORDED_RUNS); the counts above cover every run. */
@@ -61,6 +69,14 @@ export interface BackoffTiming {
 }
 
 export const DEFAULT_BACKOFF: BackoffTiming = { baseMs: JOB_BACKOFF_BASE_MS, maxMs: JOB_BACKOFF_MAX_MS };
+
+/**
+ * A run whose node has been down this long is taken as lost and run again elsewhere. A node that
+ * joined the cluster counts as down only after its own grace (cluster/rpc-protocol.ts); this one
+ * is for an agent named by URL, which is down from its first unanswered call, so a blip of the
+ * network does not run a Job twice at once.
+ */
+export const JOB_RUN_LOST_AFTER_MS = 10_000;
 
 export interface JobDecisionInput {
   job: JobSpec;
@@ -133,6 +149,7 @@ export function decideJob(input: JobDecisionInput): JobDecision {
   const current = input.runs.filter((run) => run.specHash === specHash);
   const finished = foldObservedRuns(record, current, input.nodes, now);
   const decision: JobDecision = { record, start: [], remove: [], finished, wakeInMs: null, waiting: null };
+  noteLostNodes(decision, input.nodes, now);
   // A run recorded but never seen: its start was cut short, so it is asked for again, same name.
   for (const run of record.runs) {
     if (run.outcome !== 'running' || run.seen) continue;
@@ -141,9 +158,11 @@ export function decideJob(input: JobDecisionInput): JobDecision {
       decision.start.push({ attempt: run.attempt, name: run.name, node: run.node });
   }
   for (const run of input.runs) {
-    if (run.specHash !== specHash && run.state !== 'exited' && run.state !== 'dead') {
+    if (run.state === 'exited' || run.state === 'dead') continue;
+    // A run taken for lost and run again elsewhere may still run when its node comes back.
+    const lost = record.runs.some((r) => r.name === run.name && r.outcome === 'lost');
+    if (run.specHash !== specHash || lost)
       decision.remove.push({ name: run.name, node: run.node, reason: 'superseded' });
-    }
   }
   if (record.phase === 'running') advance(input, decision);
   removeExpired(input, decision);
@@ -179,7 +198,7 @@ function advance(input: JobDecisionInput, decision: JobDecision): void {
       decision.start = decision.start.filter((start) => !running.some((run) => run.name === start.name));
       return finish(record, 'failed', `ran past its activeDeadline of ${job.activeDeadlineMs} ms`, now);
     }
-    decision.wakeInMs = -overMs;
+    decision.wakeInMs = Math.min(decision.wakeInMs ?? Infinity, -overMs);
   }
   const slots = Math.min(
     job.parallelism - running.length,
@@ -301,7 +320,35 @@ export function failRunThatDidNotStart(
 
 function countFinished(record: JobRecord, run: JobRunRecord): void {
   if (run.outcome === 'succeeded') record.succeeded += 1;
-  else record.failed += 1;
+  else if (run.outcome === 'failed') record.failed += 1;
+}
+
+/**
+ * Runs on a node that is down: waited for while the node may come back, then taken as lost (see
+ * JOB_RUN_LOST_AFTER_MS), which frees their place for a run on another node.
+ */
+function noteLostNodes(decision: JobDecision, nodes: readonly NodeSnapshot[], now: number): void {
+  const down = new Set(nodes.filter((node) => node.status === 'down').map((node) => node.name));
+  for (const run of decision.record.runs) {
+    if (run.outcome !== 'running') continue;
+    if (!down.has(run.node)) {
+      delete run.nodeDownSince;
+      continue;
+    }
+    run.nodeDownSince ??= new Date(now).toISOString();
+    const dueInMs = Date.parse(run.nodeDownSince) + JOB_RUN_LOST_AFTER_MS - now;
+    if (dueInMs > 0) {
+      decision.wakeInMs = Math.min(decision.wakeInMs ?? Infinity, dueInMs);
+      continue;
+    }
+    delete run.nodeDownSince;
+    Object.assign(run, {
+      outcome: 'lost',
+      finishedAt: new Date(now).toISOString(),
+      output: `its node ${run.node} was lost; run again on another node`,
+    });
+    decision.finished.push(run);
+  }
 }
 
 function finish(record: JobRecord, phase: 'succeeded' | 'failed', reason: string | null, now: number): void {
@@ -355,6 +402,7 @@ function newRecord(input: JobDecisionInput): JobRecord {
     finishedAt: null,
     succeeded: 0,
     failed: 0,
+    completions: input.job.completions,
     lastAttempt: 0,
     runs: [],
   };

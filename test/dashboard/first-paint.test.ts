@@ -35,6 +35,7 @@ function overviewOf(nodes: ListedNode[]): Overview {
     lastError: null,
     rollout: null,
     events: [],
+    jobs: [],
     services: Array.from({ length: SERVICES }, (_, i) => ({
       namespace: `team-${i % 5}`,
       // Text that would be markup if the page parsed it as HTML.
