@@ -53,6 +53,7 @@ export async function reconcile(
     return {
       ...base,
       plan,
+      desired: target.desired,
       targetRevision: target.revision,
       outcome,
       reason: jobs.error.message,
