@@ -161,30 +161,40 @@ function describeEvent(event) {
   }
 }
 
-function replicaList(s, signedIn) {
-  const items = s.replicas.map((r) =>
-    el(
-      'li',
-      { 'data-replica': r.name },
-      `${s.name}.${r.slot}@${r.node}: ${r.state}${r.health === 'none' ? '' : `, ${r.health}`} (${r.revision})`,
-      signedIn
-        ? el(
-            'button',
-            { type: 'button', 'data-logs-node': r.node, 'data-logs-replica': r.name },
-            `Logs of ${s.name}.${r.slot}@${r.node}`,
-          )
-        : null,
-    ),
-  );
+/** A service's replicas, listed when opened (a page of 100 services paints without them). */
+function replicaList(s) {
   return el(
     'details',
     { class: 'replicas', 'data-key': `${s.namespace}/${s.name}` },
     el('summary', {}, `${s.replicas.length} replica${s.replicas.length === 1 ? '' : 's'}`),
-    el('ul', { 'aria-label': `Replicas of ${s.namespace}/${s.name}` }, ...items),
+    el('ul', { 'aria-label': `Replicas of ${s.namespace}/${s.name}` }),
   );
 }
 
-function renderServices(overview, signedIn) {
+function fillReplicas(details) {
+  const s = (overview.services || []).find((x) => `${x.namespace}/${x.name}` === details.dataset.key);
+  const list = details.querySelector('ul');
+  if (!s || !list || !details.open) return;
+  const signedIn = csrf !== null;
+  list.replaceChildren(
+    ...s.replicas.map((r) =>
+      el(
+        'li',
+        { 'data-replica': r.name },
+        `${s.name}.${r.slot}@${r.node}: ${r.state}${r.health === 'none' ? '' : `, ${r.health}`} (${r.revision})`,
+        signedIn
+          ? el(
+              'button',
+              { type: 'button', 'data-logs-node': r.node, 'data-logs-replica': r.name },
+              `Logs of ${s.name}.${r.slot}@${r.node}`,
+            )
+          : null,
+      ),
+    ),
+  );
+}
+
+function renderServices(overview) {
   const services = overview.services || [];
   if (services.length === 0) return [el('p', {}, 'No services.')];
   const byNamespace = new Map();
@@ -213,7 +223,7 @@ function renderServices(overview, signedIn) {
               s.healthy,
             ),
             el('td', { class: 'revision' }, s.revisions.join(', ') || '-'),
-            el('td', {}, (s.replicas || []).length === 0 ? '-' : replicaList(s, signedIn)),
+            el('td', {}, (s.replicas || []).length === 0 ? '-' : replicaList(s)),
           ),
         ),
       ),
@@ -333,7 +343,9 @@ function replace(id, nodes) {
   const open = new Set([...region.querySelectorAll('details[open]')].map((d) => d.dataset.key));
   region.replaceChildren(...nodes);
   for (const details of region.querySelectorAll('details')) {
-    if (open.has(details.dataset.key)) details.open = true;
+    if (!open.has(details.dataset.key)) continue;
+    details.open = true;
+    fillReplicas(details);
   }
   if (focusKey !== null) {
     for (const target of region.querySelectorAll('button, summary')) {
@@ -362,7 +374,7 @@ function render() {
   const regions = {
     status: () => renderStatus(overview, signedIn),
     rollout: () => renderRollout(events),
-    services: () => renderServices(overview, signedIn),
+    services: () => renderServices(overview),
     nodes: () => renderNodes(overview, signedIn),
     history: () => renderHistory(overview, signedIn),
   };
@@ -642,6 +654,8 @@ function start() {
   }
   renderActions();
   document.body.addEventListener('click', onButton);
+  // toggle does not bubble: heard on its way down instead.
+  document.body.addEventListener('toggle', (event) => fillReplicas(event.target), true);
   void followEvents();
   setInterval(() => void refresh(), REFRESH_MS);
 }
