@@ -29,7 +29,12 @@ import { removeNamespace } from '../operator/cluster-probe.js';
 
 const ns = `dash${Date.now().toString(36)}`;
 const node = `test-${ns}`;
-const README_SCREENSHOT = fileURLToPath(new URL('../../docs/img/dashboard.png', import.meta.url));
+/** Screenshots that docs/ shows, by the name the test saves them under. */
+const DOCS_SCREENSHOTS: Record<string, string> = {
+  'rolled-out.png': 'dashboard.png',
+  'history-plan.png': 'dashboard-plan.png',
+  'logs.png': 'dashboard-logs.png',
+};
 
 function manifests(image: string): Record<string, string> {
   return {
@@ -76,6 +81,14 @@ describe('the web dashboard in a real browser', () => {
   let page: Page;
   let base: string;
   const row = `tr[data-service="${ns}/web"]`;
+  /** Saved to the screenshot dir; with BERTH_UPDATE_SCREENSHOTS=1 also to docs/img when docs show it. */
+  const screenshot = async (target: Page, name: string): Promise<void> => {
+    await target.screenshot({ path: join(shots, name), fullPage: true });
+    const docs = DOCS_SCREENSHOTS[name];
+    if (docs !== undefined && process.env['BERTH_UPDATE_SCREENSHOTS'] === '1') {
+      await copyFile(join(shots, name), fileURLToPath(new URL(`../../docs/img/${docs}`, import.meta.url)));
+    }
+  };
 
   before(async () => {
     repo = await createTestRepo(manifests(TEST_IMAGES.webV1));
@@ -136,10 +149,7 @@ describe('the web dashboard in a real browser', () => {
     await waitForText(page, '#deployed-revision', commit.slice(0, 12));
     assert.ok((await page.locator('#rollout li[data-type="replica-healthy"]').count()) > 0);
     assert.match((await page.locator('#history').textContent()) ?? '', /web v2/);
-    await page.screenshot({ path: join(shots, 'rolled-out.png'), fullPage: true });
-    if (process.env['BERTH_UPDATE_SCREENSHOTS'] === '1') {
-      await copyFile(join(shots, 'rolled-out.png'), README_SCREENSHOT);
-    }
+    await screenshot(page, 'rolled-out.png');
   });
 
   test('history opens the plan a revision was rolled out with; the head matches the live cluster', async () => {
@@ -155,7 +165,7 @@ describe('the web dashboard in a real browser', () => {
       (await page.locator('#head-plan-text').textContent()) ?? '',
       /No changes: the cluster matches/,
     );
-    await page.screenshot({ path: join(shots, 'history-plan.png'), fullPage: true });
+    await screenshot(page, 'history-plan.png');
   });
 
   test('an action without signing in, or from another origin, is refused', async () => {
@@ -235,7 +245,7 @@ describe('the web dashboard in a real browser', () => {
     const count = Number(await logs.getAttribute('data-lines'));
     await eventually('more log lines', async () => Number(await logs.getAttribute('data-lines')) > count);
     assert.equal(await page.locator('#logs-section').getAttribute('data-replica'), replica);
-    await page.screenshot({ path: join(shots, 'logs.png'), fullPage: true });
+    await screenshot(page, 'logs.png');
     await page.getByRole('button', { name: 'Close logs' }).click();
   });
 
