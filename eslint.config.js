@@ -43,7 +43,14 @@ export default tseslint.config(
     languageOptions: {
       ...tseslint.configs.disableTypeChecked.languageOptions,
       sourceType: 'script',
-      globals: { document: 'readonly', fetch: 'readonly', setTimeout: 'readonly', JSON: 'readonly' },
+      globals: {
+        document: 'readonly',
+        fetch: 'readonly',
+        setTimeout: 'readonly',
+        setInterval: 'readonly',
+        TextDecoderStream: 'readonly',
+        JSON: 'readonly',
+      },
     },
   },
   {

@@ -3,7 +3,12 @@
 // this file). Every value is set as text (textContent), never parsed as HTML.
 'use strict';
 
-const POLL_MS = 1000;
+/** A page that missed events (none tells of a crashed container yet) still catches up this often. */
+const REFRESH_MS = 15000;
+/** Reconnecting to the event stream after it broke. */
+const RECONNECT_MS = 1000;
+/** Lines of a replica's logs kept on the page: the oldest go first. */
+const MAX_LOG_LINES = 1000;
 
 /** One element with text and attributes; children appended in order. */
 function el(tag, attributes = {}, ...children) {
@@ -37,7 +42,7 @@ function labelsText(labels) {
   return entries.length === 0 ? '-' : entries.map(([k, v]) => `${k}=${v}`).join(', ');
 }
 
-function renderStatus(overview) {
+function renderStatus(overview, signedIn) {
   const holding = (overview.conditions || []).find((c) => c.status === 'True');
   const repo = overview.repository;
   const list = el(
@@ -62,36 +67,77 @@ function renderStatus(overview) {
   );
   const nodes = [list];
   if (overview.headDiffers) {
+    const failed = (overview.failed || []).some((f) => f.revision === overview.head);
     nodes.push(
       el(
         'p',
         { class: 'warning', id: 'head-differs' },
-        `The cluster does not run the branch head: ${overview.headDiffers.reason}`,
+        `The cluster does not run the branch head: ${overview.headDiffers.reason} `,
+        signedIn && failed ? retryButton(overview.head) : null,
       ),
     );
   }
   return nodes;
 }
 
-function renderRollout(overview) {
-  const rollout = overview.rollout;
-  if (!rollout) return [el('p', {}, 'No rollout since the operator started.')];
-  const state = rollout.outcome === null ? 'running' : rollout.outcome;
-  const summary = el(
-    'p',
-    { id: 'rollout-summary', 'data-revision': rollout.revision, 'data-state': state },
-    `${rollout.kind} ${short(rollout.revision)}: ${state}`,
-    rollout.reason ? ` (${rollout.reason})` : '',
-  );
-  const events = (overview.events || [])
+/** The newest rollout as the events tell it (as rolloutProgress() on the server). */
+function rolloutOf(events) {
+  let start = -1;
+  for (let i = events.length - 1; i >= 0; i--) {
+    if (events[i].type === 'rollout-started') {
+      start = i;
+      break;
+    }
+  }
+  if (start < 0) return null;
+  const end = events.slice(start + 1).find((e) => e.type === 'reconcile-finished');
+  const data = events[start].data;
+  return {
+    revision: data.revision,
+    kind: data.kind,
+    startId: events[start].id,
+    outcome: end ? end.data.outcome : null,
+    reason: end ? end.data.reason : null,
+  };
+}
+
+/** Events not worth a line: an idle operator reconciles every minute and changes nothing. */
+function shown(e) {
+  if (e.type === 'reconcile-started') return false;
+  return !(e.type === 'reconcile-finished' && e.data.outcome === 'unchanged');
+}
+
+function renderRollout(events) {
+  const rollout = rolloutOf(events);
+  const nodes = [];
+  if (!rollout) nodes.push(el('p', {}, 'No rollout since the operator started.'));
+  else {
+    const state = rollout.outcome === null ? 'running' : rollout.outcome;
+    nodes.push(
+      el(
+        'p',
+        { id: 'rollout-summary', 'data-revision': rollout.revision, 'data-state': state },
+        `${rollout.kind} ${short(rollout.revision)}: ${state}`,
+        rollout.reason ? ` (${rollout.reason})` : '',
+      ),
+    );
+  }
+  const items = events
+    .filter(shown)
     .slice(-15)
     .reverse()
     .map((e) => el('li', { 'data-type': e.type }, `${e.at.slice(11, 19)} ${describeEvent(e)}`));
-  return [summary, el('ol', { class: 'events', reversed: true }, ...events)];
+  nodes.push(el('ol', { class: 'events', reversed: true, 'aria-label': 'Latest events' }, ...items));
+  return nodes;
 }
 
-function describeEvent(e) {
-  switch (e.type) {
+function describeEvent(event) {
+  const e = event.data || {};
+  switch (event.type) {
+    case 'rollout-started':
+      return e.message || `${e.kind} ${short(e.revision)}`;
+    case 'reconcile-finished':
+      return `reconcile ${e.outcome}${e.reason ? `: ${e.reason}` : ''}`;
     case 'service-started':
       return `${e.service}: ${e.change} in ${e.batches} batch(es)`;
     case 'replica-starting':
@@ -106,9 +152,46 @@ function describeEvent(e) {
       return `${e.service}: batch ${e.batch}/${e.batches} done`;
     case 'service-finished':
       return `${e.service}: ${e.outcome}${e.reason ? ` (${e.reason})` : ''}`;
-    default:
-      return e.type;
+    default: {
+      const fields = Object.entries(e)
+        .filter(([, v]) => typeof v === 'string' || typeof v === 'number')
+        .map(([k, v]) => `${k}=${v}`);
+      return [event.type, ...fields].join(' ');
+    }
   }
+}
+
+/** A service's replicas, listed when opened (a page of 100 services paints without them). */
+function replicaList(s) {
+  return el(
+    'details',
+    { class: 'replicas', 'data-key': `${s.namespace}/${s.name}` },
+    el('summary', {}, `${s.replicas.length} replica${s.replicas.length === 1 ? '' : 's'}`),
+    el('ul', { 'aria-label': `Replicas of ${s.namespace}/${s.name}` }),
+  );
+}
+
+function fillReplicas(details) {
+  const s = (overview.services || []).find((x) => `${x.namespace}/${x.name}` === details.dataset.key);
+  const list = details.querySelector('ul');
+  if (!s || !list || !details.open) return;
+  const signedIn = csrf !== null;
+  list.replaceChildren(
+    ...s.replicas.map((r) =>
+      el(
+        'li',
+        { 'data-replica': r.name },
+        `${s.name}.${r.slot}@${r.node}: ${r.state}${r.health === 'none' ? '' : `, ${r.health}`} (${r.revision})`,
+        signedIn
+          ? el(
+              'button',
+              { type: 'button', 'data-logs-node': r.node, 'data-logs-replica': r.name },
+              `Logs of ${s.name}.${r.slot}@${r.node}`,
+            )
+          : null,
+      ),
+    ),
+  );
 }
 
 function renderServices(overview) {
@@ -126,7 +209,7 @@ function renderServices(overview) {
       el('h3', {}, namespace),
       table(
         `Services of namespace ${namespace}`,
-        ['Service', 'Desired', 'Running', 'Healthy', 'Revision', 'Nodes'],
+        ['Service', 'Desired', 'Running', 'Healthy', 'Revision', 'Replicas'],
         rows.map((s) =>
           el(
             'tr',
@@ -140,7 +223,7 @@ function renderServices(overview) {
               s.healthy,
             ),
             el('td', { class: 'revision' }, s.revisions.join(', ') || '-'),
-            el('td', {}, s.nodes.join(', ') || '-'),
+            el('td', {}, (s.replicas || []).length === 0 ? '-' : replicaList(s)),
           ),
         ),
       ),
@@ -185,45 +268,88 @@ function renderNodes(overview, signedIn) {
   ];
 }
 
-function renderHistory(overview) {
+/** The audit log's entries of one rollout (consecutive, same revision) as one row. */
+function historyGroups(history) {
+  const groups = [];
+  for (const h of history) {
+    const last = groups[groups.length - 1];
+    if (last && last.revision === h.revision && last.rolledBackFrom === h.rolledBackFrom) {
+      last.entries.push(h);
+      continue;
+    }
+    groups.push({ revision: h.revision, rolledBackFrom: h.rolledBackFrom, entries: [h] });
+  }
+  return groups;
+}
+
+function historyOutcome(entries) {
+  const outcomes = [...new Set(entries.map((h) => h.outcome))];
+  const reason = entries.map((h) => h.reason).find((r) => r);
+  const services = entries.map((h) => h.service || (h.job ? `job ${h.job.namespace}/${h.job.name}` : null));
+  return el(
+    'td',
+    { class: `outcome ${outcomes[0].replaceAll(' ', '-')}` },
+    outcomes.join(', '),
+    reason ? `: ${reason}` : '',
+    services.some((x) => x) ? el('br') : null,
+    services.filter((x) => x).join(', '),
+  );
+}
+
+function renderHistory(overview, signedIn) {
   const history = overview.history || [];
   if (history.length === 0) return [el('p', {}, 'Nothing deployed yet.')];
+  const failed = new Set((overview.failed || []).map((f) => f.revision));
   return [
     table(
       'History, newest first',
-      ['When', 'Revision', 'Message', 'Service', 'Change', 'Outcome'],
-      history.map((h) =>
-        el(
-          'tr',
-          {},
-          el('td', {}, h.at.replace('T', ' ').slice(0, 19)),
-          el('td', {}, short(h.revision)),
-          el('td', {}, h.message ? h.message.split('\n')[0] : '-'),
-          el('td', {}, h.service || '-'),
-          el('td', {}, h.change),
+      ['When', 'Revision', 'Author', 'Message', 'Outcome', 'Plan'],
+      historyGroups(history).map((g) => {
+        const h = g.entries[0];
+        const actions = [
           el(
-            'td',
-            { class: `outcome ${h.outcome.replaceAll(' ', '-')}` },
-            h.outcome,
-            h.reason ? `: ${h.reason}` : '',
+            'button',
+            { type: 'button', 'data-plan': g.revision, 'aria-controls': 'revision-plan' },
+            `Plan of ${short(g.revision)}`,
           ),
-        ),
-      ),
+        ];
+        if (signedIn && failed.has(g.revision)) actions.push(retryButton(g.revision));
+        return el(
+          'tr',
+          { 'data-revision': g.revision },
+          el('td', {}, h.at.replace('T', ' ').slice(0, 19)),
+          el('td', {}, short(g.revision), g.rolledBackFrom ? ` (back from ${short(g.rolledBackFrom)})` : ''),
+          el('td', {}, h.author || '-'),
+          el('td', {}, h.message ? h.message.split('\n')[0] : '-'),
+          historyOutcome(g.entries),
+          el('td', {}, ...actions),
+        );
+      }),
     ),
   ];
 }
 
-/** Replaces a region's content, keeping keyboard focus on the same button when it is redrawn. */
+function retryButton(revision) {
+  return el('button', { type: 'button', 'data-retry': revision }, `Retry ${short(revision)}`);
+}
+
+/** Replaces a region's content, keeping keyboard focus and open replica lists as they were. */
 function replace(id, nodes) {
   const region = document.getElementById(id);
   if (!region) return;
   const focused = document.activeElement;
   const focusKey =
     focused && region.contains(focused) && focused.dataset ? JSON.stringify(focused.dataset) : null;
+  const open = new Set([...region.querySelectorAll('details[open]')].map((d) => d.dataset.key));
   region.replaceChildren(...nodes);
+  for (const details of region.querySelectorAll('details')) {
+    if (!open.has(details.dataset.key)) continue;
+    details.open = true;
+    fillReplicas(details);
+  }
   if (focusKey !== null) {
-    for (const button of region.querySelectorAll('button')) {
-      if (JSON.stringify(button.dataset) === focusKey) button.focus();
+    for (const target of region.querySelectorAll('button, summary')) {
+      if (JSON.stringify(target.dataset) === focusKey) target.focus();
     }
   }
 }
@@ -231,15 +357,26 @@ function replace(id, nodes) {
 const csrfMeta = document.querySelector('meta[name="csrf-token"]');
 const csrf = csrfMeta ? csrfMeta.getAttribute('content') : null;
 const rendered = {};
+/** The events seen (from the page, the overview and the stream), by id, oldest first. */
+let events = [];
+let overview = null;
 
-/** Redraws only the regions whose data changed: screen readers hear changes, not every poll. */
-function render(overview) {
+function addEvents(more) {
+  const byId = new Map(events.map((e) => [e.id, e]));
+  for (const e of more) byId.set(e.id, e);
+  events = [...byId.values()].sort((a, b) => a.id - b.id).slice(-200);
+}
+
+/** Redraws only the regions whose data changed: screen readers hear changes, not every update. */
+function render() {
+  if (overview === null) return;
+  const signedIn = csrf !== null;
   const regions = {
-    status: () => renderStatus(overview),
-    rollout: () => renderRollout(overview),
+    status: () => renderStatus(overview, signedIn),
+    rollout: () => renderRollout(events),
     services: () => renderServices(overview),
-    nodes: () => renderNodes(overview, csrf !== null),
-    history: () => renderHistory(overview),
+    nodes: () => renderNodes(overview, signedIn),
+    history: () => renderHistory(overview, signedIn),
   };
   const inputs = {
     status: [
@@ -248,11 +385,12 @@ function render(overview) {
       overview.deployed,
       overview.conditions,
       overview.headDiffers,
+      overview.failed,
     ],
-    rollout: [overview.rollout, overview.events],
+    rollout: events.map((e) => e.id),
     services: overview.services,
     nodes: [overview.nodes, overview.canDrain],
-    history: overview.history,
+    history: [overview.history, overview.failed],
   };
   for (const [id, draw] of Object.entries(regions)) {
     const key = JSON.stringify(inputs[id]);
@@ -261,28 +399,87 @@ function render(overview) {
     replace(id, draw());
   }
   document.body.dataset.generatedAt = overview.generatedAt;
+  document.body.dataset.lastEvent = String(events.length ? events[events.length - 1].id : 0);
+}
+
+/** Fetches the overview again; calls made while one is under way make one more after it. */
+const refresh = (() => {
+  let running = false;
+  let again = false;
+  return async function refresh() {
+    if (running) {
+      again = true;
+      return;
+    }
+    running = true;
+    try {
+      do {
+        again = false;
+        const response = await fetch('/v1/overview', { headers: { accept: 'application/json' } });
+        document.body.classList.toggle('stale', !response.ok);
+        if (response.ok) {
+          overview = await response.json();
+          addEvents(overview.events || []);
+          render();
+        }
+      } while (again);
+    } catch {
+      document.body.classList.add('stale');
+    } finally {
+      running = false;
+    }
+  };
+})();
+
+/** The frames of a Server-Sent Events stream, parsed as they arrive: each `data:` is an event as JSON. */
+async function readEventStream(response, onEvent) {
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read();
+    if (done) return;
+    buffer += value;
+    let end;
+    while ((end = buffer.indexOf('\n\n')) >= 0) {
+      const frame = buffer.slice(0, end);
+      buffer = buffer.slice(end + 2);
+      const data = frame
+        .split('\n')
+        .filter((line) => line.startsWith('data: '))
+        .map((line) => line.slice(6))
+        .join('\n');
+      if (data !== '') onEvent(JSON.parse(data));
+    }
+  }
 }
 
 /**
- * Calls `onOverview` with each new overview. The one place that knows how updates arrive:
- * polling now; an EventSource on the operator's event stream can replace it here alone.
+ * The page's one source of updates: the operator's event stream (/v1/events, every event type,
+ * resumed after a break from the last id seen). Each event is shown at once in the rollout and
+ * brings a fresh overview (counts, revisions, nodes, history) right after.
  */
-function subscribe(onOverview) {
-  let stopped = false;
-  const poll = async () => {
+async function followEvents() {
+  for (;;) {
+    const lastId = events.length ? events[events.length - 1].id : null;
     try {
-      const response = await fetch('/v1/overview', { headers: { accept: 'application/json' } });
-      if (response.ok) onOverview(await response.json());
-      document.body.classList.toggle('stale', !response.ok);
+      const headers = { accept: 'text/event-stream' };
+      if (lastId !== null) headers['last-event-id'] = String(lastId);
+      const response = await fetch('/v1/events', { headers });
+      if (response.ok && response.body) {
+        document.body.dataset.events = 'live';
+        await readEventStream(response, (event) => {
+          addEvents([event]);
+          render();
+          void refresh();
+          if (event.type === 'reconcile-finished') refreshHeadPlan();
+        });
+      }
     } catch {
-      document.body.classList.add('stale');
+      // The operator restarted or the network broke: try again shortly.
     }
-    if (!stopped) setTimeout(poll, POLL_MS);
-  };
-  setTimeout(poll, POLL_MS);
-  return () => {
-    stopped = true;
-  };
+    document.body.dataset.events = 'reconnecting';
+    await new Promise((resolve) => setTimeout(resolve, RECONNECT_MS));
+  }
 }
 
 async function act(path, what) {
@@ -298,32 +495,169 @@ async function act(path, what) {
     result.textContent = response.ok
       ? `${what}: done.`
       : `${what}: refused (${response.status}) ${body.error || ''}`;
+    if (response.ok) void refresh();
   } catch (error) {
     result.textContent = `${what}: failed (${error})`;
   }
 }
 
+/** Buttons anywhere in the page, by what they carry: one listener survives every redraw. */
+function onButton(event) {
+  const button = event.target.closest('button');
+  if (!button) return;
+  const data = button.dataset;
+  if (data.node && data.availability) {
+    const what = `${data.availability === 'drain' ? 'Drain' : 'Activate'} ${data.node}`;
+    void act(`/v1/dashboard/nodes/${encodeURIComponent(data.node)}/${data.availability}`, what);
+  } else if (data.retry) {
+    void act(`/v1/dashboard/revisions/${data.retry}/retry`, `Retry ${short(data.retry)}`);
+  } else if (data.plan) {
+    void showRevisionPlan(data.plan);
+  } else if (data.logsNode) {
+    void showLogs(data.logsNode, data.logsReplica, button.textContent);
+  } else if (button.id === 'reconcile-now') {
+    void act('/v1/dashboard/reconcile', 'Reconcile');
+  } else if (button.id === 'show-head-plan') {
+    headPlanOpen = true;
+    refreshHeadPlan();
+  }
+}
+
+async function showRevisionPlan(revision) {
+  const region = document.getElementById('revision-plan');
+  const heading = el('h3', { id: 'revision-plan-heading', tabindex: '-1' }, `Plan of ${short(revision)}`);
+  const response = await fetch(`/v1/dashboard/revisions/${revision}/plan`);
+  const body = await response.json().catch(() => ({}));
+  const content = response.ok
+    ? [
+        el('p', {}, `Rolled out with this plan at ${body.at.replace('T', ' ').slice(0, 19)}:`),
+        el('pre', {}, body.text),
+      ]
+    : [
+        el(
+          'p',
+          {},
+          `No plan is kept for ${short(revision)} (the operator keeps those of its newest rollouts).`,
+        ),
+      ];
+  region.dataset.revision = revision;
+  region.replaceChildren(heading, ...content);
+  heading.focus();
+}
+
+let headPlanOpen = false;
+let headPlanLoading = false;
+
+async function refreshHeadPlan() {
+  if (!headPlanOpen || headPlanLoading) return;
+  headPlanLoading = true;
+  const region = document.getElementById('head-plan');
+  try {
+    const response = await fetch('/v1/dashboard/head-plan');
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      region.replaceChildren(
+        el(
+          'p',
+          { class: 'error' },
+          `Could not plan the branch head: ${body.error || body.message || response.status}`,
+        ),
+      );
+      return;
+    }
+    const status =
+      body.hasChanges === null
+        ? 'cannot be applied'
+        : body.hasChanges
+          ? 'has changes to apply'
+          : 'matches the cluster';
+    const nodes = [
+      el(
+        'p',
+        { id: 'head-plan-summary', 'data-revision': body.revision, 'data-changes': String(body.hasChanges) },
+        `Branch head ${short(body.revision)} ${status}; deployed: ${body.deployed ? short(body.deployed) : 'nothing yet'}.`,
+      ),
+    ];
+    if (body.why.length > 0) {
+      nodes.push(el('h3', {}, 'Why the cluster does not run the head'));
+      nodes.push(el('ul', { id: 'head-plan-why' }, ...body.why.map((w) => el('li', {}, w))));
+    }
+    if (body.failed && csrf !== null) nodes.push(el('p', {}, retryButton(body.revision)));
+    nodes.push(
+      el('pre', { id: 'head-plan-text', tabindex: '0', 'aria-label': 'Plan of the branch head' }, body.text),
+    );
+    replace('head-plan', nodes);
+  } finally {
+    headPlanLoading = false;
+  }
+}
+
+let logsReader = null;
+
+/** A replica's last lines, then its new ones as they are written, until closed or another is opened. */
+async function showLogs(node, replica, label) {
+  if (logsReader) await logsReader.cancel().catch(() => undefined);
+  const section = document.getElementById('logs-section');
+  const pre = document.getElementById('logs');
+  section.hidden = false;
+  section.dataset.replica = replica;
+  document.getElementById('logs-heading').textContent = label;
+  const close = el('button', { type: 'button', id: 'close-logs' }, 'Close logs');
+  close.addEventListener('click', () => {
+    if (logsReader) void logsReader.cancel().catch(() => undefined);
+    section.hidden = true;
+  });
+  document.getElementById('logs-controls').replaceChildren(close);
+  pre.replaceChildren();
+  pre.focus();
+  const response = await fetch(
+    `/v1/dashboard/logs/${encodeURIComponent(node)}/${encodeURIComponent(replica)}?tail=100&follow=1`,
+  );
+  if (!response.ok || !response.body) {
+    const body = await response.json().catch(() => ({}));
+    pre.textContent = `Could not read the logs (${response.status}) ${body.error || ''}`;
+    return;
+  }
+  const reader = response.body.pipeThrough(new TextDecoderStream()).getReader();
+  logsReader = reader;
+  let buffer = '';
+  for (;;) {
+    const { value, done } = await reader.read().catch(() => ({ done: true }));
+    if (done) break;
+    buffer += value;
+    const lines = buffer.split('\n');
+    buffer = lines.pop();
+    for (const line of lines) if (line.trim() !== '') appendLogMessage(pre, JSON.parse(line));
+  }
+}
+
+function appendLogMessage(pre, message) {
+  if (message.line) pre.append(`${message.line.at.slice(11, 23)} ${message.line.text}\n`);
+  else if (message.error) pre.append(`-- ${message.error.message}\n`);
+  else if (message.end) pre.append('-- the replica stopped\n');
+  else return;
+  while (pre.childNodes.length > MAX_LOG_LINES) pre.firstChild.remove();
+  pre.dataset.lines = String(pre.childNodes.length);
+}
+
 function renderActions() {
   if (csrf === null) return;
-  const reconcile = el('button', { type: 'button', id: 'reconcile-now' }, 'Reconcile now');
-  reconcile.addEventListener('click', () => act('/v1/dashboard/reconcile', 'Reconcile'));
-  replace('actions', [reconcile]);
-  document.getElementById('nodes').addEventListener('click', (event) => {
-    const button = event.target.closest('button[data-node]');
-    if (!button) return;
-    const { node, availability } = button.dataset;
-    void act(
-      `/v1/dashboard/nodes/${encodeURIComponent(node)}/${availability}`,
-      `${availability === 'drain' ? 'Drain' : 'Activate'} ${node}`,
-    );
-  });
+  replace('actions', [el('button', { type: 'button', id: 'reconcile-now' }, 'Reconcile now')]);
 }
 
 function start() {
   const data = document.getElementById('overview-data');
-  if (data) render(JSON.parse(data.textContent));
+  if (data) {
+    overview = JSON.parse(data.textContent);
+    addEvents(overview.events || []);
+    render();
+  }
   renderActions();
-  subscribe(render);
+  document.body.addEventListener('click', onButton);
+  // toggle does not bubble: heard on its way down instead.
+  document.body.addEventListener('toggle', (event) => fillReplicas(event.target), true);
+  void followEvents();
+  setInterval(() => void refresh(), REFRESH_MS);
 }
 
 start();

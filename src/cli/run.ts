@@ -17,7 +17,7 @@ import { OperatorMetrics } from '../operator/metrics.js';
 import { NotificationService } from '../operator/notification-service.js';
 import { DEFAULT_SCHEDULE, Operator } from '../operator/operator.js';
 import { OverviewSource, type NodeControl } from '../operator/overview.js';
-import { notifyAll, RolloutFeed } from '../operator/rollout-feed.js';
+import { eventBusNotifier, notifyAll } from '../operator/reconcile-notifiers.js';
 import { configuredBerthPorts } from '../operator/reserved-ports.js';
 import { acquireStateLock } from '../operator/state-lock.js';
 import { openSecretReader } from '../secrets/secret-reader.js';
@@ -121,8 +121,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   // The routing mesh: published ports on every node, following replica health.
   const mesh = new MeshController({ agents: nodes.agents, log });
   const isLocal = !/^https?:\/\//.test(options.repo);
-  // The dashboard's view of rollouts as they happen, and the event stream of `berth events`.
-  const feed = new RolloutFeed();
+  // The event stream of `berth events` and of the dashboard.
   const events = new EventBus();
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
@@ -131,11 +130,10 @@ async function runOperator(options: RunOptions): Promise<void> {
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => {
       log.info(event, event.type);
-      feed.record(event);
       events.publish(event.type, { ...event });
     },
     events,
-    notifier: notifyAll(statuses, feed, notifications),
+    notifier: notifyAll(statuses, eventBusNotifier(events), notifications),
   });
   nodes.onChange((reason) => {
     // `node NAME down|up|drain|active|labels|removed`
@@ -149,7 +147,8 @@ async function runOperator(options: RunOptions): Promise<void> {
   const overview = new OverviewSource({
     operator,
     store,
-    feed,
+    events,
+    source,
     agents: nodes.agents,
     nodes: nodes.control,
     log,

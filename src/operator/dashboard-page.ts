@@ -54,11 +54,17 @@ ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
 <script src="/dashboard/app.js" defer></script>
 </head>
 <body>
+<a class="skip" href="#main">Skip to the dashboard</a>
 <header>
   <h1>berth</h1>
+  <nav aria-label="Sections">
+    <a href="#status-heading">Status</a> <a href="#rollout-heading">Rollout</a>
+    <a href="#services-heading">Services</a> <a href="#nodes-heading">Nodes</a>
+    <a href="#history-heading">History</a> <a href="#head-plan-heading">Head plan</a>
+  </nav>
   ${session}
 </header>
-<main>
+<main id="main" tabindex="-1">
   <section aria-labelledby="status-heading">
     <h2 id="status-heading">Status</h2>
     <div id="status" aria-live="polite"></div>
@@ -77,9 +83,20 @@ ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
     <h2 id="nodes-heading">Nodes</h2>
     <div id="nodes"></div>
   </section>
+  <section aria-labelledby="logs-heading" id="logs-section" hidden>
+    <h2 id="logs-heading">Logs</h2>
+    <div id="logs-controls"></div>
+    <pre id="logs" tabindex="0" aria-label="Log lines"></pre>
+  </section>
   <section aria-labelledby="history-heading">
     <h2 id="history-heading">History</h2>
     <div id="history"></div>
+    <div id="revision-plan" aria-live="polite"></div>
+  </section>
+  <section aria-labelledby="head-plan-heading" class="wide">
+    <h2 id="head-plan-heading">Branch head against the live cluster</h2>
+    <button type="button" id="show-head-plan" aria-controls="head-plan">Show the plan of the branch head</button>
+    <div id="head-plan" aria-live="polite"></div>
   </section>
   <noscript><p>This page needs JavaScript to show the cluster; the same data is at <a href="/v1/overview">/v1/overview</a>.</p></noscript>
 </main>

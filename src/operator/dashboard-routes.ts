@@ -9,9 +9,11 @@ import {
   SESSION_TTL_MS,
   type Session,
 } from './dashboard-auth.js';
+import { NDJSON_CONTENT_TYPE, writeLogStream } from '../api/log-stream.js';
 import { dashboardPage } from './dashboard-page.js';
+import type { HeadPlan } from './head-plan.js';
 import type { Operator } from './operator.js';
-import type { NodeControl, OverviewSource } from './overview.js';
+import type { DashboardData, NodeControl } from './overview.js';
 
 /** The client's files: plain JavaScript and CSS beside the package, found from src/ and from dist/. */
 const ASSETS = new URL('../../assets/dashboard/', import.meta.url);
@@ -30,17 +32,24 @@ const SECURITY_HEADERS: Record<string, string> = {
 
 export interface DashboardOptions {
   operator: Pick<Operator, 'trigger'>;
-  overview: Pick<OverviewSource, 'read'>;
+  overview: DashboardData;
   /** null without --cluster-listen: nodes are shown but cannot be drained from the page. */
   nodes: NodeControl | null;
   token: string;
 }
 
+/** Lines of a replica the page asks for at most (it shows the last ones, then follows). */
+export const MAX_DASHBOARD_LOG_TAIL = 1000;
+const DEFAULT_DASHBOARD_LOG_TAIL = 100;
+/** Computing the head's plan reads git and every node: pages opened together share one. */
+const HEAD_PLAN_MAX_AGE_MS = 2_000;
+
 /**
  * The web dashboard of `berth run --listen`: the page at `/`, its JSON at `GET /v1/overview`
  * (read-only, like /healthz), and actions for a signed-in browser. An action needs the session
  * cookie (else 401), the session's CSRF token in `x-csrf-token` and an Origin of this server
- * (else 403).
+ * (else 403). A replica's logs need the session cookie (a service's output may hold what only
+ * its operators should read).
  */
 export async function dashboardRoutes(app: FastifyInstance, options: DashboardOptions): Promise<void> {
   const sessions = new DashboardSessions(options.token);
@@ -77,8 +86,12 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
   );
   // Browsers ask for it; there is none (and a 404 would show as an error in the console).
   app.get('/favicon.ico', async (_request, reply) => reply.code(204).send());
-  app.get('/v1/overview', async () => options.overview.read());
+  registerSessionRoutes(app, sessions);
+  registerReadRoutes(app, options, sessionOf);
+  registerActionRoutes(app, options, sessionOf);
+}
 
+function registerSessionRoutes(app: FastifyInstance, sessions: DashboardSessions): void {
   app.post('/dashboard/login', async (request, reply) => {
     if (!sameOrigin(request)) return refuse(reply, 403, 'cross-origin login refused');
     const token = (request.body as Record<string, unknown> | undefined)?.['token'];
@@ -96,7 +109,50 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
     reply.header('set-cookie', `${SESSION_COOKIE}=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0`);
     return reply.redirect('/', 303);
   });
+}
 
+type SessionOf = (request: FastifyRequest) => Session | null;
+
+/** What the page reads besides the overview: plans (anyone, like the overview) and logs (signed in). */
+function registerReadRoutes(app: FastifyInstance, options: DashboardOptions, sessionOf: SessionOf): void {
+  app.get('/v1/overview', async () => options.overview.read());
+  app.get('/v1/dashboard/revisions/:revision/plan', async (request, reply) => {
+    const { revision } = request.params as { revision: string };
+    const plan = REVISION.test(revision) ? await options.overview.revisionPlan(revision) : null;
+    if (plan === null) return refuse(reply, 404, `no plan is kept for revision ${revision}`);
+    return { revision, ...plan };
+  });
+  let headPlan: { at: number; value: Promise<HeadPlan> } | null = null;
+  app.get('/v1/dashboard/head-plan', async () => {
+    if (headPlan === null || Date.now() - headPlan.at >= HEAD_PLAN_MAX_AGE_MS) {
+      const value = options.overview.headPlan();
+      headPlan = { at: Date.now(), value };
+      // A failure is answered once, not kept for the next page.
+      value.catch(() => (headPlan = null));
+    }
+    return headPlan.value;
+  });
+  app.get('/v1/dashboard/logs/:node/:replica', async (request, reply) => {
+    if (sessionOf(request) === null) return refuse(reply, 401, 'sign in to the dashboard to read logs');
+    const { node, replica } = request.params as { node: string; replica: string };
+    const query = request.query as Record<string, string | undefined>;
+    const tail = query['tail'] === undefined ? DEFAULT_DASHBOARD_LOG_TAIL : Number(query['tail']);
+    if (!Number.isInteger(tail) || tail < 0 || tail > MAX_DASHBOARD_LOG_TAIL) {
+      return refuse(reply, 400, `tail is a whole number from 0 to ${MAX_DASHBOARD_LOG_TAIL}`);
+    }
+    const lines = options.overview.replicaLogs(node, replica, { tail, follow: query['follow'] === '1' });
+    if (lines === null) return refuse(reply, 404, `no node ${node}`);
+    reply.hijack();
+    const out = reply.raw;
+    const gone = new AbortController();
+    out.once('close', () => gone.abort());
+    out.writeHead(200, { ...SECURITY_HEADERS, 'content-type': `${NDJSON_CONTENT_TYPE}; charset=utf-8` });
+    await writeLogStream(out, lines, gone.signal);
+    return reply;
+  });
+}
+
+function registerActionRoutes(app: FastifyInstance, options: DashboardOptions, sessionOf: SessionOf): void {
   const guard = async (request: FastifyRequest, reply: FastifyReply): Promise<void> => {
     const session = sessionOf(request);
     if (session === null) return refuse(reply, 401, 'sign in to the dashboard first');
@@ -110,6 +166,15 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
     void options.operator.trigger('dashboard');
     reply.code(202);
     return { accepted: true };
+  });
+  app.post('/v1/dashboard/revisions/:revision/retry', { preHandler: guard }, async (request, reply) => {
+    const { revision } = request.params as { revision: string };
+    if (!REVISION.test(revision) || !(await options.overview.retry(revision))) {
+      return refuse(reply, 404, `revision ${revision} is not held as failed`);
+    }
+    void options.operator.trigger('dashboard retry');
+    reply.code(202);
+    return { revision, retrying: true };
   });
   app.post('/v1/dashboard/nodes/:name/:availability', { preHandler: guard }, async (request, reply) => {
     const { name, availability } = request.params as { name: string; availability: string };
@@ -129,6 +194,9 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
     return { node: name, availability };
   });
 }
+
+/** A full commit id (SHA-1 or SHA-256), as the state dir keys revisions. */
+const REVISION = /^[0-9a-f]{40}([0-9a-f]{24})?$/;
 
 /**
  * The browser says where a request comes from (Origin, sent with every POST): only this server's

@@ -8,6 +8,8 @@ import type { RolloutResult, ServiceOutcome } from '../rollout/apply-plan.js';
 import { shortRevision } from '../source/revision.js';
 import { rollBack } from './reconcile-rollout.js';
 import type { ReconcileContext, ReconcileResult } from './reconcile-types.js';
+import { renderPlanText } from '../plan/render-plan.js';
+import type { Plan } from '../plan/types.js';
 import type { HistoryEntry } from './state-store.js';
 
 type CommitSummary = { author?: string; message?: string };
@@ -49,6 +51,23 @@ export async function recordRefusal(ctx: ReconcileContext, error: BerthError): P
     },
   ]);
   log.warn({ reason: error.message }, 'revision recorded as failed');
+}
+
+/**
+ * Keeps the plan a revision is about to be rolled out with, as `berth plan` prints it (the
+ * dashboard's history shows it). Best effort: a state dir that cannot take it does not stop the
+ * rollout, whose own records are what the next reconcile depends on.
+ */
+export async function recordPlan(ctx: ReconcileContext, plan: Plan): Promise<void> {
+  const text = renderPlanText({ revision: plan.revision, against: null, plan, problems: [] });
+  const at = new Date().toISOString();
+  try {
+    await ctx.deps.store.update((s) => {
+      s.plans = { ...s.plans, [plan.revision]: { at, text } };
+    });
+  } catch (error) {
+    ctx.log.warn({ err: error }, 'could not keep the plan in the state dir');
+  }
 }
 
 /** The cluster already matches the target: the head becomes the last good revision if it is the target. */

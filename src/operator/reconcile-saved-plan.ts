@@ -8,7 +8,7 @@ import { randomUUID } from 'node:crypto';
 import type { ObservedState } from '../api/types.js';
 import type { Plan } from '../plan/types.js';
 import { shortRevision } from '../source/revision.js';
-import { recordRollout, recordUnchanged } from './reconcile-record.js';
+import { recordPlan, recordRollout, recordUnchanged } from './reconcile-record.js';
 import { runPlan } from './reconcile-rollout.js';
 import type { ReconcileContext, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
 
@@ -33,6 +33,7 @@ export async function reconcileSavedPlan(
     await recordUnchanged(ctx, { revision });
     return { ...base, outcome: 'unchanged', reason: null, error: null, rollout: null, rollback: null };
   }
+  await recordPlan(ctx, plan);
   await deps.onRollout?.({
     revision,
     kind: 'saved plan',

@@ -10,7 +10,7 @@ import type { Logger } from '../core/log.js';
 import { shortRevision } from '../source/revision.js';
 import { observeNodes } from './observe-nodes.js';
 import { runRevisionJobs } from './reconcile-jobs.js';
-import { recordRollout, recordUnchanged } from './reconcile-record.js';
+import { recordPlan, recordRollout, recordUnchanged } from './reconcile-record.js';
 import { runPlan } from './reconcile-rollout.js';
 import { chooseTarget } from './reconcile-target.js';
 import type { ReconcileContext, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
@@ -76,6 +76,7 @@ export async function reconcile(
 
   const changes = plan.services.filter((s) => s.change !== 'unchanged');
   log.info({ services: changes.map((s) => `${s.namespace}/${s.name}:${s.change}`) }, 'rolling out');
+  await recordPlan(ctx, plan);
   await deps.onRollout?.({
     revision: target.revision,
     kind: 'rollout',

@@ -3,7 +3,7 @@ import { appendFile, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { test } from 'node:test';
-import { StateStore, type HistoryEntry } from './state-store.js';
+import { MAX_PLAN_CHARS, MAX_REVISION_PLANS, StateStore, type HistoryEntry } from './state-store.js';
 
 const entry = (n: number): HistoryEntry => ({
   at: new Date(Date.UTC(2026, 0, 1, 0, n)).toISOString(),
@@ -65,4 +65,21 @@ test('one revision cannot grow the state: the newest 100 failed revisions are ke
   assert.ok(written!.message!.startsWith('xxx') && written!.message!.length <= 1024);
   assert.ok(written!.author!.length <= 256);
   assert.ok(written!.reason!.length <= 4096);
+});
+
+test('plans kept per revision: the newest 20, each clipped', async (t) => {
+  const dir = await mkdtemp(join(tmpdir(), 'berth-plans-'));
+  t.after(() => rm(dir, { recursive: true, force: true }));
+  const store = new StateStore(dir);
+  const huge = 'p'.repeat(100_000);
+  for (let n = 0; n < 30; n += 1) {
+    await store.update((s) => {
+      const at = new Date(Date.UTC(2026, 0, 1, 0, 0, n)).toISOString();
+      s.plans = { ...s.plans, [`rev${n}`]: { at, text: huge } };
+    });
+  }
+  const plans = (await store.read()).plans ?? {};
+  assert.equal(Object.keys(plans).length, MAX_REVISION_PLANS);
+  assert.ok(plans['rev29'] && !plans['rev9'], 'the newest plans are the ones kept');
+  assert.ok(Object.values(plans).every((p) => p.text.length === MAX_PLAN_CHARS && p.text.endsWith('…')));
 });

@@ -26,6 +26,15 @@ export interface OperatorState {
   jobs?: Record<string, JobRecord>;
   /** The repository last applied from, so `status` and `history` need no flags. */
   source?: { repo: string; path: string; branch: string };
+  /** The plan each revision was last rolled out with (as `berth plan` prints it), by revision. */
+  plans?: Record<string, RevisionPlan>;
+}
+
+/** A plan as applied: for the dashboard's history. */
+export interface RevisionPlan {
+  at: string;
+  /** The plan's text, clipped at MAX_PLAN_CHARS. */
+  text: string;
 }
 
 export interface FailedRevision {
@@ -267,6 +276,11 @@ export const MAX_MESSAGE_CHARS = 1024;
 /** Characters kept of a commit author in a history entry. */
 export const MAX_AUTHOR_CHARS = 256;
 
+/** Plans kept (see OperatorState.plans): the newest ones, by when they were applied. */
+export const MAX_REVISION_PLANS = 20;
+/** Characters kept of each plan's text. */
+export const MAX_PLAN_CHARS = 8192;
+
 export function clip(text: string, max: number): string {
   if (text.length <= max) return text;
   return `${text.slice(0, max - 1)}…`;
@@ -282,7 +296,16 @@ export function boundedState(state: OperatorState): OperatorState {
     ...state,
     failed: Object.fromEntries(failed),
     ...(state.jobs === undefined ? {} : { jobs: boundedJobRecords(state.jobs) }),
+    ...(state.plans === undefined ? {} : { plans: boundedPlans(state.plans) }),
   };
+}
+
+function boundedPlans(plans: Record<string, RevisionPlan>): Record<string, RevisionPlan> {
+  const kept = Object.entries(plans)
+    .sort(([, a], [, b]) => (a.at < b.at ? 1 : a.at > b.at ? -1 : 0))
+    .slice(0, MAX_REVISION_PLANS)
+    .map(([revision, plan]) => [revision, { ...plan, text: clip(plan.text, MAX_PLAN_CHARS) }] as const);
+  return Object.fromEntries(kept);
 }
 
 function boundedJobRecords(jobs: Record<string, JobRecord>): Record<string, JobRecord> {

@@ -1,7 +1,9 @@
 /**
  * The web dashboard of `berth run --listen`, opened in headless Chromium against a real operator
- * and engine: a service and its replicas, a commit rolling out live, actions refused without
- * signing in, and reconcile / drain / activate by clicking once signed in. Screenshots go to
+ * and engine: a service and its replicas, a commit rolling out live, the plan it was rolled out
+ * with and the head against the live cluster, actions refused without signing in, reconcile /
+ * drain / activate by clicking once signed in, a replica's logs followed, and a refused revision
+ * retried. Screenshots go to
  * BERTH_SCREENSHOT_DIR (default: a folder of the test's temp dir); with
  * BERTH_UPDATE_SCREENSHOTS=1 the overview is also copied to docs/img/dashboard.png.
  */
@@ -27,16 +29,33 @@ import { removeNamespace } from '../operator/cluster-probe.js';
 
 const ns = `dash${Date.now().toString(36)}`;
 const node = `test-${ns}`;
-const README_SCREENSHOT = fileURLToPath(new URL('../../docs/img/dashboard.png', import.meta.url));
+/** Screenshots that docs/ shows, by the name the test saves them under. */
+const DOCS_SCREENSHOTS: Record<string, string> = {
+  'rolled-out.png': 'dashboard.png',
+  'history-plan.png': 'dashboard-plan.png',
+  'logs.png': 'dashboard-logs.png',
+};
 
 function manifests(image: string): Record<string, string> {
   return {
     'deploy/all.yaml': manifestFile(
       namespaceManifest(ns),
-      webService({ namespace: ns, image, replicas: 2, update: { parallelism: 1, monitor: '1s' } }),
+      webService({
+        namespace: ns,
+        image,
+        replicas: 2,
+        update: { parallelism: 1, monitor: '1s' },
+        // Says hello, then logs each request (the health checks: a line a second to follow).
+        command: ['sh', '-c', 'echo "hello from $(hostname)" && exec httpd -f -vv -p 8080 -h /www'],
+      }),
     ),
   };
 }
+
+/** A revision the operator refuses as invalid (held as failed until a newer commit or a retry). */
+const BROKEN = {
+  'deploy/all.yaml': manifestFile(namespaceManifest(ns), webService({ namespace: ns, replicas: -1 })),
+};
 
 /** The text of the first element matching `selector` once `expected` holds for it (no sleeps). */
 async function waitForText(page: Page, selector: string, expected: string | RegExp): Promise<string> {
@@ -62,6 +81,14 @@ describe('the web dashboard in a real browser', () => {
   let page: Page;
   let base: string;
   const row = `tr[data-service="${ns}/web"]`;
+  /** Saved to the screenshot dir; with BERTH_UPDATE_SCREENSHOTS=1 also to docs/img when docs show it. */
+  const screenshot = async (target: Page, name: string): Promise<void> => {
+    await target.screenshot({ path: join(shots, name), fullPage: true });
+    const docs = DOCS_SCREENSHOTS[name];
+    if (docs !== undefined && process.env['BERTH_UPDATE_SCREENSHOTS'] === '1') {
+      await copyFile(join(shots, name), fileURLToPath(new URL(`../../docs/img/${docs}`, import.meta.url)));
+    }
+  };
 
   before(async () => {
     repo = await createTestRepo(manifests(TEST_IMAGES.webV1));
@@ -122,10 +149,23 @@ describe('the web dashboard in a real browser', () => {
     await waitForText(page, '#deployed-revision', commit.slice(0, 12));
     assert.ok((await page.locator('#rollout li[data-type="replica-healthy"]').count()) > 0);
     assert.match((await page.locator('#history').textContent()) ?? '', /web v2/);
-    await page.screenshot({ path: join(shots, 'rolled-out.png'), fullPage: true });
-    if (process.env['BERTH_UPDATE_SCREENSHOTS'] === '1') {
-      await copyFile(join(shots, 'rolled-out.png'), README_SCREENSHOT);
-    }
+    await screenshot(page, 'rolled-out.png');
+  });
+
+  test('history opens the plan a revision was rolled out with; the head matches the live cluster', async () => {
+    const head = await repo.head();
+    await page.getByRole('button', { name: `Plan of ${head.slice(0, 12)}` }).click();
+    const plan = page.locator(`#revision-plan[data-revision="${head}"] pre`);
+    await plan.waitFor();
+    assert.match((await plan.textContent()) ?? '', new RegExp(`Plan for ${head.slice(0, 12)}: 1 to update`));
+    assert.match((await plan.textContent()) ?? '', new RegExp(`~ ${ns}/web: update`));
+    await page.getByRole('button', { name: 'Show the plan of the branch head' }).click();
+    await page.locator(`#head-plan-summary[data-revision="${head}"][data-changes="false"]`).waitFor();
+    assert.match(
+      (await page.locator('#head-plan-text').textContent()) ?? '',
+      /No changes: the cluster matches/,
+    );
+    await screenshot(page, 'history-plan.png');
   });
 
   test('an action without signing in, or from another origin, is refused', async () => {
@@ -193,7 +233,48 @@ describe('the web dashboard in a real browser', () => {
     await page.keyboard.press('Enter');
     await waitForText(page, `tr[data-node="${node}"] td.availability`, 'active');
   });
+
+  test("signed in: a replica's logs, its first line and then the lines it writes", async () => {
+    await page.locator(`${row} summary`).click();
+    const logsButton = page.locator(`${row} button[data-logs-node="${node}"]`).first();
+    const replica = await logsButton.getAttribute('data-logs-replica');
+    await logsButton.click();
+    const logs = page.getByLabel('Log lines');
+    await logs.filter({ hasText: `hello from ` }).waitFor({ timeout: 60_000 });
+    // Followed: the health checks' requests keep adding lines.
+    const count = Number(await logs.getAttribute('data-lines'));
+    await eventually('more log lines', async () => Number(await logs.getAttribute('data-lines')) > count);
+    assert.equal(await page.locator('#logs-section').getAttribute('data-replica'), replica);
+    await screenshot(page, 'logs.png');
+    await page.getByRole('button', { name: 'Close logs' }).click();
+  });
+
+  test('a failed revision: retry refused without the token, tried again with it', async () => {
+    const broken = await repo.commit(BROKEN, 'web: replicas -1');
+    await page.locator(`#history tr[data-revision="${broken}"]`).waitFor({ timeout: 120_000 });
+    const retry = `${base}/v1/dashboard/revisions/${broken}/retry`;
+    assert.equal((await fetch(retry, { method: 'POST', headers: { origin: base } })).status, 401);
+    const entries = async (): Promise<number> =>
+      (await readHistory(join(temp, 'state'))).filter((h) => h.revision === broken).length;
+    assert.equal(await entries(), 1);
+    await page
+      .getByRole('button', { name: `Retry ${broken.slice(0, 12)}` })
+      .first()
+      .click();
+    await waitForText(page, '#action-result', `Retry ${broken.slice(0, 12)}: done.`);
+    // Tried again (and refused again): a second entry in the audit log.
+    await eventually('the broken revision tried again', async () => (await entries()) === 2);
+    await page.screenshot({ path: join(shots, 'retried.png'), fullPage: true });
+  });
 });
+
+async function readHistory(stateDir: string): Promise<{ revision: string }[]> {
+  const text = await readFile(join(stateDir, 'history.jsonl'), 'utf8').catch(() => '');
+  return text
+    .split('\n')
+    .filter((line) => line.trim() !== '')
+    .map((line) => JSON.parse(line) as { revision: string });
+}
 
 async function lastReconcileId(base: string): Promise<string | null> {
   const body = (await (await fetch(`${base}/healthz`)).json()) as { lastReconcile: { id: string } | null };
