@@ -101,8 +101,18 @@ class MemoryNode implements NodeAgent {
       specSummary: request.specSummary,
     };
     this.replicas.set(request.name, replica);
+    this.prepared.delete(request.name);
     this.log.push(`start ${request.slot} ${request.image}`);
     return replica;
+  }
+
+  /** Replicas created but not started (prepareReplica), by name. */
+  readonly prepared = new Set<string>();
+
+  async prepareReplica(request: ReplicaRequest): Promise<void> {
+    await tick();
+    this.guard('prepareReplica');
+    if (!this.replicas.has(request.name)) this.prepared.add(request.name);
   }
 
   async awaitReplica(name: string): Promise<ReplicaWaitResult> {
@@ -147,6 +157,7 @@ class MemoryNode implements NodeAgent {
     const r = this.replicas.get(name);
     if (r) this.log.push(`remove ${r.slot} ${imageOf(r)}`);
     this.replicas.delete(name);
+    this.prepared.delete(name);
     this.track();
   }
 
