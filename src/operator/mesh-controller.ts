@@ -51,6 +51,8 @@ export class MeshController implements MeshMembership {
   private stopped = false;
   private lastVersion = 0;
   private ticking: Promise<void> | null = null;
+  /** The routes of the last table pushed, without its version (see contentOf). */
+  private pushedContent: string | null = null;
   /** Replicas left out of routing for their address, already logged (`node/name@address`). */
   private misaddressedLogged = new Set<string>();
 
@@ -95,6 +97,9 @@ export class MeshController implements MeshMembership {
     for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);
     this.observed = observed;
     this.logMisaddressed();
+    // A replica no route leads to (its service publishes nothing) changes no node's table: with
+    // hundreds of nodes, pushing the same table to every one of them per replica is most of a rollout.
+    if (this.pushedContent !== null && contentOf(this.table(0)) === this.pushedContent) return;
     await this.push(0);
   }
 
@@ -183,6 +188,7 @@ export class MeshController implements MeshMembership {
     // ones its predecessor pushed.
     this.lastVersion = Math.max(Date.now(), this.lastVersion + 1);
     const table = this.table(this.lastVersion);
+    this.pushedContent = contentOf(table);
     const down = new Set(this.observed.nodes.filter((n) => n.status === 'down').map((n) => n.name));
     await Promise.all(
       [...this.options.agents().values()]
@@ -197,4 +203,9 @@ export class MeshController implements MeshMembership {
         }),
     );
   }
+}
+
+/** What a table routes, its version aside: two tables of the same content route alike. */
+function contentOf(table: MeshRoutes): string {
+  return JSON.stringify([table.routes, table.services]);
 }
