@@ -12,6 +12,7 @@
  * nodes (heartbeats, observation), and its RSS.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import { createWriteStream } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -49,7 +50,10 @@ class LogWatch {
   private lines: { time: number; msg: string; raw: string }[] = [];
   private waiters: (() => void)[] = [];
   constructor(child: ChildProcess) {
+    // BENCH_LOG=FILE keeps the operator's whole log, for a look at what it did.
+    const keep = process.env['BENCH_LOG'] ? createWriteStream(process.env['BENCH_LOG']) : null;
     createInterface({ input: child.stderr! }).on('line', (raw) => {
+      keep?.write(`${raw}\n`);
       try {
         const { time, msg } = JSON.parse(raw) as { time: number; msg: string };
         this.lines.push({ time, msg, raw });
