@@ -130,11 +130,16 @@ const row = (what: string, value: string, target: string, ok: boolean | null): v
 async function run(dir: string, repo: TestRepo): Promise<void> {
   const stateDir = join(dir, 'operator');
   const port = await freePort();
-  const operator: BerthProcess = await startBerth('run', [
-    ...targetArgs({ repo: repo.dir, stateDir }),
-    ...['--cluster-listen', `127.0.0.1:${port}`, '--no-local-node'],
-    ...SCHEDULE_NEVER,
-  ]);
+  const operator: BerthProcess = await startBerth(
+    'run',
+    [
+      ...targetArgs({ repo: repo.dir, stateDir }),
+      ...['--cluster-listen', `127.0.0.1:${port}`, '--no-local-node'],
+      ...SCHEDULE_NEVER,
+    ],
+    // BENCH_OPERATOR_NODE_OPTIONS: NODE_OPTIONS for the operator alone (an --import that profiles it).
+    { env: { NODE_OPTIONS: process.env['BENCH_OPERATOR_NODE_OPTIONS'] ?? '' } },
+  );
   const agents: ChildProcess[] = [];
   try {
     const log = new LogWatch(operator.child);
