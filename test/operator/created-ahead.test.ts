@@ -92,8 +92,9 @@ describe('containers created ahead and left by an operator that died', () => {
     const dying: NodeAgent = {
       ...agent,
       async prepareReplica(request) {
-        await agent.prepareReplica(request);
+        // Noted first: its start may be asked for before the creation is done.
         ahead.add(request.name);
+        await agent.prepareReplica(request);
       },
       ensureReplica: (request) =>
         ahead.has(request.name)
