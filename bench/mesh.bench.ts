@@ -150,6 +150,7 @@ function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
       return node.mode === 'drain' ? { ...snapshot, status: 'drain' as const } : snapshot;
     },
     ensureReplica: async (request: ReplicaRequest) => (node.alive(), agent.ensureReplica(request)),
+    prepareReplica: async (request: ReplicaRequest) => (node.alive(), agent.prepareReplica(request)),
     awaitReplica: async (name: string, o: { timeoutMs: number }) => (
       node.alive(),
       agent.awaitReplica(name, o)

@@ -8,6 +8,7 @@ const request = { name: 'node-1.web.1', image: 'web:1' } as ReplicaRequest;
 const calls: AgentCall[] = [
   { method: 'snapshot', params: [] },
   { method: 'ensureReplica', params: [request] },
+  { method: 'prepareReplica', params: [request] },
   { method: 'awaitReplica', params: ['node-1.web.1', { timeoutMs: 5 }] },
   { method: 'watchReplica', params: ['node-1.web.1', { durationMs: 5 }] },
   { method: 'removeReplica', params: ['node-1.web.1'] },

@@ -4,6 +4,7 @@
  *
  *   GET    /v1/node                       snapshot       -> NodeSnapshot
  *   PUT    /v1/replicas/:name             ensureReplica  ReplicaRequest -> ObservedReplica
+ *   PUT    /v1/replicas/:name/prepared    prepareReplica ReplicaRequest -> 204
  *   POST   /v1/replicas/:name/await       awaitReplica   { timeoutMs }  -> ReplicaWaitResult (long poll)
  *   POST   /v1/replicas/:name/watch       watchReplica   { durationMs } -> ReplicaWaitResult (long poll)
  *   DELETE /v1/replicas/:name             removeReplica  -> 204
@@ -36,6 +37,17 @@ export interface AgentRoute {
 const fields = (body: unknown): Record<string, unknown> =>
   body !== null && typeof body === 'object' && !Array.isArray(body) ? (body as Record<string, unknown>) : {};
 
+function sameReplicaName(call: AgentCall, { params }: HttpRequestInput): void {
+  const bodyName =
+    call.method === 'ensureReplica' || call.method === 'prepareReplica' ? call.params[0].name : undefined;
+  if (bodyName !== params['name']) {
+    throw new BerthError(
+      'ERR_BAD_REQUEST',
+      `replica name in the body (${String(bodyName)}) differs from the URL (${String(params['name'])})`,
+    );
+  }
+}
+
 export const AGENT_ROUTES: readonly AgentRoute[] = [
   { method: 'GET', url: '/v1/node', call: 'snapshot', callParams: () => [] },
   {
@@ -43,15 +55,14 @@ export const AGENT_ROUTES: readonly AgentRoute[] = [
     url: '/v1/replicas/:name',
     call: 'ensureReplica',
     callParams: ({ body }) => [body],
-    check: (call, { params }) => {
-      const bodyName = call.method === 'ensureReplica' ? call.params[0].name : undefined;
-      if (bodyName !== params['name']) {
-        throw new BerthError(
-          'ERR_BAD_REQUEST',
-          `replica name in the body (${String(bodyName)}) differs from the URL (${String(params['name'])})`,
-        );
-      }
-    },
+    check: sameReplicaName,
+  },
+  {
+    method: 'PUT',
+    url: '/v1/replicas/:name/prepared',
+    call: 'prepareReplica',
+    callParams: ({ body }) => [body],
+    check: sameReplicaName,
   },
   {
     method: 'POST',
@@ -108,6 +119,8 @@ export function httpRequestFor(call: AgentCall): HttpCall {
       return { method: 'GET', path: '/v1/node' };
     case 'ensureReplica':
       return { method: 'PUT', path: replicaPath(call.params[0].name), body: call.params[0] };
+    case 'prepareReplica':
+      return { method: 'PUT', path: `${replicaPath(call.params[0].name)}/prepared`, body: call.params[0] };
     case 'awaitReplica':
       return { method: 'POST', path: `${replicaPath(call.params[0])}/await`, body: call.params[1] };
     case 'watchReplica':

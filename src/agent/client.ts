@@ -61,6 +61,9 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
     name: options.nodeName,
     snapshot: async () => (await call('snapshot')) as NodeSnapshot,
     ensureReplica: async (request) => (await call('ensureReplica', request)) as ObservedReplica,
+    async prepareReplica(request) {
+      await call('prepareReplica', request);
+    },
     awaitReplica: (name, { timeoutMs }) =>
       waitInCalls('await', timeoutMs, async (waitMs) => {
         return (await call('awaitReplica', name, { timeoutMs: waitMs })) as ReplicaWaitResult;

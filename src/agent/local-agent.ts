@@ -139,6 +139,11 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       await ensureReady();
       return lifecycle.ensure(request);
     },
+    async prepareReplica(request) {
+      assertContainerName(request.name);
+      await ensureReady();
+      await lifecycle.prepare(request);
+    },
     awaitReplica: (name, { timeoutMs }) => follow(name, 'await', timeoutMs),
     watchReplica: (name, { durationMs }) => follow(name, 'watch', durationMs),
     async removeReplica(name) {

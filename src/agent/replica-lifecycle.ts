@@ -38,6 +38,8 @@ export interface ReplicaLifecycleOptions {
 
 export interface ReplicaLifecycle {
   ensure(request: ReplicaRequest): Promise<ObservedReplica>;
+  /** Creates the replica's container without starting it, unless a container of that name exists. */
+  prepare(request: ReplicaRequest): Promise<void>;
   /** A replica that is not there is fine; a container of that name of another node is left alone. */
   remove(name: string): Promise<void>;
   /** Removes the files of a container that is gone (after the operations in flight on it). */
@@ -66,6 +68,8 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
     // A run of a Job happens once: whatever state its container is in, it is what that run did.
     if (request.job !== undefined) return existing;
     const sameSpec = existing.labels[LABELS.specHash] === request.specHash;
+    // Prepared for this very request (prepareReplica): it only needs starting.
+    if (sameSpec && existing.state === 'created') return existing;
     // A replica that fails its health check is what a repair is asked to fix: it is replaced,
     // not handed back as it is.
     const unhealthy = options.prober.status(existing.name)?.health === 'unhealthy';
@@ -79,7 +83,8 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
     return null;
   };
 
-  const createAndStart = async (request: ReplicaRequest): Promise<RuntimeContainer> => {
+  /** Creates the container (image present, files written); removes what it made if that fails. */
+  const create = async (request: ReplicaRequest): Promise<void> => {
     await ensureImage(options, request.image);
     const mounts = await fileStore.write(request.name, request.files);
     try {
@@ -88,21 +93,10 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
         buildContainerSpec(request, { nodeName, address: options.address, mounts, dns }),
       );
       options.history.noteCreated(request.name, id);
-      await runtime.start(request.name);
     } catch (error) {
-      await runtime.remove(request.name).catch(() => undefined);
-      await fileStore.remove(request.name).catch(() => undefined);
-      options.history.forget(request.name);
+      await discard(options, request.name);
       throw error;
     }
-    const created = await runtime.inspect(request.name);
-    if (created === null) {
-      throw new BerthError(
-        'ERR_CONTAINER_NOT_FOUND',
-        `container ${request.name} vanished right after it was started`,
-      );
-    }
-    return created;
   };
 
   return {
@@ -114,10 +108,19 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
           revision: request.revision,
         });
         const kept = await keepOrClear(request, replicaLog);
-        const container = kept ?? (await createAndStart(request));
-        if (kept === null) replicaLog.info({ id: container.id, image: request.image }, 'replica started');
+        if (kept === null) await create(request);
+        const starting = kept === null || (kept.state === 'created' && request.job === undefined);
+        const container = starting ? await start(options, request.name) : kept;
+        if (starting) replicaLog.info({ id: container.id, image: request.image }, 'replica started');
         void options.following.track(container);
         return options.toObserved(container);
+      }),
+
+    prepare: (request) =>
+      lock.exclusively(request.name, async () => {
+        if ((await runtime.inspect(request.name)) !== null) return;
+        await create(request);
+        log.debug({ container: request.name }, 'replica prepared');
       }),
 
     remove: (name) =>
@@ -137,6 +140,28 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
         if ((await runtime.inspect(name)) === null) await fileStore.remove(name);
       }),
   };
+}
+
+async function discard(options: ReplicaLifecycleOptions, name: string): Promise<void> {
+  await options.containers.runtime.remove(name).catch(() => undefined);
+  await options.fileStore.remove(name).catch(() => undefined);
+  options.history.forget(name);
+}
+
+/** Starts a created container (just now, or earlier: prepared); it is gone again if that fails. */
+async function start(options: ReplicaLifecycleOptions, name: string): Promise<RuntimeContainer> {
+  const { runtime } = options.containers;
+  try {
+    await runtime.start(name);
+  } catch (error) {
+    await discard(options, name);
+    throw error;
+  }
+  const started = await runtime.inspect(name);
+  if (started === null) {
+    throw new BerthError('ERR_CONTAINER_NOT_FOUND', `container ${name} vanished right after it was started`);
+  }
+  return started;
 }
 
 async function removeContainer(options: ReplicaLifecycleOptions, container: RuntimeContainer): Promise<void> {

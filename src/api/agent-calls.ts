@@ -7,6 +7,7 @@
  *   call           parameters                                   a client gives up after
  *   snapshot       ()                                           30 s
  *   ensureReplica  (request: ReplicaRequest)                    15 min (may pull an image)
+ *   prepareReplica (request: ReplicaRequest)                    15 min (may pull an image)
  *   awaitReplica   (name, { timeoutMs: 1..240 000 })            timeoutMs + 30 s
  *   watchReplica   (name, { durationMs: 1..240 000 })           durationMs + 30 s
  *   removeReplica  (name)                                       15 min (waits out a stop grace period)
@@ -57,6 +58,7 @@ export const MAX_LOG_TAIL = 100_000;
 export const AGENT_CALL_NAMES = [
   'snapshot',
   'ensureReplica',
+  'prepareReplica',
   'awaitReplica',
   'watchReplica',
   'removeReplica',
@@ -306,6 +308,7 @@ const meshRoutesSchema = {
 export const AGENT_CALLS: { [K in AgentCallName]: AgentCallContract<K> } = {
   snapshot: { params: [], timeoutMs: () => SNAPSHOT_TIMEOUT_MS },
   ensureReplica: { params: [['request', replicaRequestSchema]], timeoutMs: () => SLOW_CALL_TIMEOUT_MS },
+  prepareReplica: { params: [['request', replicaRequestSchema]], timeoutMs: () => SLOW_CALL_TIMEOUT_MS },
   awaitReplica: {
     params: [
       ['name', REPLICA_NAME],
@@ -435,6 +438,8 @@ export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unkn
       return agent.snapshot();
     case 'ensureReplica':
       return agent.ensureReplica(...call.params);
+    case 'prepareReplica':
+      return agent.prepareReplica(...call.params);
     case 'awaitReplica':
       return agent.awaitReplica(...call.params);
     case 'watchReplica':

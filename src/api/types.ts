@@ -261,6 +261,13 @@ export interface NodeAgent {
   snapshot(): Promise<NodeSnapshot>;
   /** Creates and starts the replica unless one with that name already runs; idempotent. */
   ensureReplica(request: ReplicaRequest): Promise<ObservedReplica>;
+  /**
+   * Readies the replica without starting it: image present, files written, container created, so
+   * that a later ensureReplica of the same request only starts it. A replica of that name that
+   * exists already is left as it is. Until started, the container is in state `created`: one left
+   * behind (a failed batch, an operator crash) is removed by the next plan.
+   */
+  prepareReplica(request: ReplicaRequest): Promise<void>;
   /** Resolves once the replica is healthy (or running, without a health check), fails, or time runs out. */
   awaitReplica(name: string, options: { timeoutMs: number }): Promise<ReplicaWaitResult>;
   /**

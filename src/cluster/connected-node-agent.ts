@@ -234,6 +234,10 @@ export class ConnectedNodeAgent implements NodeAgent {
     return this.ownWaitResult(result);
   }
 
+  async prepareReplica(request: ReplicaRequest): Promise<void> {
+    await this.call('prepareReplica', [request]);
+  }
+
   async removeReplica(name: string): Promise<void> {
     await this.call('removeReplica', [name]);
   }

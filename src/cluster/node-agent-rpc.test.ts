@@ -51,6 +51,7 @@ const memoryNode: NodeAgent = {
       data: { image: request.image },
     });
   },
+  prepareReplica: async () => undefined,
   awaitReplica: async (name, { timeoutMs }) => ({
     outcome: 'timeout',
     // A replica that names another node than the one that reports it.

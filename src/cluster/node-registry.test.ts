@@ -40,6 +40,7 @@ function claimingNode(claims: { labels: Record<string, string>; address: string 
     name: 'whatever-it-says',
     snapshot,
     ensureReplica: never,
+    prepareReplica: never,
     awaitReplica: never,
     watchReplica: never,
     removeReplica: async () => undefined,

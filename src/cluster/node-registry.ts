@@ -501,6 +501,7 @@ function drainedView(agent: NodeAgent): NodeAgent {
     name: agent.name,
     snapshot: async () => ({ ...(await agent.snapshot()), status: 'drain' }),
     ensureReplica: (request) => agent.ensureReplica(request),
+    prepareReplica: (request) => agent.prepareReplica(request),
     awaitReplica: (name, options) => agent.awaitReplica(name, options),
     watchReplica: (name, options) => agent.watchReplica(name, options),
     removeReplica: (name) => agent.removeReplica(name),

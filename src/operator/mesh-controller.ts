@@ -51,6 +51,8 @@ export class MeshController implements MeshMembership {
   private stopped = false;
   private lastVersion = 0;
   private ticking: Promise<void> | null = null;
+  /** The newest table a push completed with, its routes without its version (see contentOf). */
+  private pushed: { version: number; content: string } | null = null;
   /** Replicas left out of routing for their address, already logged (`node/name@address`). */
   private misaddressedLogged = new Set<string>();
 
@@ -153,15 +155,27 @@ export class MeshController implements MeshMembership {
       await this.refresh();
       return;
     }
+    // A replica no route leads to (its service publishes nothing) changes no node's table: with
+    // hundreds of nodes, pushing the same table to every one of them per replica is most of a rollout.
+    if (this.pushedAlready()) return;
     await this.push(0);
   }
 
   async withdraw(replica: { name: string; node: string }, drainTimeoutMs: number): Promise<void> {
     this.withdrawn.add(replicaKey(replica.node, replica.name));
+    // Not routed to by the table every node has: nothing to drain. Its own node, down a while
+    // ago, may hold an older table: that one is pushed to.
+    const nodeDown = this.observed.nodes.some((n) => n.name === replica.node && n.status === 'down');
+    if (!nodeDown && this.pushedAlready()) return;
     // The replica's own node too, even when the last observation saw it down: it is about to be
     // asked to stop the replica, so it answers again, and its mesh (which outlives a killed or
     // frozen agent) may still route there with the table it kept while it was down.
     await this.push(drainTimeoutMs, replica.node);
+  }
+
+  /** Whether the table as it is now is the one the last push completed gave every node. */
+  private pushedAlready(): boolean {
+    return this.pushed !== null && contentOf(this.table(0)) === this.pushed.content;
   }
 
   /** Routes currently pushed, for tests and status. */
@@ -184,6 +198,7 @@ export class MeshController implements MeshMembership {
     this.lastVersion = Math.max(Date.now(), this.lastVersion + 1);
     const table = this.table(this.lastVersion);
     const down = new Set(this.observed.nodes.filter((n) => n.status === 'down').map((n) => n.name));
+    let everyNode = true;
     await Promise.all(
       [...this.options.agents().values()]
         .filter((agent) => !down.has(agent.name) || agent.name === alsoNode)
@@ -191,10 +206,19 @@ export class MeshController implements MeshMembership {
           try {
             await agent.setMeshRoutes(table, { drainTimeoutMs });
           } catch (error) {
+            everyNode = false;
             // The next refresh pushes again; a node that cannot take the table keeps the last one.
             this.log.warn({ node: agent.name, err: error }, 'could not update the routing mesh of a node');
           }
         }),
     );
+    // Only a table every node took is one they all have (a node that is down is pushed to on its way back).
+    if (everyNode && (this.pushed === null || table.version > this.pushed.version))
+      this.pushed = { version: table.version, content: contentOf(table) };
   }
+}
+
+/** What a table routes, its version aside: two tables of the same content route alike. */
+function contentOf(table: MeshRoutes): string {
+  return JSON.stringify([table.routes, table.services]);
 }

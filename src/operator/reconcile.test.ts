@@ -105,6 +105,10 @@ class FakeAgent implements NodeAgent {
     return replica;
   }
 
+  async prepareReplica(): Promise<void> {
+    this.guard('prepareReplica');
+  }
+
   async awaitReplica(name: string): Promise<ReplicaWaitResult> {
     this.guard('awaitReplica');
     const replica = this.replicas.get(name) ?? null;

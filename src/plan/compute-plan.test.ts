@@ -436,3 +436,43 @@ describe('canonicalJson', () => {
     assert.equal(canonicalJson('a"b'), JSON.stringify('a"b'));
   });
 });
+
+describe('containers created ahead and never started', () => {
+  test('are removed, and their slot is planned as if they were not there', () => {
+    const v1 = service('web', { replicas: 2 });
+    const v2 = service('web', { replicas: 2, image: 'web:2' });
+    const ahead = replica(v2, '2', { specHash: hashOf(v2), state: 'created', health: 'starting' });
+    const plan = computePlan(desired([v2]), {
+      nodes: [node('n1', [replica(v1, '1'), replica(v1, '2'), ahead])],
+    });
+    const steps = plan.services[0]!.batches.flat();
+    assert.deepEqual(
+      steps.filter((s) => s.action === 'remove').map((s) => [s.old.name, s.reason]),
+      [[ahead.name, 'never-started']],
+    );
+    assert.deepEqual(
+      steps.filter((s) => s.action === 'replace').map((s) => [s.slot, s.old.specHash]),
+      [
+        ['1', hashOf(v1)],
+        ['2', hashOf(v1)],
+      ],
+    );
+  });
+
+  test('of a service at its desired revision: only they go', () => {
+    const v1 = service('web', { replicas: 1 });
+    const stale = service('web', { replicas: 1, image: 'web:2' });
+    const ahead = replica(stale, '1', { specHash: hashOf(stale), state: 'created', health: 'starting' });
+    const plan = computePlan(desired([v1]), { nodes: [node('n1', [replica(v1, '1'), ahead])] });
+    assert.equal(plan.services[0]!.change, 'repair');
+    assert.deepEqual(plan.services[0]!.batches, [
+      [
+        {
+          action: 'remove',
+          old: { name: ahead.name, node: 'n1', slot: '1', specHash: hashOf(stale), revision: 'r1' },
+          reason: 'never-started',
+        },
+      ],
+    ]);
+  });
+});

@@ -135,17 +135,22 @@ interface ServiceTarget {
 
 function planService(
   target: ServiceTarget,
-  replicas: ObservedReplica[],
+  observed: ObservedReplica[],
   placement: ServicePlacement,
 ): ServicePlan {
   const { spec, policy, summary, hash } = target;
+  // A container that was created ahead of its batch and never started (the rollout stopped, the
+  // operator crashed) is no replica: it goes, and the slot is planned as if it were not there.
+  const replicas = observed.filter((r) => r.state !== 'created');
+  const cleanup: ReplicaStep[] = observed
+    .filter((r) => r.state === 'created')
+    .map((r) => ({ action: 'remove', old: refOf(r), reason: 'never-started' }));
   const slots = new Map<string, ObservedReplica[]>();
   for (const r of replicas) slots.set(r.slot, [...(slots.get(r.slot) ?? []), r]);
 
   const keep: ReplicaRef[] = [];
   const creates: ReplicaStep[] = [];
   const replaces: { step: ReplicaStep; extra: ReplicaStep[] }[] = [];
-  const cleanup: ReplicaStep[] = [];
   let updated = false;
 
   for (const { slot, node } of placement.assignments) {

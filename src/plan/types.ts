@@ -52,7 +52,9 @@ export type ReplicaStep =
   /** An old replica goes (scaled down, pruned, duplicate, stopped by hand, on a node it no longer belongs to). */
   | { action: 'remove'; old: ReplicaRef; reason: RemoveReason };
 
-export type RemoveReason = 'pruned' | 'scaled-down' | 'duplicate' | 'not-running' | 'misplaced';
+/** `never-started`: created ahead of its batch (prepareReplica) by a rollout that did not get to start it. */
+export type RemoveReason =
+  'pruned' | 'scaled-down' | 'duplicate' | 'not-running' | 'misplaced' | 'never-started';
 
 export type ServiceChange = 'create' | 'update' | 'scale' | 'repair' | 'remove' | 'unchanged';
 

@@ -101,8 +101,21 @@ class MemoryNode implements NodeAgent {
       specSummary: request.specSummary,
     };
     this.replicas.set(request.name, replica);
+    this.prepared.delete(request.name);
     this.log.push(`start ${request.slot} ${request.image}`);
     return replica;
+  }
+
+  /** Containers created but not started (prepareReplica), by name; and every slot ever prepared. */
+  readonly prepared = new Set<string>();
+  readonly prepares: string[] = [];
+
+  async prepareReplica(request: ReplicaRequest): Promise<void> {
+    await tick();
+    this.guard('prepareReplica');
+    if (request.image.startsWith('missing:')) throw new BerthError('ERR_IMAGE_NOT_FOUND', 'no such image');
+    this.prepares.push(request.slot);
+    if (!this.replicas.has(request.name)) this.prepared.add(request.name);
   }
 
   async awaitReplica(name: string): Promise<ReplicaWaitResult> {
@@ -147,6 +160,7 @@ class MemoryNode implements NodeAgent {
     const r = this.replicas.get(name);
     if (r) this.log.push(`remove ${r.slot} ${imageOf(r)}`);
     this.replicas.delete(name);
+    this.prepared.delete(name);
     this.track();
   }
 
@@ -242,6 +256,7 @@ async function rollTo(
   });
   node.minHealthy = Number.POSITIVE_INFINITY;
   node.log.length = 0;
+  node.prepares.length = 0;
   const v2 = state(service(image, replicas, update), 'r2');
   const plan = computePlan(v2, { nodes: [await node.snapshot()] });
   node.loseOn = loseOn;
@@ -272,6 +287,25 @@ describe('applyPlan', () => {
     assert.match(result.failure?.reason ?? '', /probe failed/);
     assert.deepEqual(node.log, ['start 1 bad:v2']);
     assert.deepEqual(images, ['bad:v2', 'ok:v1', 'ok:v1', 'ok:v1']);
+  });
+
+  test('start-first creates the next batch ahead while the current one is checked; its start takes them', async () => {
+    const { node, result } = await rollTo('ok:v2', 6, policy({ parallelism: 2 }));
+    assert.equal(result.outcome, 'succeeded');
+    assert.deepEqual(node.prepares, ['3', '4', '5', '6']);
+    assert.deepEqual([...node.prepared], []);
+  });
+
+  test('a failed batch removes the containers created ahead for the next one', async () => {
+    const { node, result } = await rollTo('bad:v2', 3, policy());
+    assert.equal(result.outcome, 'failed');
+    assert.deepEqual(node.prepares, ['2']);
+    assert.deepEqual([...node.prepared], []);
+  });
+
+  test('stop-first creates nothing ahead: the old replica goes first', async () => {
+    const { node } = await rollTo('ok:v2', 3, policy({ order: 'stop-first' }));
+    assert.deepEqual(node.prepares, []);
   });
 
   test('an image that does not exist fails the rollout: the revision`s own fault, not its node`s', async () => {

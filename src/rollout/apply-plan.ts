@@ -7,6 +7,7 @@ import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.j
 import type { SecretReader } from '../secrets/secret-reader.js';
 import { faultSourceOf, infrastructureCause, InfrastructureFault, onNode } from './fault-attribution.js';
 import { resolveReplicaRequest } from './planned-secrets.js';
+import { createdAhead, type CreatedAhead } from './pre-creation.js';
 
 export type RolloutEvent =
   | { type: 'service-started'; service: string; change: string; batches: number }
@@ -153,6 +154,8 @@ interface ServiceRun {
   monitorInterruption: InfrastructureFault | null;
   /** Old replicas being stopped in the background (start-first). */
   stopping: Promise<void>[];
+  /** Containers of the next batch created ahead (pre-creation.ts): what is left of them goes. */
+  ahead: CreatedAhead;
 }
 
 type StartStep = Extract<ReplicaStep, { action: 'create' | 'replace' }>;
@@ -195,6 +198,7 @@ function newServiceRun(
     monitorFailure: null,
     monitorInterruption: null,
     stopping: [],
+    ahead: createdAhead(),
   };
 }
 
@@ -248,17 +252,53 @@ async function sendAndAwait(
   run: ServiceRun,
   step: StartStep,
   agent: NodeAgent,
+  sent: () => void,
 ): Promise<ReplicaWaitResult & { refused?: true }> {
   const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
+  run.ahead.taken(step.name);
   try {
     await onNode(step.node, () => agent.ensureReplica(request));
   } catch (error) {
     if (error instanceof InfrastructureFault) throw error;
     return { outcome: 'unhealthy', replica: null, reason: asBerthError(error).message, refused: true };
+  } finally {
+    sent();
   }
   run.result.started.push({ name: step.name, node: step.node });
   const timeoutMs = Math.max(1, run.deadline - Date.now());
   return onNode(step.node, () => agent.awaitReplica(step.name, { timeoutMs }));
+}
+
+/**
+ * Creates the containers of `batch` ahead of their start: only for start-first services without
+ * volumes (stop-first must free what the old replica holds before anything new exists), and only
+ * new names (a replica recreated in place under its own name cannot be created beside itself). A
+ * creation that fails is no failure: the start does it again and reports what stops it.
+ */
+function createAhead(run: ServiceRun, batch: ReplicaStep[]): void {
+  if (run.plan.policy.order !== 'start-first' || run.signal.aborted) return;
+  for (const step of batch) {
+    if (step.action === 'remove' || (step.request.volumes ?? []).length > 0) continue;
+    if (step.action === 'replace' && step.old.name === step.name && step.old.node === step.node) continue;
+    const agent = run.options.agents.get(step.node);
+    if (!agent) continue;
+    run.ahead.create(step, async () => {
+      const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
+      await agent.prepareReplica(request);
+    });
+  }
+}
+
+/** Removes the containers created ahead that no start took (the rollout stopped before their batch). */
+async function removeLeftAhead(run: ServiceRun): Promise<void> {
+  for (const left of await run.ahead.untaken()) {
+    await onNode(left.node, () => agentFor(run, left.node).removeReplica(left.name)).catch((error: unknown) =>
+      run.log.warn(
+        { replica: left.name, node: left.node, err: error },
+        'could not remove a container created ahead; the next plan removes it',
+      ),
+    );
+  }
 }
 
 /** A wait that did not end healthy: the revision's failure (recorded), or its node's (thrown). */
@@ -295,12 +335,14 @@ function watchMonitorWindow(run: ServiceRun, step: StartStep, agent: NodeAgent):
 }
 
 /** Starts the new replica of a step and waits until it is healthy; false if it failed. */
-async function startReplica(run: ServiceRun, step: StartStep): Promise<boolean> {
+async function startReplica(run: ServiceRun, step: StartStep, sent: () => void): Promise<boolean> {
   const agent = agentFor(run, step.node);
   const begin = Date.now();
   const { service } = run;
   emit(run, { type: 'replica-starting', service, name: step.name, node: step.node, slot: step.slot });
-  const wait = await sendAndAwait(run, step, agent);
+  // Its creation, when done ahead, counts in its time from nothing to healthy.
+  const aheadMs = run.ahead.msOf(step.name);
+  const wait = await sendAndAwait(run, step, agent, sent);
   if (wait.outcome !== 'healthy') {
     const reason =
       wait.outcome === 'timeout'
@@ -311,7 +353,7 @@ async function startReplica(run: ServiceRun, step: StartStep): Promise<boolean> 
     return false;
   }
   if (wait.replica) await run.options.mesh?.admit(wait.replica);
-  const ms = Date.now() - begin;
+  const ms = Date.now() - begin + aheadMs;
   emit(run, { type: 'replica-healthy', service, name: step.name, node: step.node, slot: step.slot, ms });
   watchMonitorWindow(run, step, agent);
   return true;
@@ -332,15 +374,20 @@ function oldOf(step: StartStep): ReplicaRef | null {
  * known in full before anything is decided (a rollback removes exactly that). Throws what stopped
  * one of them, the revision's own failure before a fault of the infrastructure.
  */
-async function startAll(run: ServiceRun, starts: StartStep[]): Promise<boolean[]> {
-  const settled = await Promise.allSettled(starts.map((s) => startReplica(run, s)));
+async function startAll(run: ServiceRun, starts: StartStep[], onSent: () => void): Promise<boolean[]> {
+  let unsent = starts.length;
+  const sent = (): void => {
+    if (--unsent === 0) onSent();
+  };
+  const settled = await Promise.allSettled(starts.map((s) => startReplica(run, s, sent)));
   const errors = settled.flatMap((s) => (s.status === 'rejected' ? [asError(s.reason)] : []));
   const first = errors.find((e) => e instanceof RolloutFailure) ?? errors[0];
   if (first !== undefined) throw first;
   return settled.map((s) => s.status === 'fulfilled' && s.value);
 }
 
-async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
+/** `onSent`: every new replica of the batch was sent, and the wait for their health begins. */
+async function runBatch(run: ServiceRun, batch: ReplicaStep[], onSent: () => void): Promise<void> {
   const starts = batch.filter((s): s is StartStep => s.action !== 'remove');
   const removals = batch.filter((s): s is RemoveStep => s.action === 'remove');
   if (run.plan.policy.order === 'stop-first') {
@@ -351,10 +398,10 @@ async function runBatch(run: ServiceRun, batch: ReplicaStep[]): Promise<void> {
         .map((o) => removeReplica(run, o, 'replaced')),
       ...removals.map((r) => removeReplica(run, r.old, r.reason)),
     ]);
-    await startAll(run, starts);
+    await startAll(run, starts, onSent);
     return;
   }
-  const healthy = await startAll(run, starts);
+  const healthy = await startAll(run, starts, onSent);
   // A replica whose replacement failed keeps running: what ran before keeps serving. Old
   // replicas stop in the background (a stop can take the whole grace period) while the next
   // batch starts; the service is complete only once they are gone.
@@ -384,7 +431,11 @@ async function runBatches(run: ServiceRun): Promise<void> {
       run.result.reason = 'rollout stopped';
       return;
     }
-    await runBatch(run, batch);
+    const next = plan.batches[index + 1];
+    // While this batch is checked, the next one's containers are created (not started).
+    await runBatch(run, batch, () => {
+      if (next) createAhead(run, next);
+    });
     emit(run, { type: 'batch-done', service: run.service, batch: index + 1, batches: plan.batches.length });
     if (plan.policy.delayMs > 0 && index < plan.batches.length - 1) await sleep(plan.policy.delayMs, signal);
   }
@@ -436,7 +487,7 @@ async function rollService(
     batches: plan.batches.length,
   });
   try {
-    await runBatches(run);
+    await runBatches(run).finally(() => removeLeftAhead(run));
   } catch (error) {
     // Stops already under way finish (they were decided on healthy replacements).
     await Promise.allSettled(run.stopping);

@@ -47,6 +47,21 @@ void describe('local agent on a real Docker engine', () => {
     assert.equal(await response.text(), 'v1\n');
   });
 
+  void test('a replica prepared ahead is created, not started; ensureReplica starts that very container', async () => {
+    const request = webReplica(node.name, 'ahead');
+    await agent.prepareReplica(request);
+    const prepared = await testDocker().getContainer(request.name).inspect();
+    assert.equal(prepared.State.Status, 'created');
+    // Asked again (a retried call): the same container, still not started.
+    await agent.prepareReplica(request);
+    assert.equal((await testDocker().getContainer(request.name).inspect()).Id, prepared.Id);
+    await agent.ensureReplica(request);
+    const wait = await agent.awaitReplica(request.name, { timeoutMs: AWAIT_MS });
+    assert.equal(wait.outcome, 'healthy', wait.reason ?? '');
+    assert.equal(wait.replica?.id, prepared.Id);
+    await agent.removeReplica(request.name);
+  });
+
   void test('labels, env, command, limits and restart policy are applied', async () => {
     const request = webReplica(node.name, 'spec', {
       env: { GREETING: 'hello world', EMPTY: '' },
