@@ -135,7 +135,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     name: nodeName,
     async snapshot() {
       await ensureReady();
-      return readNodeSnapshot({ containers, following, address, labels, toObserved });
+      return readNodeSnapshot({ containers, following, address, labels, toObserved, mesh });
     },
     async ensureReplica(request) {
       assertContainerName(request.name);
@@ -151,6 +151,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     },
     ...nodeVolumes(options.runtime),
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
+    meshDataPlane: () => mesh.dataPlane(),
     logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     async close() {
       closing.abort();

@@ -1,10 +1,10 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { nftTableName, renderNftRemoval, renderNftRuleset } from './nftables-ruleset.js';
+import { nftTableName, nftTableOwner, renderNftRemoval, renderNftRuleset } from './nftables-ruleset.js';
 import { countConntrack } from './nftables.js';
 
 test('a port is a random DNAT over its backends, in a table replaced as a whole', () => {
-  const script = renderNftRuleset('192.0.2.10', [
+  const script = renderNftRuleset('berth_192_0_2_10_p42', '192.0.2.10', [
     { port: 8443, backends: [{ host: '192.0.2.11', port: 32001 }] },
     {
       port: 8080,
@@ -16,9 +16,9 @@ test('a port is a random DNAT over its backends, in a table replaced as a whole'
   ]);
   const lines = script.split('\n');
   assert.deepEqual(lines.slice(0, 3), [
-    'table ip berth_192_0_2_10',
-    'delete table ip berth_192_0_2_10',
-    'table ip berth_192_0_2_10 {',
+    'table ip berth_192_0_2_10_p42',
+    'delete table ip berth_192_0_2_10_p42',
+    'table ip berth_192_0_2_10_p42 {',
   ]);
   assert.ok(
     script.includes(
@@ -36,19 +36,26 @@ test('a port is a random DNAT over its backends, in a table replaced as a whole'
 });
 
 test('a port without backends is left out (user space answers it), and nothing but IPv4 and ports gets in', () => {
-  const script = renderNftRuleset('127.0.0.1', [{ port: 9000, backends: [] }]);
+  const t = 'berth_127_0_0_1_p7';
+  const script = renderNftRuleset(t, '127.0.0.1', [{ port: 9000, backends: [] }]);
   assert.ok(!script.includes('dnat'));
   assert.ok(!script.includes('meta mark set'));
-  assert.throws(() => renderNftRuleset('127.0.0.1; flush ruleset', []), /IPv4/);
+  assert.throws(() => renderNftRuleset(t, '127.0.0.1; flush ruleset', []), /IPv4/);
   assert.throws(
-    () => renderNftRuleset('127.0.0.1', [{ port: 80, backends: [{ host: 'evil }', port: 1 }] }]),
+    () => renderNftRuleset(t, '127.0.0.1', [{ port: 80, backends: [{ host: 'evil }', port: 1 }] }]),
     /IPv4/,
   );
   assert.throws(() =>
-    renderNftRuleset('127.0.0.1', [{ port: 70000, backends: [{ host: '1.2.3.4', port: 1 }] }]),
+    renderNftRuleset(t, '127.0.0.1', [{ port: 70000, backends: [{ host: '1.2.3.4', port: 1 }] }]),
   );
-  assert.equal(nftTableName('10.1.2.3'), 'berth_10_1_2_3');
-  assert.equal(renderNftRemoval('10.1.2.3'), 'table ip berth_10_1_2_3\ndelete table ip berth_10_1_2_3\n');
+  assert.throws(() => renderNftRuleset('filter', '127.0.0.1', []), /berth's/);
+  assert.equal(nftTableName('10.1.2.3', 99), 'berth_10_1_2_3_p99');
+  assert.equal(nftTableOwner('berth_10_1_2_3_p99'), 99);
+  assert.equal(nftTableOwner('nat'), null);
+  assert.equal(
+    renderNftRemoval('berth_10_1_2_3_p99'),
+    'table ip berth_10_1_2_3_p99\ndelete table ip berth_10_1_2_3_p99\n',
+  );
 });
 
 test('conntrack entries count for a backend while their connection is open', () => {

@@ -25,10 +25,24 @@ export const MASQUERADE_MARK = 0x00200000;
 
 const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
 
-/** berth's table for the mesh on `address`: one per address, so nodes sharing a host keep their own. */
-export function nftTableName(address: string): string {
+/**
+ * berth's table for the mesh on `address` in the process `pid`: meshes on other addresses, and a
+ * mesh host that is being replaced on the same one, keep their own tables (neither removes the
+ * other's); the pid in the name tells a leftover of a crashed process from a live one.
+ */
+export function nftTableName(address: string, pid: number): string {
   if (!IPV4.test(address)) throw new Error(`the kernel data plane serves IPv4 addresses, not ${address}`);
-  return `berth_${address.replaceAll('.', '_')}`;
+  return `berth_${address.replaceAll('.', '_')}_p${pid}`;
+}
+
+/** The pid in the name of one of berth's tables; null for any other table. */
+export function nftTableOwner(table: string): number | null {
+  const match = /^berth_\d+_\d+_\d+_\d+_p(\d+)$/.exec(table);
+  return match ? Number(match[1]) : null;
+}
+
+function checkTable(table: string): void {
+  if (nftTableOwner(table) === null) throw new Error(`not one of berth's nftables tables: ${table}`);
 }
 
 function checkPort(port: number): number {
@@ -52,9 +66,10 @@ function portRule(address: string, kernelPort: KernelPort): string {
   );
 }
 
-/** The `nft -f` script that makes berth's table for `address` serve exactly `ports`. */
-export function renderNftRuleset(address: string, ports: readonly KernelPort[]): string {
-  const table = nftTableName(address);
+/** The `nft -f` script that makes `table` serve exactly `ports` on `address`. */
+export function renderNftRuleset(table: string, address: string, ports: readonly KernelPort[]): string {
+  checkTable(table);
+  checkAddress(address);
   const served = [...ports].filter((p) => p.backends.length > 0).sort((a, b) => a.port - b.port);
   const rules = served.map((p) => `    ${portRule(checkAddress(address), p)}`);
   const mark = `0x${MASQUERADE_MARK.toString(16).padStart(8, '0')}`;
@@ -91,8 +106,8 @@ export function renderNftRuleset(address: string, ports: readonly KernelPort[]):
   ].join('\n');
 }
 
-/** The script that removes berth's table for `address`, whether it exists or not. */
-export function renderNftRemoval(address: string): string {
-  const table = nftTableName(address);
+/** The script that removes one of berth's tables, whether it exists or not. */
+export function renderNftRemoval(table: string): string {
+  checkTable(table);
   return `table ip ${table}\ndelete table ip ${table}\n`;
 }

@@ -12,7 +12,13 @@ import { execFile } from 'node:child_process';
 import { readFile } from 'node:fs/promises';
 import type { Logger } from '../core/log.js';
 import type { MeshBackend } from '../api/types.js';
-import { renderNftRemoval, renderNftRuleset, type KernelPort } from './nftables-ruleset.js';
+import {
+  nftTableName,
+  nftTableOwner,
+  renderNftRemoval,
+  renderNftRuleset,
+  type KernelPort,
+} from './nftables-ruleset.js';
 
 export type DataPlaneChoice = 'auto' | 'nftables' | 'userspace';
 export const DATA_PLANE_CHOICES: readonly DataPlaneChoice[] = ['auto', 'nftables', 'userspace'];
@@ -52,7 +58,9 @@ async function findNft(address: string): Promise<{ nft: string } | { why: string
       // A dry run of a real table: the binary, netlink and nf_tables' NAT all have to work.
       await runNft(
         nft,
-        renderNftRuleset(address, [{ port: 1, backends: [{ host: address, port: 1 }] }]),
+        renderNftRuleset(nftTableName(address, process.pid), address, [
+          { port: 1, backends: [{ host: address, port: 1 }] },
+        ]),
         true,
       );
       return { nft };
@@ -88,17 +96,44 @@ export function countConntrack(
   return count;
 }
 
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
+async function removeLeftovers(nft: string, log: Logger): Promise<void> {
+  const listing = await new Promise<string>((resolve) =>
+    execFile(nft, ['list', 'tables', 'ip'], (error, stdout) => resolve(error ? '' : stdout)),
+  );
+  for (const [, table] of listing.matchAll(/^table ip (\S+)$/gm)) {
+    const owner = table === undefined ? null : nftTableOwner(table);
+    if (table === undefined || owner === null || owner === process.pid || alive(owner)) continue;
+    await runNft(nft, renderNftRemoval(table)).then(
+      () => log.info({ table }, 'removed the nftables table of a mesh that is gone'),
+      (error: unknown) => log.warn({ table, err: error }, 'could not remove a leftover nftables table'),
+    );
+  }
+}
+
 class NftablesDataPlane implements KernelDataPlane {
   private closed = false;
+  readonly table: string;
 
   constructor(
     private readonly nft: string,
     private readonly address: string,
-  ) {}
+  ) {
+    this.table = nftTableName(address, process.pid);
+  }
 
   async serve(ports: readonly KernelPort[]): Promise<void> {
     if (this.closed) return;
-    await runNft(this.nft, renderNftRuleset(this.address, ports));
+    await runNft(this.nft, renderNftRuleset(this.table, this.address, ports));
   }
 
   async openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number> {
@@ -109,13 +144,13 @@ class NftablesDataPlane implements KernelDataPlane {
 
   async close(): Promise<void> {
     this.closed = true;
-    await runNft(this.nft, renderNftRemoval(this.address));
+    await runNft(this.nft, renderNftRemoval(this.table));
   }
 }
 
 /**
- * The kernel data plane for the mesh on `address` as `choice` asks, or null for user space. A table
- * left by a mesh host that crashed is replaced by an empty one at once: nothing stale is served.
+ * The kernel data plane for the mesh on `address` as `choice` asks, or null for user space. Tables
+ * left by mesh hosts that crashed are removed first: nothing stale is served.
  * `nftables` fails when nftables cannot be used; `auto` falls back to user space.
  */
 export async function openKernelDataPlane(
@@ -136,9 +171,13 @@ export async function openKernelDataPlane(
     );
     return null;
   }
+  await removeLeftovers(found.nft, log);
   const plane = new NftablesDataPlane(found.nft, address);
   await plane.serve([]);
-  log.info({ dataPlane: 'nftables', nft: found.nft }, 'routing mesh data plane: nftables (kernel DNAT)');
+  log.info(
+    { dataPlane: 'nftables', nft: found.nft, table: plane.table },
+    'routing mesh data plane: nftables (kernel DNAT)',
+  );
   return plane;
 }
 

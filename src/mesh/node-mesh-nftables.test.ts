@@ -24,7 +24,7 @@ const table = (version: number, published: number, backends: MeshBackend[]): Mes
 
 function listTable(): string | null {
   try {
-    return execFileSync('nft', ['list', 'table', 'ip', nftTableName(address)], {
+    return execFileSync('nft', ['list', 'table', 'ip', nftTableName(address, process.pid)], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     });
@@ -45,10 +45,15 @@ async function startBackend(name: string): Promise<{ server: Server; backend: Me
   return { server, backend: { id: `n/${name}`, host: backendHost, port } };
 }
 
+/** Every client socket still open, destroyed when the suite ends (even on a failed assertion). */
+const opened = new Set<Socket>();
+
 /** Connects to the published port and reads the backend's greeting line. */
 function open(port: number): Promise<{ socket: Socket; greeting: string }> {
   return new Promise((resolve, reject) => {
     const socket = connect({ host: address, port });
+    opened.add(socket);
+    socket.once('close', () => opened.delete(socket));
     socket.once('error', reject);
     socket.once('data', (chunk: Buffer) => resolve({ socket, greeting: chunk.toString().trim() }));
   });
@@ -65,9 +70,10 @@ describe('node mesh, nftables data plane', () => {
   const servers: Server[] = [];
   after(() => {
     for (const s of servers) s.close();
+    for (const s of opened) s.destroy();
     // Nothing of this test stays in the host's rules, even when an assertion failed.
     execFileSync('nft', ['-f', '-'], {
-      input: `table ip ${nftTableName(address)}\ndelete table ip ${nftTableName(address)}\n`,
+      input: `table ip ${nftTableName(address, process.pid)}\ndelete table ip ${nftTableName(address, process.pid)}\n`,
     });
   });
 
@@ -106,7 +112,11 @@ describe('node mesh, nftables data plane', () => {
         .then(() => (drained = true));
       // The new map is in the kernel once the table no longer names `a`.
       while ((listTable() ?? '').includes(`. ${a.backend.port}`)) await new Promise((r) => setImmediate(r));
-      for (let i = 0; i < 10; i++) assert.ok((await open(port)).greeting.startsWith('b '));
+      for (let i = 0; i < 10; i++) {
+        const { socket, greeting } = await open(port);
+        socket.destroy();
+        assert.ok(greeting.startsWith('b '), greeting);
+      }
       assert.equal(await echo(held, 'still here'), 'still here');
       assert.equal(drained, false);
       held.end();
