@@ -2,9 +2,12 @@
  * npm run bench:mesh — the routing mesh on the local engine, loopback only.
  *
  * 1. Throughput and latency: the same bounded closed-loop load (CONCURRENCY clients, a fresh TCP
- *    connection per request, for LOAD_S seconds each) through the mesh's published port (per
- *    connection, then with appProtocol http) and straight to one replica's own port, side by side. The load runs in a child process so that
- *    it does not share an event loop with the balancer it measures.
+ *    connection per request, for LOAD_S seconds each) through the mesh's published port on the
+ *    default data plane (BENCH_DATA_PLANE, default auto: nftables DNAT when root), through the
+ *    same routes on the user-space balancer (a comparison mesh on an address of its own, fed every
+ *    table node 1 gets), with appProtocol http, and straight to one replica's own port, side by
+ *    side. The load runs in a child process so that it does not share an event loop with the
+ *    balancer it measures.
  * 2. Under a steady request loop (RATE requests a second through one node's published port, for
  *    the change's duration, bounded), reporting failed requests (target: 0) for: a rolling update
  *    of 10 replicas (parallelism 2, start-first); a failing update and its automatic rollback; a
@@ -26,6 +29,10 @@ import { pino } from 'pino';
 import { silentLogger } from '../src/core/log.js';
 import type { MeshRoutes, NodeAgent, ReplicaRequest } from '../src/api/types.js';
 import { MeshController } from '../src/operator/mesh-controller.js';
+import { createNodeMesh, type NodeMesh } from '../src/mesh/node-mesh.js';
+import { isDataPlaneChoice } from '../src/mesh/nftables.js';
+import { nftTableName } from '../src/mesh/nftables-ruleset.js';
+import { execFileSync } from 'node:child_process';
 import { createGitRevisionSource } from '../src/operator/git-revision-source.js';
 import { reconcile, type ReconcileDeps } from '../src/operator/reconcile.js';
 import { StateStore } from '../src/operator/state-store.js';
@@ -39,6 +46,10 @@ const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
 const LOAD_S = Number(process.env['BENCH_LOAD_S'] ?? 5);
 const RATE = Number(process.env['BENCH_RATE'] ?? 50);
 const NS = 'benchmesh';
+const DATA_PLANE_ASKED = process.env['BENCH_DATA_PLANE'] ?? 'auto';
+if (!isDataPlaneChoice(DATA_PLANE_ASKED))
+  throw new Error(`BENCH_DATA_PLANE: auto, nftables or userspace, not ${DATA_PLANE_ASKED}`);
+const DATA_PLANE = DATA_PLANE_ASKED;
 
 interface ClosedLoopResult {
   requests: number;
@@ -135,7 +146,7 @@ spec:
  */
 type Controllable = NodeAgent & { mode: 'active' | 'drain' | 'lost'; address: string; engine: TestEngine };
 
-function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
+function controllable(agent: NodeAgent, engine: TestEngine, mirror: NodeMesh | null = null): Controllable {
   const node = {
     engine,
     address: engine.address,
@@ -162,10 +173,10 @@ function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
     removeReplica: async (name: string) => (node.alive(), agent.removeReplica(name)),
     listVolumes: async () => (node.alive(), agent.listVolumes()),
     removeVolume: async (name: string) => (node.alive(), agent.removeVolume(name)),
-    setMeshRoutes: async (table: MeshRoutes, o: { drainTimeoutMs: number }) => (
-      node.alive(),
-      agent.setMeshRoutes(table, o)
-    ),
+    setMeshRoutes: async (table: MeshRoutes, o: { drainTimeoutMs: number }) => {
+      node.alive();
+      await Promise.all([agent.setMeshRoutes(table, o), mirror?.apply(table, o)]);
+    },
     logs: (name: string, o: Parameters<NodeAgent['logs']>[1]) => agent.logs(name, o),
     close: () => agent.close(),
   };
@@ -196,6 +207,9 @@ async function bench(): Promise<void> {
   const log = level ? pino({ level }, pino.destination(2)) : silentLogger();
   // Two nodes, each a Docker engine of its own publishing on a loopback address of its own.
   const cluster = await startTestEngines(2, 'benchmesh');
+  // The user-space balancer beside the default data plane: node 1's routes on an address of its own.
+  const userspaceAddress = cluster.engines[0]!.address.replace(/\.\d+$/, '.200');
+  const userspace = createNodeMesh({ address: userspaceAddress, log, dataPlane: 'userspace' });
   const [a, b] = cluster.engines.map((engine) =>
     controllable(
       createLocalAgent({
@@ -205,8 +219,10 @@ async function bench(): Promise<void> {
         stateDir: join(stateDir, `agent-${engine.index}`),
         log,
         serviceAddresses: null,
+        dataPlane: DATA_PLANE,
       }),
       engine,
+      engine.index === 1 ? userspace : null,
     ),
   ) as [Controllable, Controllable];
   const agents = () => new Map([a, b].map((n) => [n.name, n as NodeAgent]));
@@ -230,7 +246,9 @@ async function bench(): Promise<void> {
     const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
     if (direct === undefined) throw new Error('no replica port');
 
+    const kernelTable = nftTable(a.address);
     const throughMesh = await measure(a.address, published);
+    const throughUserspace = await measure(userspaceAddress, published);
     const straight = await measure(a.address, direct);
     // The same port with appProtocol http (per-request balancing), then back to tcp.
     const switchTo = async (appProtocol: 'tcp' | 'http'): Promise<void> => {
@@ -246,11 +264,18 @@ async function bench(): Promise<void> {
     console.log(
       `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each (loopback)`,
     );
-    console.log(row(`mesh (:${published}, ${REPLICAS} replicas)`, throughMesh));
+    const plane = kernelTable === null ? 'userspace' : 'nftables';
+    console.log(
+      `data plane of the nodes: ${plane} (--data-plane ${DATA_PLANE})${kernelTable === null ? '' : `; nft table ${nftTableName(a.address, process.pid)}: ${kernelTable}`}`,
+    );
+    console.log(row(`mesh, ${plane} (:${published}, ${REPLICAS} replicas)`, throughMesh));
+    console.log(row(`mesh, userspace`, throughUserspace));
     console.log(row(`mesh, appProtocol http`, throughHttp));
     console.log(row(`one replica (:${direct})`, straight));
+    const ratio = (r: ClosedLoopResult): string =>
+      `${(r.requests / r.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(r.p50 - straight.p50).toFixed(2)} ms`;
     console.log(
-      `mesh / direct: throughput ${(throughMesh.requests / throughMesh.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughMesh.p50 - straight.p50).toFixed(2)} ms; http mode ${(throughHttp.requests / throughHttp.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(throughHttp.p50 - straight.p50).toFixed(2)} ms`,
+      `mesh / direct: throughput ${ratio(throughMesh)} (${plane}); userspace ${ratio(throughUserspace)}; http mode ${ratio(throughHttp)}`,
     );
 
     // Each change under a steady request loop through one node's published port.
@@ -318,10 +343,24 @@ async function bench(): Promise<void> {
     console.log(`failed=${rows.reduce((sum, r) => sum + r.failed, 0)}`);
   } finally {
     await mesh.stop();
-    await Promise.all([a.close(), b.close()]);
+    await Promise.all([a.close(), b.close(), userspace.close()]);
     await cluster.stop();
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
+  }
+}
+
+/** The published ports of the node's nftables table and their backend counts, or null without one. */
+function nftTable(address: string): string | null {
+  try {
+    const listing = execFileSync('nft', ['list', 'table', 'ip', nftTableName(address, process.pid)], {
+      encoding: 'utf8',
+      stdio: ['ignore', 'pipe', 'ignore'],
+    });
+    const ports = [...listing.matchAll(/tcp dport (\d+) dnat ip to numgen random mod (\d+)/g)];
+    return ports.map(([, port, n]) => `:${port} -> ${n} backends`).join(', ');
+  } catch {
+    return null;
   }
 }
 

@@ -13,6 +13,7 @@ import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { NodeAgent, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
+import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { assertContainerName } from './container-spec.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { followReplica } from './follow-replica.js';
@@ -51,6 +52,8 @@ export interface LocalAgentOptions {
    * this agent (see mesh/mesh-host-client.ts); absent, in this process (one-shot commands, tests).
    */
   meshHost?: MeshHostLaunch;
+  /** What carries published TCP ports (mesh/nftables.ts); default `userspace`. */
+  dataPlane?: DataPlaneChoice;
   /** Replaces the default file store (the secrets issue refines where secret files live). */
   fileStore?: FileStore;
 }
@@ -132,7 +135,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     name: nodeName,
     async snapshot() {
       await ensureReady();
-      return readNodeSnapshot({ containers, following, address, labels, toObserved });
+      return readNodeSnapshot({ containers, following, address, labels, toObserved, mesh });
     },
     async ensureReplica(request) {
       assertContainerName(request.name);
@@ -153,6 +156,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     },
     ...nodeVolumes(options.runtime),
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
+    meshDataPlane: () => mesh.dataPlane(),
     logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     async close() {
       closing.abort();
@@ -169,6 +173,7 @@ function meshOf(options: LocalAgentOptions, address: string, log: Logger): MeshM
     nodeName: options.nodeName,
     address,
     serviceAddresses: options.serviceAddresses,
+    dataPlane: options.dataPlane,
     log,
     host: options.meshHost ? { stateDir: options.stateDir, launch: options.meshHost } : undefined,
   });

@@ -15,6 +15,7 @@ function recordingMesh(): NodeMesh & { applied: string[][] } {
       applied.push(table.routes.flatMap((route) => route.backends.map((backend) => backend.id)));
     },
     ports: () => [],
+    dataPlane: () => null,
     close: async () => undefined,
   };
 }

@@ -12,6 +12,7 @@ import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
 import { connectMeshHost, type MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
+import type { DataPlane, DataPlaneChoice } from '../mesh/nftables.js';
 
 export interface MeshMembershipOptions {
   nodeName: string;
@@ -20,6 +21,8 @@ export interface MeshMembershipOptions {
   /** Range of service addresses; null or absent: no service discovery. */
   serviceAddresses?: string | null | undefined;
   log: Logger;
+  /** What carries published TCP ports (mesh/nftables.ts); default `userspace`. */
+  dataPlane?: DataPlaneChoice | undefined;
   /** Replaces the node mesh on the node's address (tests). */
   mesh?: NodeMesh;
   /**
@@ -36,6 +39,8 @@ export interface MeshMembership {
   setRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
   /** Resolvers for a new container of `namespace`; null without service discovery. */
   containerDns(namespace: string): Promise<ContainerDns | null>;
+  /** What carries this node's published TCP ports; null before the first table. */
+  dataPlane(): DataPlane | null;
   close(): Promise<void>;
 }
 
@@ -64,6 +69,7 @@ export function createMeshMembership(options: MeshMembershipOptions): MeshMember
       await mesh.apply(withoutReplicas(table, vetoed), { drainTimeoutMs });
     },
     containerDns,
+    dataPlane: () => mesh.dataPlane(),
     async close() {
       closed = true;
       await mesh.close();
@@ -78,8 +84,9 @@ function nodeMesh(options: MeshMembershipOptions): {
 } {
   const { log, host, address } = options;
   const serviceAddresses = options.serviceAddresses ?? null;
+  const dataPlane = options.dataPlane ?? 'userspace';
   if (host && !options.mesh) {
-    const remote = connectMeshHost({ ...host, address, serviceAddresses, log });
+    const remote = connectMeshHost({ ...host, address, serviceAddresses, dataPlane, log });
     return {
       mesh: remote,
       // A container that cannot be given the node's resolvers starts with Docker's own.
@@ -100,7 +107,7 @@ function nodeMesh(options: MeshMembershipOptions): {
   const discovery =
     serviceAddresses === null ? null : createServiceDiscovery({ addresses: serviceAddresses, log });
   return {
-    mesh: options.mesh ?? createNodeMesh({ address, log, discovery }),
+    mesh: options.mesh ?? createNodeMesh({ address, log, discovery, dataPlane }),
     containerDns: async (namespace) => (discovery ? discovery.containerDns(namespace) : null),
   };
 }

@@ -7,6 +7,7 @@ import {
   type ObservedVolume,
 } from '../api/types.js';
 import type { HealthFollowing } from './health-following.js';
+import type { MeshMembership } from './mesh-membership.js';
 import type { NodeContainers } from './node-containers.js';
 import type { RuntimeContainer, RuntimeVolume } from './runtime.js';
 
@@ -15,6 +16,8 @@ export interface NodeSnapshotSource {
   following: Pick<HealthFollowing, 'track'>;
   address: string;
   labels: Record<string, string>;
+  /** Says what carries the node's published TCP ports; null before the first routing table. */
+  mesh: Pick<MeshMembership, 'dataPlane'>;
   toObserved(container: RuntimeContainer): ObservedReplica;
 }
 
@@ -44,7 +47,13 @@ export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<Node
       byName,
     ),
     volumes: volumes.flatMap((volume) => observedVolume(volume) ?? []),
+    ...dataPlaneOf(source.mesh),
   };
+}
+
+function dataPlaneOf(mesh: Pick<MeshMembership, 'dataPlane'>): Pick<NodeSnapshot, 'dataPlane'> {
+  const dataPlane = mesh.dataPlane();
+  return dataPlane === null ? {} : { dataPlane };
 }
 
 /** A berth volume as the operator sees it; null for one without berth's labels (made by hand). */

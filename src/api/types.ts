@@ -110,7 +110,14 @@ export interface NodeSnapshot {
    * snapshots of older agents; a node that is down reports the volumes it last reported.
    */
   volumes?: ObservedVolume[];
+  /**
+   * What carries the node's published TCP ports: `nftables` (kernel DNAT) or `userspace` (the
+   * mesh's balancer). Absent from snapshots of older agents and before the node's first routing table.
+   */
+  dataPlane?: MeshDataPlane;
 }
+
+export type MeshDataPlane = 'nftables' | 'userspace';
 
 /** One run of a Job as its node reports it. */
 export interface ObservedJobRun {
@@ -259,6 +266,8 @@ export interface ReplicaLogOptions {
 export interface NodeAgent {
   readonly name: string;
   snapshot(): Promise<NodeSnapshot>;
+  /** An in-process agent's mesh data plane now (null before its first table); remote agents report it in snapshots. */
+  meshDataPlane?(): MeshDataPlane | null;
   /** Creates and starts the replica unless one with that name already runs; idempotent. */
   ensureReplica(request: ReplicaRequest): Promise<ObservedReplica>;
   /**

@@ -14,7 +14,8 @@ import { connectToOperator, joinCluster, type OperatorConnection } from '../clus
 import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
 import { agentListenAddress, serveAgentApi } from './agent-api.js';
-import { serviceAddressesOption } from './context.js';
+import { dataPlaneOption, serviceAddressesOption } from './context.js';
+import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { meshHostLaunch } from './mesh-host.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
@@ -32,6 +33,7 @@ interface AgentCommandOptions {
   pull: 'missing' | 'never';
   /** A range, or `off`. */
   serviceAddresses: string;
+  dataPlane: DataPlaneChoice;
 }
 
 function collectLabel(value: string, previous: Record<string, string> | undefined): Record<string, string> {
@@ -95,6 +97,7 @@ export function registerAgentCommand(program: Command): void {
       'address replicas publish their ports on, and probes reach them at (default: with --join, the local address of the connection to the operator; else 127.0.0.1)',
     )
     .addOption(serviceAddressesOption())
+    .addOption(dataPlaneOption())
     .option('--label <key=value>', 'node label for placement constraints (repeatable)', collectLabel)
     .option('--state-dir <dir>', 'agent state: files delivered into containers', join('.berth', 'agent'))
     .option(
@@ -135,6 +138,7 @@ export function registerAgentCommand(program: Command): void {
         serviceAddresses: discoveryRange(options.serviceAddresses),
         // The node's published ports and service addresses outlive this process (kill -9, a freeze).
         meshHost: meshHostLaunch(),
+        dataPlane: options.dataPlane,
       });
       // The first snapshot subscribes to engine events and resumes probing what already runs.
       const first = await agent.snapshot();

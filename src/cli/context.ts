@@ -17,6 +17,7 @@ import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
 import { DEFAULT_SERVICE_ADDRESSES, discoveryRange } from '../mesh/service-discovery.js';
 import { parseServiceRange } from '../mesh/service-addresses.js';
+import { DATA_PLANE_CHOICES, isDataPlaneChoice, type DataPlaneChoice } from '../mesh/nftables.js';
 import { openGitSource } from '../source/git-source.js';
 import { meshHostLaunch } from './mesh-host.js';
 
@@ -38,6 +39,8 @@ export interface ClusterOptions {
   advertiseAddr: string;
   /** `berth run` only: a range, or `off`. One-shot commands serve no DNS, so they set none up. */
   serviceAddresses?: string;
+  /** `berth run` only: what carries published TCP ports. One-shot commands serve none. */
+  dataPlane?: DataPlaneChoice;
 }
 
 export const DEFAULT_STATE_DIR = '.berth';
@@ -51,6 +54,21 @@ export function addSourceOptions(command: Command, { repoRequired = true } = {})
   )
     .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
     .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
+}
+
+/** `--data-plane`, shared by `berth agent` and the embedded local node of `berth run`. */
+export function dataPlaneOption(): Option {
+  return new Option(
+    '--data-plane <plane>',
+    'what carries published TCP ports: "nftables" (kernel DNAT; needs root and nf_tables), "userspace" (a balancer in the mesh host), or "auto" (nftables where available)',
+  )
+    .choices(DATA_PLANE_CHOICES)
+    .default('auto')
+    .argParser((value: string) => {
+      if (!isDataPlaneChoice(value))
+        throw new InvalidArgumentError(`one of ${DATA_PLANE_CHOICES.join(', ')}`);
+      return value;
+    });
 }
 
 /** `--service-addresses`, shared by `berth agent` and the embedded local node. */
@@ -210,6 +228,7 @@ export async function openCluster(
     serviceAddresses:
       options.serviceAddresses === undefined ? null : discoveryRange(options.serviceAddresses),
     ...(meshHost ? { meshHost: meshHostLaunch() } : {}),
+    ...(options.dataPlane ? { dataPlane: options.dataPlane } : {}),
   });
   agents.set(options.node, agent);
   return agents;

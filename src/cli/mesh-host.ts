@@ -6,7 +6,7 @@
  */
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { Command } from 'commander';
+import { Command, Option } from 'commander';
 import { BerthError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { MESH_HOST_FILES } from '../mesh/mesh-host-protocol.js';
@@ -14,12 +14,14 @@ import { listenMeshHost } from '../mesh/mesh-host-server.js';
 import { createNodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery, discoveryRange } from '../mesh/service-discovery.js';
 import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
+import { DATA_PLANE_CHOICES, type DataPlaneChoice } from '../mesh/nftables.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface MeshHostOptions {
   stateDir: string;
   address: string;
   serviceAddresses: string;
+  dataPlane: DataPlaneChoice;
 }
 
 /** How this process was started, to start `berth mesh-host` the same way (also from source, in tests). */
@@ -37,6 +39,11 @@ export function registerMeshHostCommand(program: Command): void {
     .requiredOption('--state-dir <dir>', "the agent's state dir: socket, pid file")
     .requiredOption('--address <ip>', 'where published ports are served')
     .requiredOption('--service-addresses <cidr>', 'range of service addresses, or "off"')
+    .addOption(
+      new Option('--data-plane <plane>', 'what carries published TCP ports')
+        .choices(DATA_PLANE_CHOICES)
+        .default('userspace'),
+    )
     .action(runMeshHost);
   program.addCommand(command, { hidden: true });
 }
@@ -49,12 +56,12 @@ async function runMeshHost(options: MeshHostOptions): Promise<void> {
   const serviceAddresses = discoveryRange(options.serviceAddresses);
   const discovery =
     serviceAddresses === null ? null : createServiceDiscovery({ addresses: serviceAddresses, log });
-  const mesh = createNodeMesh({ address: options.address, log, discovery });
+  const mesh = createNodeMesh({ address: options.address, log, discovery, dataPlane: options.dataPlane });
   const server = await listenMeshHost({
     socketPath: join(dir, MESH_HOST_FILES.socket),
     mesh,
     discovery,
-    identity: { address: options.address, serviceAddresses },
+    identity: { address: options.address, serviceAddresses, dataPlane: options.dataPlane },
     log,
   });
   const pidFile = join(dir, MESH_HOST_FILES.pid);

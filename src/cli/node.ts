@@ -10,7 +10,7 @@ interface NodeOptions {
 }
 
 function table(rows: NodeListing[]): string {
-  const lines = [['NAME', 'STATUS', 'AVAILABILITY', 'ADDRESS', 'REPLICAS', 'LABELS']];
+  const lines = [['NAME', 'STATUS', 'AVAILABILITY', 'ADDRESS', 'REPLICAS', 'DATA PLANE', 'LABELS']];
   for (const r of rows) {
     lines.push([
       r.kind === 'local' ? `${r.name} (local)` : r.name,
@@ -18,6 +18,7 @@ function table(rows: NodeListing[]): string {
       r.availability,
       r.address ?? '-',
       r.replicas === null ? '-' : String(r.replicas),
+      r.dataPlane ?? '-',
       Object.entries(r.labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(',') || '-',

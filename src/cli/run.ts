@@ -30,6 +30,7 @@ import {
   addOperatorClusterOptions,
   addSourceOptions,
   serviceAddressesOption,
+  dataPlaneOption,
   closeCluster,
   openCluster,
   openRevisionSource,
@@ -82,6 +83,7 @@ export function registerRunCommand(program: Command): void {
   addSourceOptions(command);
   addClusterOptions(command);
   command.addOption(serviceAddressesOption());
+  command.addOption(dataPlaneOption());
   addOperatorClusterOptions(command);
   addCommitStatusOptions(command);
   command.action(runOperator);

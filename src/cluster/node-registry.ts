@@ -1,5 +1,5 @@
 import { join } from 'node:path';
-import type { NodeAgent } from '../api/types.js';
+import type { MeshDataPlane, NodeAgent } from '../api/types.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { readFileIfExists, writeFileAtomic, writeLanded } from '../core/atomic-file.js';
@@ -57,6 +57,8 @@ export interface NodeListing {
   replicas: number | null;
   lastHeard: string | null;
   certificateNotAfter: string | null;
+  /** What carries the node's published TCP ports (nftables or userspace); null until it says. */
+  dataPlane: MeshDataPlane | null;
 }
 
 /** Node names are DNS-label-like, so they are safe in container labels, logs and certificates. */
@@ -429,7 +431,7 @@ export class NodeRegistry {
 
   list(): NodeListing[] {
     const rows: NodeListing[] = [];
-    for (const [name] of this.local) {
+    for (const [name, agent] of this.local) {
       rows.push({
         name,
         status: 'ready',
@@ -440,6 +442,7 @@ export class NodeRegistry {
         replicas: null,
         lastHeard: null,
         certificateNotAfter: null,
+        dataPlane: agent.meshDataPlane?.() ?? null,
       });
     }
     for (const node of this.file.nodes) {
@@ -455,6 +458,7 @@ export class NodeRegistry {
         replicas: snapshot?.replicas.length ?? null,
         lastHeard: agent.lastHeardIso,
         certificateNotAfter: node.certificateNotAfter,
+        dataPlane: snapshot?.dataPlane ?? null,
       });
     }
     return rows;

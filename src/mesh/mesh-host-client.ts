@@ -25,6 +25,7 @@ import {
   type MeshHostIdentity,
 } from './mesh-host-protocol.js';
 import type { NodeMesh } from './node-mesh.js';
+import type { DataPlane, DataPlaneChoice } from './nftables.js';
 
 /** How to run the berth CLI: `command ...args mesh-host ...` starts a mesh host. */
 export interface MeshHostLaunch {
@@ -32,7 +33,9 @@ export interface MeshHostLaunch {
   args: string[];
 }
 
-export interface MeshHostClientOptions extends MeshHostIdentity {
+export interface MeshHostClientOptions extends Omit<MeshHostIdentity, 'dataPlane'> {
+  /** Default `userspace`. */
+  dataPlane?: DataPlaneChoice;
   /** The agent's state dir: the host's socket, pid file and log live there. */
   stateDir: string;
   launch: MeshHostLaunch;
@@ -69,6 +72,7 @@ class MeshHostClient implements RemoteNodeMesh {
   private connection: Promise<MeshHostConnection> | null = null;
   private last: MeshRoutes | null = null;
   private served: number[] = [];
+  private serving: DataPlane | null = null;
   private closing = false;
   private restoreTimer: NodeJS.Timeout | null = null;
   /** The process of the mesh host connected to (or last connected to). */
@@ -94,13 +98,22 @@ class MeshHostClient implements RemoteNodeMesh {
   async apply(table: MeshRoutes, { drainTimeoutMs }: { drainTimeoutMs: number }): Promise<void> {
     this.last = table;
     const connection = await this.ensure();
-    await connection.request('apply', { table, drainTimeoutMs }, drainTimeoutMs + WAIT_SLACK_MS);
+    const applied = await connection.request(
+      'apply',
+      { table, drainTimeoutMs },
+      drainTimeoutMs + WAIT_SLACK_MS,
+    );
+    this.serving = dataPlaneOf(applied) ?? this.serving;
     const ports = await connection.request('ports', {}, HELLO_TIMEOUT_MS);
     if (Array.isArray(ports)) this.served = ports.filter((p): p is number => Number.isInteger(p));
   }
 
   ports(): number[] {
     return [...this.served];
+  }
+
+  dataPlane(): DataPlane | null {
+    return this.serving;
   }
 
   async containerDns(namespace: string): Promise<ContainerDns> {
@@ -187,6 +200,7 @@ class MeshHostClient implements RemoteNodeMesh {
           'adopted the running mesh host: it serves its last table until the operator pushes a newer one',
         );
         this.hostPid = hello.pid;
+        this.serving = hello.serving ?? null;
         return existing;
       }
       this.log.warn({ reason: mismatch }, 'replacing the running mesh host');
@@ -199,7 +213,7 @@ class MeshHostClient implements RemoteNodeMesh {
   }
 
   private mismatch(hello: MeshHostHello): string | null {
-    const { address, serviceAddresses } = this.options;
+    const { address, serviceAddresses, dataPlane = 'userspace' } = this.options;
     if (hello.protocol !== MESH_HOST_PROTOCOL) {
       return `it speaks protocol ${String(hello.protocol)}, this agent ${MESH_HOST_PROTOCOL}`;
     }
@@ -207,11 +221,13 @@ class MeshHostClient implements RemoteNodeMesh {
     if (hello.serviceAddresses !== serviceAddresses) {
       return `it serves service addresses ${hello.serviceAddresses ?? 'off'}, this agent ${serviceAddresses ?? 'off'}`;
     }
+    if (hello.dataPlane !== dataPlane)
+      return `it uses data plane ${hello.dataPlane}, this agent ${dataPlane}`;
     return null;
   }
 
   private async start(): Promise<MeshHostConnection> {
-    const { launch, address, serviceAddresses } = this.options;
+    const { launch, address, serviceAddresses, dataPlane = 'userspace' } = this.options;
     await mkdir(this.paths.dir, { recursive: true, mode: 0o700 });
     const size = (await stat(this.paths.log).catch(() => null))?.size ?? 0;
     if (size > LOG_ROTATE_BYTES) await rename(this.paths.log, `${this.paths.log}.1`).catch(() => undefined);
@@ -223,6 +239,7 @@ class MeshHostClient implements RemoteNodeMesh {
         'mesh-host',
         ...['--state-dir', this.paths.dir, '--address', address],
         ...['--service-addresses', serviceAddresses ?? 'off'],
+        ...['--data-plane', dataPlane],
       ];
       // Detached (a session of its own) so that a signal to the agent's process group spares it.
       const child = spawn(launch.command, args, {
@@ -327,4 +344,10 @@ async function stopMeshHost(pid: number, { asked = false } = {}): Promise<void> 
   if (!(await gone(STOP_TIMEOUT_MS))) {
     throw new BerthError('ERR_STATE', `the mesh host (pid ${pid}) does not stop, even with SIGKILL`);
   }
+}
+
+/** The data plane an apply answer names (a host of protocol 1 answered null). */
+function dataPlaneOf(answer: unknown): DataPlane | null {
+  const value = (answer as { dataPlane?: unknown } | null)?.dataPlane;
+  return value === 'nftables' || value === 'userspace' ? value : null;
 }

@@ -6,7 +6,7 @@
  *
  *   method        params                          result
  *   hello         {}                              MeshHostHello
- *   apply         { table, drainTimeoutMs }       null, once drained (see NodeMesh.apply)
+ *   apply         { table, drainTimeoutMs }       { dataPlane }, once drained (see NodeMesh.apply)
  *   ports         {}                              published ports served now
  *   containerDns  { namespace }                   resolver settings, or null
  *   shutdown      {}                              null; then the host closes and exits
@@ -17,8 +17,9 @@
 import { BerthError } from '../core/errors.js';
 import { parseAgentCall } from '../api/agent-calls.js';
 import type { MeshRoutes } from '../api/types.js';
+import type { DataPlane, DataPlaneChoice } from './nftables.js';
 
-export const MESH_HOST_PROTOCOL = 1;
+export const MESH_HOST_PROTOCOL = 2;
 
 /** The longest line either side accepts: a routing table of thousands of services fits many times. */
 export const MAX_MESH_HOST_LINE_BYTES = 16 * 1024 * 1024;
@@ -36,6 +37,8 @@ export interface MeshHostIdentity {
   address: string;
   /** The range of service addresses; null without service discovery. */
   serviceAddresses: string | null;
+  /** What the host was asked to carry published TCP ports with (nftables.ts). */
+  dataPlane: DataPlaneChoice;
 }
 
 export interface MeshHostHello extends MeshHostIdentity {
@@ -43,6 +46,8 @@ export interface MeshHostHello extends MeshHostIdentity {
   pid: number;
   /** Version of the newest table applied, or null before the first. */
   tableVersion: number | null;
+  /** What carries published TCP ports now; null before the first table. */
+  serving: DataPlane | null;
 }
 
 export type MeshHostRequest =

@@ -70,6 +70,7 @@ export async function listenMeshHost(options: MeshHostServerOptions): Promise<Me
     pid: process.pid,
     ...options.identity,
     tableVersion,
+    serving: options.mesh.dataPlane(),
   });
   const perform = async (request: MeshHostRequest): Promise<unknown> => {
     switch (request.method) {
@@ -82,7 +83,7 @@ export async function listenMeshHost(options: MeshHostServerOptions): Promise<Me
       case 'apply':
         tableVersion = Math.max(tableVersion ?? request.table.version, request.table.version);
         await options.mesh.apply(request.table, { drainTimeoutMs: request.drainTimeoutMs });
-        return null;
+        return { dataPlane: options.mesh.dataPlane() };
       case 'shutdown':
         log.info('an agent stopped cleanly: the mesh host stops with it');
         setImmediate(() => finish('asked to stop by its agent'));

@@ -3,6 +3,13 @@ import type { Logger } from '../core/log.js';
 import type { ServiceDiscovery } from './service-discovery.js';
 import { createHttpBalancer } from './http-balancer.js';
 import { createTcpBalancer, type TcpBalancer } from './tcp-balancer.js';
+import {
+  openKernelDataPlane,
+  type DataPlane,
+  type DataPlaneChoice,
+  type KernelDataPlane,
+} from './nftables.js';
+import type { KernelPort } from './nftables-ruleset.js';
 
 /**
  * The routing mesh on one node: one TCP balancer per published port, listening on the node's
@@ -19,6 +26,8 @@ export interface NodeMesh {
   apply(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void>;
   /** Published ports served now, for status and tests. */
   ports(): number[];
+  /** What carries published TCP ports: null until the first table (the choice is made then). */
+  dataPlane(): DataPlane | null;
   close(): Promise<void>;
 }
 
@@ -31,6 +40,10 @@ interface Listener {
   known: Set<string>;
   /** Backends in the table applied last. */
   current: Set<string>;
+  /** Where each known backend is, by id. */
+  addresses: Map<string, Pick<MeshBackend, 'host' | 'port'>>;
+  /** A published TCP port the kernel DNATs: this balancer only holds the port (and serves when no backend is left). */
+  kernel: boolean;
 }
 
 /** One address and port the node serves: a published port, or a service address's target port. */
@@ -51,6 +64,11 @@ export interface NodeMeshOptions {
   log: Logger;
   /** Service discovery on this node; without it the table's `services` are ignored. */
   discovery?: ServiceDiscovery | null;
+  /**
+   * What carries published TCP ports (nftables.ts); default `userspace`. Chosen at the first table,
+   * so a one-shot command's agent, which gets none, never touches the node's rules.
+   */
+  dataPlane?: DataPlaneChoice;
 }
 
 /** A backend that left a listener's routes: drained before it is forgotten. */
@@ -58,6 +76,9 @@ interface Leaving {
   listener: Listener;
   id: string;
 }
+
+/** How often a drain looks at conntrack for the kernel's connections to a leaving backend. */
+const KERNEL_DRAIN_POLL_MS = 100;
 
 export function createNodeMesh(options: NodeMeshOptions): NodeMesh {
   return new RoutingMesh(options);
@@ -75,6 +96,8 @@ class RoutingMesh implements NodeMesh {
   // Table changes are applied one at a time (balancers open asynchronously); drains are waited
   // for outside this chain, so a long drain never holds back the next table.
   private applying: Promise<unknown> = Promise.resolve();
+  private kernel: Promise<KernelDataPlane | null> | null = null;
+  private chosen: DataPlane | null = null;
 
   constructor(private readonly options: NodeMeshOptions) {
     this.log = options.log.child({ mesh: options.address });
@@ -96,9 +119,19 @@ class RoutingMesh implements NodeMesh {
       .sort((a, b) => a - b);
   }
 
+  dataPlane(): DataPlane | null {
+    return this.chosen;
+  }
+
   async close(): Promise<void> {
     this.closed = true;
     await this.applying;
+    const kernel = await this.kernel?.catch(() => null);
+    await kernel
+      ?.close()
+      .catch((error: unknown) =>
+        this.log.error({ err: error }, 'could not remove the routing mesh nftables table'),
+      );
     await Promise.all([...this.listeners.values()].map((l) => l.balancer.close()));
     this.listeners.clear();
     await this.discovery?.close();
@@ -152,11 +185,14 @@ class RoutingMesh implements NodeMesh {
     if (this.closed || table.version < this.version) return [];
     this.version = table.version;
     const wanted = await this.endpoints(table);
+    const kernel = await this.kernelPlane();
     const leaving: Leaving[] = [];
     for (const [key, endpoint] of wanted) {
       const listener = await this.listenerFor(key, endpoint);
       if (!listener) continue;
       listener.balancer.setBackends(endpoint.backends);
+      listener.kernel = kernel !== null && endpoint.what === 'published port' && !endpoint.http;
+      for (const b of endpoint.backends) listener.addresses.set(b.id, { host: b.host, port: b.port });
       const ids = new Set(endpoint.backends.map((b) => b.id));
       for (const id of listener.known) if (!ids.has(id)) leaving.push({ listener, id });
       for (const id of ids) listener.known.add(id);
@@ -172,7 +208,55 @@ class RoutingMesh implements NodeMesh {
       this.listeners.delete(key);
       this.log.info({ address: key, service: listener.service }, 'routing mesh no longer serves an address');
     }
+    if (kernel !== null) await this.serveKernel(kernel, wanted);
     return leaving;
+  }
+
+  /** The data plane chosen at the first table, kept for the mesh's life. */
+  private kernelPlane(): Promise<KernelDataPlane | null> {
+    this.kernel ??= openKernelDataPlane(
+      this.options.dataPlane ?? 'userspace',
+      this.options.address,
+      this.log,
+    ).then((kernel) => {
+      this.chosen = kernel === null ? 'userspace' : 'nftables';
+      return kernel;
+    });
+    return this.kernel;
+  }
+
+  /**
+   * Hands the published TCP ports this node listens on to the kernel. When that fails the table is
+   * removed, so the balancers (which hold every port and know every backend) serve instead.
+   */
+  private async serveKernel(kernel: KernelDataPlane, wanted: Map<string, Endpoint>): Promise<void> {
+    const ports: KernelPort[] = [];
+    for (const [key, endpoint] of wanted) {
+      if (this.listeners.get(key)?.kernel === true)
+        ports.push({ port: endpoint.port, backends: endpoint.backends });
+    }
+    try {
+      await kernel.serve(ports);
+    } catch (error) {
+      this.log.error(
+        { err: error },
+        'nftables refused the routing table: user space serves this node until the next table',
+      );
+      for (const listener of this.listeners.values()) listener.kernel = false;
+      await kernel.serve([]).catch(() => undefined);
+    }
+  }
+
+  /** Resolves once the kernel keeps no open connection to `id` through `listener`, or after `timeoutMs`. */
+  private async kernelDrained(listener: Listener, id: string, timeoutMs: number): Promise<void> {
+    const kernel = await this.kernel;
+    const backend = listener.addresses.get(id);
+    if (!kernel || !backend) return;
+    const until = Date.now() + timeoutMs;
+    // conntrack says nothing when a flow ends, so it is looked at again until none is left.
+    while ((await kernel.openConnections(listener.balancer.port, backend)) > 0 && Date.now() < until) {
+      await new Promise((resolve) => setTimeout(resolve, KERNEL_DRAIN_POLL_MS));
+    }
   }
 
   /** The balancer serving `key`, opened when missing; null when it cannot listen there. */
@@ -188,7 +272,15 @@ class RoutingMesh implements NodeMesh {
     }
     try {
       const balancer = await (http ? createHttpBalancer : createTcpBalancer)({ host, port, log: this.log });
-      const listener: Listener = { balancer, http, service, known: new Set(), current: new Set() };
+      const listener: Listener = {
+        balancer,
+        http,
+        service,
+        known: new Set(),
+        current: new Set(),
+        addresses: new Map(),
+        kernel: false,
+      };
       this.listeners.set(key, listener);
       this.refused.delete(key);
       this.log.info({ address: key, service, http }, `routing mesh serves a ${what}`);
@@ -208,9 +300,14 @@ class RoutingMesh implements NodeMesh {
   private async drain(leaving: Leaving[], timeoutMs: number): Promise<void> {
     await Promise.all(
       leaving.map(async ({ listener, id }) => {
+        const started = Date.now();
         if (listener.balancer.activeConnections(id) > 0) await listener.balancer.drained(id, timeoutMs);
+        if (listener.kernel) await this.kernelDrained(listener, id, timeoutMs - (Date.now() - started));
         // A backend that came back in a newer table stays known, to be drained when it leaves again.
-        if (!listener.current.has(id)) listener.known.delete(id);
+        if (!listener.current.has(id)) {
+          listener.known.delete(id);
+          listener.addresses.delete(id);
+        }
       }),
     );
     const live = [...this.listeners.values()];

@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { Agent, request } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { spawnSync } from 'node:child_process';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
@@ -73,6 +74,8 @@ describe('routing mesh on one node (berth run, real engine)', () => {
       ...targetArgs({ repo: repo.dir, path: 'deploy', stateDir, node }),
       // No service discovery here: containers keep Docker's resolvers (checked below).
       ...['--service-addresses', 'off'],
+      // The user-space balancer (kernel-data-plane.test.ts has the nftables one).
+      ...['--data-plane', 'userspace'],
       // Every deploy here is triggered by the watch.
       ...SCHEDULE_NEVER,
     ]);
@@ -102,6 +105,13 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     const replicas = await replicasOf(ns, 'web');
     assert.equal(replicas.length, 3);
     for (const r of replicas) assert.notEqual(r.port, published);
+    const pid = (await readFile(join(stateDir, 'agent', 'mesh-host.pid'), 'utf8')).trim();
+    assert.match(await readFile(join(stateDir, 'agent', 'mesh-host.log'), 'utf8'), /data plane: user space/);
+    assert.equal(
+      spawnSync('nft', ['list', 'table', 'ip', `berth_127_0_0_1_p${pid}`]).status,
+      1,
+      'no nftables table',
+    );
     const resolv = await dockerExec(replicas[0]!.name, ['cat', '/etc/resolv.conf']);
     assert.doesNotMatch(resolv.output, /10\.234\./, "with --service-addresses off, Docker's resolvers");
   });

@@ -1,0 +1,72 @@
+import assert from 'node:assert/strict';
+import { test } from 'node:test';
+import { nftTableName, nftTableOwner, renderNftRemoval, renderNftRuleset } from './nftables-ruleset.js';
+import { countConntrack } from './nftables.js';
+
+test('a port is a random DNAT over its backends, in a table replaced as a whole', () => {
+  const script = renderNftRuleset('berth_192_0_2_10_p42', '192.0.2.10', [
+    { port: 8443, backends: [{ host: '192.0.2.11', port: 32001 }] },
+    {
+      port: 8080,
+      backends: [
+        { host: '192.0.2.10', port: 32000 },
+        { host: '192.0.2.12', port: 32768 },
+      ],
+    },
+  ]);
+  const lines = script.split('\n');
+  assert.deepEqual(lines.slice(0, 3), [
+    'table ip berth_192_0_2_10_p42',
+    'delete table ip berth_192_0_2_10_p42',
+    'table ip berth_192_0_2_10_p42 {',
+  ]);
+  assert.ok(
+    script.includes(
+      'ip daddr 192.0.2.10 tcp dport 8080 dnat ip to numgen random mod 2 map { 0 : 192.0.2.10 . 32000, 1 : 192.0.2.12 . 32768 }',
+    ),
+  );
+  assert.ok(script.includes('dnat ip to numgen random mod 1 map { 0 : 192.0.2.11 . 32001 }'));
+  // Ports in order; both hooks a client can come through; masquerade only for marked (forwarded) ones.
+  assert.ok(script.indexOf('dport 8080 dnat') < script.indexOf('dport 8443 dnat'));
+  assert.ok(
+    script.includes('ip daddr 192.0.2.10 tcp dport { 8080, 8443 } meta mark set meta mark | 0x00200000'),
+  );
+  assert.ok(script.includes('type nat hook output priority -100'));
+  assert.ok(script.includes('meta mark & 0x00200000 == 0x00200000 oifname != "lo" masquerade'));
+});
+
+test('a port without backends is left out (user space answers it), and nothing but IPv4 and ports gets in', () => {
+  const t = 'berth_127_0_0_1_p7';
+  const script = renderNftRuleset(t, '127.0.0.1', [{ port: 9000, backends: [] }]);
+  assert.ok(!script.includes('dnat'));
+  assert.ok(!script.includes('meta mark set'));
+  assert.throws(() => renderNftRuleset(t, '127.0.0.1; flush ruleset', []), /IPv4/);
+  assert.throws(
+    () => renderNftRuleset(t, '127.0.0.1', [{ port: 80, backends: [{ host: 'evil }', port: 1 }] }]),
+    /IPv4/,
+  );
+  assert.throws(() =>
+    renderNftRuleset(t, '127.0.0.1', [{ port: 70000, backends: [{ host: '1.2.3.4', port: 1 }] }]),
+  );
+  assert.throws(() => renderNftRuleset('filter', '127.0.0.1', []), /berth's/);
+  assert.equal(nftTableName('10.1.2.3', 99), 'berth_10_1_2_3_p99');
+  assert.equal(nftTableOwner('berth_10_1_2_3_p99'), 99);
+  assert.equal(nftTableOwner('nat'), null);
+  assert.equal(
+    renderNftRemoval('berth_10_1_2_3_p99'),
+    'table ip berth_10_1_2_3_p99\ndelete table ip berth_10_1_2_3_p99\n',
+  );
+});
+
+test('conntrack entries count for a backend while their connection is open', () => {
+  const table = [
+    'ipv4     2 tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.9.1 sport=55024 dport=30999 src=127.0.9.2 dst=127.0.0.1 sport=32001 dport=55024 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 tcp      6 100 TIME_WAIT src=127.0.0.1 dst=127.0.9.1 sport=55025 dport=30999 src=127.0.9.2 dst=127.0.0.1 sport=32001 dport=55025 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 tcp      6 431999 ESTABLISHED src=127.0.0.1 dst=127.0.9.1 sport=55026 dport=30999 src=127.0.9.1 dst=127.0.0.1 sport=32000 dport=55026 [ASSURED] mark=0 zone=0 use=2',
+    'ipv4     2 udp      17 20 src=127.0.0.1 dst=127.0.9.1 sport=1 dport=30999 src=127.0.9.2 dst=127.0.0.1 sport=32001 dport=1 mark=0 zone=0 use=2',
+  ].join('\n');
+  assert.equal(countConntrack(table, '127.0.9.1', 30999, { host: '127.0.9.2', port: 32001 }), 1);
+  assert.equal(countConntrack(table, '127.0.9.1', 30999, { host: '127.0.9.1', port: 32000 }), 1);
+  assert.equal(countConntrack(table, '127.0.9.1', 31000, { host: '127.0.9.2', port: 32001 }), 0);
+  assert.equal(countConntrack('', '127.0.9.1', 30999, { host: '127.0.9.2', port: 32001 }), 0);
+});

@@ -1,0 +1,186 @@
+/**
+ * The kernel data plane of a node's routing mesh: published TCP ports DNATed by nftables
+ * (nftables-ruleset.ts) instead of relayed by a balancer in this process. This file is the only
+ * one that runs `nft`; it runs in whichever process hosts the node's mesh (the mesh host of
+ * `berth agent` and `berth run`, or the agent itself for in-process meshes), because that process
+ * owns the published ports and must replace or remove the table with them.
+ *
+ * Where nftables cannot be used (not root, no nf_tables, no `nft`), `auto` falls back to the
+ * user-space balancer and says why.
+ */
+import { execFile } from 'node:child_process';
+import { readFile } from 'node:fs/promises';
+import type { Logger } from '../core/log.js';
+import type { MeshBackend } from '../api/types.js';
+import {
+  nftTableName,
+  nftTableOwner,
+  renderNftRemoval,
+  renderNftRuleset,
+  type KernelPort,
+} from './nftables-ruleset.js';
+
+export type DataPlaneChoice = 'auto' | 'nftables' | 'userspace';
+export const DATA_PLANE_CHOICES: readonly DataPlaneChoice[] = ['auto', 'nftables', 'userspace'];
+/** What a node's mesh uses for its published TCP ports. */
+export type DataPlane = 'nftables' | 'userspace';
+
+export interface KernelDataPlane {
+  /** Makes the kernel serve exactly `ports` (a port without backends is left to user space), atomically. */
+  serve(ports: readonly KernelPort[]): Promise<void>;
+  /** Connections the kernel keeps on `backend` for `published` that are not closed yet (conntrack). */
+  openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number>;
+  /** Removes every rule berth added for this address. */
+  close(): Promise<void>;
+}
+
+const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', 'nft'];
+const CONNTRACK = '/proc/net/nf_conntrack';
+/** conntrack states of a connection that still carries (or may carry) data. */
+const CLOSED_STATES = new Set(['TIME_WAIT', 'CLOSE', 'LAST_ACK']);
+
+function runNft(nft: string, script: string, check = false): Promise<void> {
+  return new Promise((resolve, reject) => {
+    const child = execFile(nft, [...(check ? ['-c'] : []), '-f', '-'], (error, _stdout, stderr) => {
+      if (error) reject(new Error(`${nft}: ${stderr.trim() || error.message}`));
+      else resolve();
+    });
+    child.stdin?.end(script);
+  });
+}
+
+/** The `nft` that can change this host's rules, or why there is none. */
+async function findNft(address: string): Promise<{ nft: string } | { why: string }> {
+  if (process.getuid?.() !== 0) return { why: 'not running as root' };
+  let last = 'no nft command found';
+  for (const nft of NFT_CANDIDATES) {
+    try {
+      // A dry run of a real table: the binary, netlink and nf_tables' NAT all have to work.
+      await runNft(
+        nft,
+        renderNftRuleset(nftTableName(address, process.pid), address, [
+          { port: 1, backends: [{ host: address, port: 1 }] },
+        ]),
+        true,
+      );
+      return { nft };
+    } catch (error) {
+      last = error instanceof Error ? error.message : String(error);
+    }
+  }
+  return { why: last };
+}
+
+/** Counts conntrack entries of connections to `address:published` that the kernel sent to `backend`. */
+export function countConntrack(
+  table: string,
+  address: string,
+  published: number,
+  backend: Pick<MeshBackend, 'host' | 'port'>,
+): number {
+  const original = `dst=${address} `;
+  const port = ` dport=${published} `;
+  const reply = ` src=${backend.host} `;
+  const replyPort = ` sport=${backend.port} `;
+  let count = 0;
+  for (const line of table.split('\n')) {
+    const fields = line.split(/\s+/);
+    if (fields[2] !== 'tcp' || CLOSED_STATES.has(fields[5] ?? '')) continue;
+    // The original tuple comes first, the reply tuple (the backend's side) second.
+    const split = line.indexOf(' src=', line.indexOf(' src=') + 1);
+    if (split < 0) continue;
+    const [there, back] = [`${line.slice(0, split)} `, `${line.slice(split)} `];
+    if (there.includes(original) && there.includes(port) && back.includes(reply) && back.includes(replyPort))
+      count++;
+  }
+  return count;
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    return (error as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
+async function removeLeftovers(nft: string, log: Logger): Promise<void> {
+  const listing = await new Promise<string>((resolve) =>
+    execFile(nft, ['list', 'tables', 'ip'], (error, stdout) => resolve(error ? '' : stdout)),
+  );
+  for (const [, table] of listing.matchAll(/^table ip (\S+)$/gm)) {
+    const owner = table === undefined ? null : nftTableOwner(table);
+    if (table === undefined || owner === null || owner === process.pid || alive(owner)) continue;
+    await runNft(nft, renderNftRemoval(table)).then(
+      () => log.info({ table }, 'removed the nftables table of a mesh that is gone'),
+      (error: unknown) => log.warn({ table, err: error }, 'could not remove a leftover nftables table'),
+    );
+  }
+}
+
+class NftablesDataPlane implements KernelDataPlane {
+  private closed = false;
+  readonly table: string;
+
+  constructor(
+    private readonly nft: string,
+    private readonly address: string,
+  ) {
+    this.table = nftTableName(address, process.pid);
+  }
+
+  async serve(ports: readonly KernelPort[]): Promise<void> {
+    if (this.closed) return;
+    await runNft(this.nft, renderNftRuleset(this.table, this.address, ports));
+  }
+
+  async openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number> {
+    // Without conntrack's table the drain cannot be watched: the replica's grace period bounds it.
+    const table = await readFile(CONNTRACK, 'utf8').catch(() => '');
+    return countConntrack(table, this.address, published, backend);
+  }
+
+  async close(): Promise<void> {
+    this.closed = true;
+    await runNft(this.nft, renderNftRemoval(this.table));
+  }
+}
+
+/**
+ * The kernel data plane for the mesh on `address` as `choice` asks, or null for user space. Tables
+ * left by mesh hosts that crashed are removed first: nothing stale is served.
+ * `nftables` fails when nftables cannot be used; `auto` falls back to user space.
+ */
+export async function openKernelDataPlane(
+  choice: DataPlaneChoice,
+  address: string,
+  log: Logger,
+): Promise<KernelDataPlane | null> {
+  if (choice === 'userspace') {
+    log.info({ dataPlane: 'userspace' }, 'routing mesh data plane: user space (chosen)');
+    return null;
+  }
+  const found = await findNft(address);
+  if ('why' in found) {
+    if (choice === 'nftables') throw new Error(`the nftables data plane cannot be used: ${found.why}`);
+    log.info(
+      { dataPlane: 'userspace', why: found.why },
+      'routing mesh data plane: user space (nftables not available)',
+    );
+    return null;
+  }
+  await removeLeftovers(found.nft, log);
+  const plane = new NftablesDataPlane(found.nft, address);
+  await plane.serve([]);
+  log.info(
+    { dataPlane: 'nftables', nft: found.nft, table: plane.table },
+    'routing mesh data plane: nftables (kernel DNAT)',
+  );
+  return plane;
+}
+
+export function isDataPlaneChoice(value: unknown): value is DataPlaneChoice {
+  return typeof value === 'string' && (DATA_PLANE_CHOICES as readonly string[]).includes(value);
+}
