@@ -101,21 +101,11 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
         log.warn({ err: error, container: name }, 'could not remove the files of a removed container'),
       );
 
-  let ready: Promise<void> | null = null;
-  const ensureReady = (): Promise<void> => {
-    if (closing.signal.aborted) {
-      return Promise.reject(new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`));
-    }
-    ready ??= (async () => {
-      await following.start();
-      // Files of containers that disappeared while no agent was watching.
-      for (const name of await fileStore.list()) await dropFiles(name);
-    })().catch((error: unknown) => {
-      ready = null;
-      throw error;
-    });
-    return ready;
-  };
+  const ensureReady = readyOnce(nodeName, closing.signal, async () => {
+    await following.start();
+    // Files of containers that disappeared while no agent was watching.
+    for (const name of await fileStore.list()) await dropFiles(name);
+  });
 
   const follow = async (name: string, mode: 'await' | 'watch', limitMs: number) => {
     assertContainerName(name);
@@ -164,6 +154,21 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
       following.close();
       prober.close();
     },
+  };
+}
+
+/** Runs `start` once, on first use (again after a failed start); refuses once the agent is closed. */
+function readyOnce(nodeName: string, closed: AbortSignal, start: () => Promise<void>): () => Promise<void> {
+  let ready: Promise<void> | null = null;
+  return () => {
+    if (closed.aborted) {
+      return Promise.reject(new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`));
+    }
+    ready ??= start().catch((error: unknown) => {
+      ready = null;
+      throw error;
+    });
+    return ready;
   };
 }
 
