@@ -6,7 +6,7 @@ import { afterEach, beforeEach, describe, test } from 'node:test';
 import { silentLogger } from '../core/log.js';
 import { observeCluster } from './observe-cluster.js';
 import type { NodeAgent, NodeSnapshot, ObservedVolume } from './types.js';
-import { keepVolumeLocationsIn, VOLUME_LOCATIONS_FILE } from './volume-locations.js';
+import { keepVolumeLocationsIn, VOLUME_LOCATIONS_FILE, volumeLocations } from './volume-locations.js';
 
 const volume: ObservedVolume = {
   name: 'berth.shop.db.data.1',
@@ -78,6 +78,29 @@ describe('where volumes are, across operator restarts', () => {
     assert.match(await readFile(path, 'utf8'), /"marker"/, 'unchanged locations are not written again');
     await observeCluster(agents(agent('n2', node('n2', []))), silentLogger());
     assert.deepEqual(JSON.parse(await readFile(path, 'utf8')), { nodes: {} }, 'the volume was removed');
+  });
+
+  test('a volume a replica was sent with counts from then, before its node ever reports it', async () => {
+    keepVolumeLocationsIn(dir);
+    volumeLocations().placed('n2', {
+      namespace: 'shop',
+      service: 'db',
+      slot: '1',
+      volumes: [
+        {
+          source: volume.name,
+          volume: 'data',
+          target: '/data',
+          readOnly: false,
+          driver: 'local',
+          driverOptions: {},
+        },
+      ],
+    });
+    await volumeLocations().save(silentLogger());
+    keepVolumeLocationsIn(dir);
+    const observed = await observeCluster(agents(agent('n2', null)), silentLogger());
+    assert.deepEqual(observed.nodes[0]?.volumes, [{ ...volume, sizeBytes: null }]);
   });
 
   test('a missing or unreadable record starts empty', async () => {

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { writeFileAtomic } from '../core/atomic-file.js';
 import type { Logger } from '../core/log.js';
-import type { ObservedVolume } from './types.js';
+import type { ObservedVolume, ReplicaRequest } from './types.js';
 
 /** The file in the state dir that keeps where each node's volumes are. */
 export const VOLUME_LOCATIONS_FILE = 'volumes.json';
@@ -38,6 +38,26 @@ export class VolumeLocations {
       node,
       volumes.map((v) => ({ ...v, sizeBytes: null })),
     );
+  }
+
+  /**
+   * The volumes a replica is about to be started with on `node`: known to be there from the
+   * moment they may exist, so a node lost before it next reports still holds its slot.
+   */
+  placed(node: string, request: Pick<ReplicaRequest, 'namespace' | 'service' | 'slot' | 'volumes'>): void {
+    const known = this.byNode.get(node) ?? [];
+    const added: ObservedVolume[] = (request.volumes ?? [])
+      .filter((v) => !known.some((k) => k.name === v.source))
+      .map((v) => ({
+        name: v.source,
+        namespace: request.namespace,
+        service: request.service,
+        volume: v.volume,
+        slot: request.slot,
+        driver: v.driver,
+        sizeBytes: null,
+      }));
+    if (added.length > 0) this.byNode.set(node, [...known, ...added]);
   }
 
   /** Writes the record when it changed since the last write; a failed write is logged and retried next time. */
