@@ -1,13 +1,6 @@
-import type { NodeAgent, NodeSnapshot, ObservedState, ObservedVolume } from './types.js';
+import type { NodeAgent, NodeSnapshot, ObservedState } from './types.js';
 import type { Logger } from '../core/log.js';
-
-/**
- * The volumes each node reported last, by node name. A node that goes down keeps its volumes: a
- * slot whose volume is there must wait for it, not start empty elsewhere, so a down node is
- * reported with the volumes it had. Kept for the life of the process only (see the Volumes limits
- * in docs/manifests.md).
- */
-const lastReportedVolumes = new Map<string, ObservedVolume[]>();
+import { volumeLocations } from './volume-locations.js';
 
 /**
  * Asks every agent what runs, in parallel. An agent that does not answer is reported as a
@@ -18,12 +11,13 @@ export async function observeCluster(
   agents: ReadonlyMap<string, NodeAgent>,
   log: Logger,
 ): Promise<ObservedState> {
+  const lastReportedVolumes = volumeLocations();
   const nodes = await Promise.all(
     [...agents.values()].map(async (agent): Promise<NodeSnapshot> => {
       try {
         const snapshot = await agent.snapshot();
         if (snapshot.volumes !== undefined && snapshot.status !== 'down')
-          lastReportedVolumes.set(agent.name, snapshot.volumes);
+          lastReportedVolumes.remember(agent.name, snapshot.volumes);
         return snapshot;
       } catch (error) {
         log.warn({ node: agent.name, err: error }, 'node did not answer; treating it as down');
@@ -36,10 +30,11 @@ export async function observeCluster(
           status: 'down',
           images: [],
           replicas: [],
-          volumes: lastReportedVolumes.get(agent.name) ?? [],
+          volumes: lastReportedVolumes.lastOf(agent.name) ?? [],
         };
       }
     }),
   );
+  await lastReportedVolumes.save(log);
   return { nodes };
 }

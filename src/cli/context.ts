@@ -1,6 +1,7 @@
 import { join, resolve } from 'node:path';
 import { InvalidArgumentError, Option, type Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
+import { keepVolumeLocationsIn } from '../api/volume-locations.js';
 import { createAgentClient } from '../agent/client.js';
 import { createDockerRuntime, resolveDockerSocket } from '../agent/docker-runtime.js';
 import { secretsDir } from '../agent/file-store.js';
@@ -182,6 +183,7 @@ export async function openCluster(
   /** `berth run`: the local node's mesh runs in a mesh host that outlives the operator's process. */
   { meshHost = false }: { meshHost?: boolean } = {},
 ): Promise<Map<string, NodeAgent>> {
+  keepVolumeLocationsIn(options.stateDir);
   const agents = new Map<string, NodeAgent>();
   if (options.agent && options.agent.length > 0) {
     const paired = await agentTokens({

@@ -13,6 +13,8 @@ import { importCompose, type ImportedManifest } from '../compose/import-compose.
 
 interface ImportOptions {
   namespace?: string;
+  envFile?: string[];
+  projectName?: string;
   output?: string;
   recipient?: string[];
 }
@@ -32,6 +34,15 @@ export function registerImportCommand(program: Command): void {
       'compose files, later ones overriding earlier ones (default: compose.yaml in this directory)',
     )
     .option('--namespace <namespace>', 'namespace of every manifest (a Namespace manifest is written too)')
+    .option(
+      '--env-file <file>',
+      'read variables from this file instead of .env (repeatable, later ones win; the environment wins over all)',
+      collect,
+    )
+    .option(
+      '-p, --project-name <name>',
+      'project name (over COMPOSE_PROJECT_NAME and name:): names the images of build: services, and is the namespace when --namespace is not given',
+    )
     .option('-o, --output <dir>', 'write one file per manifest into this directory instead of stdout')
     .option(
       '-r, --recipient <age1...>',
@@ -42,7 +53,8 @@ export function registerImportCommand(program: Command): void {
       'after',
       `
 Variables are interpolated as docker compose does, from the process environment and the .env
-file next to the first compose file. Fields with no berth form are listed on stderr.
+file next to the first compose file (or the --env-file files). include: and extends: are
+resolved. Fields with no berth form are listed on stderr.
 
 Examples:
   berth import compose -o deploy/
@@ -54,6 +66,8 @@ Examples:
         ...(options.namespace === undefined ? {} : { namespace: options.namespace }),
         recipients: options.recipient ?? [],
         env: process.env,
+        ...(options.envFile === undefined ? {} : { envFiles: options.envFile }),
+        ...(options.projectName === undefined ? {} : { projectName: options.projectName }),
       });
       for (const message of result.messages) process.stderr.write(`${message}\n`);
       if (result.errors > 0) {

@@ -1,6 +1,7 @@
 import { Command } from 'commander';
 import type { FastifyInstance } from 'fastify';
 import cron from 'node-cron';
+import { keepVolumeLocationsIn } from '../api/volume-locations.js';
 import { DEFAULT_CLUSTER_PORT, type BerthPort } from '../core/berth-ports.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
@@ -198,6 +199,7 @@ async function openNodes(
   onChange(listener: (reason: string) => void): void;
   close(): Promise<void>;
 }> {
+  keepVolumeLocationsIn(options.stateDir);
   const local = options.localNode
     ? await openCluster(options, log, { meshHost: true })
     : new Map<string, NodeAgent>();

@@ -4,6 +4,8 @@
  * escapes, unquoted values cut at ` #`. Unquoted and double-quoted values interpolate the variables
  * defined above them (and the outer lookup), as compose does; a bare `KEY` takes the outer value.
  */
+import { readFile } from 'node:fs/promises';
+import { BerthError } from '../core/errors.js';
 import { interpolate, type VariableLookup } from './interpolate.js';
 
 export interface DotEnvLine {
@@ -79,4 +81,34 @@ function closingQuote(text: string, quote: string): number {
 function unescapeDoubleQuoted(body: string): string {
   const escapes: Record<string, string> = { n: '\n', r: '\r', t: '\t', '"': '"', '\\': '\\' };
   return body.replace(/\\(.)/g, (whole, char: string) => escapes[char] ?? whole);
+}
+
+/**
+ * Reads env files in order, later ones winning; each may use the variables of the ones before it
+ * and of `outer`. A missing file is an error when `required` (a file named with --env-file).
+ */
+export async function readEnvFiles(
+  paths: readonly string[],
+  outer: VariableLookup,
+  required: boolean,
+): Promise<Map<string, string>> {
+  const values = new Map<string, string>();
+  for (const path of paths) {
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === 'ENOENT' && !required) continue;
+      throw new BerthError('ERR_BAD_REQUEST', `cannot read ${path}: ${(error as Error).message}`);
+    }
+    const parsed = parseDotEnv(text, (name) => outer(name) ?? values.get(name));
+    if (parsed.problems.length > 0) {
+      throw new BerthError(
+        'ERR_BAD_REQUEST',
+        parsed.problems.map((problem) => `${path}:${problem.line}: ${problem.message}`).join('\n'),
+      );
+    }
+    for (const [name, value] of parsed.values) values.set(name, value);
+  }
+  return values;
 }

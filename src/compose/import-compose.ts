@@ -16,6 +16,13 @@ export interface ComposeImportOptions {
   /** age recipients secrets are encrypted for; secrets are refused without one. */
   recipients: readonly string[];
   env: NodeJS.ProcessEnv;
+  /** `--env-file`: read instead of `.env`, in order (see ComposeLoadOptions). */
+  envFiles?: readonly string[];
+  /**
+   * `-p`: the project name (the prefix of images of `build:` services); also the namespace when
+   * no namespace is given, as docker compose scopes a project's containers by it.
+   */
+  projectName?: string;
 }
 
 export interface ImportedManifest {
@@ -50,8 +57,13 @@ export async function importCompose(options: ComposeImportOptions): Promise<Comp
       `--namespace ${options.namespace}: must be a DNS label (lowercase letters, digits and -)`,
     );
   }
-  const namespace = options.namespace === 'default' ? undefined : options.namespace;
-  const project = await loadComposeProject(options.files, options.env);
+  const project = await loadComposeProject(options.files, options.env, {
+    ...(options.envFiles === undefined ? {} : { envFiles: options.envFiles }),
+    ...(options.projectName === undefined ? {} : { projectName: options.projectName }),
+  });
+  const chosen =
+    options.namespace ?? (options.projectName === undefined ? undefined : dnsLabelOf(project.name));
+  const namespace = chosen === 'default' || chosen === '' ? undefined : chosen;
   const conv = createConversion(project);
   reportProject(project, conv);
   const files = await convertFileEntries(conv, options.recipients, namespace);
@@ -110,11 +122,6 @@ function reportProject(project: ComposeProject, conv: Conversion): void {
       continue;
     }
     if (key === 'version') conv.warn([key], 'obsolete in the Compose Specification; ignored');
-    if (key === 'include')
-      conv.warn(
-        [key],
-        'include is not resolved by berth import: pass the included files as more FILE arguments',
-      );
   }
   const networks = project.model['networks'];
   if (isRecord(networks)) {

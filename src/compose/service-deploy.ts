@@ -171,7 +171,7 @@ function updatePolicy(
   if (!rollback && policy.order === undefined) {
     conv.warn(
       [...field],
-      'docker defaults to order: stop-first; berth to start-first (capacity never drops): set order if the service cannot run twice at once',
+      'docker defaults to order: stop-first; berth to start-first (capacity never drops), and to stop-first for a service with volumes: set order if the service cannot run twice at once',
     );
   }
   return policy;

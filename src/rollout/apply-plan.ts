@@ -2,6 +2,7 @@ import type { NodeAgent, ReplicaWaitResult } from '../api/types.js';
 import { asBerthError, type ErrorCode } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { MeshMembership } from '../api/types.js';
+import { volumeLocations } from '../api/volume-locations.js';
 import { serviceKey } from '../plan/replica-name.js';
 import type { Plan, ReplicaRef, ReplicaStep, ServicePlan } from '../plan/types.js';
 import type { SecretReader } from '../secrets/secret-reader.js';
@@ -256,6 +257,10 @@ async function sendAndAwait(
 ): Promise<ReplicaWaitResult & { refused?: true }> {
   const request = await resolveReplicaRequest(step.request, run.ciphertexts, run.options.readSecret);
   run.ahead.taken(step.name);
+  if (request.volumes !== undefined && request.volumes.length > 0) {
+    volumeLocations().placed(step.node, request);
+    await volumeLocations().save(run.log);
+  }
   try {
     await onNode(step.node, () => agent.ensureReplica(request));
   } catch (error) {

@@ -3,7 +3,8 @@
  * what it wrote into its volume across an update, a failed update's rollback and restarts of the
  * agent, the update stops the old writer before the new one starts, and removing the service from
  * git keeps its volume unless it says volumeReclaim: delete. Every `berth apply` is a process of its
- * own with its own embedded agent, so each step below also restarts the operator and the agent.
+ * own with its own embedded agent, so each step below also restarts the operator and the agent;
+ * one step kills a long-running `berth run` (and its embedded agent) with SIGKILL and starts it again.
  */
 import assert from 'node:assert/strict';
 import { mkdtemp, rm } from 'node:fs/promises';
@@ -11,7 +12,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import type { VolumeRow } from '../../src/cli/volume.js';
-import { runBerth } from '../helpers/berth-cli.js';
+import { stopMeshHostByPidFile } from '../../src/mesh/mesh-host-client.js';
+import { MESH_HOST_FILES } from '../../src/mesh/mesh-host-protocol.js';
+import { eventually, runBerth, SCHEDULE_NEVER, startBerth } from '../helpers/berth-cli.js';
 import { dockerExec, requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import {
@@ -114,6 +117,7 @@ describe('volumes on a real engine', () => {
   });
 
   after(async () => {
+    await stopMeshHostByPidFile(join(work, 'state', 'agent', MESH_HOST_FILES.pid));
     await removeNamespace(ns);
     const { Volumes } = await testDocker().listVolumes({ filters: { label: [`berth.namespace=${ns}`] } });
     await Promise.all(
@@ -203,6 +207,40 @@ describe('volumes on a real engine', () => {
     assert.equal(applied.code, 0, applied.output);
     assert.equal((await containerOf('store')).id, before.id);
     assert.equal((await logOf('store')).at(-1), 'v2');
+  });
+
+  test('an operator killed with SIGKILL, with its embedded agent, and started again keeps the data and the replica', async () => {
+    await repo.commit({ 'deploy/all.yaml': allWith(store('v4')) }, 'v4');
+    const start = () => startBerth('run', [...args, ...SCHEDULE_NEVER]);
+    let operator = await start();
+    try {
+      await eventually(
+        'v4 running',
+        async () => (await logOf('store').catch(() => [])).at(-1) === 'v4',
+        120_000,
+      );
+      const running = await containerOf('store');
+      const log = await logOf('store');
+      await operator.stop('SIGKILL');
+      const restartedAt = new Date().toISOString();
+      operator = await start();
+      await eventually(
+        'a reconcile of the restarted operator',
+        async () => {
+          const status = await runBerth(['status', '--format', 'json', ...args.slice(4)]);
+          const report = JSON.parse(status.stdout) as { conditionsRecordedAt: string | null };
+          return (report.conditionsRecordedAt ?? '') > restartedAt;
+        },
+        120_000,
+      );
+      assert.equal((await containerOf('store')).id, running.id, 'the replica was left as it ran');
+      assert.deepEqual(await logOf('store'), log, 'nothing started again on the volume');
+      assert.deepEqual(log.slice(-2), ['v2', 'v4']);
+      assert.ok(!log.includes('conflict'), log.join(','));
+    } finally {
+      const exit = await operator.stop('SIGTERM');
+      assert.equal(exit.code, 0, operator.output());
+    }
   });
 
   test('removing the services from git keeps a retained volume and deletes one marked delete', async () => {

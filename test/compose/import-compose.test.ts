@@ -232,4 +232,44 @@ describe('berth import compose: the corpus', () => {
     const validated = await runBerth(['validate', file]);
     assert.equal(validated.code, 0, validated.stdout);
   });
+
+  test('--env-file, -p, include: and extends: as docker compose reads them; the output validates', async () => {
+    const features = fileURLToPath(new URL('../fixtures/compose-cli/', import.meta.url));
+    const out = join(work, `features-${uniqueTestId()}`);
+    const result = await runBerth(
+      [
+        ...['import', 'compose', 'compose.yaml', '-o', out],
+        ...['--env-file', 'base.env', '--env-file', 'prod.env', '-p', 'shop'],
+      ],
+      { cwd: join(features, 'env-files'), env: {} },
+    );
+    assert.equal(result.code, 0, result.stderr);
+    const manifests = await manifestsIn(out);
+    assert.equal(serviceOf(manifests, 'web')['image'], 'shop/web:prod-base');
+    assert.equal(serviceOf(manifests, 'api')['image'], 'shop-api');
+    assert.ok(manifests.some((m) => m.kind === 'Namespace' && m.metadata.name === 'shop'));
+    for (const stack of ['include', 'extends']) {
+      const dir = join(work, `${stack}-${uniqueTestId()}`);
+      const imported = await runBerth([
+        'import',
+        'compose',
+        join(features, stack, 'compose.yaml'),
+        '-o',
+        dir,
+      ]);
+      assert.equal(imported.code, 0, imported.stderr);
+      const validated = await runBerth(['validate', dir]);
+      assert.equal(validated.code, 0, validated.stdout + validated.stderr);
+    }
+    const conflict = await runBerth([
+      'import',
+      'compose',
+      join(features, 'include-conflict', 'compose.yaml'),
+    ]);
+    assert.equal(conflict.code, 1);
+    assert.match(
+      conflict.stderr,
+      /compose\.yaml:2: include\[0\]: services\.web is defined by \.\/other\.yaml and by /,
+    );
+  });
 });
