@@ -547,10 +547,17 @@ async function showRevisionPlan(revision) {
 
 let headPlanOpen = false;
 let headPlanLoading = false;
+/** A reconcile finished while the plan was being computed: compute it once more after. */
+let headPlanAgain = false;
 
 async function refreshHeadPlan() {
-  if (!headPlanOpen || headPlanLoading) return;
+  if (!headPlanOpen) return;
+  if (headPlanLoading) {
+    headPlanAgain = true;
+    return;
+  }
   headPlanLoading = true;
+  headPlanAgain = false;
   const region = document.getElementById('head-plan');
   try {
     const response = await fetch('/v1/dashboard/head-plan');
@@ -589,13 +596,17 @@ async function refreshHeadPlan() {
     replace('head-plan', nodes);
   } finally {
     headPlanLoading = false;
+    if (headPlanAgain) void refreshHeadPlan();
   }
 }
 
 let logsReader = null;
+/** Which showLogs is current: an older one still reading stops instead of mixing its lines in. */
+let logsShown = 0;
 
 /** A replica's last lines, then its new ones as they are written, until closed or another is opened. */
 async function showLogs(node, replica, label) {
+  const mine = ++logsShown;
   if (logsReader) await logsReader.cancel().catch(() => undefined);
   const section = document.getElementById('logs-section');
   const pre = document.getElementById('logs');
@@ -613,6 +624,10 @@ async function showLogs(node, replica, label) {
   const response = await fetch(
     `/v1/dashboard/logs/${encodeURIComponent(node)}/${encodeURIComponent(replica)}?tail=100&follow=1`,
   );
+  if (mine !== logsShown) {
+    await response.body?.cancel().catch(() => undefined);
+    return;
+  }
   if (!response.ok || !response.body) {
     const body = await response.json().catch(() => ({}));
     pre.textContent = `Could not read the logs (${response.status}) ${body.error || ''}`;
@@ -624,6 +639,10 @@ async function showLogs(node, replica, label) {
   for (;;) {
     const { value, done } = await reader.read().catch(() => ({ done: true }));
     if (done) break;
+    if (mine !== logsShown) {
+      await reader.cancel().catch(() => undefined);
+      break;
+    }
     buffer += value;
     const lines = buffer.split('\n');
     buffer = lines.pop();
