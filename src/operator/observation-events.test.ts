@@ -57,6 +57,8 @@ test('a health change is one event, however many observations repeat it; a down 
     [node([replica('web.1', 'healthy')]), []],
     [node([]), []],
     [node([replica('web.1', 'unhealthy')]), ['null->unhealthy HTTP 404']],
+    [node([{ ...replica('web.1', 'unhealthy'), state: 'exited', healthDetail: 'container exited' }]), []],
+    [node([replica('web.1', 'starting')]), []],
   ];
   for (const [observed, expected] of steps) {
     const seen = watcher.changes(observed).map((event) => {

@@ -47,6 +47,9 @@ export class ObservationEvents {
     const present = new Set<string>();
     for (const replica of node.replicas) {
       const key = `${node.name}/${replica.name}`;
+      // Health is the check's verdict on a running container. One stopped (a rollout removing it,
+      // a crash) is a rollout step or a restart, not a health change; it starts afresh if it runs again.
+      if (replica.state !== 'running') continue;
       present.add(key);
       const before = this.health.get(key) ?? null;
       this.health.set(key, replica.health);
