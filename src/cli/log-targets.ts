@@ -72,15 +72,20 @@ export function selectLogTargets(
         run: false,
       }));
   }
-  return nodes
-    .flatMap((node) => node.jobRuns ?? [])
-    .filter((run) => run.namespace === selector.namespace && run.job === selector.name)
-    .sort((a, b) => a.attempt - b.attempt)
-    .map((run: ObservedJobRun) => ({
-      node: run.node,
-      name: run.name,
-      prefix: `${namespace}job/${run.job}#${run.attempt}@${run.node}`,
-      running: run.state === 'running',
-      run: true,
-    }));
+  return (
+    nodes
+      .flatMap((node) => node.jobRuns ?? [])
+      // A run not started yet has written nothing; -f would read it once, empty, and never again.
+      .filter(
+        (run) => run.namespace === selector.namespace && run.job === selector.name && run.state !== 'created',
+      )
+      .sort((a, b) => a.attempt - b.attempt)
+      .map((run: ObservedJobRun) => ({
+        node: run.node,
+        name: run.name,
+        prefix: `${namespace}job/${run.job}#${run.attempt}@${run.node}`,
+        running: run.state === 'running',
+        run: true,
+      }))
+  );
 }
