@@ -12,6 +12,7 @@
  * pulled: a slow terminal slows the agents' readers down instead of filling memory.
  */
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
 import { observeCluster } from '../api/observe-cluster.js';
 import type { ObservedState, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
@@ -202,10 +203,8 @@ function secondsOf(at: string): number {
  */
 async function followTargets(source: ReplicaLogSource, printer: Printer, args: FollowArgs): Promise<void> {
   const following = new Set<string>();
-  let stopped = false;
-  const stop = waitForShutdownSignal().then(() => {
-    stopped = true;
-  });
+  const stop = new AbortController();
+  void waitForShutdownSignal().then(() => stop.abort());
   const ends = new AbortController();
   const follow = async (target: LogTarget): Promise<void> => {
     const key = targetKey(target);
@@ -228,7 +227,7 @@ async function followTargets(source: ReplicaLogSource, printer: Printer, args: F
     }
   };
   const streams = new Set<Promise<void>>();
-  while (!stopped) {
+  while (!stop.signal.aborted) {
     try {
       for (const target of selectLogTargets(await source.observe(), args.selector, args.onlyNode)) {
         const key = targetKey(target);
@@ -240,7 +239,8 @@ async function followTargets(source: ReplicaLogSource, printer: Printer, args: F
     } catch (error) {
       process.stderr.write(`berth: cannot list the replicas: ${asBerthError(error).message}\n`);
     }
-    await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, REPLICA_POLL_MS))]);
+    // A timer the signal ends: racing the shutdown promise each second would leave a reaction on it each time.
+    await sleep(REPLICA_POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
   }
   ends.abort();
 }
