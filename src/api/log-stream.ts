@@ -12,7 +12,6 @@
  * Written with backpressure (a slow reader slows the replica's log reader) and read with a cap on
  * the length of a message, so neither side buffers more than a few lines.
  */
-import { once } from 'node:events';
 import type { Writable } from 'node:stream';
 import { BerthError, asBerthError, errorFromWire, type WireError } from '../core/errors.js';
 import { LOG_KEEPALIVE_MS } from './agent-calls.js';
@@ -36,17 +35,11 @@ export async function* logStreamMessages(
   keepaliveMs = LOG_KEEPALIVE_MS,
 ): AsyncGenerator<LogStreamMessage> {
   const iterator = lines[Symbol.asyncIterator]();
-  const aborted = new Promise<'aborted'>((resolve) => {
-    if (signal.aborted) resolve('aborted');
-    signal.addEventListener('abort', () => resolve('aborted'), { once: true });
-  });
   let next: Promise<IteratorResult<ReplicaLogLine>> | null = null;
   try {
     for (;;) {
       next ??= iterator.next();
-      let timer: NodeJS.Timeout | undefined;
-      const idle = new Promise<'idle'>((resolve) => (timer = setTimeout(() => resolve('idle'), keepaliveMs)));
-      const step = await Promise.race([next, idle, aborted]).finally(() => clearTimeout(timer));
+      const step = await nextOrIdle(next, signal, keepaliveMs);
       if (step === 'aborted') return;
       if (step === 'idle') {
         yield { keepalive: true };
@@ -68,6 +61,48 @@ export async function* logStreamMessages(
   }
 }
 
+/**
+ * `next` settled, or `idle` after `ms`, or `aborted`. Every listener and timer is gone once it
+ * settles: racing each line against one long-lived promise (Promise.race) would leave a reaction
+ * on it per line, which held hundreds of MiB for a burst of lines (test/helpers/log-burst.ts).
+ */
+function nextOrIdle<T>(next: Promise<T>, signal: AbortSignal, ms: number): Promise<T | 'idle' | 'aborted'> {
+  return new Promise((resolve, reject) => {
+    if (signal.aborted) {
+      resolve('aborted');
+      return;
+    }
+    const settle = (finish: () => void) => () => {
+      clearTimeout(timer);
+      signal.removeEventListener('abort', onAbort);
+      finish();
+    };
+    const onAbort = settle(() => resolve('aborted'));
+    const timer = setTimeout(
+      settle(() => resolve('idle')),
+      ms,
+    );
+    signal.addEventListener('abort', onAbort, { once: true });
+    next.then(
+      (value) => settle(() => resolve(value))(),
+      (error: unknown) => settle(() => reject(asBerthError(error)))(),
+    );
+  });
+}
+
+/** Resolves once `out` drained or closed, leaving no listener behind. */
+function drainedOrClosed(out: Writable): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      out.off('drain', done);
+      out.off('close', done);
+      resolve();
+    };
+    out.on('drain', done);
+    out.on('close', done);
+  });
+}
+
 /** Writes `lines` to `out` as NDJSON until they end, fail, or `signal` aborts (the reader left). */
 export async function writeLogStream(
   out: Writable,
@@ -77,7 +112,7 @@ export async function writeLogStream(
   for await (const message of logStreamMessages(lines, signal)) {
     if (out.destroyed) return;
     if (!out.write(`${JSON.stringify(message)}\n`)) {
-      await Promise.race([once(out, 'drain'), once(out, 'close')]);
+      await drainedOrClosed(out);
     }
   }
   if (!out.destroyed) out.end();

@@ -22,7 +22,9 @@ const RECONNECT_MS = 1000;
 
 export function registerEventsCommand(program: Command): void {
   const command = new Command('events')
-    .description("the operator's events: reconciles, rollout steps, nodes up and down")
+    .description(
+      "the operator's events: reconciles, rollout steps, nodes up and down, replica health, Job runs",
+    )
     .option(
       '--state-dir <dir>',
       'operator state directory (holds the URL `berth run --listen` serves on)',

@@ -1,26 +1,36 @@
 /**
  * `berth logs [NAMESPACE/]SERVICE`: the output of every replica of a service on every node, in
  * time order, each line led by `SERVICE.SLOT@NODE |` as `docker service logs` does.
+ * `berth logs [NAMESPACE/]job/NAME`: the output of every run of a Job (every attempt), each line
+ * led by `job/NAME#ATTEMPT@NODE |` (log-targets.ts picks the containers).
  *
- * The replicas come from the nodes (a clustered state dir: the operator relays, it knows every
+ * The containers come from the nodes (a clustered state dir: the operator relays, it knows every
  * joined node; else --agent or the embedded local node). What is already written is merged in
- * time order (mergeInTimeOrder, one line per replica in memory); with -f, each running replica is
+ * time order (mergeInTimeOrder, one line per container in memory); with -f, each running one is
  * then followed from its last printed line and lines are printed as they come, and the nodes are
- * asked again every second so a replica started later (a rollout) is followed too. Every stream is
+ * asked again every second so a replica (or run) started later is followed too. Every stream is
  * pulled: a slow terminal slows the agents' readers down instead of filling memory.
  */
 import { once } from 'node:events';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Command } from 'commander';
 import { observeCluster } from '../api/observe-cluster.js';
-import type { ObservedReplica, ObservedState, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
+import type { ObservedState, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import { MAX_LOG_TAIL } from '../api/agent-calls.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { BerthError, asBerthError } from '../core/errors.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { DEFAULT_NAMESPACE } from '../manifests/defaults.js';
 import { addClusterOptions, closeCluster, openCluster, type ClusterOptions } from './context.js';
 import { parseSince } from './history.js';
 import { mergeInTimeOrder } from './log-merge.js';
+import {
+  describeSelector,
+  parseLogSelector,
+  selectLogTargets,
+  targetKey,
+  type LogSelector,
+  type LogTarget,
+} from './log-targets.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface LogsOptions extends ClusterOptions {
@@ -30,10 +40,10 @@ interface LogsOptions extends ClusterOptions {
   timestamps?: boolean;
 }
 
-/** Where the replicas and their lines come from. */
+/** Where the containers and their lines come from. */
 interface ReplicaLogSource {
   observe(): Promise<ObservedState>;
-  logs(replica: ObservedReplica, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
+  logs(target: LogTarget, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
   close(): Promise<void>;
 }
 
@@ -43,17 +53,17 @@ const REPLICA_POLL_MS = 1000;
 export function registerLogsCommand(program: Command): void {
   const command = new Command('logs')
     .description(
-      "a service's output from every replica on every node, in time order, each line led by SERVICE.SLOT@NODE",
+      "a service's output from every replica on every node (or a Job's from every run), in time order, each line led by SERVICE.SLOT@NODE (job/NAME#ATTEMPT@NODE)",
     )
-    .argument('<service>', 'NAME or NAMESPACE/NAME')
-    .option('-f, --follow', 'keep printing lines as they are written, from replicas started later too')
+    .argument('<service>', 'NAME, NAMESPACE/NAME, job/NAME or NAMESPACE/job/NAME')
+    .option('-f, --follow', 'keep printing lines as they are written, from replicas (runs) started later too')
     .option('--since <when>', 'only lines since a time (ISO 8601) or a while ago (30s, 10m, 2h, 7d)')
-    .option('-n, --tail <n>', `only the last N lines of each replica (at most ${MAX_LOG_TAIL})`)
+    .option('-n, --tail <n>', `only the last N lines of each replica or run (at most ${MAX_LOG_TAIL})`)
     .option('-t, --timestamps', 'show when each line was written');
   addClusterOptions(command);
   command.action(async (service: string, options: LogsOptions) => {
     const onlyNode = command.getOptionValueSource('node') === 'cli' ? options.node : null;
-    await printServiceLogs(service, options, onlyNode);
+    await printLogs(parseLogSelector(service), options, onlyNode);
     // Streams still open to the nodes end with the process once -f was stopped.
     if (options.follow) process.stdout.write('', () => process.exit(0));
   });
@@ -77,76 +87,60 @@ async function openLogSource(options: LogsOptions, log: Logger): Promise<Replica
   if (operator) {
     return {
       observe: () => operator.observed(),
-      logs: (replica, logOptions) => operator.logs(replica.node, replica.name, logOptions),
+      logs: (target, logOptions) => operator.logs(target.node, target.name, logOptions),
       close: async () => undefined,
     };
   }
   const agents = await openCluster(options, log);
   return {
     observe: () => observeCluster(agents, log),
-    logs: (replica, logOptions) => {
-      const agent = agents.get(replica.node);
-      if (!agent) throw new BerthError('ERR_AGENT_UNREACHABLE', `no agent for node ${replica.node}`);
-      return agent.logs(replica.name, logOptions);
+    logs: (target, logOptions) => {
+      const agent = agents.get(target.node);
+      if (!agent) throw new BerthError('ERR_AGENT_UNREACHABLE', `no agent for node ${target.node}`);
+      return agent.logs(target.name, logOptions);
     },
     close: () => closeCluster(agents),
   };
 }
 
-/** What the lines of one replica are printed with, and where the last one printed was. */
+/** Prints the lines of each container, and knows where the last one printed was. */
 interface Printer {
-  prefix(replica: ObservedReplica): string;
-  print(replica: ObservedReplica, line: ReplicaLogLine): Promise<void>;
-  /** The newest line printed of each replica (by node and name). */
+  print(target: LogTarget, line: ReplicaLogLine): Promise<void>;
+  /** The newest line printed of each container (by targetKey). */
   lastAt: Map<string, string>;
 }
 
-const replicaKey = (replica: ObservedReplica) => `${replica.node}/${replica.name}`;
-
 function createPrinter(timestamps: boolean): Printer {
   const lastAt = new Map<string, string>();
-  const prefix = (replica: ObservedReplica): string => {
-    const namespace = replica.namespace === DEFAULT_NAMESPACE ? '' : `${replica.namespace}/`;
-    return `${namespace}${replica.service}.${replica.slot}@${replica.node}`;
-  };
   return {
-    prefix,
     lastAt,
-    async print(replica, line) {
-      lastAt.set(replicaKey(replica), line.at);
-      const text = `${prefix(replica)} | ${timestamps ? `${line.at} ` : ''}${line.text}\n`;
+    async print(target, line) {
+      lastAt.set(targetKey(target), line.at);
+      const text = `${target.prefix} | ${timestamps ? `${line.at} ` : ''}${line.text}\n`;
       // Backpressure: a slow terminal or pipe holds the stream here, not in memory.
       if (!process.stdout.write(text)) await once(process.stdout, 'drain');
     },
   };
 }
 
-function replicasOf(observed: ObservedState, service: string, onlyNode: string | null): ObservedReplica[] {
-  const [namespace, name] = service.includes('/') ? service.split('/', 2) : [DEFAULT_NAMESPACE, service];
-  return observed.nodes
-    .filter((node) => onlyNode === null || node.name === onlyNode)
-    .flatMap((node) => node.replicas)
-    .filter((replica) => replica.namespace === namespace && replica.service === name);
-}
-
-/** A replica's lines; a replica that fails (gone, node down) says so on stderr and ends. */
-async function* replicaLines(
+/** A container's lines; one that fails (gone, node down) says so on stderr and ends. */
+async function* targetLines(
   source: ReplicaLogSource,
-  replica: ObservedReplica,
+  target: LogTarget,
   options: ReplicaLogOptions,
-): AsyncGenerator<{ replica: ObservedReplica; line: ReplicaLogLine }> {
+): AsyncGenerator<{ target: LogTarget; line: ReplicaLogLine }> {
   try {
-    for await (const line of source.logs(replica, options)) yield { replica, line };
+    for await (const line of source.logs(target, options)) yield { target, line };
   } catch (error) {
     const berthError = asBerthError(error);
     // A replica removed meanwhile (a rollout replaced it) has nothing more to say.
     if (berthError.code === 'ERR_CONTAINER_NOT_FOUND') return;
-    process.stderr.write(`berth: logs of ${replica.name} on ${replica.node}: ${berthError.message}\n`);
+    process.stderr.write(`berth: logs of ${target.name} on ${target.node}: ${berthError.message}\n`);
   }
 }
 
-async function printServiceLogs(
-  service: string,
+async function printLogs(
+  selector: LogSelector,
   options: LogsOptions,
   onlyNode: string | null,
 ): Promise<void> {
@@ -156,9 +150,12 @@ async function printServiceLogs(
   const source = await openLogSource(options, log);
   const printer = createPrinter(options.timestamps === true);
   try {
-    const replicas = replicasOf(await source.observe(), service, onlyNode);
-    if (replicas.length === 0 && !options.follow) {
-      process.stderr.write(`berth: no replica of ${service} on ${onlyNode ?? 'any node'}\n`);
+    const targets = selectLogTargets(await source.observe(), selector, onlyNode);
+    if (targets.length === 0 && !options.follow) {
+      const what = selector.kind === 'job' ? 'run' : 'replica';
+      process.stderr.write(
+        `berth: no ${what} of ${describeSelector(selector)} on ${onlyNode ?? 'any node'}\n`,
+      );
       return;
     }
     const backlog: ReplicaLogOptions = {
@@ -167,15 +164,15 @@ async function printServiceLogs(
     };
     const followFromSeconds = Date.now() / 1000;
     const merged = mergeInTimeOrder(
-      replicas.map((replica) => replicaLines(source, replica, backlog)),
+      targets.map((target) => targetLines(source, target, backlog)),
       (item) => item.line.at,
     );
-    for await (const { replica, line } of merged) await printer.print(replica, line);
+    for await (const { target, line } of merged) await printer.print(target, line);
     if (options.follow) {
-      await followReplicas(source, printer, {
-        service,
+      await followTargets(source, printer, {
+        selector,
         onlyNode,
-        known: new Set(replicas.map(replicaKey)),
+        known: new Set(targets.map(targetKey)),
         followFromSeconds,
       });
     }
@@ -185,9 +182,9 @@ async function printServiceLogs(
 }
 
 interface FollowArgs {
-  service: string;
+  selector: LogSelector;
   onlyNode: string | null;
-  /** Replicas whose earlier lines were printed already. */
+  /** Containers whose earlier lines were printed already. */
   known: Set<string>;
   /** When the earlier lines were read: a known replica that printed nothing is followed from here. */
   followFromSeconds: number;
@@ -199,31 +196,30 @@ function secondsOf(at: string): number {
 }
 
 /**
- * Follows every running replica until SIGINT or SIGTERM: a known one from its last printed line
+ * Follows every running container until SIGINT or SIGTERM: a known one from its last printed line
  * (lines at or before it are not printed twice), a new one from its start. A stream that ends (the
- * container stopped, a node blipped) is opened again while its replica runs.
+ * container stopped, a node blipped) is opened again while its container runs. A Job run not seen
+ * before is read once even when it has already ended.
  */
-async function followReplicas(source: ReplicaLogSource, printer: Printer, args: FollowArgs): Promise<void> {
+async function followTargets(source: ReplicaLogSource, printer: Printer, args: FollowArgs): Promise<void> {
   const following = new Set<string>();
-  let stopped = false;
-  const stop = waitForShutdownSignal().then(() => {
-    stopped = true;
-  });
+  const stop = new AbortController();
+  void waitForShutdownSignal().then(() => stop.abort());
   const ends = new AbortController();
-  const follow = async (replica: ObservedReplica): Promise<void> => {
-    const key = replicaKey(replica);
+  const follow = async (target: LogTarget): Promise<void> => {
+    const key = targetKey(target);
     const last = printer.lastAt.get(key);
     const sinceSeconds = last ? secondsOf(last) : args.known.has(key) ? args.followFromSeconds : undefined;
     following.add(key);
     try {
-      const lines = replicaLines(source, replica, {
+      const lines = targetLines(source, target, {
         follow: true,
         ...(sinceSeconds === undefined ? {} : { sinceSeconds }),
       });
       for await (const { line } of lines) {
         if (ends.signal.aborted) return;
         if (last !== undefined && line.at <= last) continue;
-        await printer.print(replica, line);
+        await printer.print(target, line);
       }
     } finally {
       following.delete(key);
@@ -231,18 +227,20 @@ async function followReplicas(source: ReplicaLogSource, printer: Printer, args: 
     }
   };
   const streams = new Set<Promise<void>>();
-  while (!stopped) {
+  while (!stop.signal.aborted) {
     try {
-      for (const replica of replicasOf(await source.observe(), args.service, args.onlyNode)) {
-        if (following.has(replicaKey(replica)) || replica.state !== 'running') continue;
-        const stream = follow(replica);
+      for (const target of selectLogTargets(await source.observe(), args.selector, args.onlyNode)) {
+        const key = targetKey(target);
+        if (following.has(key) || !(target.running || (target.run && !args.known.has(key)))) continue;
+        const stream = follow(target);
         streams.add(stream);
         void stream.finally(() => streams.delete(stream));
       }
     } catch (error) {
       process.stderr.write(`berth: cannot list the replicas: ${asBerthError(error).message}\n`);
     }
-    await Promise.race([stop, new Promise((resolve) => setTimeout(resolve, REPLICA_POLL_MS))]);
+    // A timer the signal ends: racing the shutdown promise each second would leave a reaction on it each time.
+    await sleep(REPLICA_POLL_MS, undefined, { signal: stop.signal }).catch(() => undefined);
   }
   ends.abort();
 }

@@ -12,6 +12,7 @@ import { parseListenAddress } from '../core/listen-address.js';
 import { loadDashboardToken } from '../operator/dashboard-auth.js';
 import { dashboardRoutes } from '../operator/dashboard-routes.js';
 import { EventBus } from '../operator/event-bus.js';
+import { ObservationEvents } from '../operator/observation-events.js';
 import { recordListenUrl } from '../operator/listen-record.js';
 import { createOperatorServer } from '../operator/http-server.js';
 import { OperatorMetrics } from '../operator/metrics.js';
@@ -122,10 +123,17 @@ async function runOperator(options: RunOptions): Promise<void> {
   });
   const metrics = new OperatorMetrics();
   // The routing mesh: published ports on every node, following replica health.
-  const mesh = new MeshController({ agents: nodes.agents, log });
-  const isLocal = !/^https?:\/\//.test(options.repo);
   // The event stream of `berth events` and of the dashboard.
   const events = new EventBus();
+  const observationEvents = new ObservationEvents();
+  const mesh = new MeshController({
+    agents: nodes.agents,
+    log,
+    onObserved: (observed) => {
+      for (const event of observationEvents.changes(observed)) events.publish(event.type, { ...event.data });
+    },
+  });
+  const isLocal = !/^https?:\/\//.test(options.repo);
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),

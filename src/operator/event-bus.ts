@@ -5,13 +5,85 @@
  * what it missed (when still held) and no event twice. Nothing is written to disk: the history
  * (`berth history`) is the durable record, this is the live one.
  */
+import type { ReplicaHealth } from '../api/types.js';
+
 export const EVENT_RING_SIZE = 1000;
+
+/**
+ * Every event type, in one place: the list grows, a type never changes meaning nor loses a field
+ * (the dashboard and `berth events --format json` readers rely on them). Fields by type:
+ *
+ * - `reconcile-started` {}; `reconcile-finished` {outcome, reconcileId, head, target, reason}
+ *   (operator.ts)
+ * - rollout steps, RolloutEvent in rollout/apply-plan.ts: `service-started`, `replica-starting`,
+ *   `replica-healthy`, `replica-failed`, `replica-removed`, `batch-done`, `service-finished`
+ * - nodes (the node registry): `node-up`, `node-down`, `node-drain`, `node-active`,
+ *   `node-labels`, `node-removed` {node}; `node-change` {reason}
+ * - from observations (observation-events.ts), once per change: `replica-health-changed`
+ *   (ReplicaHealthChangedData), `job-run-started`, `job-run-succeeded`, `job-run-failed`
+ *   (JobRunEventData)
+ */
+export const OPERATOR_EVENT_TYPES = [
+  'reconcile-started',
+  'reconcile-finished',
+  'service-started',
+  'replica-starting',
+  'replica-healthy',
+  'replica-failed',
+  'replica-removed',
+  'batch-done',
+  'service-finished',
+  'node-up',
+  'node-down',
+  'node-drain',
+  'node-active',
+  'node-labels',
+  'node-removed',
+  'node-change',
+  'replica-health-changed',
+  'job-run-started',
+  'job-run-succeeded',
+  'job-run-failed',
+] as const;
+
+export type OperatorEventType = (typeof OPERATOR_EVENT_TYPES)[number];
+
+/** `replica-health-changed`: to or from `unhealthy` (the health check's verdict, as the node reports it). */
+export interface ReplicaHealthChangedData {
+  namespace: string;
+  service: string;
+  /** The container name. */
+  replica: string;
+  slot: string;
+  node: string;
+  /** null: the replica was not seen before (an operator that started meanwhile). */
+  from: ReplicaHealth | null;
+  to: ReplicaHealth;
+  /** Why the last probe failed (the node's words); null when healthy. */
+  detail: string | null;
+}
+
+/** `job-run-started`, `-succeeded`, `-failed`: one run (container) of a Job, any attempt. */
+export interface JobRunEventData {
+  namespace: string;
+  job: string;
+  /** The run's container name. */
+  run: string;
+  /** 1 for the first run of a spec, 2 for its first retry... */
+  attempt: number;
+  node: string;
+  revision: string;
+  /** null while it runs. */
+  exitCode: number | null;
+  /** The last lines of a failed run's output; null otherwise. */
+  output: string | null;
+}
 
 export interface OperatorEvent {
   id: number;
   /** ISO 8601. */
   at: string;
-  /** `reconcile-started`, `reconcile-finished`, a rollout step (`replica-healthy`, ...), `node-down`... */
+  /** One of OPERATOR_EVENT_TYPES. */
   type: string;
   /** The event's own fields (service, node, outcome, reason...). */
   data: Record<string, unknown>;

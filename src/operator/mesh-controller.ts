@@ -25,6 +25,8 @@ export interface MeshControllerOptions {
    * that restarted or reconnected gets it back without any bookkeeping.
    */
   intervalMs?: number;
+  /** Told of every observation as the nodes answered it (before down nodes get their last replicas back). */
+  onObserved?: (observed: ObservedState) => void;
 }
 
 /**
@@ -91,7 +93,9 @@ export class MeshController implements MeshMembership {
   async refresh(): Promise<void> {
     // Every second: a node that stays down would otherwise be reported every time; the
     // reconcile loop already says so.
-    const observed = this.withLastSeen(await observeCluster(this.options.agents(), this.quiet));
+    const answered = await observeCluster(this.options.agents(), this.quiet);
+    this.options.onObserved?.(answered);
+    const observed = this.withLastSeen(answered);
     const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => replicaKey(n.name, r.name))));
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
     for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);

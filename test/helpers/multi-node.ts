@@ -240,16 +240,20 @@ export async function startTestEngines(count: number, prefix: string): Promise<T
 export function startEngineAgent(
   engine: TestEngine,
   join: { endpoint: string; token: string },
-  options: { stateDir: string; args?: string[] },
+  options: { stateDir: string; args?: string[]; env?: NodeJS.ProcessEnv },
 ): Promise<BerthProcess> {
   engine.agentStateDirs.add(options.stateDir);
-  return startBerth('agent', [
-    ...['--join', join.endpoint, '--token', join.token],
-    ...['--node', engine.node, '--docker', engine.socketPath, '--advertise-addr', engine.address],
-    ...['--label', `zone=${String.fromCharCode(96 + engine.index)}`],
-    ...['--state-dir', options.stateDir, '--pull', 'never'],
-    ...(options.args ?? []),
-  ]);
+  return startBerth(
+    'agent',
+    [
+      ...['--join', join.endpoint, '--token', join.token],
+      ...['--node', engine.node, '--docker', engine.socketPath, '--advertise-addr', engine.address],
+      ...['--label', `zone=${String.fromCharCode(96 + engine.index)}`],
+      ...['--state-dir', options.stateDir, '--pull', 'never'],
+      ...(options.args ?? []),
+    ],
+    options.env === undefined ? {} : { env: options.env },
+  );
 }
 
 /**
