@@ -59,17 +59,21 @@ export function addSourceOptions(command: Command, { repoRequired = true } = {})
 
 /** `--data-plane`, shared by `berth agent` and the embedded local node of `berth run`. */
 export function dataPlaneOption(): Option {
-  return new Option(
-    '--data-plane <plane>',
-    'what carries published TCP ports: "nftables" (kernel DNAT; needs root and nf_tables), "userspace" (a balancer in the mesh host), or "auto" (nftables where available)',
-  )
-    .choices(DATA_PLANE_CHOICES)
-    .default('auto')
-    .argParser((value: string) => {
-      if (!isDataPlaneChoice(value))
-        throw new InvalidArgumentError(`one of ${DATA_PLANE_CHOICES.join(', ')}`);
-      return value;
-    });
+  return (
+    new Option(
+      '--data-plane <plane>',
+      'what carries published TCP ports: "userspace" (a balancer in the mesh host, which retries another replica), "nftables" (kernel DNAT; needs root and nf_tables), or "auto" (nftables where available)',
+    )
+      .choices(DATA_PLANE_CHOICES)
+      // User space until the kernel path keeps every guarantee of it (a connection to a replica
+      // that just died is not retried elsewhere): docs/mesh.md.
+      .default('userspace')
+      .argParser((value: string) => {
+        if (!isDataPlaneChoice(value))
+          throw new InvalidArgumentError(`one of ${DATA_PLANE_CHOICES.join(', ')}`);
+        return value;
+      })
+  );
 }
 
 /** `--service-addresses`, shared by `berth agent` and the embedded local node. */
