@@ -8,6 +8,8 @@ import { randomUUID } from 'node:crypto';
 import type { ObservedState } from '../api/types.js';
 import type { Plan } from '../plan/types.js';
 import { shortRevision } from '../source/revision.js';
+import { checkRevision, revisionCheckError } from './preflight.js';
+import { runRevisionJobs } from './reconcile-jobs.js';
 import { recordPlan, recordRollout, recordUnchanged } from './reconcile-record.js';
 import { runPlan } from './reconcile-rollout.js';
 import type { ReconcileContext, ReconcileDeps, ReconcileResult } from './reconcile-types.js';
@@ -29,6 +31,19 @@ export async function reconcileSavedPlan(
     observe: () => Promise.resolve({ agents, observed }),
   };
   const base = { reconcileId, headRevision: revision, targetRevision: revision, plan };
+  // The plan holds the Services' steps; the revision's Jobs (a migration a Service depends on)
+  // run first, exactly as in a reconcile. The revision is the one checked unmoved, so its Jobs are
+  // the ones `berth plan` showed.
+  const check = checkRevision(await deps.source.load(revision), deps.berthPorts);
+  if (!check.ok) {
+    const error = revisionCheckError(check);
+    return { ...base, outcome: 'failed', reason: error.message, error, rollout: null, rollback: null };
+  }
+  const jobs = await runRevisionJobs(ctx, check.desired);
+  if (!jobs.ok) {
+    const outcome = jobs.interrupted ? 'interrupted' : 'failed';
+    return { ...base, outcome, reason: jobs.error.message, error: jobs.error, rollout: null, rollback: null };
+  }
   if (!plan.hasChanges) {
     await recordUnchanged(ctx, { revision });
     return { ...base, outcome: 'unchanged', reason: null, error: null, rollout: null, rollback: null };

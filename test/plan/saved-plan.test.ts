@@ -27,7 +27,7 @@ const ns = `saved${Date.now().toString(36)}`;
 const node = `test-${ns}`;
 const PASSWORD = `pw-${Date.now().toString(36)}-7c1f0e9d4b2a`;
 
-function manifests(webImage: string, armoredPassword: string): Record<string, string> {
+function manifests(webImage: string, armoredPassword: string, dependsOn?: string): Record<string, string> {
   const indented = armoredPassword
     .trimEnd()
     .split('\n')
@@ -46,7 +46,7 @@ spec:
   update: { parallelism: 1, order: start-first, monitor: 0s, progressDeadline: 30s }
   stopGracePeriod: 1s
   init: true
-`,
+${dependsOn ? `  dependsOn: [{ job: ${dependsOn} }]\n` : ''}`,
     'deploy/app.yaml': `apiVersion: berth/v1
 kind: Service
 metadata: { name: app, namespace: ${ns} }
@@ -67,6 +67,30 @@ data:
 ${indented}
 `,
   };
+}
+
+/** A Job that exits with `code` (backoffLimit 0: one attempt). */
+function migrateJob(code: number): string {
+  return `apiVersion: berth/v1
+kind: Job
+metadata: { name: migrate, namespace: ${ns} }
+spec:
+  image: busybox:1.36
+  command: ["sh", "-c", "echo migrating; exit ${code}"]
+  backoffLimit: 0
+  init: true
+  stopGracePeriod: 1s
+`;
+}
+
+/** The exit codes of the runs of the Job, from their containers. */
+async function migrateRuns(): Promise<number[]> {
+  const list = await testDocker().listContainers({
+    all: true,
+    filters: { label: [`berth.namespace=${ns}`, 'berth.job=migrate'] },
+  });
+  const inspected = await Promise.all(list.map((c) => testDocker().getContainer(c.Id).inspect()));
+  return inspected.map((c) => c.State.ExitCode).sort();
 }
 
 /** Every container of the suite's namespace, as the engine has it: the ground truth. */
@@ -199,6 +223,33 @@ describe('saved plans: berth plan --out, berth apply --plan', () => {
     assert.equal(applied.code, 1, applied.stdout + applied.stderr);
     assert.match(applied.stdout, /The saved plan failed and was rolled back/);
     assert.deepEqual(await runningNames(), before);
+  });
+
+  test("apply --plan runs the revision's Jobs first: a failed migration rolls nothing, a fixed one lets its Service roll", async () => {
+    const before = await runningNames();
+    await repo.commit(
+      { ...manifests('berth-test/web:v2', armored, 'migrate'), 'deploy/migrate.yaml': migrateJob(3) },
+      'web v2 after a migration that fails',
+    );
+    const failing = join(work, 'migrate-fails.json');
+    assert.equal((await planOut(failing)).code, 2);
+    const refused = await applyPlan(failing);
+    assert.equal(refused.code, 1, refused.stdout + refused.stderr);
+    assert.deepEqual(await migrateRuns(), [3]);
+    assert.deepEqual(await runningNames(), before, 'web did not roll');
+
+    await repo.commit(
+      { ...manifests('berth-test/web:v2', armored, 'migrate'), 'deploy/migrate.yaml': migrateJob(0) },
+      'the migration fixed',
+    );
+    const fixed = join(work, 'migrate-fixed.json');
+    assert.equal((await planOut(fixed)).code, 2);
+    const saved = parsePlanFile(await readFile(fixed, 'utf8'), fixed);
+    const applied = await applyPlan(fixed);
+    assert.equal(applied.code, 0, applied.stdout + applied.stderr);
+    assert.ok((await migrateRuns()).includes(0), 'the fixed migration ran');
+    assert.deepEqual(await runningNames(), replicasAfter(saved.plan));
+    assert.ok(replicasAfter(saved.plan).some((name) => name.includes('.web.')));
   });
 
   test('a file that is not a plan of this version is refused', async () => {
