@@ -5,9 +5,11 @@
  * `berth logs job/NAME` prints the output of every attempt, each line led by its run and node.
  */
 import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { stringify } from 'yaml';
 import {
@@ -26,6 +28,7 @@ import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 const ns = `obs${Date.now().toString(36)}`;
 const node = `node-${ns}`;
 /** Test-only: retries wait 100 ms instead of 10 s. */
+const entry = fileURLToPath(new URL('../helpers/berth-entry.ts', import.meta.url));
 const env = { BERTH_TEST_JOB_BACKOFF_MS: '100' };
 
 interface HeldEvent {
@@ -52,6 +55,7 @@ describe('events from observations, and the logs of a Job', () => {
   let repo: TestRepo;
   let stateDir: string;
   let operator: BerthProcess | undefined;
+  const children = new Set<ChildProcess>();
 
   const events = async (): Promise<HeldEvent[]> => {
     const held = await runBerth(['events', '--format', 'json', '--state-dir', stateDir]);
@@ -75,6 +79,7 @@ describe('events from observations, and the logs of a Job', () => {
   });
 
   after(async () => {
+    for (const child of children) child.kill('SIGKILL');
     await operator?.stop();
     await removeNamespace(ns);
     await repo.cleanup();
@@ -122,6 +127,16 @@ describe('events from observations, and the logs of a Job', () => {
   });
 
   test('a failing Job: started and failed events per attempt, and berth logs job/NAME prints every attempt', async () => {
+    // Followed before the Job exists: each run is picked up as it comes (or after it ended).
+    const follower = spawn(
+      process.execPath,
+      ['--import', 'tsx', entry, 'logs', '-f', `${ns}/job/migrate`, '--state-dir', stateDir, '--node', node],
+      { env: { ...process.env, NO_COLOR: '1' }, stdio: ['ignore', 'pipe', 'pipe'] },
+    );
+    children.add(follower);
+    let followed = '';
+    follower.stdout.on('data', (chunk: Buffer) => (followed += chunk.toString()));
+    const followerClosed = new Promise((resolve) => follower.once('close', resolve));
     // The operator watches the repository: the commit starts a reconcile.
     await repo.commit({ 'app.yaml': manifestFile(namespaceManifest(ns), web(), failingJob) }, 'a Job');
     const failed = await eventually(
@@ -163,6 +178,14 @@ describe('events from observations, and the logs of a Job', () => {
       `${ns}/job/migrate#2@${node} | migration broke`,
       `${ns}/job/migrate#2@${node} | migration says hello`,
     ]);
+    await eventually('the follower printed both attempts', async () =>
+      [1, 2].every((attempt) => followed.includes(`${ns}/job/migrate#${attempt}@${node} | migration broke`)),
+    );
+    follower.kill('SIGINT');
+    await followerClosed;
+    assert.equal(follower.exitCode, 0);
+    assert.equal(followed.trim().split('\n').length, 4, followed);
+
     const missing = await runBerth(['logs', `${ns}/job/nothing`, '--state-dir', stateDir, '--node', node]);
     assert.match(missing.stderr, new RegExp(`no run of ${ns}/job/nothing`));
   });

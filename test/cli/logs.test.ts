@@ -1,43 +1,41 @@
 /**
  * `berth logs` against real replicas on two nodes (two `berth agent`s over HTTPS, each a node of
  * its own on the test engine): lines of every replica, prefixed and in time order; --tail and
- * --since bound them; -f follows a replica a later commit starts; a chatty replica followed by a
- * reader that does not read keeps the CLI's and the agent's memory bounded (backpressure).
+ * --since bound them; -f follows a replica a later commit starts; a burst followed by a reader
+ * that stops reading keeps the CLI's and the agents' peak memory bounded (backpressure).
  */
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { after, before, describe, test } from 'node:test';
 import { eventually, runBerth, startBerth, type BerthProcess } from '../helpers/berth-cli.js';
-import { requireTestImages } from '../helpers/docker.js';
+import { dockerCli, dockerExec, requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import {
+  BURST_LINES,
+  CHATTY_COMMAND,
+  HEAP_CAP_ENV,
+  PEAK_GROWTH_CAP_MIB,
+  peakGrowth,
+  peaks,
+} from '../helpers/log-burst.js';
 import { manifestFile, namespaceManifest, sleeperService } from '../helpers/manifests.js';
-import { removeNamespace } from '../operator/cluster-probe.js';
+import { removeNamespace, replicasOf } from '../operator/cluster-probe.js';
 
 const ns = `logs${Date.now().toString(36)}`;
 const entry = fileURLToPath(new URL('../helpers/berth-entry.ts', import.meta.url));
 const TALK = ['sh', '-c', 'i=0; while true; do echo "line $i"; i=$((i+1)); sleep 0.2; done'];
-// 600 000 lines of 100 bytes written at once (a finite burst, so the engine's disk use stays bounded):
-// far more than a reader that buffered could hold without growing by hundreds of MiB.
-const CHATTY = ['sh', '-c', `yes "${'chatty '.repeat(14)}" | head -n 600000; exec sleep 3600`];
-
 function manifests(talkReplicas: number): Record<string, string> {
   return {
     'app.yaml': manifestFile(
       namespaceManifest(ns),
       sleeperService({ namespace: ns, name: 'talk', command: TALK, replicas: talkReplicas }),
-      sleeperService({ namespace: ns, name: 'chatty', command: CHATTY, replicas: 1 }),
+      sleeperService({ namespace: ns, name: 'chatty', command: CHATTY_COMMAND, replicas: 1 }),
     ),
   };
-}
-
-/** Resident memory of a process, in MiB. */
-async function rssMiB(pid: number): Promise<number> {
-  const status = await readFile(`/proc/${pid}/status`, 'utf8');
-  return Number(/^VmRSS:\s+(\d+) kB/m.exec(status)?.[1] ?? NaN) / 1024;
 }
 
 describe('berth logs', () => {
@@ -52,13 +50,14 @@ describe('berth logs', () => {
   /** `berth logs ARGS` running on; its stdout is read only when `read`. */
   const startLogs = (args: string[], read: boolean) => {
     const child = spawn(process.execPath, ['--import', 'tsx', entry, 'logs', ...args, ...target], {
-      env: { ...process.env, NO_COLOR: '1', BERTH_AGENT_TOKEN: '' },
+      env: { ...process.env, NO_COLOR: '1', BERTH_AGENT_TOKEN: '', ...HEAP_CAP_ENV },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     children.add(child);
     let stdout = '';
     let stderr = '';
-    if (read) child.stdout.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    if (read)
+      child.stdout.on('data', (chunk: Buffer) => (stdout = (stdout + chunk.toString()).slice(-1024 * 1024)));
     child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
     const closed = new Promise<number | null>((resolve) => child.once('close', resolve));
     return { child, stdout: () => stdout, stderr: () => stderr, closed };
@@ -72,7 +71,7 @@ describe('berth logs', () => {
       const agent = await startBerth(
         'agent',
         ['--listen', '127.0.0.1:0', '--node', `${ns}-${node}`, '--state-dir', join(dir, `agent-${node}`)],
-        { env: { BERTH_AGENT_TOKEN: '' } },
+        { env: { BERTH_AGENT_TOKEN: '', ...HEAP_CAP_ENV } },
       );
       agents.push(agent);
       assert.ok(agent.url && agent.agentToken, agent.output());
@@ -160,23 +159,39 @@ describe('berth logs', () => {
     assert.equal(await follow.closed, 0, follow.stderr());
   });
 
-  test('a chatty replica followed by a reader that reads nothing keeps memory bounded', async () => {
-    const follow = startLogs([`${ns}/chatty`, '-f'], false);
-    const agentPids = agents.map((agent) => agent.child.pid!);
-    // The pipe fills, the CLI stops reading its stream, the agent stops reading the engine's.
-    const samples: number[] = [];
-    for (let i = 0; i < 6; i++) {
-      await new Promise((resolve) => setTimeout(resolve, 1000));
-      samples.push(await rssMiB(follow.child.pid!), ...(await Promise.all(agentPids.map(rssMiB))));
-    }
-    assert.equal(follow.child.exitCode, null, follow.stderr());
-    // The CLI (run through tsx) starts at about 150 MiB; one that buffered the burst would hold
-    // hundreds of MiB more.
-    assert.ok(
-      samples.every((mib) => mib < 300),
-      `resident memory (MiB) of the CLI and the agents: ${samples.map((s) => s.toFixed(0)).join(', ')}`,
+  test('a burst read by a consumer that stops reading keeps the peak memory of the CLI and the agent bounded', async () => {
+    const [replica] = await replicasOf(ns, 'chatty');
+    assert.ok(replica);
+    const follow = startLogs([`${ns}/chatty`, '-f'], true);
+    await eventually('the CLI follows the replica', async () => follow.stdout().includes('| ready'));
+    // From here the consumer reads nothing: the pipe fills, and the CLI must stop reading.
+    follow.child.stdout.pause();
+    const pids = {
+      cli: follow.child.pid!,
+      ...Object.fromEntries(agents.map((a, i) => [`agent${i}`, a.child.pid!])),
+    };
+    const peakBefore = await peaks(pids);
+    const go = await dockerExec(replica.name, ['touch', '/tmp/go']);
+    assert.equal(go.exitCode, 0, go.output);
+    await eventually(
+      'the whole burst is in the engine',
+      async () => (await dockerCli(['logs', '--tail', '1', replica.name])).includes('burst done'),
+      120_000,
     );
-    follow.child.kill('SIGKILL');
-    await follow.closed;
+    // Only now does the consumer read again, to the end of the burst.
+    follow.child.stdout.resume();
+    await eventually(
+      'the CLI printed the burst to its end',
+      async () => follow.stdout().includes('| burst done'),
+      300_000,
+    );
+    const growth = peakGrowth(peakBefore, await peaks(pids));
+    assert.ok(
+      Object.values(growth).every((mib) => mib < PEAK_GROWTH_CAP_MIB),
+      `peak memory growth (MiB) while ${BURST_LINES} lines went through: ${JSON.stringify(growth)}`,
+    );
+    for (const agent of agents) assert.equal(agent.child.exitCode, null, agent.output());
+    follow.child.kill('SIGINT');
+    assert.equal(await follow.closed, 0, follow.stderr());
   });
 });
