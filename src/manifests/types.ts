@@ -333,6 +333,8 @@ export interface JobSpec {
   /** null: no deadline. */
   activeDeadlineMs: number | null;
   ttlAfterFinishedMs: number;
+  /** Set on the Job of a CronJob's run: the CronJob (its containers are labelled berth.cronjob). */
+  cronJob?: string;
 }
 
 export interface CronJobSpec {
