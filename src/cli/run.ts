@@ -4,6 +4,7 @@ import cron from 'node-cron';
 import { DEFAULT_CLUSTER_PORT, type BerthPort } from '../core/berth-ports.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
+import type { AdminJobControl } from '../cluster/cluster-server.js';
 import { openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
@@ -137,6 +138,7 @@ async function runOperator(options: RunOptions): Promise<void> {
     events,
     notifier: notifyAll(statuses, feed, notifications),
   });
+  nodes.serveJobs({ runNow: (namespace, name) => operator.runJobNow(namespace, name) });
   nodes.onChange((reason) => {
     // `node NAME down|up|drain|active|labels|removed`
     const [, node, what] = /^node (\S+) (\S+)$/.exec(reason) ?? [];
@@ -195,6 +197,8 @@ async function openNodes(
   /** Drain and activate; only a registry (--cluster-listen) holds a node's availability. */
   control: NodeControl | null;
   onChange(listener: (reason: string) => void): void;
+  /** `berth job run` through the admin API, once the operator exists. */
+  serveJobs(jobs: AdminJobControl): void;
   close(): Promise<void>;
 }> {
   const local = options.localNode
@@ -202,6 +206,7 @@ async function openNodes(
     : new Map<string, NodeAgent>();
   // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
   let onNodeChange: (reason: string) => void = () => undefined;
+  let jobs: AdminJobControl | null = null;
   const cluster = options.clusterListen
     ? await openOperatorCluster({
         stateDir: options.stateDir,
@@ -211,6 +216,12 @@ async function openNodes(
         log,
         onChange: (reason) => onNodeChange(reason),
         certExpiry: options.certExpiry,
+        jobs: {
+          runNow: (namespace, name) =>
+            jobs === null
+              ? Promise.reject(new BerthError('ERR_INTERNAL', 'the operator is starting; try again shortly'))
+              : jobs.runNow(namespace, name),
+        },
       })
     : null;
   if (!cluster && local.size === 0) {
@@ -226,6 +237,9 @@ async function openNodes(
     control: cluster?.nodes ?? null,
     onChange: (listener) => {
       onNodeChange = listener;
+    },
+    serveJobs: (control) => {
+      jobs = control;
     },
     close: async () => {
       await cluster?.close();

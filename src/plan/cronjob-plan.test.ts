@@ -213,7 +213,7 @@ void describe('when a CronJob runs (clock passed in)', () => {
       manual: false,
     });
     assert.deepEqual(decision.start, []);
-    assert.equal(decision.nextRunAt, null);
+    assert.equal(decision.state.nextRunAt, null, 'berth job ls shows no next run');
     const manual = decideCronJob({
       cronJob: suspended,
       specHash: 'h',

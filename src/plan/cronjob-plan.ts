@@ -71,7 +71,7 @@ export interface CronJobDecision {
   missed: { count: number; latest: string; reason: string } | null;
   /** A schedule time was skipped because a run still runs (Forbid). */
   skipped: boolean;
-  /** When it should be looked at again for its schedule; null: not before something changes. */
+  /** When it should be looked at again for its schedule (suspended too); null: never. */
   nextRunAt: number | null;
 }
 
@@ -133,8 +133,11 @@ export function decideCronJob(input: CronJobDecisionInput): CronJobDecision {
   }
   decision.prune = overHistoryLimits(cronJob, state.runs);
   state.runs = state.runs.filter((run) => !decision.prune.includes(run));
-  decision.nextRunAt = cronJob.suspend ? null : nextFireAfter(schedule, Math.max(now, latest ?? since));
-  state.nextRunAt = decision.nextRunAt === null ? null : new Date(decision.nextRunAt).toISOString();
+  // A suspended CronJob is still looked at on schedule: its times are recorded as passed, so
+  // resuming it does not catch up on the time it was suspended.
+  decision.nextRunAt = nextFireAfter(schedule, Math.max(now, latest ?? since));
+  state.nextRunAt =
+    decision.nextRunAt === null || cronJob.suspend ? null : new Date(decision.nextRunAt).toISOString();
   return decision;
 }
 
