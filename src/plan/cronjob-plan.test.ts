@@ -3,6 +3,7 @@ import { describe, test } from 'node:test';
 import { loadManifests } from '../manifests/load.js';
 import type { CronJobSpec } from '../manifests/types.js';
 import { decideCronJob, planCronJobs, type CronJobState, type CronRunRef } from './cronjob-plan.js';
+import { cronJobLines } from './render-plan.js';
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -288,5 +289,11 @@ void describe('berth plan: CronJobs', () => {
       removed.map((c) => [c.name, c.action]),
       [['backup', 'remove']],
     );
+    assert.deepEqual(cronJobLines([...planCronJobs(desired, {}, now), ...changed, ...removed]), [
+      'CronJobs (scheduled by the operator):',
+      '+ cronjob default/backup: create; "0 * * * *" (UTC), next run 2026-01-01T11:00:00.000Z',
+      '~ cronjob default/backup: change (schedule, jobTemplate); "0 * * * *" (UTC), next run 2026-01-01T11:00:00.000Z',
+      '- cronjob default/backup: remove; its runs are removed',
+    ]);
   });
 });

@@ -291,3 +291,14 @@ export function planCronJobs(
   }
   return planned.sort((a, b) => (a.namespace + '/' + a.name < b.namespace + '/' + b.name ? -1 : 1));
 }
+
+/** What an offline plan takes as scheduled: the CronJobs of the revision it compares with. */
+export function scheduledStatesOf(base: DesiredState, now: number): Record<string, CronJobState> {
+  return Object.fromEntries(
+    (base.cronJobs ?? []).map((cronJob) => {
+      const state = newState(cronJob, now);
+      state.templateHash = cronJobSpecHash(cronJob, base);
+      return [`${cronJob.namespace}/${cronJob.name}`, state];
+    }),
+  );
+}
