@@ -86,6 +86,7 @@ export function replicaLabels(request: ReplicaRequest, nodeName: string): Record
     ...(request.job === undefined
       ? {}
       : { [LABELS.job]: request.job.name, [LABELS.attempt]: String(request.job.attempt) }),
+    ...(request.job?.cronJob === undefined ? {} : { [LABELS.cronJob]: request.job.cronJob }),
   };
 }
 

@@ -90,6 +90,7 @@ async function observeJobRun(
     node: containers.nodeName,
     namespace: label(LABELS.namespace),
     job: label(LABELS.job),
+    ...(container.labels[LABELS.cronJob] === undefined ? {} : { cronJob: label(LABELS.cronJob) }),
     attempt: Number(label(LABELS.attempt)) || 0,
     specHash: label(LABELS.specHash),
     revision: label(LABELS.revision),

@@ -250,7 +250,7 @@ const replicaRequestSchema = {
       type: 'object',
       additionalProperties: false,
       required: ['name', 'attempt'],
-      properties: { name: DNS_LABEL, attempt: { type: 'integer', minimum: 1 } },
+      properties: { name: DNS_LABEL, attempt: { type: 'integer', minimum: 1 }, cronJob: DNS_LABEL },
     },
   },
 } as const;

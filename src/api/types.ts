@@ -22,6 +22,8 @@ export const LABELS = {
   job: 'berth.job',
   /** Which run of the Job (1, 2, ...), counted over its spec hash. */
   attempt: 'berth.attempt',
+  /** A run of a CronJob: the CronJob's name (berth.job is the run's own name). */
+  cronJob: 'berth.cronjob',
   /** On volumes: the service's name for the volume (the slot is in berth.slot). */
   volume: 'berth.volume',
 } as const;
@@ -125,6 +127,8 @@ export interface ObservedJobRun {
   node: string;
   namespace: string;
   job: string;
+  /** Set for a run of a CronJob: its name (`job` is the run's). */
+  cronJob?: string;
   attempt: number;
   specHash: string;
   revision: string;
@@ -188,7 +192,7 @@ export interface ReplicaRequest {
    * Set for a run of a Job: the container is labelled with it, never restarted, and once it
    * exists never replaced, whatever its state (a finished run is not run again).
    */
-  job?: { name: string; attempt: number };
+  job?: { name: string; attempt: number; cronJob?: string };
 }
 
 /** One replica behind a published port: where the mesh on any node connects to reach it. */

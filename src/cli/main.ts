@@ -6,6 +6,7 @@ import { registerApplyCommand } from './apply.js';
 import { registerEventsCommand } from './events.js';
 import { registerHistoryCommand } from './history.js';
 import { registerImportCommand } from './import.js';
+import { registerJobCommand } from './job.js';
 import { registerLogsCommand } from './logs.js';
 import { registerMeshHostCommand } from './mesh-host.js';
 import { registerNodeCommand } from './node.js';
@@ -41,6 +42,7 @@ export function buildProgram(): Command {
   registerMeshHostCommand(program);
   registerImportCommand(program);
   registerVolumeCommand(program);
+  registerJobCommand(program);
   return program;
 }
 

@@ -15,6 +15,7 @@ import { computePlan } from '../plan/compute-plan.js';
 import { computeResourceChanges } from '../plan/resource-changes.js';
 import { addPlanCommentOptions, postPlanComment, type PlanCommentOptions } from './plan-comment.js';
 import { computeOfflinePlan } from '../plan/offline-plan.js';
+import { planCronJobs, scheduledStatesOf, type PlannedCronJob } from '../plan/cronjob-plan.js';
 import { planJobs, succeededRecordsOf, type PlannedJob } from '../plan/job-plan.js';
 import {
   renderPlanJson,
@@ -97,14 +98,18 @@ export function registerPlanCommand(program: Command): void {
     let plan: Plan | null = null;
     let resources: PlanReport['resources'] = null;
     let jobs: PlannedJob[] = [];
+    let cronJobs: PlannedCronJob[] = [];
     if (problems.length === 0 && loaded.ok) {
       if (against !== null) {
         const base = await loadAgainst(source, options.against ?? '', against);
         jobs = planJobs(loaded.desired, succeededRecordsOf(base));
+        cronJobs = planCronJobs(loaded.desired, scheduledStatesOf(base, Date.now()), Date.now());
         plan = computeOfflinePlan(loaded.desired, base);
         resources = computeResourceChanges(base, loaded.desired, plan.services);
       } else {
-        jobs = planJobs(loaded.desired, (await openStateStore(options.stateDir).read()).jobs ?? {});
+        const recorded = await openStateStore(options.stateDir).read();
+        jobs = planJobs(loaded.desired, recorded.jobs ?? {});
+        cronJobs = planCronJobs(loaded.desired, recorded.cronJobs ?? {}, Date.now());
         const { observed, plan: live } = await planAgainstCluster(options, loaded.desired, log);
         plan = live;
         const running = await runningDesiredState(source, observed, log);
@@ -112,7 +117,7 @@ export function registerPlanCommand(program: Command): void {
         if (options.out !== undefined) await savePlan(options.out, options, plan, observed);
       }
     }
-    const report: PlanReport = { revision, against, plan, problems, resources, jobs };
+    const report: PlanReport = { revision, against, plan, problems, resources, jobs, cronJobs };
     const render = {
       text: () => renderPlanText(report, { verbose: options.verbose ?? false }),
       json: () => renderPlanJson(report),
@@ -123,7 +128,8 @@ export function registerPlanCommand(program: Command): void {
       const { result, where } = await postPlanComment(options, render.markdown());
       process.stderr.write(`berth plan: comment ${result.action} on ${where}\n`);
     }
-    const jobsRun = jobs.some((job) => job.action === 'run');
+    const jobsRun =
+      jobs.some((job) => job.action === 'run') || cronJobs.some((cronJob) => cronJob.action !== 'unchanged');
     process.exitCode = plan === null ? 1 : plan.hasChanges || jobsRun ? 2 : 0;
   });
   program.addCommand(command);

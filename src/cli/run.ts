@@ -5,6 +5,7 @@ import { keepVolumeLocationsIn } from '../api/volume-locations.js';
 import { DEFAULT_CLUSTER_PORT, type BerthPort } from '../core/berth-ports.js';
 import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
+import type { AdminJobControl } from '../cluster/cluster-server.js';
 import { openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
@@ -146,6 +147,7 @@ async function runOperator(options: RunOptions): Promise<void> {
     events,
     notifier: notifyAll(statuses, eventBusNotifier(events), notifications),
   });
+  nodes.serveJobs({ runNow: (namespace, name) => operator.runJobNow(namespace, name) });
   nodes.onChange((reason) => {
     // `node NAME down|up|drain|active|labels|removed`
     const [, node, what] = /^node (\S+) (\S+)$/.exec(reason) ?? [];
@@ -205,6 +207,8 @@ async function openNodes(
   /** Drain and activate; only a registry (--cluster-listen) holds a node's availability. */
   control: NodeControl | null;
   onChange(listener: (reason: string) => void): void;
+  /** `berth job run` through the admin API, once the operator exists. */
+  serveJobs(jobs: AdminJobControl): void;
   close(): Promise<void>;
 }> {
   keepVolumeLocationsIn(options.stateDir);
@@ -213,6 +217,7 @@ async function openNodes(
     : new Map<string, NodeAgent>();
   // Node changes (joined, down, drained) trigger a reconcile once the operator exists.
   let onNodeChange: (reason: string) => void = () => undefined;
+  let jobs: AdminJobControl | null = null;
   const cluster = options.clusterListen
     ? await openOperatorCluster({
         stateDir: options.stateDir,
@@ -222,6 +227,12 @@ async function openNodes(
         log,
         onChange: (reason) => onNodeChange(reason),
         certExpiry: options.certExpiry,
+        jobs: {
+          runNow: (namespace, name) =>
+            jobs === null
+              ? Promise.reject(new BerthError('ERR_INTERNAL', 'the operator is starting; try again shortly'))
+              : jobs.runNow(namespace, name),
+        },
       })
     : null;
   if (!cluster && local.size === 0) {
@@ -237,6 +248,9 @@ async function openNodes(
     control: cluster?.nodes ?? null,
     onChange: (listener) => {
       onNodeChange = listener;
+    },
+    serveJobs: (control) => {
+      jobs = control;
     },
     close: async () => {
       await cluster?.close();

@@ -23,6 +23,8 @@ export interface AdminClient {
     change: { set: Record<string, string>; remove: string[] },
   ): Promise<Record<string, string>>;
   observed(): Promise<ObservedState>;
+  /** `berth job run`: a CronJob runs now, a Job again; what the operator started. */
+  runJob(namespace: string, name: string): Promise<unknown>;
   /** A replica's lines on any node, relayed by the operator (`berth logs`). */
   logs(node: string, name: string, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
 }
@@ -66,6 +68,9 @@ export async function openAdminClient(stateDir: string): Promise<AdminClient> {
     },
     async observed() {
       return (await requestJson(endpoint, tls, 'GET', CLUSTER_PATHS.observed)) as ObservedState;
+    },
+    async runJob(namespace, name) {
+      return requestJson(endpoint, tls, 'POST', CLUSTER_PATHS.jobRun, { namespace, name });
     },
     async *logs(node, name, options) {
       const body = await requestStream(

@@ -16,6 +16,8 @@
  *   GET    /v1/observed           admin certificate: every node's snapshot (for `berth status`)
  *   POST   /v1/logs               admin certificate: { node, name, options } -> the replica's log
  *                                 stream as NDJSON (`berth logs`), relayed from the node
+ *   POST   /v1/jobs/run           admin certificate: { namespace, name } -> the run started
+ *                                 (`berth job run`: a CronJob now, a Job again)
  */
 import { createServer, type Server } from 'node:https';
 import type { IncomingMessage, ServerResponse } from 'node:http';
@@ -106,6 +108,14 @@ interface ClusterServerArgs {
   stateDir: string;
   registry: NodeRegistry;
   log: Logger;
+  /** The operator's Jobs, for `berth job run`; absent: the route answers 404. */
+  jobs?: AdminJobControl;
+}
+
+/** What `berth job run` asks of the operator (its CronJob scheduler) through the admin API. */
+export interface AdminJobControl {
+  /** Resolves with what was started, for the CLI to print (JSON). */
+  runNow(namespace: string, name: string): Promise<unknown>;
 }
 
 type Peer = ReturnType<typeof peerOf>;
@@ -273,6 +283,19 @@ async function handleLogs(
   await writeLogStream(response, agent.logs(...call.params), gone.signal);
 }
 
+async function handleJobRun(
+  jobs: AdminJobControl,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  requireAdmin(request);
+  const { namespace, name } = await readJson(request);
+  if (typeof namespace !== 'string' || typeof name !== 'string') {
+    throw new BerthError('ERR_BAD_REQUEST', 'the body must be { "namespace": string, "name": string }');
+  }
+  send(response, 200, await jobs.runNow(namespace, name));
+}
+
 async function routeClusterRequest(
   args: ClusterServerArgs,
   request: IncomingMessage,
@@ -299,6 +322,9 @@ async function routeClusterRequest(
       return;
     case `POST ${CLUSTER_PATHS.logs}`:
       return handleLogs(registry, request, response);
+    case `POST ${CLUSTER_PATHS.jobRun}`:
+      if (args.jobs === undefined) break;
+      return handleJobRun(args.jobs, request, response);
   }
   if (await handleNodeAction(registry, request, response, url.pathname)) return;
   send(response, 404, { code: 'ERR_NOT_SUPPORTED', message: `no route ${route}` } satisfies WireError);

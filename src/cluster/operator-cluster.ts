@@ -5,7 +5,7 @@ import { parseListenAddress } from '../core/listen-address.js';
 import { parseDuration } from '../manifests/units.js';
 import type { Logger } from '../core/log.js';
 import { currentJoinToken, loadOrCreateClusterIdentity, writeClusterEndpoint } from './cluster-identity.js';
-import { createClusterServer } from './cluster-server.js';
+import { createClusterServer, type AdminJobControl } from './cluster-server.js';
 import { NodeRegistry } from './node-registry.js';
 import { DEFAULT_CLUSTER_PORT } from './rpc-protocol.js';
 
@@ -41,6 +41,8 @@ export async function openOperatorCluster(args: {
   onChange: (reason: string) => void;
   /** Lifetime of node certificates, a Go-style duration (`--cert-expiry`). */
   certExpiry?: string;
+  /** `berth job run` through the admin API. */
+  jobs?: AdminJobControl;
 }): Promise<OperatorCluster> {
   const log = args.log.child({ component: 'cluster' });
   const certificateMs = parseDuration(args.certExpiry ?? DEFAULT_CERT_EXPIRY);
@@ -61,7 +63,13 @@ export async function openOperatorCluster(args: {
     certificateMs,
   });
   await registry.load();
-  const server = createClusterServer({ identity, stateDir: args.stateDir, registry, log });
+  const server = createClusterServer({
+    identity,
+    stateDir: args.stateDir,
+    registry,
+    log,
+    ...(args.jobs ? { jobs: args.jobs } : {}),
+  });
   let url: string;
   try {
     url = await server.listen(

@@ -32,6 +32,8 @@ export const CLUSTER_PATHS = {
   observed: '/v1/observed',
   /** Admin: `{node, name, options}` -> the replica's log stream (NDJSON, src/api/log-stream.ts). */
   logs: '/v1/logs',
+  /** Admin: `{namespace, name}` -> a CronJob runs now, or a Job again (`berth job run`). */
+  jobRun: '/v1/jobs/run',
 } as const;
 
 export { DEFAULT_CLUSTER_PORT } from '../core/berth-ports.js';

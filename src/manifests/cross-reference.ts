@@ -5,12 +5,14 @@
  */
 import { BERTH_DEFAULT_PORTS } from '../core/berth-ports.js';
 import { DEFAULT_NAMESPACE, MIN_MEMORY_LIMIT_BYTES, defaultSecretTarget } from './defaults.js';
+import { cronExpressionProblem, isKnownTimeZone } from './cron-schedule.js';
 import { closestName, didYouMean } from './did-you-mean.js';
 import { atFieldPath, formatFieldPath, type FieldPath } from './field-path.js';
 import type { ParsedDocument, Position } from './parse.js';
 import type {
   ManifestKind,
   ManifestProblem,
+  WrittenCronJob,
   WrittenManifest,
   WrittenNotifier,
   WrittenService,
@@ -106,18 +108,74 @@ export function checkCrossReferences(
       // A Job's container fields are a Service's, at the same paths: the same rules hold.
       const service = asContainerOwner(checked);
       if (manifest.kind === 'Service') checkJobDependencies(service, known, report);
-      checkReferences(service, known, report);
-      checkMountTargets(service, report);
-      checkTargetPorts(service, report);
-      checkResources(service, report);
-      checkCapabilities(service, report);
-      checkVolumeNames(service, report);
+      checkContainer(service, known, report);
+    }
+    if (manifest.kind === 'CronJob') {
+      const cronJob = checked as CheckedManifest<WrittenCronJob>;
+      checkSchedule(cronJob, report);
+      // The template's container fields sit under spec.jobTemplate: the same rules, paths moved.
+      checkContainer(asTemplateOwner(cronJob), known, (_, path, message, at) =>
+        report(checked, ['spec', 'jobTemplate', ...path.slice(1)], message, at),
+      );
     }
     if (manifest.kind === 'Notifier')
       checkNotifierUrl(checked as CheckedManifest<WrittenNotifier>, known, report);
   }
   checkPublishedPorts(manifests, report);
   return problems;
+}
+
+function checkContainer(
+  service: CheckedManifest<WrittenService>,
+  known: KnownManifests,
+  report: Report,
+): void {
+  checkReferences(service, known, report);
+  checkMountTargets(service, report);
+  checkTargetPorts(service, report);
+  checkResources(service, report);
+  checkCapabilities(service, report);
+  checkVolumeNames(service, report);
+}
+
+/** Kubernetes' limit: each run is named `<name>-<time>`, which must stay a DNS label (63). */
+const MAX_CRONJOB_NAME_LENGTH = 52;
+
+function checkSchedule(checked: CheckedManifest<WrittenCronJob>, report: Report): void {
+  const { schedule, timeZone } = checked.manifest.spec;
+  if (checked.manifest.metadata.name.length > MAX_CRONJOB_NAME_LENGTH) {
+    report(
+      checked,
+      ['metadata', 'name'],
+      `a CronJob name is at most ${MAX_CRONJOB_NAME_LENGTH} characters (its runs are named <name>-<time>)`,
+    );
+  }
+  const problem = cronExpressionProblem(schedule);
+  if (problem !== null) {
+    report(
+      checked,
+      ['spec', 'schedule'],
+      `${JSON.stringify(schedule)} is not a valid schedule (${problem}); node-cron syntax: "minute hour day-of-month month day-of-week", an optional leading seconds field`,
+    );
+  }
+  if (timeZone !== undefined && !isKnownTimeZone(timeZone)) {
+    report(
+      checked,
+      ['spec', 'timeZone'],
+      `unknown time zone ${JSON.stringify(timeZone)}; use an IANA name such as "Europe/Paris" or "America/New_York"`,
+    );
+  }
+}
+
+function asTemplateOwner(checked: CheckedManifest<WrittenCronJob>): CheckedManifest<WrittenService> {
+  const { metadata, spec } = checked.manifest;
+  const manifest: WrittenService = {
+    apiVersion: checked.manifest.apiVersion,
+    kind: 'Service',
+    metadata,
+    spec: { ...spec.jobTemplate },
+  };
+  return { ...checked, manifest };
 }
 
 function asContainerOwner(checked: CheckedManifest): CheckedManifest<WrittenService> {

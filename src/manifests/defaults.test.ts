@@ -169,6 +169,7 @@ void describe('schemas document themselves', () => {
     'uid',
     'gid',
     'activeDeadline',
+    'startingDeadline',
     // start-first, or stop-first for a service with volumes.
     'order',
   ]);

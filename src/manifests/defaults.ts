@@ -242,6 +242,21 @@ export const JOB_BACKOFF_MAX_MS = 6 * 60_000;
 /** Finished run containers stay a day for their logs (Kubernetes has no default: they stay). */
 export const DEFAULT_JOB_TTL_AFTER_FINISHED_MS = 24 * 60 * 60_000;
 
+// ---------------------------------------------------------------------------------------------
+// CronJob
+
+/** Kubernetes CronJob keeps 3 successful and 1 failed run. */
+export const DEFAULT_CRONJOB_SUCCESSFUL_HISTORY_LIMIT = 3;
+export const DEFAULT_CRONJOB_FAILED_HISTORY_LIMIT = 1;
+/** Kubernetes defaults to UTC when timeZone is unset (the controller's zone, UTC in practice). */
+export const DEFAULT_CRONJOB_TIME_ZONE = 'UTC';
+/**
+ * Kubernetes defaults to Allow; berth to Forbid, the long-standing complaint being backups and
+ * reports that pile up when one run outlasts the interval. Opting into overlap is explicit.
+ */
+export const DEFAULT_CRONJOB_CONCURRENCY_POLICY = 'Forbid';
+export const DEFAULT_CRONJOB_SUSPEND = false;
+
 /** A Job's container never restarts in place: a failed run is retried as a new run, counted. */
 export const JOB_RESTART: Readonly<ServiceSpec['restart']> = Object.freeze({
   condition: 'none',

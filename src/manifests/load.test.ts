@@ -126,7 +126,7 @@ void describe('loadManifests', () => {
       [
         'list.yaml:1:1: a manifest must be a mapping with apiVersion, kind and metadata, got a list',
         'list.yaml:4:1: missing required field "apiVersion" (expected "berth/v1")',
-        'list.yaml:4:1: missing required field "kind" (one of Service, Job, Config, Secret, Namespace, Notifier)',
+        'list.yaml:4:1: missing required field "kind" (one of Service, Job, CronJob, Config, Secret, Namespace, Notifier)',
       ],
     );
   });

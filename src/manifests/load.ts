@@ -14,6 +14,7 @@ import { atFieldPath } from './field-path.js';
 import { isManifestPath, type ManifestFile } from './manifest-files.js';
 import {
   normaliseConfig,
+  normaliseCronJob,
   normaliseJob,
   normaliseNamespace,
   normaliseNotifier,
@@ -25,6 +26,7 @@ import { validateManifestSchema } from './schema.js';
 import {
   API_VERSION,
   type DesiredState,
+  type CronJobSpec,
   type JobSpec,
   type LoadResult,
   type ManifestKind,
@@ -47,7 +49,15 @@ export interface LoadOptions {
   maxFileBytes?: number;
 }
 
-const KINDS: readonly ManifestKind[] = ['Service', 'Job', 'Config', 'Secret', 'Namespace', 'Notifier'];
+const KINDS: readonly ManifestKind[] = [
+  'Service',
+  'Job',
+  'CronJob',
+  'Config',
+  'Secret',
+  'Namespace',
+  'Notifier',
+];
 
 /** Pure: no I/O. Files that are not manifests (see isManifestPath) are ignored. */
 export function loadManifests(files: readonly ManifestFile[], options: LoadOptions): LoadResult {
@@ -165,10 +175,12 @@ function learnNames(known: KnownManifests, kind: ManifestKind, value: unknown): 
 
 function buildDesiredState(checked: readonly CheckedManifest[], revision: string): DesiredState {
   const jobs: JobSpec[] = [];
+  const cronJobs: CronJobSpec[] = [];
   const desired: DesiredState & { notifiers: NotifierSpec[] } = {
     revision,
     services: [],
     jobs,
+    cronJobs,
     configs: [],
     secrets: [],
     namespaces: [],
@@ -181,6 +193,9 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
         break;
       case 'Job':
         jobs.push(normaliseJob(manifest));
+        break;
+      case 'CronJob':
+        cronJobs.push(normaliseCronJob(manifest));
         break;
       case 'Config':
         desired.configs.push(normaliseConfig(manifest));
@@ -202,6 +217,7 @@ function buildDesiredState(checked: readonly CheckedManifest[], revision: string
   ): number => compareText(a.namespace, b.namespace) || compareText(a.name, b.name);
   desired.services.sort(byScopedName);
   jobs.sort(byScopedName);
+  cronJobs.sort(byScopedName);
   desired.configs.sort(byScopedName);
   desired.secrets.sort(byScopedName);
   desired.notifiers.sort(byScopedName);

@@ -5,6 +5,11 @@
 import { parsePlacementConstraint } from './constraints.js';
 import {
   DEFAULT_CONFIG_FILE_MODE,
+  DEFAULT_CRONJOB_CONCURRENCY_POLICY,
+  DEFAULT_CRONJOB_FAILED_HISTORY_LIMIT,
+  DEFAULT_CRONJOB_SUCCESSFUL_HISTORY_LIMIT,
+  DEFAULT_CRONJOB_SUSPEND,
+  DEFAULT_CRONJOB_TIME_ZONE,
   DEFAULT_ENV_FROM_PREFIX,
   DEFAULT_HEALTHCHECK_TIMING,
   DEFAULT_HTTP_EXPECT_STATUS,
@@ -41,6 +46,7 @@ import {
 import { cpusToNanoCpus, parseDuration, parseFileMode, parseMemorySize } from './units.js';
 import type {
   ConfigSpec,
+  CronJobSpec,
   HealthcheckSpec,
   HealthProbe,
   JobSpec,
@@ -54,6 +60,7 @@ import type {
   UpdatePolicySpec,
   VolumeMountSpec,
   WrittenConfig,
+  WrittenCronJob,
   WrittenHealthcheck,
   WrittenJob,
   WrittenNamespace,
@@ -155,6 +162,31 @@ export function normaliseJob(written: WrittenJob): JobSpec {
     backoffLimit: backoffLimit ?? DEFAULT_JOB_BACKOFF_LIMIT,
     activeDeadlineMs: activeDeadline === undefined ? null : optionalDuration(activeDeadline, 0),
     ttlAfterFinishedMs: optionalDuration(ttlAfterFinished, DEFAULT_JOB_TTL_AFTER_FINISHED_MS),
+  };
+}
+
+export function normaliseCronJob(written: WrittenCronJob): CronJobSpec {
+  const { spec } = written;
+  const jobTemplate = normaliseJob({
+    apiVersion: written.apiVersion,
+    kind: 'Job',
+    metadata: written.metadata,
+    spec: spec.jobTemplate,
+  });
+  return {
+    kind: 'CronJob',
+    name: jobTemplate.name,
+    namespace: jobTemplate.namespace,
+    labels: jobTemplate.labels,
+    schedule: spec.schedule,
+    timeZone: spec.timeZone ?? DEFAULT_CRONJOB_TIME_ZONE,
+    concurrencyPolicy: spec.concurrencyPolicy ?? DEFAULT_CRONJOB_CONCURRENCY_POLICY,
+    startingDeadlineMs:
+      spec.startingDeadline === undefined ? null : optionalDuration(spec.startingDeadline, 0),
+    successfulJobsHistoryLimit: spec.successfulJobsHistoryLimit ?? DEFAULT_CRONJOB_SUCCESSFUL_HISTORY_LIMIT,
+    failedJobsHistoryLimit: spec.failedJobsHistoryLimit ?? DEFAULT_CRONJOB_FAILED_HISTORY_LIMIT,
+    suspend: spec.suspend ?? DEFAULT_CRONJOB_SUSPEND,
+    jobTemplate,
   };
 }
 

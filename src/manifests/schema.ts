@@ -15,6 +15,7 @@ export const SCHEMA_FILES = [
   'common.schema.json',
   'service.schema.json',
   'job.schema.json',
+  'cronjob.schema.json',
   'config.schema.json',
   'secret.schema.json',
   'namespace.schema.json',
@@ -26,6 +27,7 @@ export type SchemaFile = (typeof SCHEMA_FILES)[number];
 const SCHEMA_FOR_KIND: Record<ManifestKind, SchemaFile> = {
   Service: 'service.schema.json',
   Job: 'job.schema.json',
+  CronJob: 'cronjob.schema.json',
   Config: 'config.schema.json',
   Secret: 'secret.schema.json',
   Namespace: 'namespace.schema.json',

@@ -10,7 +10,7 @@
 import type { ALL_CAPABILITIES, AddableCapability, LinuxCapability } from './linux-capabilities.js';
 
 export const API_VERSION = 'berth/v1';
-export type ManifestKind = 'Service' | 'Job' | 'Config' | 'Secret' | 'Namespace' | 'Notifier';
+export type ManifestKind = 'Service' | 'Job' | 'CronJob' | 'Config' | 'Secret' | 'Namespace' | 'Notifier';
 
 /** Where a manifest came from, for error messages (`file:line:col`). */
 export interface SourceLocation {
@@ -128,6 +128,24 @@ export interface WrittenJob {
   };
 }
 
+export type ConcurrencyPolicy = 'Allow' | 'Forbid' | 'Replace';
+
+export interface WrittenCronJob {
+  apiVersion: typeof API_VERSION;
+  kind: 'CronJob';
+  metadata: WrittenMetadata;
+  spec: {
+    schedule: string;
+    timeZone?: string;
+    concurrencyPolicy?: ConcurrencyPolicy;
+    startingDeadline?: string;
+    successfulJobsHistoryLimit?: number;
+    failedJobsHistoryLimit?: number;
+    suspend?: boolean;
+    jobTemplate: WrittenJob['spec'];
+  };
+}
+
 export interface WrittenConfig {
   apiVersion: typeof API_VERSION;
   kind: 'Config';
@@ -165,7 +183,13 @@ export interface WrittenNotifier {
 }
 
 export type WrittenManifest =
-  WrittenService | WrittenJob | WrittenConfig | WrittenSecret | WrittenNamespace | WrittenNotifier;
+  | WrittenService
+  | WrittenJob
+  | WrittenCronJob
+  | WrittenConfig
+  | WrittenSecret
+  | WrittenNamespace
+  | WrittenNotifier;
 
 /** A manifest document together with where it was found. */
 export interface LocatedManifest<T extends WrittenManifest = WrittenManifest> {
@@ -309,6 +333,27 @@ export interface JobSpec {
   /** null: no deadline. */
   activeDeadlineMs: number | null;
   ttlAfterFinishedMs: number;
+  /** Set on the Job of a CronJob's run: the CronJob (its containers are labelled berth.cronjob). */
+  cronJob?: string;
+}
+
+export interface CronJobSpec {
+  kind: 'CronJob';
+  name: string;
+  namespace: string;
+  labels: Record<string, string>;
+  /** node-cron syntax, validated. */
+  schedule: string;
+  /** IANA name, validated. */
+  timeZone: string;
+  concurrencyPolicy: ConcurrencyPolicy;
+  /** A run later than this after its scheduled time is skipped (recorded as missed); null: never too late. */
+  startingDeadlineMs: number | null;
+  successfulJobsHistoryLimit: number;
+  failedJobsHistoryLimit: number;
+  suspend: boolean;
+  /** What each run runs: a Job named after the CronJob (each run gets its own name, see cronRunName()). */
+  jobTemplate: JobSpec;
 }
 
 /** Docker's default set, minus `drop` (`ALL`: every one), plus `add` (only ADDABLE_CAPABILITIES). */
@@ -364,6 +409,8 @@ export interface DesiredState {
   services: ServiceSpec[];
   /** Always set by loadManifests; optional only so states built by hand need not. */
   jobs?: JobSpec[];
+  /** Always set by loadManifests; optional only so states built by hand need not. */
+  cronJobs?: CronJobSpec[];
   configs: ConfigSpec[];
   secrets: SecretSpec[];
   namespaces: NamespaceSpec[];

@@ -4,6 +4,7 @@ import type { Logger } from '../core/log.js';
 import { watchBranch } from '../source/ref-watch.js';
 import { observeCluster } from '../api/observe-cluster.js';
 import type { Condition } from './conditions.js';
+import { CronScheduler, type JobRunStarted } from './cron-scheduler.js';
 import type { EventBus } from './event-bus.js';
 import type { OperatorMetrics } from './metrics.js';
 import {
@@ -58,6 +59,7 @@ export class Operator {
   private waiters: ((result: ReconcileResult | null) => void)[] = [];
   private status: ReconcileStatus;
   private conditionsRecorded = false;
+  private readonly cronJobs: CronScheduler;
   lastResult: ReconcileResult | null = null;
   lastError: Error | null = null;
 
@@ -66,6 +68,19 @@ export class Operator {
     this.log = options.log;
     this.now = options.now ?? (() => new Date());
     this.status = initialReconcileStatus(this.now());
+    this.cronJobs = new CronScheduler({
+      agents: options.agents,
+      store: options.store,
+      log: options.log.child({ component: 'cronjobs' }),
+      readSecret: options.readSecret,
+      onJobRun: (outcome) => options.metrics.recordJobRun(outcome),
+      triggerReconcile: (reason) => void this.trigger(reason),
+    });
+  }
+
+  /** `berth job run`: a CronJob runs now, a Job runs again. */
+  runJobNow(namespace: string, name: string): Promise<JobRunStarted> {
+    return this.cronJobs.runNow(namespace, name);
   }
 
   /** Ready, Reconciling and Stalled, as of now. */
@@ -86,6 +101,7 @@ export class Operator {
         onChange: () => this.trigger('watch'),
       });
     }
+    this.cronJobs.start();
     void this.trigger('start');
   }
 
@@ -127,6 +143,7 @@ export class Operator {
       result = await reconcile({
         ...this.options,
         signal: this.shutdown.signal,
+        cronJobs: this.cronJobs,
         onJobRun: (outcome) => this.options.metrics.recordJobRun(outcome),
         onRollout: async (start) => {
           this.options.notifier?.rolloutStarted(start);
@@ -209,6 +226,7 @@ export class Operator {
     await this.task?.stop();
     await this.watcher?.close();
     if (this.retryTimer) clearTimeout(this.retryTimer);
+    await this.cronJobs.stop();
     await this.loop;
     for (const resolve of this.waiters) resolve(null);
     this.waiters = [];

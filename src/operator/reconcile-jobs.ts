@@ -15,6 +15,7 @@ import {
 } from '../plan/job-plan.js';
 import { runJobs, type JobRecordStore } from '../rollout/run-jobs.js';
 import type { ReconcileContext } from './reconcile-types.js';
+import type { HistoryEntry } from './state-store.js';
 
 /** How often the nodes are asked while runs go on. */
 const JOB_POLL_MS = 1_000;
@@ -32,8 +33,11 @@ export type JobsVerdict =
 
 export async function runRevisionJobs(ctx: ReconcileContext, desired: DesiredState): Promise<JobsVerdict> {
   const { agents, observed } = await ctx.observe();
-  // With no Job in git, only runs of Jobs that left it are left to remove.
-  const runs = observed.nodes.flatMap((node) => node.jobRuns ?? []);
+  // With no Job in git, only runs of Jobs that left it are left to remove (CronJob runs are the
+  // cron scheduler's, cron-scheduler.ts).
+  const runs = observed.nodes
+    .flatMap((node) => node.jobRuns ?? [])
+    .filter((run) => run.cronJob === undefined);
   if ((desired.jobs ?? []).length === 0 && runs.length === 0) return { ok: true };
   const result = await runJobs({
     agents,
@@ -81,7 +85,7 @@ function blockingFailures(
     .map(([job, record]) => ({ job, record }));
 }
 
-function backoffTiming(): BackoffTiming {
+export function backoffTiming(): BackoffTiming {
   const base = Number(process.env[TEST_JOB_BACKOFF_ENV]);
   if (!Number.isFinite(base) || base <= 0) return DEFAULT_BACKOFF;
   return { baseMs: base, maxMs: (base * DEFAULT_BACKOFF.maxMs) / DEFAULT_BACKOFF.baseMs };
@@ -119,29 +123,33 @@ async function recordRun(
     },
     'job run finished',
   );
-  await ctx.deps.store.appendHistory([
-    {
-      at: run.finishedAt ?? new Date().toISOString(),
-      revision: record.revision,
-      service: null,
-      change: 'job run',
-      // A lost run is the infrastructure's fault, recorded as a rollout cut short by a lost node is.
-      outcome: outcome === 'lost' ? 'interrupted' : outcome,
-      reason: outcome === 'succeeded' ? null : (run.output ?? `exit code ${run.exitCode}`),
-      durationMs: run.durationMs ?? 0,
-      started: [{ name: run.name, node: run.node }],
-      removed: [],
-      job: {
-        namespace: job.namespace,
-        name: job.name,
-        specHash: record.specHash,
-        attempt: run.attempt,
-        node: run.node,
-        exitCode: run.exitCode,
-        output: run.output,
-      },
+  await ctx.deps.store.appendHistory([jobRunHistoryEntry(job, record, run)]);
+}
+
+/** A finished run of a Job (or of a CronJob's run) as history records it. */
+export function jobRunHistoryEntry(job: JobSpec, record: JobRecord, run: JobRunRecord): HistoryEntry {
+  return {
+    at: run.finishedAt ?? new Date().toISOString(),
+    revision: record.revision,
+    service: null,
+    change: 'job run',
+    // A lost run is the infrastructure's fault, recorded as a rollout cut short by a lost node is.
+    outcome: run.outcome === 'lost' ? 'interrupted' : run.outcome === 'succeeded' ? 'succeeded' : 'failed',
+    reason: run.outcome === 'succeeded' ? null : (run.output ?? `exit code ${run.exitCode}`),
+    durationMs: run.durationMs ?? 0,
+    started: [{ name: run.name, node: run.node }],
+    removed: [],
+    job: {
+      namespace: job.namespace,
+      name: job.name,
+      ...(job.cronJob === undefined ? {} : { cronJob: job.cronJob }),
+      specHash: record.specHash,
+      attempt: run.attempt,
+      node: run.node,
+      exitCode: run.exitCode,
+      output: run.output,
     },
-  ]);
+  };
 }
 
 async function recordFailedRevision(

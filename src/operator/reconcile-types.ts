@@ -24,6 +24,8 @@ export interface ReconcileDeps {
   onJobRun?: (outcome: 'succeeded' | 'failed' | 'lost') => void;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
+  /** The CronJob scheduler of `berth run`: told the revision each reconcile chose. */
+  cronJobs?: { setDesired(desired: DesiredState): void };
   /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */
   berthPorts?: readonly BerthPort[];
 }

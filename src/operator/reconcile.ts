@@ -45,6 +45,7 @@ export async function reconcile(
     };
   }
   deps.mesh?.setDesired(target.desired);
+  deps.cronJobs?.setDesired(target.desired);
   const { plan } = target;
   // Jobs first: a Service that depends on one rolls only once it succeeded at this revision.
   const jobs = await runRevisionJobs(ctx, target.desired);

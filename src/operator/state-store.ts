@@ -4,6 +4,7 @@ import { stateWriteError, writeFileAtomic } from '../core/atomic-file.js';
 import { BerthError, isErrorCode, type ErrorCode } from '../core/errors.js';
 import { redactCredentials } from '../core/url-credential.js';
 import type { JobRecord } from '../plan/job-plan.js';
+import type { CronJobState } from '../plan/cronjob-plan.js';
 import type { Condition } from './conditions.js';
 
 /**
@@ -24,6 +25,8 @@ export interface OperatorState {
   failed: Record<string, FailedRevision>;
   /** What each Job did at each spec hash, by jobRecordKey(): a Job runs once per spec hash. */
   jobs?: Record<string, JobRecord>;
+  /** What the CronJob scheduler knows of each CronJob (`namespace/name`); its runs' records are in `jobs`. */
+  cronJobs?: Record<string, CronJobState>;
   /** The repository last applied from, so `status` and `history` need no flags. */
   source?: { repo: string; path: string; branch: string };
   /** The plan each revision was last rolled out with (as `berth plan` prints it), by revision. */
@@ -87,6 +90,8 @@ export interface HistoryEntry {
   job?: {
     namespace: string;
     name: string;
+    /** Set for a run of a CronJob (`name` is the run's). */
+    cronJob?: string;
     specHash: string;
     attempt: number;
     node: string;

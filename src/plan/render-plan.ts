@@ -1,3 +1,4 @@
+import type { PlannedCronJob } from './cronjob-plan.js';
 import type { PlannedJob } from './job-plan.js';
 import type { ResourceChange } from './resource-changes.js';
 import type { FieldChange, Plan, ReplicaStep, ServicePlan } from './types.js';
@@ -32,6 +33,33 @@ export interface PlanReport {
   resources?: ResourceChange[] | null;
   /** The Jobs of the revision, run before the Services that depend on them. Absent: none. */
   jobs?: PlannedJob[];
+  /** The CronJobs of the revision, and those it removes. Absent: none. */
+  cronJobs?: PlannedCronJob[];
+}
+
+const cronJobSymbols: Record<PlannedCronJob['action'], string> = {
+  create: '+',
+  change: '~',
+  remove: '-',
+  unchanged: '=',
+};
+
+/** One line per CronJob: what happens to it and when it runs next. */
+export function cronJobLines(cronJobs: readonly PlannedCronJob[]): string[] {
+  if (cronJobs.length === 0) return [];
+  return [
+    'CronJobs (scheduled by the operator):',
+    ...cronJobs.map((c) => {
+      const what = c.action === 'change' ? `change (${c.changes.join(', ')})` : c.action;
+      const when =
+        c.action === 'remove'
+          ? '; its runs are removed'
+          : c.suspend
+            ? `; "${c.schedule}" (${c.timeZone}), suspended`
+            : `; "${c.schedule}" (${c.timeZone}), next run ${c.nextRunAt ?? 'never'}`;
+      return `${cronJobSymbols[c.action]} cronjob ${c.namespace}/${c.name}: ${what}${when}`;
+    }),
+  ];
 }
 
 const jobSymbols: Record<PlannedJob['action'], string> = { run: '+', unchanged: '=', failed: '!' };
@@ -138,6 +166,7 @@ export function renderPlanText(report: PlanReport, options: { verbose?: boolean 
   }
   const lines: string[] = [summaryLine(plan, report.against)];
   if ((report.jobs ?? []).length > 0) lines.push('', ...jobLines(report.jobs ?? []));
+  if ((report.cronJobs ?? []).length > 0) lines.push('', ...cronJobLines(report.cronJobs ?? []));
   for (const s of plan.services) {
     if (!shown(s, options.verbose ?? false)) continue;
     const c = counts(s);
@@ -245,6 +274,9 @@ export function renderPlanMarkdown(report: PlanReport): string {
   const jobs = jobLines(report.jobs ?? []);
   if (jobs.length > 0)
     lines.push('', `${jobs[0] ?? ''}`, '', ...jobs.slice(1).map((line) => `- ${mdText(line)}`));
+  const cronJobs = cronJobLines(report.cronJobs ?? []);
+  if (cronJobs.length > 0)
+    lines.push('', `${cronJobs[0] ?? ''}`, '', ...cronJobs.slice(1).map((line) => `- ${mdText(line)}`));
   const changed = plan.services.filter((s) => shown(s, false));
   if (changed.length > 0) {
     lines.push(
@@ -325,6 +357,7 @@ export function renderPlanJson(report: PlanReport): string {
     services,
     resources: report.resources ?? null,
     jobs: report.jobs ?? [],
+    cronJobs: report.cronJobs ?? [],
   };
   return `${JSON.stringify(document, null, 2)}\n`;
 }

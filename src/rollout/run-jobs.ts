@@ -74,7 +74,9 @@ export async function runJobs(options: RunJobsOptions): Promise<RunJobsResult> {
           specHash,
           revision: options.desired.revision,
           record: stored[jobRecordKey(job.namespace, job.name, specHash)] ?? null,
-          runs: runs.filter((run) => run.namespace === job.namespace && run.job === job.name),
+          runs: runs.filter(
+            (run) => run.cronJob === undefined && run.namespace === job.namespace && run.job === job.name,
+          ),
           nodes: observed.nodes,
           now: now(),
           backoff: options.backoff,
@@ -86,7 +88,7 @@ export async function runJobs(options: RunJobsOptions): Promise<RunJobsResult> {
       for (const run of decision.finished) await options.onRunFinished?.(job, decision.record, run);
     }
     await removeOrphanRuns(options, runs, jobs);
-    await Promise.all(decisions.map((entry) => act(options, entry)));
+    await Promise.all(decisions.map((entry) => applyJobDecision(options, entry)));
 
     const records = new Map(
       decisions.map(({ job, decision }) => [`${job.namespace}/${job.name}`, decision.record]),
@@ -101,7 +103,8 @@ export async function runJobs(options: RunJobsOptions): Promise<RunJobsResult> {
   }
 }
 
-async function act(
+/** Removes and starts what a decision says; a run its node refuses is recorded as failed. */
+export async function applyJobDecision(
   options: RunJobsOptions,
   entry: { job: JobSpec; specHash: string; decision: JobDecision },
 ): Promise<void> {
@@ -165,19 +168,21 @@ async function jobRunRequest(
     ...template,
     name: start.name,
     slot: `run-${start.attempt}`,
-    job: { name: job.name, attempt: start.attempt },
+    job: { name: job.name, attempt: start.attempt, ...(job.cronJob ? { cronJob: job.cronJob } : {}) },
   };
   return resolveReplicaRequest(planned, ciphertexts, options.readSecret);
 }
 
-/** Runs of Jobs no longer in git: their record stays, their containers go. */
+/** Runs of Jobs no longer in git: their record stays, their containers go. CronJob runs are the scheduler's. */
 async function removeOrphanRuns(
   options: RunJobsOptions,
   runs: readonly ObservedJobRun[],
   jobs: readonly JobSpec[],
 ): Promise<void> {
   const orphans = runs.filter(
-    (run) => !jobs.some((job) => job.namespace === run.namespace && job.name === run.job),
+    (run) =>
+      run.cronJob === undefined &&
+      !jobs.some((job) => job.namespace === run.namespace && job.name === run.job),
   );
   await Promise.all(
     orphans.map(async (run) => {

@@ -100,7 +100,7 @@ const brokenCases: Record<string, string[]> = {
     'db.yaml:6:13: data.password: must be encrypted: an age payload in ASCII armor (-----BEGIN AGE ENCRYPTED FILE-----), the output of `age -r <recipient> -a`; plaintext secrets are refused',
   ],
   'unknown-kind': [
-    'job.yaml:2:7: kind: unknown kind "Deployment" (expected one of Service, Job, Config, Secret, Namespace, Notifier)',
+    'job.yaml:2:7: kind: unknown kind "Deployment" (expected one of Service, Job, CronJob, Config, Secret, Namespace, Notifier)',
     'job.yaml:7:7: kind: unknown kind "Servce" (did you mean "Service"?)',
   ],
   'wrong-api-version': ['web.yaml:1:13: apiVersion: must be "berth/v1", got "apps/v1"'],
