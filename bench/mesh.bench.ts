@@ -166,6 +166,7 @@ function controllable(agent: NodeAgent, engine: TestEngine): Controllable {
       agent.setMeshRoutes(table, o)
     ),
     logs: (name: string, o: Parameters<NodeAgent['logs']>[1]) => agent.logs(name, o),
+    awaitChange: (since: string | null, o: { timeoutMs: number }) => agent.awaitChange(since, o),
     close: () => agent.close(),
   };
   return node;

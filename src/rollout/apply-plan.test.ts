@@ -140,6 +140,9 @@ class MemoryNode implements NodeAgent {
   }
 
   async removeVolume(): Promise<void> {}
+  async awaitChange(): Promise<{ mark: string }> {
+    return { mark: 'memory' };
+  }
 
   async removeReplica(name: string): Promise<void> {
     await tick();
