@@ -24,6 +24,8 @@ export interface ReconcileDeps {
   onJobRun?: (outcome: 'succeeded' | 'failed') => void;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
+  /** Replicas created and started at once per node (node-create-limit.ts); DEFAULT_CREATE_CONCURRENCY when absent. */
+  createConcurrency?: number;
   /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */
   berthPorts?: readonly BerthPort[];
 }
