@@ -178,6 +178,7 @@ function controllable(agent: NodeAgent, engine: TestEngine, mirror: NodeMesh | n
       await Promise.all([agent.setMeshRoutes(table, o), mirror?.apply(table, o)]);
     },
     logs: (name: string, o: Parameters<NodeAgent['logs']>[1]) => agent.logs(name, o),
+    awaitChange: (since: string | null, o: { timeoutMs: number }) => agent.awaitChange(since, o),
     close: () => agent.close(),
   };
   return node;

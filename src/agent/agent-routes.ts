@@ -13,6 +13,7 @@
  *                                                       (src/api/log-stream.ts; errors in the stream)
  *   GET    /v1/volumes                    listVolumes    -> ObservedVolume[] (with sizes)
  *   DELETE /v1/volumes/:name              removeVolume   -> 204
+ *   POST   /v1/changes                    awaitChange    { since, timeoutMs } -> { mark } (long poll)
  */
 import { BerthError } from '../core/errors.js';
 import type { AgentCall, AgentCallName } from '../api/agent-calls.js';
@@ -104,6 +105,15 @@ export const AGENT_ROUTES: readonly AgentRoute[] = [
     call: 'removeVolume',
     callParams: ({ params }) => [params['name']],
   },
+  {
+    method: 'POST',
+    url: '/v1/changes',
+    call: 'awaitChange',
+    callParams: ({ body }) => {
+      const { since, timeoutMs } = fields(body);
+      return [since, timeoutMs === undefined ? {} : { timeoutMs }];
+    },
+  },
 ];
 
 export interface HttpCall {
@@ -139,5 +149,11 @@ export function httpRequestFor(call: AgentCall): HttpCall {
       return { method: 'GET', path: '/v1/volumes' };
     case 'removeVolume':
       return { method: 'DELETE', path: `/v1/volumes/${encodeURIComponent(call.params[0])}` };
+    case 'awaitChange':
+      return {
+        method: 'POST',
+        path: '/v1/changes',
+        body: { since: call.params[0], timeoutMs: call.params[1].timeoutMs },
+      };
   }
 }

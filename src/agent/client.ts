@@ -10,6 +10,7 @@ import {
   LOG_STREAM_IDLE_MS,
   agentCallTimeoutMs,
   drainWithinCall,
+  MAX_CALL_WAIT_MS,
   waitInCalls,
   type AgentCall,
   type AgentCallName,
@@ -18,6 +19,7 @@ import {
 import { readLogStream } from '../api/log-stream.js';
 import type {
   NodeAgent,
+  NodeChangeMark,
   NodeSnapshot,
   ObservedReplica,
   ReplicaLogLine,
@@ -83,6 +85,10 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
       await call('setMeshRoutes', table, { drainTimeoutMs: drainWithinCall(drainTimeoutMs) });
     },
     logs: (name, logOptions) => streamLogs(endpoint, name, logOptions),
+    awaitChange: async (since, { timeoutMs }) =>
+      (await call('awaitChange', since, {
+        timeoutMs: Math.min(timeoutMs, MAX_CALL_WAIT_MS),
+      })) as NodeChangeMark,
     async close() {
       closing.abort();
       endpoint.connection.close();

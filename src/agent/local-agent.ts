@@ -14,6 +14,7 @@ import type { Logger } from '../core/log.js';
 import type { NodeAgent, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
 import type { DataPlaneChoice } from '../mesh/nftables.js';
+import { createChangeMarks } from './change-mark.js';
 import { assertContainerName } from './container-spec.js';
 import { createFileStore, type FileStore } from './file-store.js';
 import { followReplica } from './follow-replica.js';
@@ -71,6 +72,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const toObserved = (container: RuntimeContainer) =>
     toObservedReplica(container, nodeName, prober.status(container.name));
   const closing = new AbortController();
+  const changes = createChangeMarks();
 
   const following = createHealthFollowing({
     containers,
@@ -82,6 +84,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     // same name already uses them (the name lock orders this after any ensure in flight).
     onDestroyed: (name) => void dropFiles(name),
   });
+  following.onChange(() => changes.bump());
   const lifecycle = createReplicaLifecycle({
     containers,
     address,
@@ -148,6 +151,8 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
     meshDataPlane: () => mesh.dataPlane(),
     logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
+    awaitChange: (since, { timeoutMs }) =>
+      ensureReady().then(() => changes.awaitChange(since, timeoutMs, closing.signal)),
     async close() {
       closing.abort();
       await mesh.close();

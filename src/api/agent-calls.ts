@@ -19,6 +19,7 @@
  * src/cluster/rpc-protocol.ts). A stream that has sent nothing, not even a keep-alive, for
  * LOG_STREAM_IDLE_MS is given up.
  *   listVolumes    ()                                           5 min (the engine walks every volume)
+ *   awaitChange    (since: string | null, { timeoutMs: 1..240 000 })  timeoutMs + 30 s
  *   removeVolume   (name: berth.*)                              30 s
  *
  * A longer wait is split by the client into calls of at most MAX_CALL_WAIT_MS (waitInCalls), so no
@@ -66,6 +67,7 @@ export const AGENT_CALL_NAMES = [
   'logs',
   'listVolumes',
   'removeVolume',
+  'awaitChange',
 ] as const;
 export type AgentCallName = (typeof AGENT_CALL_NAMES)[number];
 
@@ -351,6 +353,13 @@ export const AGENT_CALLS: { [K in AgentCallName]: AgentCallContract<K> } = {
   },
   listVolumes: { params: [], timeoutMs: () => VOLUME_SIZES_TIMEOUT_MS },
   removeVolume: { params: [['name', VOLUME_NAME]], timeoutMs: () => SNAPSHOT_TIMEOUT_MS },
+  awaitChange: {
+    params: [
+      ['since', { type: ['string', 'null'], maxLength: 200 }],
+      ['options', waitOption('timeoutMs', 1)],
+    ],
+    timeoutMs: ([, { timeoutMs }]) => timeoutMs + WAIT_SLACK_MS,
+  },
 };
 
 export function isAgentCallName(value: unknown): value is AgentCallName {
@@ -452,6 +461,8 @@ export function invokeAgentCall(agent: NodeAgent, call: AgentCall): Promise<unkn
       return agent.listVolumes();
     case 'removeVolume':
       return agent.removeVolume(...call.params);
+    case 'awaitChange':
+      return agent.awaitChange(...call.params);
   }
 }
 

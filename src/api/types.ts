@@ -310,7 +310,18 @@ export interface NodeAgent {
    * the iteration ends it. ERR_CONTAINER_NOT_FOUND when the node has no replica of that name.
    */
   logs(name: string, options: ReplicaLogOptions): AsyncIterable<ReplicaLogLine>;
+  /**
+   * Long poll on the node's replicas: resolves with the node's change mark as soon as it differs
+   * from `since` (a replica started, died, was removed or changed health; null: at once), or with
+   * the unchanged mark after `timeoutMs`. How the operator observes without polling every node.
+   */
+  awaitChange(since: string | null, options: { timeoutMs: number }): Promise<NodeChangeMark>;
   close(): Promise<void>;
+}
+
+/** Where a node's replicas stand: any change of them gives a new mark. */
+export interface NodeChangeMark {
+  mark: string;
 }
 
 /** What a rollout tells the mesh: membership follows health, and a replica leaves before it stops. */

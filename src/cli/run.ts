@@ -9,6 +9,7 @@ import type { AdminJobControl } from '../cluster/cluster-server.js';
 import { openOperatorCluster } from '../cluster/operator-cluster.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { MeshController } from '../operator/mesh-controller.js';
+import { DEFAULT_CREATE_CONCURRENCY, parseCreateConcurrency } from '../operator/node-create-limit.js';
 import { parseListenAddress } from '../core/listen-address.js';
 import { loadDashboardToken } from '../operator/dashboard-auth.js';
 import { dashboardRoutes } from '../operator/dashboard-routes.js';
@@ -58,6 +59,7 @@ interface RunOptions extends SourceOptions, ClusterOptions, CommitStatusOptions 
   clusterAdvertise?: string;
   certExpiry: string;
   localNode: boolean;
+  createConcurrency: number;
 }
 
 export function registerRunCommand(program: Command): void {
@@ -79,6 +81,12 @@ export function registerRunCommand(program: Command): void {
       "the token that signs in to the dashboard's actions (default: made once into STATE_DIR/dashboard-token)",
     )
     .option('--no-watch', 'do not watch a local repository for new commits (poll only)')
+    .option(
+      '--create-concurrency <n>',
+      'replicas a rollout creates and starts at once on one node',
+      parseCreateConcurrency,
+      DEFAULT_CREATE_CONCURRENCY,
+    )
     .option(
       '--webhook-secret-file <file>',
       'shared secret of the push webhooks at /webhooks/{github,gitlab,gitea} (or BERTH_WEBHOOK_SECRET)',
@@ -138,6 +146,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   const operator = new Operator({
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),
+    createConcurrency: options.createConcurrency,
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => {
@@ -157,6 +166,9 @@ async function runOperator(options: RunOptions): Promise<void> {
     if (what === 'down' && node !== undefined && revision !== undefined)
       notifications.nodeDown(node, revision);
   });
+  // Drift is repaired when it happens, not on a timer: a replica removed, stopped or dead behind
+  // berth's back is a change its node reports (mesh-controller.ts), and it enqueues a reconcile.
+  mesh.onReplicaLost(() => void operator.trigger('replica lost'));
   const overview = new OverviewSource({
     operator,
     store,

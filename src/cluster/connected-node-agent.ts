@@ -2,6 +2,7 @@ import type WebSocket from 'ws';
 import type {
   MeshRoutes,
   NodeAgent,
+  NodeChangeMark,
   NodeSnapshot,
   ObservedReplica,
   ReplicaLogLine,
@@ -13,6 +14,7 @@ import type {
 import {
   agentCallTimeoutMs,
   drainWithinCall,
+  MAX_CALL_WAIT_MS,
   waitInCalls,
   type AgentCallName,
   type AgentCallParams,
@@ -252,6 +254,11 @@ export class ConnectedNodeAgent implements NodeAgent {
 
   async setMeshRoutes(table: MeshRoutes, options: { drainTimeoutMs: number }): Promise<void> {
     await this.call('setMeshRoutes', [table, { drainTimeoutMs: drainWithinCall(options.drainTimeoutMs) }]);
+  }
+
+  async awaitChange(since: string | null, options: { timeoutMs: number }): Promise<NodeChangeMark> {
+    const timeoutMs = Math.min(options.timeoutMs, MAX_CALL_WAIT_MS);
+    return this.call<NodeChangeMark>('awaitChange', [since, { timeoutMs }]);
   }
 
   /** A replica's lines, streamed over the connection under flow control (rpc-log-stream.ts). */

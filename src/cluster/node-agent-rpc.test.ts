@@ -66,6 +66,7 @@ const memoryNode: NodeAgent = {
   logs: () => {
     throw new Error('no logs in this test');
   },
+  awaitChange: async () => ({ mark: 'fake' }),
   close: async () => undefined,
 };
 

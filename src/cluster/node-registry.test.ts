@@ -50,6 +50,7 @@ function claimingNode(claims: { labels: Record<string, string>; address: string 
     logs: () => {
       throw new Error('no logs in this test');
     },
+    awaitChange: async () => ({ mark: 'fake' }),
     close: async () => undefined,
   };
 }

@@ -513,6 +513,7 @@ function drainedView(agent: NodeAgent): NodeAgent {
     removeVolume: (name) => agent.removeVolume(name),
     setMeshRoutes: (table, options) => agent.setMeshRoutes(table, options),
     logs: (name, options) => agent.logs(name, options),
+    awaitChange: (since, options) => agent.awaitChange(since, options),
     close: () => agent.close(),
   };
 }

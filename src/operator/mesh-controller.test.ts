@@ -1,8 +1,8 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import type { MeshRoutes, NodeAgent, NodeSnapshot } from '../api/types.js';
+import type { MeshRoutes, NodeAgent, NodeSnapshot, ObservedReplica, ObservedState } from '../api/types.js';
 import { silentLogger } from '../core/log.js';
-import { MeshController } from './mesh-controller.js';
+import { lostReplicas, MeshController } from './mesh-controller.js';
 
 /** A node that answers snapshots and records every table pushed to it. */
 function recordingNode(name: string): { agent: NodeAgent; pushed: MeshRoutes[] } {
@@ -37,4 +37,27 @@ test('a restarted operator pushes no routing table before a reconcile has loaded
   mesh.setDesired({ services: [] });
   await mesh.refresh();
   assert.equal(node.pushed.length, 1);
+});
+
+test('a replica is lost when it stops running or goes without a rollout withdrawing it', () => {
+  const replica = (name: string, state: 'running' | 'exited') => ({ name, state }) as ObservedReplica;
+  const state = (...replicas: ObservedReplica[]): ObservedState => ({
+    nodes: [{ name: 'n1', replicas } as NodeSnapshot],
+  });
+  const before = state(replica('a', 'running'), replica('b', 'running'), replica('c', 'running'));
+  const cases: [string, ObservedState, string[], string[]][] = [
+    ['nothing changed', before, [], []],
+    ['a new replica is no loss', state(...before.nodes[0]!.replicas, replica('d', 'running')), [], []],
+    ['removed by hand', state(replica('a', 'running'), replica('c', 'running')), [], ['n1/b']],
+    [
+      'stopped',
+      state(replica('a', 'running'), replica('b', 'exited'), replica('c', 'running')),
+      [],
+      ['n1/b'],
+    ],
+    ['removed by a rollout', state(replica('a', 'running'), replica('c', 'running')), ['n1/b'], []],
+  ];
+  for (const [what, after, withdrawn, lost] of cases) {
+    assert.deepEqual(lostReplicas(before, after, new Set(withdrawn)), lost, what);
+  }
 });

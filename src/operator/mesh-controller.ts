@@ -9,6 +9,7 @@ import type {
 import type { Logger } from '../core/log.js';
 import type { DesiredState } from '../manifests/types.js';
 import { observeCluster } from '../api/observe-cluster.js';
+import { NodeChangeWatch } from './node-change-watch.js';
 import {
   computeMeshRoutes,
   computeServiceRoutes,
@@ -20,14 +21,19 @@ export interface MeshControllerOptions {
   agents: () => ReadonlyMap<string, NodeAgent>;
   log: Logger;
   /**
-   * How often the cluster is observed to follow health between rollouts (a replica that fails
-   * its check, a node that goes down); the table is pushed to every node each time, so a node
-   * that restarted or reconnected gets it back without any bookkeeping.
+   * How often every node is read and the table pushed to every node even though no node said
+   * anything changed: the safety net under the change following (a node that restarted or
+   * reconnected gets its table back without any bookkeeping).
    */
-  intervalMs?: number;
+  resyncMs?: number;
   /** Told of every observation as the nodes answered it (before down nodes get their last replicas back). */
   onObserved?: (observed: ObservedState) => void;
 }
+
+/** The full resync of the mesh; changes are followed as they happen in between. */
+export const MESH_RESYNC_MS = 30_000;
+/** Changes that come together (a rollout's batch, a node's resync) make one refresh. */
+const CHANGE_SETTLE_MS = 100;
 
 /**
  * The operator's side of the routing mesh. Holds the last observed state and the desired
@@ -55,6 +61,11 @@ export class MeshController implements MeshMembership {
   private ticking: Promise<void> | null = null;
   /** The newest table a push completed with, its routes without its version (see contentOf). */
   private pushed: { version: number; content: string } | null = null;
+  /** A refresh is wanted: the settle timer runs, or the running refresh is followed by another. */
+  private wanted = false;
+  private settleTimer: NodeJS.Timeout | null = null;
+  private readonly lostListeners = new Set<() => void>();
+  private readonly watch: NodeChangeWatch;
   /** Replicas left out of routing for their address, already logged (`node/name@address`). */
   private misaddressedLogged = new Set<string>();
 
@@ -62,44 +73,78 @@ export class MeshController implements MeshMembership {
     this.options = options;
     this.log = options.log.child({ component: 'mesh' });
     this.quiet = this.log.child({}, { level: 'error' });
+    this.watch = new NodeChangeWatch(options.agents, () => this.refreshSoon());
   }
 
   /** The services (their published ports, and the ports reached by name) that a reconcile converges toward. */
   setDesired(desired: Pick<DesiredState, 'services'>): void {
     this.desired = desired;
+    // Each reconcile: a node that joined since is followed from now on.
+    if (this.timer !== null) this.watch.follow();
   }
 
+  /** Follows the nodes' changes, and reads every node every resync period whatever they say. */
   start(): void {
-    const every = this.options.intervalMs ?? 1000;
-    const loop = (): void => {
+    const every = this.options.resyncMs ?? MESH_RESYNC_MS;
+    const resync = (): void => {
       if (this.stopped) return;
-      this.ticking = this.refresh()
-        .catch((error: unknown) => this.log.warn({ err: error }, 'routing mesh refresh failed'))
-        .finally(() => {
-          this.ticking = null;
-          if (!this.stopped) this.timer = setTimeout(loop, every);
-        });
+      this.watch.follow();
+      this.refreshSoon();
+      this.timer = setTimeout(resync, every);
     };
-    loop();
+    resync();
+  }
+
+  /**
+   * Called when a refresh finds a replica gone or stopped that no rollout withdrew: removed or
+   * stopped behind berth's back, or died. The operator reconciles then, not on a timer.
+   */
+  onReplicaLost(listener: () => void): () => void {
+    this.lostListeners.add(listener);
+    return () => this.lostListeners.delete(listener);
+  }
+
+  /** One refresh soon, however many changes come together; never two at once. */
+  private refreshSoon(): void {
+    if (this.stopped || this.wanted) return;
+    this.wanted = true;
+    if (this.ticking !== null) return;
+    this.settleTimer = setTimeout(() => this.runRefresh(), CHANGE_SETTLE_MS);
+  }
+
+  private runRefresh(): void {
+    this.settleTimer = null;
+    this.wanted = false;
+    this.ticking = this.refresh()
+      .catch((error: unknown) => this.log.warn({ err: error }, 'routing mesh refresh failed'))
+      .finally(() => {
+        this.ticking = null;
+        if (this.wanted && !this.stopped)
+          this.settleTimer = setTimeout(() => this.runRefresh(), CHANGE_SETTLE_MS);
+      });
   }
 
   async stop(): Promise<void> {
     this.stopped = true;
     if (this.timer) clearTimeout(this.timer);
+    if (this.settleTimer) clearTimeout(this.settleTimer);
+    await this.watch.stop();
     await this.ticking;
   }
 
   /** Observes every node and pushes the table computed from what it saw. */
   async refresh(): Promise<void> {
-    // Every second: a node that stays down would otherwise be reported every time; the
-    // reconcile loop already says so.
+    // A node that stays down would otherwise be reported at every refresh; the reconcile loop
+    // already says so.
     const answered = await observeCluster(this.options.agents(), this.quiet);
     this.options.onObserved?.(answered);
     const observed = this.withLastSeen(answered);
     const present = new Set(observed.nodes.flatMap((n) => n.replicas.map((r) => replicaKey(n.name, r.name))));
+    const lost = this.desired !== null && lostReplicas(this.observed, observed, this.withdrawn).length > 0;
     // A withdrawn replica is forgotten once it is gone, so a later one of the same name can serve.
     for (const key of this.withdrawn) if (!present.has(key)) this.withdrawn.delete(key);
     this.observed = observed;
+    if (lost) for (const listener of this.lostListeners) listener();
     this.logMisaddressed();
     await this.push(0);
   }
@@ -211,7 +256,7 @@ export class MeshController implements MeshMembership {
             await agent.setMeshRoutes(table, { drainTimeoutMs });
           } catch (error) {
             everyNode = false;
-            // The next refresh pushes again; a node that cannot take the table keeps the last one.
+            // The next refresh (its return is a change) pushes again; a node that cannot take the table keeps the last one.
             this.log.warn({ node: agent.name, err: error }, 'could not update the routing mesh of a node');
           }
         }),
@@ -225,4 +270,20 @@ export class MeshController implements MeshMembership {
 /** What a table routes, its version aside: two tables of the same content route alike. */
 function contentOf(table: MeshRoutes): string {
   return JSON.stringify([table.routes, table.services]);
+}
+
+/** Replicas running in `before` and no longer running in `after`, leaving out those withdrawn (a rollout's own). */
+export function lostReplicas(
+  before: ObservedState,
+  after: ObservedState,
+  withdrawn: ReadonlySet<string>,
+): string[] {
+  const running = (state: ObservedState) =>
+    new Set(
+      state.nodes.flatMap((node) =>
+        node.replicas.filter((r) => r.state === 'running').map((r) => replicaKey(node.name, r.name)),
+      ),
+    );
+  const now = running(after);
+  return [...running(before)].filter((key) => !now.has(key) && !withdrawn.has(key));
 }

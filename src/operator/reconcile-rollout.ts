@@ -5,6 +5,7 @@ import { computePlan } from '../plan/compute-plan.js';
 import type { Plan } from '../plan/types.js';
 import { applyPlan, type RolloutResult } from '../rollout/apply-plan.js';
 import { shortRevision } from '../source/revision.js';
+import { DEFAULT_CREATE_CONCURRENCY, limitCreatesPerNode } from './node-create-limit.js';
 import type { ReconcileDeps } from './reconcile-types.js';
 
 /**
@@ -18,7 +19,7 @@ export function runPlan(
   interruptible: boolean,
 ): Promise<RolloutResult> {
   return applyPlan(args.plan, {
-    agents: args.agents,
+    agents: limitCreatesPerNode(args.agents, deps.createConcurrency ?? DEFAULT_CREATE_CONCURRENCY),
     readSecret: deps.readSecret,
     log: args.log,
     ...(deps.onEvent ? { onEvent: deps.onEvent } : {}),

@@ -26,6 +26,8 @@ export interface ReconcileDeps {
   mesh?: MeshController;
   /** The CronJob scheduler of `berth run`: told the revision each reconcile chose. */
   cronJobs?: { setDesired(desired: DesiredState): void };
+  /** Replicas created and started at once per node (node-create-limit.ts); DEFAULT_CREATE_CONCURRENCY when absent. */
+  createConcurrency?: number;
   /** Ports berth was configured to listen on (see reserved-ports.ts); a Service may not publish them. */
   berthPorts?: readonly BerthPort[];
 }

@@ -130,6 +130,11 @@ class FakeAgent implements NodeAgent {
 
   async removeVolume(): Promise<void> {}
 
+  async awaitChange(): Promise<{ mark: string }> {
+    this.guard('awaitChange');
+    return { mark: 'fake' };
+  }
+
   async removeReplica(name: string): Promise<void> {
     this.guard('removeReplica');
     this.replicas.delete(name);

@@ -153,6 +153,9 @@ class MemoryNode implements NodeAgent {
   }
 
   async removeVolume(): Promise<void> {}
+  async awaitChange(): Promise<{ mark: string }> {
+    return { mark: 'memory' };
+  }
 
   async removeReplica(name: string): Promise<void> {
     await tick();

@@ -13,7 +13,7 @@ import {
 } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
 import { manifestFile, namespaceManifest, webService } from '../helpers/manifests.js';
-import { bodies, removeNamespace, replicasOf } from './cluster-probe.js';
+import { bodies, removeContainer, removeNamespace, replicasOf, stopContainer } from './cluster-probe.js';
 
 const ns = `run${Date.now().toString(36)}`;
 const node = `test-${ns}`;
@@ -188,6 +188,23 @@ describe('berth run: the operator loop', () => {
           replicas.every((r) => r.revision === commit && r.state === 'running') &&
           serving.join() === 'v1,v1,v1'
         );
+      },
+      60_000,
+    );
+  });
+
+  test('a replica removed and one stopped by hand are repaired on their own: no schedule, no commit', async () => {
+    const [first, second] = await replicasOf(ns, 'web');
+    await removeContainer(first!.name);
+    await stopContainer(second!.name);
+    // The operator runs with no schedule and nothing is committed: only the nodes' change
+    // reports can start the reconcile that repairs them.
+    await eventually(
+      '3 replicas serving v1 again',
+      async () => {
+        const replicas = await replicasOf(ns, 'web');
+        const serving = await bodies(ns, 'web');
+        return replicas.length === 3 && serving.join() === 'v1,v1,v1';
       },
       60_000,
     );
