@@ -131,10 +131,10 @@ async function runOperator(options: RunOptions): Promise<void> {
     s.source = { repo: repoIdentity(options.repo), path: options.path, branch: options.branch };
   });
   const metrics = new OperatorMetrics();
-  // The routing mesh: published ports on every node, following replica health.
   // The event stream of `berth events` and of the dashboard.
   const events = new EventBus();
   const observationEvents = new ObservationEvents();
+  // The routing mesh: published ports on every node, following replica health.
   const mesh = new MeshController({
     agents: nodes.agents,
     log,
@@ -147,6 +147,7 @@ async function runOperator(options: RunOptions): Promise<void> {
     ...{ source, agents: nodes.agents, store, log, readSecret, metrics, mesh },
     berthPorts: berthPortsOf(options),
     createConcurrency: options.createConcurrency,
+    onJobFailed: (job) => notifications.jobFailed(job),
     schedule: options.schedule,
     watchRepo: isLocal && options.watch ? options.repo : null,
     onEvent: (event) => {

@@ -114,6 +114,11 @@ async function recordRun(
 ): Promise<void> {
   const outcome = run.outcome === 'running' ? 'failed' : run.outcome;
   ctx.deps.onJobRun?.(outcome);
+  // The run that failed the Job: told once, as the record turns failed with it.
+  if (record.phase === 'failed' && outcome === 'failed') {
+    const reason = record.reason ?? `exit code ${run.exitCode}`;
+    ctx.deps.onJobFailed?.({ namespace: job.namespace, name: job.name, revision: record.revision, reason });
+  }
   ctx.log.info(
     {
       job: `${job.namespace}/${job.name}`,

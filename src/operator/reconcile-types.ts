@@ -22,6 +22,8 @@ export interface ReconcileDeps {
   signal?: AbortSignal;
   /** A run of a Job finished (for metrics). */
   onJobRun?: (outcome: 'succeeded' | 'failed' | 'lost') => void;
+  /** A Job failed at a spec (its last allowed run failed): for the job-failed notification. */
+  onJobFailed?: (job: { namespace: string; name: string; revision: string; reason: string }) => void;
   /** The routing mesh of `berth run`; one-shot commands have none. */
   mesh?: MeshController;
   /** The CronJob scheduler of `berth run`: told the revision each reconcile chose. */

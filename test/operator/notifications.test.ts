@@ -73,7 +73,7 @@ metadata: { name: ${name}, namespace: ${ns} }
 spec:
   type: ${type}
   urlFrom: { secret: hooks, key: ${key} }
-  events: [deployed, rolled-back, failed, invalid]
+  events: [deployed, rolled-back, failed, invalid, job-failed]
 `;
 }
 
@@ -108,8 +108,9 @@ test('Notifiers: deployed and rolled-back told once each, retried after a 500, r
       down: await ageEncrypt(recipient, downUrl),
     },
   });
-  const manifests = (image: string): Record<string, string> => ({
+  const manifests = (image: string, ...extra: string[]): Record<string, string> => ({
     'deploy/all.yaml': manifestFile(
+      ...extra,
       namespaceManifest(ns),
       secrets,
       notifier('ops', ns, 'webhook', 'hook'),
@@ -177,4 +178,25 @@ test('Notifiers: deployed and rolled-back told once each, retried after a 500, r
   for (const token of [HOOK_TOKEN, SLACK_TOKEN, DOWN_TOKEN])
     assert.ok(!output.includes(token), `${token} in the output`);
   assert.deepEqual(await filesContaining(stateDir, [HOOK_TOKEN, SLACK_TOKEN, DOWN_TOKEN]), []);
+
+  // A Job that fails is told once, as job-failed, naming the Job and why.
+  const failingJob = `apiVersion: berth/v1
+kind: Job
+metadata: { name: nightly, namespace: ${ns} }
+spec:
+  image: busybox:1.36
+  command: ["sh", "-c", "echo nightly broke; exit 3"]
+  backoffLimit: 0
+  init: true
+  stopGracePeriod: 1s
+`;
+  const withJob = await repo.commit(manifests('berth-test/web:v1', failingJob), 'a nightly Job that fails');
+  const jobFailed = await eventually('the webhook gets job-failed', async () =>
+    hook.received.find((event) => event['event'] === 'job-failed'),
+  );
+  assert.equal(jobFailed['namespace'], ns);
+  assert.equal(jobFailed['service'], 'nightly');
+  assert.equal(jobFailed['revision'], withJob);
+  assert.match(String(jobFailed['reason']), /nightly broke|exit code 3/);
+  assert.equal(hook.received.filter((event) => event['event'] === 'job-failed').length, 1);
 });
