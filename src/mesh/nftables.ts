@@ -9,7 +9,8 @@
  * user-space balancer and says why.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import type { Logger } from '../core/log.js';
 import type { MeshBackend } from '../api/types.js';
 import {
@@ -36,6 +37,7 @@ export interface KernelDataPlane {
 
 const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', 'nft'];
 const CONNTRACK = '/proc/net/nf_conntrack';
+const ROUTES = '/proc/net/route';
 /** conntrack states of a connection that still carries (or may carry) data. */
 const CLOSED_STATES = new Set(['TIME_WAIT', 'CLOSE', 'LAST_ACK']);
 
@@ -78,6 +80,7 @@ export function countConntrack(
   published: number,
   backend: Pick<MeshBackend, 'host' | 'port'>,
 ): number {
+  // `backend` is where the kernel sent the connections: a container's bridge address for a local one.
   const original = `dst=${address} `;
   const port = ` dport=${published} `;
   const reply = ` src=${backend.host} `;
@@ -94,6 +97,28 @@ export function countConntrack(
       count++;
   }
   return count;
+}
+
+/** `a.b.c.d` as /proc/net/route writes addresses: a 32-bit number in the host's byte order. */
+function routeNumber(ip: string): number {
+  const bytes = ip.split('.').map(Number);
+  if (endianness() === 'BE') bytes.reverse();
+  return bytes.reduce((n, byte, i) => n + byte * 2 ** (8 * i), 0);
+}
+
+/** The interface this host routes `ip` through (longest prefix of /proc/net/route); null when none. */
+export function routeInterface(routes: string, ip: string): string | null {
+  const target = routeNumber(ip);
+  let best: { device: string; bits: number } | null = null;
+  for (const line of routes.split('\n').slice(1)) {
+    const [device, destination, , , , , , mask] = line.trim().split(/\s+/);
+    if (!device || !destination || !mask || !/^[\w.-]+$/.test(device) || /^\.+$/.test(device)) continue;
+    const [dest, bits] = [parseInt(destination, 16), parseInt(mask, 16)];
+    if ((target & bits) >>> 0 !== dest) continue;
+    const length = bits.toString(2).replaceAll('0', '').length;
+    if (best === null || length > best.bits) best = { device, bits: length };
+  }
+  return best?.device ?? null;
 }
 
 function alive(pid: number): boolean {
@@ -123,17 +148,59 @@ async function removeLeftovers(nft: string, log: Logger): Promise<void> {
 class NftablesDataPlane implements KernelDataPlane {
   private closed = false;
   readonly table: string;
+  /** Bridges that route loopback-sourced packets (route_localnet), checked or set by this process. */
+  private readonly localnet = new Set<string>();
 
   constructor(
     private readonly nft: string,
     private readonly address: string,
+    private readonly log: Logger,
   ) {
     this.table = nftTableName(address, process.pid);
   }
 
   async serve(ports: readonly KernelPort[]): Promise<void> {
     if (this.closed) return;
-    await runNft(this.nft, renderNftRuleset(this.table, this.address, ports));
+    const unreachable = await this.routeLoopbackTo(ports);
+    const reachable = ports.map((p) => ({
+      ...p,
+      // A container the kernel cannot reach from here is DNATed to its published port instead.
+      backends: p.backends.map(({ local, ...b }) =>
+        local && !unreachable.has(local.host) ? { ...b, local } : b,
+      ),
+    }));
+    await runNft(this.nft, renderNftRuleset(this.table, this.address, reachable));
+  }
+
+  /**
+   * A node address on loopback (127.0.0.0/8) DNATed to a container on a bridge: the kernel drops a
+   * packet with a loopback source routed out of a non-loopback interface unless that interface has
+   * route_localnet, as kube-proxy and Docker (without its userland proxy) set it. Set only on the
+   * bridges of this node's replicas; returns the containers it could not be set for.
+   */
+  private async routeLoopbackTo(ports: readonly KernelPort[]): Promise<Set<string>> {
+    const unreachable = new Set<string>();
+    if (!this.address.startsWith('127.')) return unreachable;
+    const hosts = new Set(ports.flatMap((p) => p.backends.flatMap((b) => (b.local ? [b.local.host] : []))));
+    if (hosts.size === 0) return unreachable;
+    const routes = await readFile(ROUTES, 'utf8').catch(() => '');
+    for (const host of hosts) {
+      const device = routeInterface(routes, host);
+      if (device === 'lo' || (device !== null && this.localnet.has(device))) continue;
+      try {
+        if (device === null) throw new Error(`no route to ${host}`);
+        const path = `/proc/sys/net/ipv4/conf/${device}/route_localnet`;
+        if ((await readFile(path, 'utf8')).trim() !== '1') {
+          await writeFile(path, '1\n');
+          this.log.info({ device }, 'route_localnet set on a bridge: loopback clients reach its containers');
+        }
+        this.localnet.add(device);
+      } catch (error) {
+        unreachable.add(host);
+        this.log.warn({ host, device, err: error }, 'a local replica is reached through its published port');
+      }
+    }
+    return unreachable;
   }
 
   async openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number> {
@@ -172,7 +239,7 @@ export async function openKernelDataPlane(
     return null;
   }
   await removeLeftovers(found.nft, log);
-  const plane = new NftablesDataPlane(found.nft, address);
+  const plane = new NftablesDataPlane(found.nft, address, log);
   await plane.serve([]);
   log.info(
     { dataPlane: 'nftables', nft: found.nft, table: plane.table },
