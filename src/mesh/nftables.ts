@@ -130,11 +130,16 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
-async function removeLeftovers(nft: string, log: Logger): Promise<void> {
-  const listing = await new Promise<string>((resolve) =>
+/** `nft list tables ip` ('' when it cannot be read). */
+function listTables(nft: string): Promise<string> {
+  return new Promise<string>((resolve) =>
     execFile(nft, ['list', 'tables', 'ip'], (error, stdout) => resolve(error ? '' : stdout)),
   );
+}
+
+/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
+async function removeLeftovers(nft: string, log: Logger): Promise<void> {
+  const listing = await listTables(nft);
   for (const [, table] of listing.matchAll(/^table ip (\S+)$/gm)) {
     const owner = table === undefined ? null : nftTableOwner(table);
     if (table === undefined || owner === null || owner === process.pid || alive(owner)) continue;
@@ -212,6 +217,30 @@ class NftablesDataPlane implements KernelDataPlane {
   async close(): Promise<void> {
     this.closed = true;
     await runNft(this.nft, renderNftRemoval(this.table));
+    await this.restoreLocalnet();
+  }
+
+  /**
+   * route_localnet without the guard of a berth table (its input chain drops packets to 127/8
+   * from other interfaces) would expose the host's loopback services to containers: switched off
+   * again on the bridges this mesh used it on (a mesh host killed before it could do so leaves it
+   * to its successor), unless another mesh's table still needs it.
+   */
+  private async restoreLocalnet(): Promise<void> {
+    if (this.localnet.size === 0) return;
+    const listing = await listTables(this.nft);
+    if (
+      [...listing.matchAll(/^table ip (\S+)$/gm)].some(
+        ([, t]) => t !== undefined && nftTableOwner(t) !== null,
+      )
+    )
+      return;
+    for (const device of this.localnet) {
+      await writeFile(`/proc/sys/net/ipv4/conf/${device}/route_localnet`, '0\n').catch((error: unknown) =>
+        this.log.warn({ device, err: error }, 'could not switch route_localnet off again'),
+      );
+    }
+    this.localnet.clear();
   }
 }
 

@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -89,6 +90,10 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
       .filter((r) => r.state === 'running')
       .map((r) => bridgeTarget(r.name))
       .sort();
+
+  /** route_localnet of the main engine's bridge (docker0). */
+  const routeLocalnet = (): string =>
+    readFileSync('/proc/sys/net/ipv4/conf/docker0/route_localnet', 'utf8').trim();
 
   before(async () => {
     await requireDocker();
@@ -186,6 +191,7 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
   });
 
   test('a clean stop removes everything berth added to nftables', async () => {
+    assert.equal(routeLocalnet(), '1', 'on while local replicas are DNATed from loopback');
     const pid = await meshHostPid();
     const exit = await operator!.stop('SIGTERM');
     operator = null;
@@ -199,5 +205,7 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
       }
     });
     assert.ok(!berthTables().includes(nftTableName('127.0.0.1', pid)), berthTables().join(', '));
+    // Without berth's table (and its guard) the bridge routes no loopback traffic again.
+    if (berthTables().length === 0) assert.equal(routeLocalnet(), '0');
   });
 });
