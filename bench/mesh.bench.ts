@@ -5,9 +5,9 @@
  *    connection per request, for LOAD_S seconds each) through the mesh's published port on the
  *    default data plane (BENCH_DATA_PLANE, default auto: nftables DNAT when root), through the
  *    same routes on the user-space balancer (a comparison mesh on an address of its own, fed every
- *    table node 1 gets), with appProtocol http, and straight to one replica's own port, side by
- *    side. The load runs in a child process so that it does not share an event loop with the
- *    balancer it measures.
+ *    table node 1 gets), with appProtocol http, and straight to one replica's own published port
+ *    (through docker-proxy) and to its bridge address, side by side. The load runs in a child
+ *    process so that it does not share an event loop with the balancer it measures.
  * 2. Under a steady request loop (RATE requests a second through one node's published port, for
  *    the change's duration, bounded), reporting failed requests (target: 0) for: a rolling update
  *    of 10 replicas (parallelism 2, start-first); a failing update and its automatic rollback; a
@@ -246,11 +246,16 @@ async function bench(): Promise<void> {
     const snapshot = await a.snapshot();
     const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
     if (direct === undefined) throw new Error('no replica port');
+    // The same replica at its own bridge address, where the kernel data plane sends node 1's replicas.
+    const bridge = (await cluster.engines[0]!.docker.getContainer(snapshot.replicas[0]!.name).inspect())
+      .NetworkSettings.Networks['bridge']?.IPAddress;
+    if (!bridge) throw new Error('no bridge address for the replica');
 
     const kernelTable = nftTable(a.address);
     const throughMesh = await measure(a.address, published);
     const throughUserspace = await measure(userspaceAddress, published);
     const straight = await measure(a.address, direct);
+    const straightToBridge = await measure(bridge, 8080);
     // The same port with appProtocol http (per-request balancing), then back to tcp.
     const switchTo = async (appProtocol: 'tcp' | 'http'): Promise<void> => {
       await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
@@ -273,6 +278,7 @@ async function bench(): Promise<void> {
     console.log(row(`mesh, userspace`, throughUserspace));
     console.log(row(`mesh, appProtocol http`, throughHttp));
     console.log(row(`one replica (:${direct})`, straight));
+    console.log(row(`one replica (${bridge}:8080)`, straightToBridge));
     const ratio = (r: ClosedLoopResult): string =>
       `${(r.requests / r.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(r.p50 - straight.p50).toFixed(2)} ms`;
     console.log(

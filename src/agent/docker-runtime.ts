@@ -556,7 +556,11 @@ function toRuntimeContainer(info: Docker.ContainerInspectInfo): RuntimeContainer
       });
     }
   }
+  // The default bridge's address first: the one berth's containers are attached to.
+  const networks = info.NetworkSettings.Networks ?? {};
+  const address = (networks['bridge'] ?? Object.values(networks).find((n) => n.IPAddress))?.IPAddress;
   return {
+    ...(address ? { address } : {}),
     id: info.Id,
     name: info.Name.replace(/^\//, ''),
     image: info.Config.Image,

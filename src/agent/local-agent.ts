@@ -68,7 +68,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
   const fileStore = options.fileStore ?? createFileStore({ stateDir: options.stateDir, log });
   const prober = createHealthProber({ runtime: options.runtime, log });
   const history = new RunHistory();
-  const mesh = meshOf(options, address, log);
+  const mesh = meshOf(options, address, log, containers);
   const toObserved = (container: RuntimeContainer) =>
     toObservedReplica(container, nodeName, prober.status(container.name));
   const closing = new AbortController();
@@ -178,8 +178,14 @@ function readyOnce(nodeName: string, closed: AbortSignal, start: () => Promise<v
 }
 
 /** The node's part of the mesh, in a mesh host of its own when the options say how to start one. */
-function meshOf(options: LocalAgentOptions, address: string, log: Logger): MeshMembership {
+function meshOf(
+  options: LocalAgentOptions,
+  address: string,
+  log: Logger,
+  containers: NodeContainers,
+): MeshMembership {
   return createMeshMembership({
+    observe: (name) => containers.observe(name),
     nodeName: options.nodeName,
     address,
     serviceAddresses: options.serviceAddresses,

@@ -13,6 +13,7 @@ import { connectMeshHost, type MeshHostLaunch } from '../mesh/mesh-host-client.j
 import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
 import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
 import type { DataPlane, DataPlaneChoice } from '../mesh/nftables.js';
+import { withLocalTargets, type ObserveContainer } from './mesh-local-backends.js';
 
 export interface MeshMembershipOptions {
   nodeName: string;
@@ -23,6 +24,11 @@ export interface MeshMembershipOptions {
   log: Logger;
   /** What carries published TCP ports (mesh/nftables.ts); default `userspace`. */
   dataPlane?: DataPlaneChoice | undefined;
+  /**
+   * This node's containers at the engine: with a kernel data plane, its own replicas are DNATed to
+   * their bridge address (mesh-local-backends.ts); absent, to their published port.
+   */
+  observe?: ObserveContainer | undefined;
   /** Replaces the node mesh on the node's address (tests). */
   mesh?: NodeMesh;
   /**
@@ -65,8 +71,12 @@ export function createMeshMembership(options: MeshMembershipOptions): MeshMember
     },
     async setRoutes(table, { drainTimeoutMs }) {
       if (closed) throw new BerthError('ERR_STATE', `agent for node ${nodeName} is closed`);
-      lastTable = table;
-      await mesh.apply(withoutReplicas(table, vetoed), { drainTimeoutMs });
+      const located =
+        options.observe && (options.dataPlane ?? 'userspace') !== 'userspace'
+          ? await withLocalTargets(table, nodeName, options.observe)
+          : table;
+      if (lastTable === null || located.version >= lastTable.version) lastTable = located;
+      await mesh.apply(withoutReplicas(located, vetoed), { drainTimeoutMs });
     },
     containerDns,
     dataPlane: () => mesh.dataPlane(),

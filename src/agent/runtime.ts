@@ -31,6 +31,8 @@ export interface RuntimeContainer {
   finishedAt: string | null;
   /** Published ports with the host port the engine picked; empty while not running. */
   ports: PublishedPort[];
+  /** The container's IPv4 address on the engine's bridge network; absent without one (or not running). */
+  address?: string;
 }
 
 export interface PortBinding {

@@ -262,7 +262,17 @@ const backendsSchema = {
   items: {
     type: 'object',
     required: ['id', 'host', 'port'],
-    properties: { id: { type: 'string', minLength: 1 }, host: { type: 'string', minLength: 1 }, port: PORT },
+    properties: {
+      id: { type: 'string', minLength: 1 },
+      host: { type: 'string', minLength: 1 },
+      port: PORT,
+      local: {
+        type: 'object',
+        additionalProperties: false,
+        required: ['host', 'port'],
+        properties: { host: { type: 'string', minLength: 1 }, port: PORT },
+      },
+    },
   },
 } as const;
 

@@ -201,6 +201,12 @@ export interface MeshBackend {
   id: string;
   host: string;
   port: number;
+  /**
+   * For a replica of the node the table is served on: the container's own address and target port
+   * on the engine's bridge, reachable from that node only. Set by the node itself (never by the
+   * operator), for the kernel data plane, which DNATs there rather than through the engine's proxy.
+   */
+  local?: { host: string; port: number };
 }
 
 /** A published port of a service and the healthy replicas (on every node) that serve it. */

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nftTableName, nftTableOwner, renderNftRemoval, renderNftRuleset } from './nftables-ruleset.js';
-import { countConntrack } from './nftables.js';
+import { countConntrack, routeInterface } from './nftables.js';
 
 test('a port is a random DNAT over its backends, in a table replaced as a whole', () => {
   const script = renderNftRuleset('berth_192_0_2_10_p42', '192.0.2.10', [
@@ -69,4 +69,47 @@ test('conntrack entries count for a backend while their connection is open', () 
   assert.equal(countConntrack(table, '127.0.9.1', 30999, { host: '127.0.9.1', port: 32000 }), 1);
   assert.equal(countConntrack(table, '127.0.9.1', 31000, { host: '127.0.9.2', port: 32001 }), 0);
   assert.equal(countConntrack('', '127.0.9.1', 30999, { host: '127.0.9.2', port: 32001 }), 0);
+});
+
+test("a replica of this node is DNATed to its container's bridge address, loopback clients masqueraded", () => {
+  const script = renderNftRuleset('berth_127_0_0_1_p7', '127.0.0.1', [
+    {
+      port: 8080,
+      backends: [
+        { host: '127.0.0.1', port: 32000, local: { host: '172.17.0.5', port: 80 } },
+        { host: '127.0.0.2', port: 32001 },
+      ],
+    },
+  ]);
+  assert.ok(script.includes('map { 0 : 172.17.0.5 . 80, 1 : 127.0.0.2 . 32001 }'), script);
+  assert.ok(
+    script.includes(
+      'ip saddr 127.0.0.0/8 ip daddr 127.0.0.1 tcp dport { 8080 } meta mark set meta mark | 0x00200000',
+    ),
+  );
+  // What route_localnet would open to a bridge's neighbours stays shut: only answers get in.
+  assert.ok(
+    script.includes('iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } drop'),
+  );
+  assert.throws(
+    () =>
+      renderNftRuleset('berth_127_0_0_1_p7', '127.0.0.1', [
+        { port: 80, backends: [{ host: '127.0.0.1', port: 1, local: { host: '172.17.0.5 }', port: 80 } }] },
+      ]),
+    /IPv4/,
+  );
+});
+
+test('the interface a container address is routed through, by longest prefix of /proc/net/route', () => {
+  const routes = [
+    'Iface\tDestination\tGateway \tFlags\tRefCnt\tUse\tMetric\tMask\t\tMTU\tWindow\tIRTT',
+    'eth0\t00000000\t010200C0\t0003\t0\t0\t0\t00000000\t0\t0\t0',
+    'docker0\t000011AC\t00000000\t0001\t0\t0\t0\t0000FFFF\t0\t0\t0',
+    'br-1\t000511AC\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0',
+    '../x\t0002750A\t00000000\t0001\t0\t0\t0\t00FFFFFF\t0\t0\t0',
+  ].join('\n');
+  assert.equal(routeInterface(routes, '172.17.0.16'), 'docker0');
+  assert.equal(routeInterface(routes, '172.17.5.3'), 'br-1');
+  assert.equal(routeInterface(routes, '10.117.2.9'), 'eth0', 'an unsafe interface name is never used');
+  assert.equal(routeInterface(routes.split('\n').slice(0, 1).join('\n'), '172.17.0.2'), null);
 });

@@ -10,10 +10,21 @@
  */
 import type { MeshBackend } from '../api/types.js';
 
-/** A published port the kernel serves: its backends, all healthy (an empty list is not served). */
+/**
+ * A published port the kernel serves: its backends, all healthy (an empty list is not served). A
+ * backend with `local` (a replica of this node) is DNATed to its container's bridge address.
+ */
 export interface KernelPort {
   port: number;
-  backends: Pick<MeshBackend, 'host' | 'port'>[];
+  backends: Pick<MeshBackend, 'host' | 'port' | 'local'>[];
+}
+
+/** Where the kernel sends a backend's connections. */
+export function dnatTarget(backend: Pick<MeshBackend, 'host' | 'port' | 'local'>): {
+  host: string;
+  port: number;
+} {
+  return backend.local ?? { host: backend.host, port: backend.port };
 }
 
 /**
@@ -58,6 +69,7 @@ function checkAddress(host: string): string {
 /** One port's rule: a random pick among its backends, each a DNAT target. */
 function portRule(address: string, kernelPort: KernelPort): string {
   const targets = kernelPort.backends
+    .map(dnatTarget)
     .map((b, i) => `${i} : ${checkAddress(b.host)} . ${checkPort(b.port)}`)
     .join(', ');
   return (
@@ -73,13 +85,12 @@ export function renderNftRuleset(table: string, address: string, ports: readonly
   const served = [...ports].filter((p) => p.backends.length > 0).sort((a, b) => a.port - b.port);
   const rules = served.map((p) => `    ${portRule(checkAddress(address), p)}`);
   const mark = `0x${MASQUERADE_MARK.toString(16).padStart(8, '0')}`;
-  const marked =
-    served.length === 0
-      ? []
-      : [
-          `    ip daddr ${address} tcp dport { ${served.map((p) => p.port).join(', ')} } ` +
-            `meta mark set meta mark | ${mark}`,
-        ];
+  const match = `ip daddr ${address} tcp dport { ${served.map((p) => p.port).join(', ')} }`;
+  const marked = served.length === 0 ? [] : [`    ${match} meta mark set meta mark | ${mark}`];
+  // A client on this host with a loopback source, DNATed to a container's bridge address: its
+  // source must become the bridge's, or the container's answer goes nowhere.
+  const loopbackMarked =
+    served.length === 0 ? [] : [`    ip saddr 127.0.0.0/8 ${match} meta mark set meta mark | ${mark}`];
   return [
     // Declaring the table first makes the delete valid when it does not exist yet (a first start).
     `table ip ${table}`,
@@ -95,11 +106,18 @@ export function renderNftRuleset(table: string, address: string, ports: readonly
     '  }',
     '  chain output {',
     '    type nat hook output priority -100; policy accept;',
+    ...loopbackMarked,
     '    jump published',
     '  }',
     '  chain postrouting {',
     '    type nat hook postrouting priority 100; policy accept;',
     `    meta mark & ${mark} == ${mark} oifname != "lo" masquerade`,
+    '  }',
+    // route_localnet on a bridge (nftables.ts) would let whatever is on that bridge reach this
+    // host's loopback services; only answers to connections made from here may (CVE-2020-8558).
+    '  chain input {',
+    '    type filter hook input priority 0; policy accept;',
+    '    iifname != "lo" ip daddr 127.0.0.0/8 ct state != { established, related } drop',
     '  }',
     '}',
     '',

@@ -9,7 +9,8 @@
  * user-space balancer and says why.
  */
 import { execFile } from 'node:child_process';
-import { readFile } from 'node:fs/promises';
+import { readFile, writeFile } from 'node:fs/promises';
+import { endianness } from 'node:os';
 import type { Logger } from '../core/log.js';
 import type { MeshBackend } from '../api/types.js';
 import {
@@ -36,6 +37,7 @@ export interface KernelDataPlane {
 
 const NFT_CANDIDATES = ['/usr/sbin/nft', '/sbin/nft', '/usr/bin/nft', 'nft'];
 const CONNTRACK = '/proc/net/nf_conntrack';
+const ROUTES = '/proc/net/route';
 /** conntrack states of a connection that still carries (or may carry) data. */
 const CLOSED_STATES = new Set(['TIME_WAIT', 'CLOSE', 'LAST_ACK']);
 
@@ -78,6 +80,7 @@ export function countConntrack(
   published: number,
   backend: Pick<MeshBackend, 'host' | 'port'>,
 ): number {
+  // `backend` is where the kernel sent the connections: a container's bridge address for a local one.
   const original = `dst=${address} `;
   const port = ` dport=${published} `;
   const reply = ` src=${backend.host} `;
@@ -96,6 +99,28 @@ export function countConntrack(
   return count;
 }
 
+/** `a.b.c.d` as /proc/net/route writes addresses: a 32-bit number in the host's byte order. */
+function routeNumber(ip: string): number {
+  const bytes = ip.split('.').map(Number);
+  if (endianness() === 'BE') bytes.reverse();
+  return bytes.reduce((n, byte, i) => n + byte * 2 ** (8 * i), 0);
+}
+
+/** The interface this host routes `ip` through (longest prefix of /proc/net/route); null when none. */
+export function routeInterface(routes: string, ip: string): string | null {
+  const target = routeNumber(ip);
+  let best: { device: string; bits: number } | null = null;
+  for (const line of routes.split('\n').slice(1)) {
+    const [device, destination, , , , , , mask] = line.trim().split(/\s+/);
+    if (!device || !destination || !mask || !/^[\w.-]+$/.test(device) || /^\.+$/.test(device)) continue;
+    const [dest, bits] = [parseInt(destination, 16), parseInt(mask, 16)];
+    if ((target & bits) >>> 0 !== dest) continue;
+    const length = bits.toString(2).replaceAll('0', '').length;
+    if (best === null || length > best.bits) best = { device, bits: length };
+  }
+  return best?.device ?? null;
+}
+
 function alive(pid: number): boolean {
   try {
     process.kill(pid, 0);
@@ -105,11 +130,16 @@ function alive(pid: number): boolean {
   }
 }
 
-/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
-async function removeLeftovers(nft: string, log: Logger): Promise<void> {
-  const listing = await new Promise<string>((resolve) =>
+/** `nft list tables ip` ('' when it cannot be read). */
+function listTables(nft: string): Promise<string> {
+  return new Promise<string>((resolve) =>
     execFile(nft, ['list', 'tables', 'ip'], (error, stdout) => resolve(error ? '' : stdout)),
   );
+}
+
+/** Removes the tables of berth processes that are gone (killed, crashed): nothing stale is served. */
+async function removeLeftovers(nft: string, log: Logger): Promise<void> {
+  const listing = await listTables(nft);
   for (const [, table] of listing.matchAll(/^table ip (\S+)$/gm)) {
     const owner = table === undefined ? null : nftTableOwner(table);
     if (table === undefined || owner === null || owner === process.pid || alive(owner)) continue;
@@ -123,17 +153,59 @@ async function removeLeftovers(nft: string, log: Logger): Promise<void> {
 class NftablesDataPlane implements KernelDataPlane {
   private closed = false;
   readonly table: string;
+  /** Bridges that route loopback-sourced packets (route_localnet), checked or set by this process. */
+  private readonly localnet = new Set<string>();
 
   constructor(
     private readonly nft: string,
     private readonly address: string,
+    private readonly log: Logger,
   ) {
     this.table = nftTableName(address, process.pid);
   }
 
   async serve(ports: readonly KernelPort[]): Promise<void> {
     if (this.closed) return;
-    await runNft(this.nft, renderNftRuleset(this.table, this.address, ports));
+    const unreachable = await this.routeLoopbackTo(ports);
+    const reachable = ports.map((p) => ({
+      ...p,
+      // A container the kernel cannot reach from here is DNATed to its published port instead.
+      backends: p.backends.map(({ local, ...b }) =>
+        local && !unreachable.has(local.host) ? { ...b, local } : b,
+      ),
+    }));
+    await runNft(this.nft, renderNftRuleset(this.table, this.address, reachable));
+  }
+
+  /**
+   * A node address on loopback (127.0.0.0/8) DNATed to a container on a bridge: the kernel drops a
+   * packet with a loopback source routed out of a non-loopback interface unless that interface has
+   * route_localnet, as kube-proxy and Docker (without its userland proxy) set it. Set only on the
+   * bridges of this node's replicas; returns the containers it could not be set for.
+   */
+  private async routeLoopbackTo(ports: readonly KernelPort[]): Promise<Set<string>> {
+    const unreachable = new Set<string>();
+    if (!this.address.startsWith('127.')) return unreachable;
+    const hosts = new Set(ports.flatMap((p) => p.backends.flatMap((b) => (b.local ? [b.local.host] : []))));
+    if (hosts.size === 0) return unreachable;
+    const routes = await readFile(ROUTES, 'utf8').catch(() => '');
+    for (const host of hosts) {
+      const device = routeInterface(routes, host);
+      if (device === 'lo' || (device !== null && this.localnet.has(device))) continue;
+      try {
+        if (device === null) throw new Error(`no route to ${host}`);
+        const path = `/proc/sys/net/ipv4/conf/${device}/route_localnet`;
+        if ((await readFile(path, 'utf8')).trim() !== '1') {
+          await writeFile(path, '1\n');
+          this.log.info({ device }, 'route_localnet set on a bridge: loopback clients reach its containers');
+        }
+        this.localnet.add(device);
+      } catch (error) {
+        unreachable.add(host);
+        this.log.warn({ host, device, err: error }, 'a local replica is reached through its published port');
+      }
+    }
+    return unreachable;
   }
 
   async openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number> {
@@ -145,6 +217,30 @@ class NftablesDataPlane implements KernelDataPlane {
   async close(): Promise<void> {
     this.closed = true;
     await runNft(this.nft, renderNftRemoval(this.table));
+    await this.restoreLocalnet();
+  }
+
+  /**
+   * route_localnet without the guard of a berth table (its input chain drops packets to 127/8
+   * from other interfaces) would expose the host's loopback services to containers: switched off
+   * again on the bridges this mesh used it on (a mesh host killed before it could do so leaves it
+   * to its successor), unless another mesh's table still needs it.
+   */
+  private async restoreLocalnet(): Promise<void> {
+    if (this.localnet.size === 0) return;
+    const listing = await listTables(this.nft);
+    if (
+      [...listing.matchAll(/^table ip (\S+)$/gm)].some(
+        ([, t]) => t !== undefined && nftTableOwner(t) !== null,
+      )
+    )
+      return;
+    for (const device of this.localnet) {
+      await writeFile(`/proc/sys/net/ipv4/conf/${device}/route_localnet`, '0\n').catch((error: unknown) =>
+        this.log.warn({ device, err: error }, 'could not switch route_localnet off again'),
+      );
+    }
+    this.localnet.clear();
   }
 }
 
@@ -172,7 +268,7 @@ export async function openKernelDataPlane(
     return null;
   }
   await removeLeftovers(found.nft, log);
-  const plane = new NftablesDataPlane(found.nft, address);
+  const plane = new NftablesDataPlane(found.nft, address, log);
   await plane.serve([]);
   log.info(
     { dataPlane: 'nftables', nft: found.nft, table: plane.table },

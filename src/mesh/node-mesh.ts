@@ -40,7 +40,7 @@ interface Listener {
   known: Set<string>;
   /** Backends in the table applied last. */
   current: Set<string>;
-  /** Where each known backend is, by id. */
+  /** Where each known backend is, by id (its bridge address for a replica of this node, when known). */
   addresses: Map<string, Pick<MeshBackend, 'host' | 'port'>>;
   /** A published TCP port the kernel DNATs: this balancer only holds the port (and serves when no backend is left). */
   kernel: boolean;
@@ -192,7 +192,9 @@ class RoutingMesh implements NodeMesh {
       if (!listener) continue;
       listener.balancer.setBackends(endpoint.backends);
       listener.kernel = kernel !== null && endpoint.what === 'published port' && !endpoint.http;
-      for (const b of endpoint.backends) listener.addresses.set(b.id, { host: b.host, port: b.port });
+      // Where the kernel sends a backend's connections, which is where conntrack sees them.
+      for (const b of endpoint.backends)
+        listener.addresses.set(b.id, b.local ?? { host: b.host, port: b.port });
       const ids = new Set(endpoint.backends.map((b) => b.id));
       for (const id of listener.known) if (!ids.has(id)) leaving.push({ listener, id });
       for (const id of ids) listener.known.add(id);

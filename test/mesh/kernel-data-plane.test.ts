@@ -5,6 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -65,21 +66,34 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
 
   const meshHostPid = async (): Promise<number> =>
     Number((await readFile(join(stateDir, 'agent', 'mesh-host.pid'), 'utf8')).trim());
-  /** The backend ports the kernel DNATs the published port to, from the mesh host's table; null without a table. */
-  const kernelBackends = async (): Promise<number[] | null> => {
+  /** Where the kernel DNATs the published port to (`address:port`), from the mesh host's table; null without a table. */
+  const kernelBackends = async (): Promise<string[] | null> => {
     const listing = nft(['list', 'table', 'ip', nftTableName('127.0.0.1', await meshHostPid())]);
     if (listing === null) return null;
     const rule = new RegExp(
       `tcp dport ${published} dnat ip to numgen random mod \\d+ map \\{([^}]*)\\}`,
     ).exec(listing);
     if (!rule) return [];
-    return [...(rule[1] ?? '').matchAll(/127\.0\.0\.1 \. (\d+)/g)].map((m) => Number(m[1])).sort();
+    return [...(rule[1] ?? '').matchAll(/([\d.]+) \. (\d+)/g)].map((m) => `${m[1]}:${m[2]}`).sort();
   };
-  const replicaPorts = async (): Promise<number[]> =>
+  /** A replica's own address and target port on the engine's bridge: where the kernel must send it. */
+  const bridgeTarget = (container: string): string => {
+    const address = execFileSync(
+      'docker',
+      ['inspect', '-f', '{{.NetworkSettings.Networks.bridge.IPAddress}}', container],
+      { encoding: 'utf8' },
+    ).trim();
+    return `${address}:8080`;
+  };
+  const replicaTargets = async (): Promise<string[]> =>
     (await replicasOf(ns, 'web'))
       .filter((r) => r.state === 'running')
-      .map((r) => r.port ?? 0)
+      .map((r) => bridgeTarget(r.name))
       .sort();
+
+  /** route_localnet of the main engine's bridge (docker0). */
+  const routeLocalnet = (): string =>
+    readFileSync('/proc/sys/net/ipv4/conf/docker0/route_localnet', 'utf8').trim();
 
   before(async () => {
     await requireDocker();
@@ -105,11 +119,13 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
     );
   });
 
-  test('the published port is a kernel DNAT over the 3 healthy replicas', async () => {
-    await eventually('3 replicas in the kernel map', async () => {
-      const ports = await replicaPorts();
-      return ports.length === 3 && JSON.stringify(await kernelBackends()) === JSON.stringify(ports);
+  test("the published port is a kernel DNAT over the 3 healthy replicas' bridge addresses", async () => {
+    await eventually('3 replicas in the kernel map, at their container addresses', async () => {
+      const targets = await replicaTargets();
+      return targets.length === 3 && JSON.stringify(await kernelBackends()) === JSON.stringify(targets);
     });
+    // Not through docker-proxy: no entry is the node address and a published port.
+    assert.ok((await kernelBackends())?.every((t) => !t.startsWith('127.')));
     for (let i = 0; i < 9; i++) {
       const answer = await getOnce('127.0.0.1', published);
       assert.equal(answer.status, 200);
@@ -129,7 +145,7 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
           const replicas = await replicasOf(ns, 'web');
           if (replicas.length !== 3 || !replicas.every((r) => r.revision === commit && r.state === 'running'))
             return false;
-          return JSON.stringify(await kernelBackends()) === JSON.stringify(await replicaPorts());
+          return JSON.stringify(await kernelBackends()) === JSON.stringify(await replicaTargets());
         },
         110_000,
       );
@@ -143,19 +159,22 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
 
   test('a replica that fails its health check leaves the map, and comes back when healthy', async () => {
     const [victim] = await replicasOf(ns, 'web');
-    assert.ok(victim?.port);
+    assert.ok(victim);
+    const victimTarget = bridgeTarget(victim.name);
     const removed = await dockerExec(victim.name, ['mv', '/www/index.html', '/www/kept.html']);
     assert.equal(removed.exitCode, 0, removed.output);
     const rest = await eventually('the unhealthy replica is out of the kernel map', async () => {
-      const ports = await kernelBackends();
-      return ports !== null && ports.length === 2 && !ports.includes(victim.port!) ? ports : null;
+      const targets = await kernelBackends();
+      return targets !== null && targets.length === 2 && !targets.includes(victimTarget) ? targets : null;
     });
     for (let i = 0; i < 20; i++) assert.equal((await getOnce('127.0.0.1', published)).status, 200);
     const restored = await dockerExec(victim.name, ['mv', '/www/kept.html', '/www/index.html']);
     assert.equal(restored.exitCode, 0, restored.output);
     await eventually('3 replicas in the kernel map again', async () => {
-      const ports = await kernelBackends();
-      return ports?.length === 3 && rest.every((p) => ports.includes(p));
+      const targets = await kernelBackends();
+      return (
+        targets?.length === 3 && targets.includes(victimTarget) && rest.every((t) => targets.includes(t))
+      );
     });
   });
 
@@ -172,6 +191,7 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
   });
 
   test('a clean stop removes everything berth added to nftables', async () => {
+    assert.equal(routeLocalnet(), '1', 'on while local replicas are DNATed from loopback');
     const pid = await meshHostPid();
     const exit = await operator!.stop('SIGTERM');
     operator = null;
@@ -185,5 +205,7 @@ describe('routing mesh, nftables data plane (berth run, real engine)', () => {
       }
     });
     assert.ok(!berthTables().includes(nftTableName('127.0.0.1', pid)), berthTables().join(', '));
+    // Without berth's table (and its guard) the bridge routes no loopback traffic again.
+    if (berthTables().length === 0) assert.equal(routeLocalnet(), '0');
   });
 });
