@@ -11,6 +11,7 @@ import type { CronJobState } from '../plan/cronjob-plan.js';
 import { jobRecordKey, type JobRecord } from '../plan/job-plan.js';
 import type { OperatorState } from '../operator/state-store.js';
 import { DEFAULT_STATE_DIR, openStateStore } from './context.js';
+import { alignColumns } from './columns.js';
 
 /** One row of `berth job ls`; the `--format json` document is a list of these. */
 export interface JobRow {
@@ -158,13 +159,5 @@ function formatRows(rows: readonly JobRow[]): string {
       r.nextRun ?? '-',
     ]),
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return `${table
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
+  return `${alignColumns(table).join('\n')}\n`;
 }

@@ -4,6 +4,7 @@ import { BerthError } from '../core/errors.js';
 import { formatLabels } from '../cluster/node-placement.js';
 import type { NodeListing } from '../cluster/node-registry.js';
 import { DEFAULT_STATE_DIR } from './context.js';
+import { alignColumns } from './columns.js';
 
 interface NodeOptions {
   stateDir: string;
@@ -24,15 +25,7 @@ function table(rows: NodeListing[]): string {
         .join(',') || '-',
     ]);
   }
-  const widths = lines[0]!.map((_, i) => Math.max(...lines.map((l) => l[i]!.length)));
-  return lines
-    .map((l) =>
-      l
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n');
+  return alignColumns(lines).join('\n');
 }
 
 /** `k=v` arguments of `berth node label`, as an object. */

@@ -21,6 +21,7 @@ import {
   repoIdentity,
   type ClusterOptions,
 } from './context.js';
+import { alignColumns } from './columns.js';
 
 interface StatusOptions extends ClusterOptions {
   repo?: string;
@@ -284,16 +285,6 @@ function formatJobs(jobs: JobStatusRow[]): string[] {
   return lines;
 }
 
-function alignColumns(rows: string[][]): string[] {
-  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((row) => row[i]!.length)));
-  return rows.map((row) =>
-    row
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd(),
-  );
-}
-
 function formatServices(services: ServiceStatusRow[]): string[] {
   const header = ['SERVICE', 'DESIRED', 'RUNNING', 'HEALTHY', 'REVISION', 'NODES'];
   const table = services.map((r) => [
@@ -304,13 +295,7 @@ function formatServices(services: ServiceStatusRow[]): string[] {
     r.revisions.join(',') || '-',
     r.nodes.join(',') || '-',
   ]);
-  const widths = header.map((h, i) => Math.max(h.length, ...table.map((t) => t[i]!.length)));
-  const lines = [header, ...table].map((line) =>
-    line
-      .map((cell, i) => cell.padEnd(widths[i]!))
-      .join('  ')
-      .trimEnd(),
-  );
+  const lines = alignColumns([header, ...table]);
   for (const r of services)
     for (const p of r.pending) lines.push(`${r.service} slot ${p.slot} pending: ${p.reason}`);
   return lines;

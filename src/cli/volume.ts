@@ -4,6 +4,7 @@ import { observeCluster } from '../api/observe-cluster.js';
 import { openAdminClientIfClustered } from '../cluster/admin-client.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { addClusterOptions, closeCluster, openCluster, type ClusterOptions } from './context.js';
+import { alignColumns } from './columns.js';
 
 interface VolumeListOptions extends ClusterOptions {
   format: 'text' | 'json';
@@ -109,15 +110,7 @@ function formatVolumes(rows: VolumeRow[]): string {
       r.name,
     ]),
   ];
-  const widths = table[0]!.map((_, i) => Math.max(...table.map((row) => row[i]!.length)));
-  return `${table
-    .map((row) =>
-      row
-        .map((cell, i) => cell.padEnd(widths[i]!))
-        .join('  ')
-        .trimEnd(),
-    )
-    .join('\n')}\n`;
+  return `${alignColumns(table).join('\n')}\n`;
 }
 
 /** Bytes as `docker system df` shows them: one decimal, powers of 1024. */
