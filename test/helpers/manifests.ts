@@ -100,6 +100,12 @@ function service(defaults: Partial<ServiceFields>, options: ServiceOptions): str
   return document('Service', metadata(name, namespace), { spec });
 }
 
+/** A Job of the busybox image (init, a short stop grace) with `spec` on top. */
+export function jobManifest(name: string, namespace: string, spec: Record<string, unknown>): string {
+  const defaults = { image: TEST_IMAGES.busybox, init: true, stopGracePeriod: '1s' };
+  return document('Job', metadata(name, namespace), { spec: { ...defaults, ...spec } });
+}
+
 export function namespaceManifest(name: string): string {
   return document('Namespace', { name }, {});
 }

@@ -9,7 +9,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
 import type { HistoryEntry } from '../../src/operator/state-store.js';
 import type { JobRecord } from '../../src/plan/job-plan.js';
 import type { JobStatusRow } from '../../src/plan/job-status.js';
@@ -21,21 +20,17 @@ import {
   targetArgs,
   type BerthProcess,
 } from '../helpers/berth-cli.js';
-import { requireTestImages, TEST_IMAGES } from '../helpers/docker.js';
+import { requireTestImages } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { manifestFile, namespaceManifest } from '../helpers/manifests.js';
+import { manifestFile, namespaceManifest, jobManifest as namespacedJob } from '../helpers/manifests.js';
 import { removeNamespace } from './cluster-probe.js';
 
 const ns = `jobst${Date.now().toString(36)}`;
 const node = `test-${ns}`;
 
+/** A Job of this suite's namespace. */
 function jobManifest(name: string, spec: Record<string, unknown>): string {
-  return stringify({
-    apiVersion: 'berth/v1',
-    kind: 'Job',
-    metadata: { name, namespace: ns },
-    spec: { image: TEST_IMAGES.busybox, init: true, stopGracePeriod: '1s', ...spec },
-  });
+  return namespacedJob(name, ns, spec);
 }
 
 /** The value of one sample of /metrics, or null when the operator does not export it. */

@@ -8,7 +8,6 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import { stringify } from 'yaml';
 import {
   eventually,
   runBerth,
@@ -17,9 +16,14 @@ import {
   targetArgs,
   type BerthProcess,
 } from '../helpers/berth-cli.js';
-import { requireTestImages, testDocker, TEST_IMAGES } from '../helpers/docker.js';
+import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
-import { manifestFile, namespaceManifest, sleeperService } from '../helpers/manifests.js';
+import {
+  manifestFile,
+  namespaceManifest,
+  sleeperService,
+  jobManifest as namespacedJob,
+} from '../helpers/manifests.js';
 import { removeNamespace, replicasOf } from './cluster-probe.js';
 
 const ns = `jobs${Date.now().toString(36)}`;
@@ -27,13 +31,9 @@ const node = `test-${ns}`;
 /** Test-only: retries wait 100 ms, 200 ms ... instead of 10 s, 20 s ... */
 const env = { ...process.env, BERTH_TEST_JOB_BACKOFF_MS: '100' };
 
+/** A Job of this suite's namespace. */
 function jobManifest(name: string, spec: Record<string, unknown>): string {
-  return stringify({
-    apiVersion: 'berth/v1',
-    kind: 'Job',
-    metadata: { name, namespace: ns },
-    spec: { image: TEST_IMAGES.busybox, init: true, stopGracePeriod: '1s', ...spec },
-  });
+  return namespacedJob(name, ns, spec);
 }
 
 interface RunContainer {
