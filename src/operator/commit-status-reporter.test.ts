@@ -85,6 +85,12 @@ test('a failed, rolled back or invalid head gets a failure with the reason; an i
   reporter.reconciled(result('failed', A, { error: lost, targetRevision: null }));
   reporter.reconciled(result('rolled back', A, { error: unhealthy, targetRevision: B }));
   await r.until(1);
+  // The reconcile after a rollback finds the head recorded as failed and says it in other words.
+  const again = new BerthError(
+    'ERR_ROLLOUT_UNHEALTHY',
+    'revision aaaaaaaaaaaa failed earlier: web: replica exited',
+  );
+  reporter.reconciled(result('failed', A, { error: again, targetRevision: B }));
   reporter.reconciled(result('failed', B, { error: invalid, targetRevision: null }));
   await r.until(2);
   // The next reconciles run the last good revision while the head stays refused: nothing new.

@@ -82,7 +82,11 @@ export class CommitStatusReporter implements ReconcileNotifier {
   private report(sha: string, state: CommitState, description: string): void {
     if (this.closed || !/^[0-9a-f]{40}$/.test(sha)) return;
     const key = `${state}\n${description}`;
-    if (this.sent.get(sha) === key) return;
+    const last = this.sent.get(sha);
+    if (last === key) return;
+    // A failed commit keeps the failure it was first given: the reconciles after it say the same
+    // thing in other words ("failed earlier: ..."), which is no news for the pull request.
+    if (state === 'failure' && last?.startsWith('failure\n')) return;
     this.sent.delete(sha);
     this.sent.set(sha, key);
     if (this.sent.size > REMEMBERED) this.sent.delete(this.sent.keys().next().value!);
