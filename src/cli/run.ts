@@ -169,7 +169,7 @@ async function runOperator(options: RunOptions): Promise<void> {
   });
   // Drift is repaired when it happens, not on a timer: a replica removed, stopped or dead behind
   // berth's back is a change its node reports (mesh-controller.ts), and it enqueues a reconcile.
-  mesh.onReplicaLost(() => void operator.trigger('replica lost'));
+  mesh.onReplicaLost(() => operator.triggerObserved('replica lost'));
   const overview = new OverviewSource({
     operator,
     store,

@@ -121,7 +121,9 @@ function decide(
     }
     case 'transient': {
       const attempt = transientFailures + 1;
-      const afterMs = backoffMs(attempt);
+      // An error may know it cannot clear sooner (a node is only declared down after its heartbeat
+      // timeout): the back-off never retries before that.
+      const afterMs = Math.max(backoffMs(attempt), error.retryAfterMs ?? 0);
       const message = `${error.message}; retrying in ${formatDelay(afterMs)} (attempt ${attempt})`;
       return {
         verdict: { holds: 'Reconciling', reason, message },

@@ -105,6 +105,19 @@ export class Operator {
     void this.trigger('start');
   }
 
+  /**
+   * A reconcile asked for by what was observed (a replica lost): while a retry waits out its
+   * back-off (a rollout interrupted by a node that is going down), the retry answers it; jumping
+   * the back-off would only interrupt the same rollout again and again.
+   */
+  triggerObserved(reason: string): void {
+    if (this.retryTimer !== null) {
+      this.log.debug({ trigger: reason }, 'reconcile requested; a retry is already due');
+      return;
+    }
+    void this.trigger(reason);
+  }
+
   /** Enqueues a reconcile; resolves with its result (null if it threw). */
   trigger(reason: string): Promise<ReconcileResult | null> {
     if (this.shutdown.signal.aborted) return Promise.resolve(null);

@@ -134,7 +134,13 @@ async function recordInterruption(
   return {
     outcome: 'interrupted',
     reason,
-    error: retryableError(interruption.code, `${reason}; the next reconcile goes on from what runs`),
+    // A node lost mid-call is declared down (and its replicas moved) only after the heartbeat
+    // timeout: a retry before then would be interrupted by the same node again.
+    error: retryableError(
+      interruption.code,
+      `${reason}; the next reconcile goes on from what runs`,
+      interruption.node === null ? 0 : NODE_LOSS_SETTLE_MS,
+    ),
     rollback: null,
   };
 }
@@ -165,9 +171,18 @@ function slotOf(name: string): string {
 }
 
 /** An error the operator retries with back-off: the fault's own code when it is transient. */
-function retryableError(code: ErrorCode, message: string): BerthError {
-  const own = new BerthError(code, message);
-  return own.disposition === 'transient' ? own : new BerthError('ERR_AGENT_UNREACHABLE', message);
+/**
+ * How long a retry after losing a node mid-call waits at least: a joined node is declared down
+ * (and its replicas moved) once it missed its heartbeats for this long (the cluster's
+ * NODE_DOWN_AFTER_MS, which this layer cannot import).
+ */
+const NODE_LOSS_SETTLE_MS = 5_000;
+
+function retryableError(code: ErrorCode, message: string, retryAfterMs: number): BerthError {
+  const own = new BerthError(code, message, { retryAfterMs });
+  return own.disposition === 'transient'
+    ? own
+    : new BerthError('ERR_AGENT_UNREACHABLE', message, { retryAfterMs });
 }
 
 async function recordRolloutFailure(
@@ -208,7 +223,12 @@ async function recordRolloutFailure(
     // (soon, the error is transient) converges on the last good revision from what runs.
     const cut = rollback!.interruption!;
     const message = `${reason}; the rollback to ${shortRevision(to!)} was interrupted (${cut.reason}); the next reconcile finishes it`;
-    return { outcome: 'failed', reason, error: retryableError(cut.code, message), rollback };
+    return {
+      outcome: 'failed',
+      reason,
+      error: retryableError(cut.code, message, cut.node === null ? 0 : NODE_LOSS_SETTLE_MS),
+      rollback,
+    };
   }
   return { outcome: outcome === 'rolled back' ? 'rolled back' : 'failed', reason, error, rollback };
 }
