@@ -65,7 +65,8 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
         `container name ${request.name} is taken on this engine by ${owner === undefined ? 'a container berth does not manage' : `node ${owner}`}`,
       );
     }
-    // A run of a Job happens once: whatever state its container is in, it is what that run did.
+    // A run of a Job happens once: whatever state its container is in, it is what that run did
+    // (one only created, by a call cut short before its start, has not run yet: it is started).
     if (request.job !== undefined) return existing;
     const sameSpec = existing.labels[LABELS.specHash] === request.specHash;
     // Prepared for this very request (prepareReplica): it only needs starting.
@@ -109,7 +110,7 @@ export function createReplicaLifecycle(options: ReplicaLifecycleOptions): Replic
         });
         const kept = await keepOrClear(request, replicaLog);
         if (kept === null) await create(request);
-        const starting = kept === null || (kept.state === 'created' && request.job === undefined);
+        const starting = kept === null || kept.state === 'created';
         const container = starting ? await start(options, request.name) : kept;
         if (starting) replicaLog.info({ id: container.id, image: request.image }, 'replica started');
         void options.following.track(container);

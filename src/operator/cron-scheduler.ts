@@ -19,6 +19,9 @@ import type { StateStore } from './state-store.js';
 /** How often the nodes are asked while a run goes on; and the longest sleep when idle. */
 const RUNNING_POLL_MS = 1_000;
 const IDLE_POLL_MS = 60_000;
+/** A step that failed is tried again after 1 s, doubling up to 30 s while it keeps failing. */
+const RETRY_FIRST_MS = 1_000;
+const RETRY_MAX_MS = 30_000;
 
 export interface CronSchedulerDeps {
   agents: () => ReadonlyMap<string, NodeAgent>;
@@ -124,18 +127,25 @@ export class CronScheduler {
   }
 
   private async run(): Promise<void> {
+    let failures = 0;
     while (!this.stopped) {
       let result: CronStepResult | null = null;
       const manual = new Map(this.manual);
       this.manual.clear();
       try {
         result = await this.step(new Set(manual.keys()));
+        failures = 0;
       } catch (error) {
-        this.deps.log.warn({ err: error }, 'cron job step failed; trying again');
+        failures += 1;
+        const retryMs = Math.min(RETRY_FIRST_MS * 2 ** (failures - 1), RETRY_MAX_MS);
+        this.deps.log.warn({ err: error, retryMs }, 'cron job step failed; trying again');
         // Asked for but not started: asked again in the next step.
         for (const [key, waiters] of manual)
           this.manual.set(key, [...waiters, ...(this.manual.get(key) ?? [])]);
         manual.clear();
+        // Not the idle poll: a schedule time must not wait a minute for a passing fault.
+        await this.sleep(retryMs);
+        continue;
       }
       for (const [key, waiters] of manual)
         for (const resolve of waiters) resolve(result?.started.get(key) ?? []);

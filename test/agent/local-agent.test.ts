@@ -62,6 +62,35 @@ void describe('local agent on a real Docker engine', () => {
     await agent.removeReplica(request.name);
   });
 
+  void test('a job run only created (its start cut short) is started by the next ask; a finished run is never run again', async () => {
+    const request = webReplica(node.name, 'run', {
+      service: 'migrate',
+      image: TEST_IMAGES.busybox,
+      command: ['sh', '-c', 'echo ran'],
+      ports: [],
+      healthcheck: null,
+      restart: { condition: 'none', maxAttempts: 0 },
+      job: { name: `${node.name}.migrate-1`, attempt: 1 },
+    });
+    // What an operator killed between the create and the start of the run leaves behind.
+    await agent.prepareReplica(request);
+    const created = await testDocker().getContainer(request.name).inspect();
+    assert.equal(created.State.Status, 'created');
+    await agent.ensureReplica(request);
+    const ran = await eventually('the run exits', async () => {
+      const info = await testDocker().getContainer(request.name).inspect();
+      return info.State.Status === 'exited' ? info : null;
+    });
+    assert.equal(ran.Id, created.Id, 'the very container that was created');
+    assert.equal(ran.State.ExitCode, 0);
+    // Asked again (a retried call): what the run did stands; it does not run a second time.
+    await agent.ensureReplica(request);
+    const again = await testDocker().getContainer(request.name).inspect();
+    assert.equal(again.State.Status, 'exited');
+    assert.equal(again.State.StartedAt, ran.State.StartedAt);
+    await agent.removeReplica(request.name);
+  });
+
   void test('labels, env, command, limits and restart policy are applied', async () => {
     const request = webReplica(node.name, 'spec', {
       env: { GREETING: 'hello world', EMPTY: '' },

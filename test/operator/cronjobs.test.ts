@@ -282,7 +282,7 @@ describe('CronJobs, on a real Docker engine', () => {
       20_000,
       500,
     );
-    await startOperator();
+    const second = await startOperator();
     const after = await eventually(
       'runs again after the restart',
       async () => {
@@ -290,7 +290,9 @@ describe('CronJobs, on a real Docker engine', () => {
         return recorded?.runs.some((r) => Date.parse(r.scheduledAt ?? '') > lastBeforeKill) ? recorded : null;
       },
       60_000,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nthe restarted operator said:\n${second.output()}`);
+    });
     // The first run after the kill is the one catch-up run: every schedule time between the last
     // one before the kill and it got no run, and was recorded as missed.
     const catchUp = Math.min(
@@ -305,8 +307,12 @@ describe('CronJobs, on a real Docker engine', () => {
       (catchUp - lastBeforeKill) / 2_000 - 1,
       'the times before the catch-up run were missed',
     );
-    const history = await readFile(join(stateDir, 'history.jsonl'), 'utf8');
-    assert.match(history, /cronjob \S+\/catchup: \d+ run\(s\) missed/);
+    // The missed times reach history.jsonl just after state.json.
+    await eventually('the missed runs in history', async () =>
+      /cronjob \S+\/catchup: \d+ run\(s\) missed/.test(
+        await readFile(join(stateDir, 'history.jsonl'), 'utf8').catch(() => ''),
+      ),
+    );
     // No schedule time got two runs.
     const names = after.runs.map((r) => r.name);
     assert.equal(new Set(names).size, names.length);
