@@ -20,6 +20,7 @@ import {
   type BerthProcess,
 } from '../helpers/berth-cli.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { runContainers, type RunContainer } from '../helpers/job-runs.js';
 import { freePort } from '../helpers/load-loop.js';
 import { manifestFile, namespaceManifest, jobManifest as namespacedJob } from '../helpers/manifests.js';
 import {
@@ -37,33 +38,15 @@ function jobManifest(name: string, spec: Record<string, unknown>): string {
   return namespacedJob(name, ns, spec);
 }
 
-interface RunContainer {
-  node: string;
-  attempt: number;
-  running: boolean;
-  exitCode: number;
-}
-
 /** Every run container of `job` on `engines`, in any state, read from the engines. */
-async function runsOn(engines: TestEngine[], job: string): Promise<RunContainer[]> {
+async function runsOn(engines: TestEngine[], job: string): Promise<(RunContainer & { node: string })[]> {
   const found = await Promise.all(
-    engines.map(async (engine) => {
-      const listed = await engine.docker.listContainers({
-        all: true,
-        filters: { label: [`berth.namespace=${ns}`, `berth.job=${job}`, 'berth.managed=true'] },
-      });
-      return Promise.all(
-        listed.map(async (c) => {
-          const info = await engine.docker.getContainer(c.Id).inspect();
-          return {
-            node: engine.node,
-            attempt: Number(info.Config.Labels['berth.attempt']),
-            running: info.State.Running,
-            exitCode: info.State.ExitCode,
-          };
-        }),
-      );
-    }),
+    engines.map(async (engine) =>
+      (await runContainers(engine.docker, ns, `berth.job=${job}`)).map((run) => ({
+        ...run,
+        node: engine.node,
+      })),
+    ),
   );
   return found.flat().sort((a, b) => a.attempt - b.attempt);
 }

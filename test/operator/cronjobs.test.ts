@@ -19,6 +19,7 @@ import {
 } from '../helpers/berth-cli.js';
 import { requireTestImages, testDocker, TEST_IMAGES } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { runContainers, type RunContainer } from '../helpers/job-runs.js';
 import { manifestFile, namespaceManifest } from '../helpers/manifests.js';
 import { removeNamespace } from './cluster-probe.js';
 
@@ -37,38 +38,8 @@ function cronJobManifest(name: string, spec: Record<string, unknown>, job: Recor
   });
 }
 
-interface RunContainer {
-  name: string;
-  run: string;
-  spec: string;
-  running: boolean;
-  exitCode: number;
-  startedAt: number;
-  finishedAt: number;
-}
-
-async function runsOf(cronJob: string): Promise<RunContainer[]> {
-  const docker = testDocker();
-  const listed = await docker.listContainers({
-    all: true,
-    filters: { label: [`berth.namespace=${ns}`, `berth.cronjob=${cronJob}`, 'berth.managed=true'] },
-  });
-  const runs = await Promise.all(
-    listed.map(async (c) => {
-      const info = await docker.getContainer(c.Id).inspect();
-      return {
-        name: info.Name.replace(/^\//, ''),
-        run: info.Config.Labels['berth.job'] ?? '',
-        spec: info.Config.Labels['berth.spec-hash'] ?? '',
-        running: info.State.Running,
-        exitCode: info.State.ExitCode,
-        startedAt: Date.parse(info.State.StartedAt),
-        finishedAt: info.State.Running ? Infinity : Date.parse(info.State.FinishedAt),
-      };
-    }),
-  );
-  return runs.sort((a, b) => a.startedAt - b.startedAt);
-}
+const runsOf = (cronJob: string): Promise<RunContainer[]> =>
+  runContainers(testDocker(), ns, `berth.cronjob=${cronJob}`);
 
 function overlapping(runs: readonly RunContainer[]): [string, string][] {
   const pairs: [string, string][] = [];
@@ -160,7 +131,7 @@ describe('CronJobs, on a real Docker engine', () => {
     assert.equal(first.exitCode, 0, 'and it ran to its end');
     assert.equal(first.startedAt, running.startedAt, 'it was not restarted');
     assert.ok(runs.every((r) => r.exitCode === 0 || r.running));
-    assert.ok(new Set(runs.map((r) => r.spec)).size >= 2, 'later runs use the changed template');
+    assert.ok(new Set(runs.map((r) => r.specHash)).size >= 2, 'later runs use the changed template');
     const state = await cronState(stateDir, 'tick');
     assert.ok(state);
     assert.ok(
@@ -187,8 +158,8 @@ describe('CronJobs, on a real Docker engine', () => {
       'the first run replaced by a second',
       async () => {
         const recorded = await cronState(stateDir, 'swap');
-        const replaced = recorded?.runs.find((r) => r.name === first.run && r.phase === 'failed');
-        return replaced && recorded?.runs.some((r) => r.phase === 'running' && r.name !== first.run)
+        const replaced = recorded?.runs.find((r) => r.name === first.job && r.phase === 'failed');
+        return replaced && recorded?.runs.some((r) => r.phase === 'running' && r.name !== first.job)
           ? recorded
           : null;
       },
@@ -197,7 +168,7 @@ describe('CronJobs, on a real Docker engine', () => {
     assert.ok(state.runs.length >= 2);
     const live = await eventually('the replaced container is gone', async () => {
       const found = await runsOf('swap');
-      return found.some((r) => r.run === first.run) ? null : found;
+      return found.some((r) => r.job === first.job) ? null : found;
     });
     assert.ok(live.filter((r) => r.running).length <= 1, JSON.stringify(live));
   });
@@ -232,7 +203,7 @@ describe('CronJobs, on a real Docker engine', () => {
       const found = await runsOf('paused');
       return found.length === 1 && !found[0]?.running ? found[0] : null;
     });
-    assert.equal(finished.run, runName);
+    assert.equal(finished.job, runName);
     assert.equal(finished.exitCode, 0);
 
     const listed = await eventually('berth job ls shows the run succeeded', async () => {

@@ -18,6 +18,7 @@ import {
 } from '../helpers/berth-cli.js';
 import { requireTestImages, testDocker } from '../helpers/docker.js';
 import { createTestRepo, type TestRepo } from '../helpers/git-repo.js';
+import { runContainers, type RunContainer } from '../helpers/job-runs.js';
 import {
   manifestFile,
   namespaceManifest,
@@ -36,36 +37,12 @@ function jobManifest(name: string, spec: Record<string, unknown>): string {
   return namespacedJob(name, ns, spec);
 }
 
-interface RunContainer {
-  job: string;
-  attempt: number;
-  exitCode: number;
-  running: boolean;
-  startedAt: number;
-  finishedAt: number;
-}
-
 async function runsOf(job: string): Promise<RunContainer[]> {
-  const docker = testDocker();
-  const listed = await docker.listContainers({
-    all: true,
-    filters: { label: [`berth.namespace=${ns}`, `berth.job=${job}`, 'berth.managed=true'] },
-  });
-  const runs = await Promise.all(
-    listed.map(async (c) => {
-      const info = await docker.getContainer(c.Id).inspect();
-      assert.ok(info.Config.Labels['berth.spec-hash'], 'a run carries its spec hash');
-      assert.ok(info.Config.Labels['berth.revision'], 'a run carries its revision');
-      return {
-        job,
-        attempt: Number(info.Config.Labels['berth.attempt']),
-        exitCode: info.State.ExitCode,
-        running: info.State.Running,
-        startedAt: Date.parse(info.State.StartedAt),
-        finishedAt: info.State.Running ? Infinity : Date.parse(info.State.FinishedAt),
-      };
-    }),
-  );
+  const runs = await runContainers(testDocker(), ns, `berth.job=${job}`);
+  for (const run of runs) {
+    assert.ok(run.specHash, 'a run carries its spec hash');
+    assert.ok(run.revision, 'a run carries its revision');
+  }
   return runs.sort((a, b) => a.attempt - b.attempt);
 }
 
