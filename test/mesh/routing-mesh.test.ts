@@ -133,8 +133,11 @@ describe('routing mesh on one node (berth run, real engine)', () => {
     } finally {
       const report = await load.stop();
       assertNoneFailed(report);
-      assert.ok(report.requests > 20, `only ${report.requests} requests were made`);
-      assert.ok(report.bodies.has('v1') && report.bodies.has('v2'), JSON.stringify([...report.bodies]));
+      // Answers of both versions prove the loop spanned the rollout (a count would depend on its speed).
+      assert.ok(
+        report.bodies.has('v1') && report.bodies.has('v2'),
+        `${report.requests} requests: ${JSON.stringify([...report.bodies])}`,
+      );
     }
   });
 
