@@ -1,14 +1,17 @@
 /**
- * `npm test`: every test file, in two lanes that run side by side.
+ * `npm test`: every test file, in three lanes that run side by side.
  *
- * The multi-node suites (several engines of their own, started per suite file) spend most of
- * their time waiting on those engines, not on the main engine that every other suite uses; they
- * run one after another in a lane of their own while the rest runs one file at a time in the
- * other. Within a lane, files never overlap, as before. BERTH_TEST_LANES=1 runs everything in
- * one lane (the order of a plain `node --test`), to tell a lane interaction from a real failure.
+ * - engine: the suites that drive the machine's Docker engine, one file at a time (they share it).
+ * - cluster: the multi-node suites (several engines of their own, started per suite file), which
+ *   spend most of their time waiting on those engines, not on the main one.
+ * - light: the suites that need no engine at all (every unit test under src/, and the CLI, git,
+ *   browser and file-system suites listed below), which only need a CPU.
  *
- * The main lane's TAP is streamed as it comes; the cluster lane's is printed when it ends (two
- * interleaved TAP streams would be unreadable). Exit 1 when either lane fails.
+ * Within a lane, files never overlap, as before. BERTH_TEST_LANES=1 runs everything in one lane
+ * (the order of a plain `node --test`), to tell a lane interaction from a real failure.
+ *
+ * The engine lane's TAP is streamed as it comes; the other lanes' is printed when they end (two
+ * interleaved TAP streams would be unreadable). Exit 1 when any lane fails.
  */
 import { spawn } from 'node:child_process';
 import { readdirSync, statSync } from 'node:fs';
@@ -19,6 +22,27 @@ const TEST_ARGS = ['--import', 'tsx', '--test', '--test-concurrency=1', '--test-
 /** Suites that start engines of their own (test/helpers/multi-node.ts). */
 const isClusterSuite = (file: string): boolean =>
   file.startsWith('test/cluster/') || /^test\/mesh\/multi-node/.test(file);
+
+/**
+ * Suites that use no Docker engine: unit tests, and these (a suite that starts using the engine
+ * must leave this list, or it would run beside the engine lane's suites).
+ */
+const ENGINE_FREE = new Set([
+  'test/architecture/layering.test.ts',
+  'test/compose/import-compose.test.ts',
+  'test/dashboard/first-paint.test.ts',
+  'test/dashboard/views.test.ts',
+  'test/manifests/hostile-yaml.test.ts',
+  'test/manifests/validate.test.ts',
+  'test/mesh/mesh-host.test.ts',
+  'test/operator/history-cli.test.ts',
+  'test/operator/http-limits.test.ts',
+  'test/operator/state-failures.test.ts',
+  'test/plan/pull-request-plan.test.ts',
+  'test/secrets/secret-cli.test.ts',
+]);
+const isLightSuite = (file: string): boolean =>
+  file.startsWith('src/') || file.startsWith('test/source/') || ENGINE_FREE.has(file);
 
 function testFiles(dir: string): string[] {
   return readdirSync(dir).flatMap((name) => {
@@ -62,23 +86,30 @@ function summary(output: string): Record<string, number> {
 // BERTH_TEST_FILES=part narrows the run to the files whose path contains it (development only).
 const only = process.env.BERTH_TEST_FILES;
 const all = [...testFiles('src'), ...testFiles('test')].filter((file) => !only || file.includes(only)).sort();
-const lanes = process.env.BERTH_TEST_LANES === '1' ? 1 : 2;
-const cluster = lanes === 1 ? [] : all.filter(isClusterSuite);
-const main = lanes === 1 ? all : all.filter((file) => !isClusterSuite(file));
-console.log(`# ${all.length} test files in ${lanes} lane(s): main ${main.length}, cluster ${cluster.length}`);
+const oneLane = process.env.BERTH_TEST_LANES === '1';
+const lanes = oneLane
+  ? [{ name: 'engine', files: all }]
+  : [
+      { name: 'engine', files: all.filter((file) => !isClusterSuite(file) && !isLightSuite(file)) },
+      { name: 'cluster', files: all.filter(isClusterSuite) },
+      { name: 'light', files: all.filter((file) => !isClusterSuite(file) && isLightSuite(file)) },
+    ];
+console.log(
+  `# ${all.length} test files in ${lanes.length} lane(s): ${lanes.map((l) => `${l.name} ${l.files.length}`).join(', ')}`,
+);
 
 const started = Date.now();
-const [mainLane, clusterLane] = await Promise.all([
-  runLane('main', main, { stream: true }),
-  runLane('cluster', cluster, { stream: false }),
-]);
-if (clusterLane.output) {
-  console.log('# ---- cluster lane ----');
-  process.stdout.write(clusterLane.output);
+const results = await Promise.all(
+  lanes.map((lane, i) => runLane(lane.name, lane.files, { stream: i === 0 })),
+);
+for (const result of results.slice(1)) {
+  if (!result.output) continue;
+  console.log(`# ---- ${result.name} lane ----`);
+  process.stdout.write(result.output);
 }
-for (const lane of [mainLane, clusterLane]) {
-  if (lane.name === 'cluster' && cluster.length === 0) continue;
-  console.log(`# lane ${lane.name}: exit ${lane.code} ${JSON.stringify(summary(lane.output))}`);
+for (const [i, result] of results.entries()) {
+  if (lanes[i]!.files.length === 0) continue;
+  console.log(`# lane ${result.name}: exit ${result.code} ${JSON.stringify(summary(result.output))}`);
 }
 console.log(`# all lanes done in ${Math.round((Date.now() - started) / 1000)} s`);
-process.exit(mainLane.code !== 0 || clusterLane.code !== 0 ? 1 : 0);
+process.exit(results.some((result) => result.code !== 0) ? 1 : 0);
