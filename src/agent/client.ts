@@ -16,6 +16,7 @@ import {
   type AgentCallName,
   type AgentCallParams,
 } from '../api/agent-calls.js';
+import { asCompatible } from '../api/agent-protocol.js';
 import { readLogStream } from '../api/log-stream.js';
 import type {
   NodeAgent,
@@ -61,7 +62,7 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
     send(endpoint, { method, params } as AgentCall, agentCallTimeoutMs(method, params));
   return {
     name: options.nodeName,
-    snapshot: async () => (await call('snapshot')) as NodeSnapshot,
+    snapshot: async () => asCompatible((await call('snapshot')) as NodeSnapshot),
     ensureReplica: async (request) => (await call('ensureReplica', request)) as ObservedReplica,
     async prepareReplica(request) {
       await call('prepareReplica', request);

@@ -1,4 +1,5 @@
 /** What a node reports to the operator: its engine, its images, every replica and Job run, and its volumes. */
+import { AGENT_PROTOCOL } from '../api/agent-protocol.js';
 import {
   LABELS,
   type NodeSnapshot,
@@ -6,6 +7,7 @@ import {
   type ObservedReplica,
   type ObservedVolume,
 } from '../api/types.js';
+import { BERTH_VERSION } from '../core/version.js';
 import type { HealthFollowing } from './health-following.js';
 import type { MeshMembership } from './mesh-membership.js';
 import type { NodeContainers } from './node-containers.js';
@@ -48,6 +50,7 @@ export async function readNodeSnapshot(source: NodeSnapshotSource): Promise<Node
     ),
     volumes: volumes.flatMap((volume) => observedVolume(volume) ?? []),
     ...dataPlaneOf(source.mesh),
+    agent: { version: BERTH_VERSION, protocol: AGENT_PROTOCOL },
   };
 }
 

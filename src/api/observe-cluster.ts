@@ -16,6 +16,7 @@ export async function observeCluster(
     [...agents.values()].map(async (agent): Promise<NodeSnapshot> => {
       try {
         const snapshot = await agent.snapshot();
+        if (snapshot.incompatible !== undefined) warnIncompatible(log, agent.name, snapshot.incompatible);
         if (snapshot.volumes !== undefined && snapshot.status !== 'down')
           lastReportedVolumes.remember(agent.name, snapshot.volumes);
         return snapshot;
@@ -37,4 +38,13 @@ export async function observeCluster(
   );
   await lastReportedVolumes.save(log);
   return { nodes };
+}
+
+/** Nodes whose too-old agent was said, so the log says it once per node, not every observation. */
+const saidIncompatible = new Set<string>();
+
+function warnIncompatible(log: Logger, node: string, reason: string): void {
+  if (saidIncompatible.has(node)) return;
+  saidIncompatible.add(node);
+  log.warn({ node }, `node ${node}: ${reason}`);
 }

@@ -117,6 +117,10 @@ export interface NodeSnapshot {
    * mesh's balancer). Absent from snapshots of older agents and before the node's first routing table.
    */
   dataPlane?: MeshDataPlane;
+  /** Which berth the node's agent is and the agent protocol it speaks (api/agent-protocol.ts); absent from older agents. */
+  agent?: { version: string; protocol: number };
+  /** Set by the operator on the snapshot of an agent older than itself: why the node takes no new replicas. */
+  incompatible?: string;
 }
 
 export type MeshDataPlane = 'nftables' | 'userspace';

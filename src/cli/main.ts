@@ -1,5 +1,6 @@
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../core/errors.js';
+import { BERTH_VERSION } from '../core/version.js';
 import { redactCredentials } from '../core/url-credential.js';
 import { registerAgentCommand } from './agent.js';
 import { registerApplyCommand } from './apply.js';
@@ -23,7 +24,7 @@ import { registerVolumeCommand } from './volume.js';
 export function buildProgram(): Command {
   const program = new Command('berth')
     .description('GitOps operator for plain Docker hosts')
-    .version('0.1.0')
+    .version(BERTH_VERSION)
     .showHelpAfterError()
     .exitOverride();
   registerValidateCommand(program);

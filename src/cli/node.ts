@@ -11,15 +11,16 @@ interface NodeOptions {
 }
 
 function table(rows: NodeListing[]): string {
-  const lines = [['NAME', 'STATUS', 'AVAILABILITY', 'ADDRESS', 'REPLICAS', 'DATA PLANE', 'LABELS']];
+  const lines = [['NAME', 'STATUS', 'AVAILABILITY', 'ADDRESS', 'REPLICAS', 'DATA PLANE', 'AGENT', 'LABELS']];
   for (const r of rows) {
     lines.push([
       r.kind === 'local' ? `${r.name} (local)` : r.name,
       r.status !== 'ready' && r.lastHeard ? `${r.status} (last heard ${r.lastHeard})` : r.status,
-      r.availability,
+      r.incompatible === null ? r.availability : 'drain (agent too old: upgrade it)',
       r.address ?? '-',
       r.replicas === null ? '-' : String(r.replicas),
       r.dataPlane ?? '-',
+      r.agentVersion ?? (r.status === 'ready' ? 'older' : '-'),
       Object.entries(r.labels)
         .map(([k, v]) => `${k}=${v}`)
         .join(',') || '-',

@@ -19,6 +19,7 @@ import {
   type AgentCallName,
   type AgentCallParams,
 } from '../api/agent-calls.js';
+import { asCompatible } from '../api/agent-protocol.js';
 import { BerthError, errorFromWire } from '../core/errors.js';
 import type { RecordedPlacement } from './node-placement.js';
 import { LogStreamReader, type RpcStreamMessage } from './rpc-log-stream.js';
@@ -184,7 +185,8 @@ export class ConnectedNodeAgent implements NodeAgent {
     return this.reported === null ? null : this.asRecorded(this.reported);
   }
 
-  private asRecorded(snapshot: NodeSnapshot): NodeSnapshot {
+  private asRecorded(reported: NodeSnapshot): NodeSnapshot {
+    const snapshot = asCompatible(reported);
     return {
       ...snapshot,
       // The certificate names the node; nodes.json holds its labels and address.

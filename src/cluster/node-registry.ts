@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { MeshDataPlane, NodeAgent } from '../api/types.js';
+import { BERTH_VERSION } from '../core/version.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { readFileIfExists, writeFileAtomic, writeLanded } from '../core/atomic-file.js';
@@ -59,6 +60,10 @@ export interface NodeListing {
   certificateNotAfter: string | null;
   /** What carries the node's published TCP ports (nftables or userspace); null until it says. */
   dataPlane: MeshDataPlane | null;
+  /** The berth version of the node's agent; null until it says (or an agent too old to say). */
+  agentVersion: string | null;
+  /** Why the node takes no new replicas although active: its agent is older than the operator. */
+  incompatible: string | null;
 }
 
 /** Node names are DNS-label-like, so they are safe in container labels, logs and certificates. */
@@ -443,6 +448,8 @@ export class NodeRegistry {
         lastHeard: null,
         certificateNotAfter: null,
         dataPlane: agent.meshDataPlane?.() ?? null,
+        agentVersion: BERTH_VERSION,
+        incompatible: null,
       });
     }
     for (const node of this.file.nodes) {
@@ -459,6 +466,8 @@ export class NodeRegistry {
         lastHeard: agent.lastHeardIso,
         certificateNotAfter: node.certificateNotAfter,
         dataPlane: snapshot?.dataPlane ?? null,
+        agentVersion: snapshot?.agent?.version ?? null,
+        incompatible: snapshot?.incompatible ?? null,
       });
     }
     return rows;

@@ -13,6 +13,7 @@ import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { generateKeyPair } from '../../src/cluster/certificates.js';
 import { formatIdentityFile, parseIdentityFile } from '../../src/cluster/node-credentials.js';
+import { BERTH_VERSION } from '../../src/core/version.js';
 import {
   eventually,
   runBerth,
@@ -39,6 +40,8 @@ interface NodeRow {
   status: string;
   address: string | null;
   labels: Record<string, string>;
+  agentVersion: string | null;
+  incompatible: string | null;
 }
 
 interface RegistryFile {
@@ -197,7 +200,11 @@ describe('node identity: names, labels and addresses are the operator’s', () =
 
     const after = (await registry()).nodes.find((n) => n.name === member.node)!;
     assert.equal(after.serial, before.serial);
-    assert.equal((await nodeRow(member.node))?.status, 'ready');
+    const row = await nodeRow(member.node);
+    assert.equal(row?.status, 'ready');
+    // Its agent says which berth it is, and is not too old for this operator.
+    assert.equal(row.agentVersion, BERTH_VERSION);
+    assert.equal(row.incompatible, null);
     assert.equal(agents.get(member.node)!.child.exitCode, null, agents.get(member.node)!.output());
     assert.deepEqual(await zoned(), [0, 2]);
   });
