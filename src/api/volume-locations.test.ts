@@ -103,6 +103,19 @@ describe('where volumes are, across operator restarts', () => {
     assert.deepEqual(observed.nodes[0]?.volumes, [{ ...volume, sizeBytes: null }]);
   });
 
+  test('a node removed from the cluster leaves the record', async () => {
+    keepVolumeLocationsIn(dir);
+    await observeCluster(
+      agents(agent('n2', node('n2', [volume])), agent('n3', node('n3', []))),
+      silentLogger(),
+    );
+    volumeLocations().forget('n2');
+    await volumeLocations().save(silentLogger());
+    keepVolumeLocationsIn(dir);
+    assert.equal(volumeLocations().lastOf('n2'), undefined);
+    assert.deepEqual(JSON.parse(await readFile(join(dir, VOLUME_LOCATIONS_FILE), 'utf8')), { nodes: {} });
+  });
+
   test('a missing or unreadable record starts empty', async () => {
     await writeFile(join(dir, VOLUME_LOCATIONS_FILE), '{not json');
     keepVolumeLocationsIn(dir);

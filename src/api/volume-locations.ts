@@ -60,6 +60,11 @@ export class VolumeLocations {
     if (added.length > 0) this.byNode.set(node, [...known, ...added]);
   }
 
+  /** A node removed from the cluster (`berth node rm`): what it held is no longer anyone's. */
+  forget(node: string): void {
+    this.byNode.delete(node);
+  }
+
   /** Writes the record when it changed since the last write; a failed write is logged and retried next time. */
   save(log: Logger): Promise<void> {
     const text = this.serialise();

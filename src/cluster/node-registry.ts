@@ -1,5 +1,6 @@
 import { join } from 'node:path';
 import type { MeshDataPlane, NodeAgent } from '../api/types.js';
+import { volumeLocations } from '../api/volume-locations.js';
 import { BERTH_VERSION } from '../core/version.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
@@ -430,6 +431,9 @@ export class NodeRegistry {
     this.connected.delete(name);
     this.driftLogged.delete(name);
     await agent?.close();
+    // Its volumes stay on its disks, out of the cluster: no slot waits for them any more.
+    volumeLocations().forget(name);
+    await volumeLocations().save(this.log);
     this.log.warn({ node: name }, 'node removed; its certificate is revoked');
     this.onChange(`node ${name} removed`);
   }
