@@ -3,7 +3,8 @@
  * This file is the only place in berth that knows Docker's API shapes.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { connectDocker } from './docker-client.js';
 import { BerthError } from '../core/errors.js';
 import type { ContainerState, PublishedPort, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import { demultiplexLogLines } from './container-log-lines.js';
@@ -63,7 +64,7 @@ export function createDockerRuntime(options: DockerRuntimeOptions = {}): Contain
   const socketPath = resolveDockerSocket(options.socketPath);
   const where = `unix://${socketPath}`;
   const context: DockerContext = {
-    docker: new Docker({ socketPath }),
+    docker: connectDocker(socketPath),
     fail: (error, action) => dockerError(error, action, where),
   };
   return {
