@@ -1,7 +1,7 @@
-import { setFlagsFromString } from 'node:v8';
 import { Command, CommanderError } from 'commander';
 import { BerthError } from '../core/errors.js';
 import { redactCredentials } from '../core/url-credential.js';
+import { keepYoungGenerationSmall } from '../core/young-generation.js';
 /**
  * Each command's module, by the name it registers. A process loads only the module of the command
  * it runs: the agent and the operator are long-lived, and every module loaded (with its libraries:
@@ -48,22 +48,10 @@ export async function buildProgram(argv: readonly string[] = []): Promise<Comman
 /** The commands whose process lives as long as the cluster or node it serves. */
 const LONG_LIVED = new Set(['run', 'agent', 'mesh-host']);
 
-/**
- * V8 grows the young generation up to 16 MiB a semi-space (32 MiB resident) after a burst of
- * allocation (a reconcile, a snapshot of 100 containers) and keeps it while the process idles:
- * a third of an idle operator's memory. A long-lived process keeps its first 1 MiB semi-spaces;
- * more, cheap scavenges during a burst are the price. Only the growth can be set once V8 runs
- * (--max-semi-space-size is read at start), and the old generation keeps its default limit, so
- * a large repository or a log burst has what it had.
- */
-function keepYoungGenerationSmall(command: string | undefined): void {
-  if (command !== undefined && LONG_LIVED.has(command)) setFlagsFromString('--semi-space-growth-factor=1');
-}
-
 /** The only place (with the command files it calls) that decides the process exit code. */
 export async function main(argv: string[]): Promise<void> {
   hideUrlCredentialsFromPs(argv);
-  keepYoungGenerationSmall(argv[2]);
+  if (argv[2] !== undefined && LONG_LIVED.has(argv[2])) keepYoungGenerationSmall();
   const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
