@@ -2,40 +2,54 @@
  * dockerode's client, as every berth module makes one: connectDocker here, never `new Docker` of
  * 'dockerode' (whose types are imported as types only).
  *
- * dockerode's transport (docker-modem) requires ssh2 when it loads, for ssh:// engines, and ssh2
- * instantiates its Poly1305 WebAssembly module as it loads: 16 MiB of wasm memory, for good, in
- * every process that talks to an engine (the operator, every agent). berth reaches engines over a
- * Unix socket only, so ssh2 is put in the require cache as a stand-in whose Client loads the real
- * library on first use: an ssh:// engine would still work, the others never pay for it.
+ * dockerode loads, as it loads, two things berth never uses, and a long-lived process would keep
+ * them for good: ssh2 (for ssh:// engines; docker-modem requires it), which instantiates its
+ * Poly1305 WebAssembly module at once, 16 MiB of wasm memory; and BuildKit's session module
+ * (gRPC and protobufjs, over a hundred modules, about 3 MiB of heap). berth reaches engines over
+ * a Unix socket and never builds images. Both are put in the require cache as stand-ins that
+ * load the real module on first use: an ssh:// engine or a BuildKit build would still work.
  */
 import { createRequire } from 'node:module';
 import type DockerClass from 'dockerode';
 
 const require = createRequire(import.meta.url);
 
-function deferSsh2(): void {
-  const modem = require.resolve('docker-modem', { paths: [require.resolve('dockerode')] });
-  const ssh2 = createRequire(modem).resolve('ssh2');
-  if (require.cache[ssh2] !== undefined) return;
-  let real: { Client: new (...args: unknown[]) => object } | undefined;
+/** Puts `stand-in(load)` in the require cache at `path`; `load` returns the real module. */
+function defer(path: string, standIn: (load: () => unknown) => unknown): void {
+  if (require.cache[path] !== undefined) return;
+  let real: unknown;
+  let loaded = false;
   const load = () => {
-    if (real === undefined) {
-      delete require.cache[ssh2];
-      real = require(ssh2) as { Client: new (...args: unknown[]) => object };
+    if (!loaded) {
+      delete require.cache[path];
+      real = require(path);
+      loaded = true;
     }
     return real;
   };
-  // Constructed only by docker-modem's ssh transport; returning an object from a constructor
-  // makes `new Client()` that object.
-  class Client {
-    constructor(...args: unknown[]) {
-      return new (load().Client)(...args);
-    }
-  }
-  require.cache[ssh2] = { id: ssh2, filename: ssh2, loaded: true, exports: { Client } } as NodeJS.Module;
+  require.cache[path] = { id: path, filename: path, loaded: true, exports: standIn(load) } as NodeJS.Module;
 }
 
-deferSsh2();
+type Constructor = new (...args: unknown[]) => object;
+
+function deferUnusedModules(): void {
+  const dockerode = require.resolve('dockerode');
+  const modem = require.resolve('docker-modem', { paths: [dockerode] });
+  defer(createRequire(modem).resolve('ssh2'), (load) => ({
+    // Constructed only by docker-modem's ssh transport; returning an object from a constructor
+    // makes `new Client()` that object.
+    Client: class Client {
+      constructor(...args: unknown[]) {
+        return new (load() as { Client: Constructor }).Client(...args);
+      }
+    },
+  }));
+  defer(createRequire(dockerode).resolve('./session'), (load) => {
+    return (...args: unknown[]) => (load() as (...args: unknown[]) => unknown)(...args);
+  });
+}
+
+deferUnusedModules();
 
 const Docker = require('dockerode') as typeof DockerClass;
 
