@@ -3,7 +3,9 @@
  * This file is the only place in berth that knows Docker's API shapes.
  */
 import { PassThrough, type Readable } from 'node:stream';
-import Docker from 'dockerode';
+import type Docker from 'dockerode';
+import { connectDocker } from './docker-client.js';
+import { InspectCache } from './inspect-cache.js';
 import { BerthError } from '../core/errors.js';
 import type { ContainerState, PublishedPort, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
 import { demultiplexLogLines } from './container-log-lines.js';
@@ -57,14 +59,21 @@ export function resolveDockerSocket(socketPath?: string): string {
 interface DockerContext {
   docker: Docker;
   fail: (error: unknown, action: string) => BerthError;
+  inspections: InspectCache;
 }
 
 export function createDockerRuntime(options: DockerRuntimeOptions = {}): ContainerRuntime {
   const socketPath = resolveDockerSocket(options.socketPath);
   const where = `unix://${socketPath}`;
   const context: DockerContext = {
-    docker: new Docker({ socketPath }),
+    docker: connectDocker(socketPath),
     fail: (error, action) => dockerError(error, action, where),
+    inspections: new InspectCache(),
+  };
+  // A change berth makes forgets the cached inspections before it starts and once it is done.
+  const changing = <T>(change: () => Promise<T>): Promise<T> => {
+    context.inspections.forget();
+    return change().finally(() => context.inspections.forget());
   };
   return {
     ping: () => ping(context),
@@ -76,10 +85,10 @@ export function createDockerRuntime(options: DockerRuntimeOptions = {}): Contain
     inspect: (name) => inspect(context, name),
     hasImage: (ref) => hasImage(context, ref),
     pullImage: (ref) => pullImage(context, ref),
-    create: (spec) => create(context, spec),
-    start: (name) => start(context, name),
-    stop: (name, graceSeconds) => stop(context, name, graceSeconds),
-    remove: (name) => remove(context, name),
+    create: (spec) => changing(() => create(context, spec)),
+    start: (name) => changing(() => start(context, name)),
+    stop: (name, graceSeconds) => changing(() => stop(context, name, graceSeconds)),
+    remove: (name) => changing(() => remove(context, name)),
     exec: (name, cmd, timeoutMs) => exec(context, name, cmd, timeoutMs),
     logTail: (name, lines) => logTail(context, name, lines),
     logs: (name, logOptions, signal) => containerLogs(context, name, logOptions, signal),
@@ -136,7 +145,19 @@ async function listManaged(context: DockerContext): Promise<RuntimeContainer[]> 
   } catch (error) {
     throw context.fail(error, 'list containers');
   }
-  const containers = await Promise.all(summaries.map((summary) => inspect(context, summary.Id)));
+  const { inspections } = context;
+  inspections.retainOnly(new Set(summaries.map((summary) => summary.Id)));
+  const containers = await Promise.all(
+    summaries.map(async (summary) => {
+      const reused = inspections.reuse({ id: summary.Id, names: summary.Names, state: summary.State });
+      // A copy: the caller owns what it is given.
+      if (reused !== undefined) return structuredClone(reused);
+      const mark = inspections.mark();
+      const container = await inspect(context, summary.Id);
+      if (container !== null) inspections.keep(structuredClone(container), mark);
+      return container;
+    }),
+  );
   // A container removed between the list and its inspect is simply gone.
   return containers.filter((container): container is RuntimeContainer => container !== null);
 }
@@ -383,7 +404,7 @@ function endedWithin(stream: Readable, timeoutMs: number): Promise<boolean> {
 }
 
 function watchManagedEvents(
-  { docker }: DockerContext,
+  { docker, inspections }: DockerContext,
   onEvent: (event: RuntimeEvent) => void,
   onReconnect?: () => void,
 ): Subscription {
@@ -392,6 +413,14 @@ function watchManagedEvents(
   let retryTimer: NodeJS.Timeout | null = null;
   let connectedBefore = false;
   let markConnected = () => {};
+  // Whether this subscription counts as an open stream for the cached inspections.
+  let open = false;
+  const setOpen = (now: boolean) => {
+    if (open === now) return;
+    open = now;
+    if (now) inspections.streamOpened();
+    else inspections.streamClosed();
+  };
   const connected = new Promise<void>((resolve) => (markConnected = resolve));
 
   const scheduleReconnect = () => {
@@ -422,10 +451,16 @@ function watchManagedEvents(
       return;
     }
     stream = opened;
+    setOpen(true);
     if (connectedBefore) onReconnect?.();
     connectedBefore = true;
     markConnected();
-    forwardEvents(opened, onEvent, () => {
+    const forwarded = (event: RuntimeEvent) => {
+      inspections.forget();
+      onEvent(event);
+    };
+    forwardEvents(opened, forwarded, () => {
+      setOpen(false);
       stream = null;
       scheduleReconnect();
     });
@@ -436,6 +471,7 @@ function watchManagedEvents(
     connected,
     close() {
       closed = true;
+      setOpen(false);
       markConnected();
       if (retryTimer !== null) clearTimeout(retryTimer);
       stream?.destroy();

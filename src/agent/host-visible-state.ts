@@ -9,7 +9,7 @@
  */
 import { mkdir, readFile, realpath } from 'node:fs/promises';
 import path from 'node:path';
-import Docker from 'dockerode';
+import { connectDocker } from './docker-client.js';
 import { BerthError } from '../core/errors.js';
 import { isTmpfsMountPoint } from './file-store.js';
 
@@ -87,7 +87,7 @@ export function ownContainerId(mountinfo: string): string | null {
 
 async function ownMounts(socketPath: string, containerId: string): Promise<EngineMount[] | null> {
   try {
-    const info = (await new Docker({ socketPath }).getContainer(containerId).inspect()) as {
+    const info = (await connectDocker(socketPath).getContainer(containerId).inspect()) as {
       Mounts?: EngineMount[];
     };
     return info.Mounts ?? [];

@@ -14,7 +14,7 @@ import { connectToOperator, joinCluster, type OperatorConnection } from '../clus
 import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
 import { agentListenAddress, serveAgentApi } from './agent-api.js';
-import { dataPlaneOption, serviceAddressesOption } from './context.js';
+import { dataPlaneOption, serviceAddressesOption } from './node-data-plane-options.js';
 import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { meshHostLaunch } from './mesh-host.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';

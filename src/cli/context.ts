@@ -1,5 +1,5 @@
 import { join, resolve } from 'node:path';
-import { InvalidArgumentError, Option, type Command } from 'commander';
+import type { Command } from 'commander';
 import type { NodeAgent } from '../api/types.js';
 import { keepVolumeLocationsIn } from '../api/volume-locations.js';
 import { createAgentClient } from '../agent/client.js';
@@ -16,9 +16,8 @@ import type { Logger } from '../core/log.js';
 import { createGitRevisionSource } from '../operator/git-revision-source.js';
 import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
-import { DEFAULT_SERVICE_ADDRESSES, discoveryRange } from '../mesh/service-discovery.js';
-import { parseServiceRange } from '../mesh/service-addresses.js';
-import { DATA_PLANE_CHOICES, isDataPlaneChoice, type DataPlaneChoice } from '../mesh/nftables.js';
+import { discoveryRange } from '../mesh/service-discovery.js';
+import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { openGitSource } from '../source/git-source.js';
 import { meshHostLaunch } from './mesh-host.js';
 
@@ -55,42 +54,6 @@ export function addSourceOptions(command: Command, { repoRequired = true } = {})
   )
     .option('--path <path>', 'sub-directory of the repository that holds the manifests', '.')
     .option('--branch <branch>', 'branch to follow', DEFAULT_BRANCH);
-}
-
-/** `--data-plane`, shared by `berth agent` and the embedded local node of `berth run`. */
-export function dataPlaneOption(): Option {
-  return (
-    new Option(
-      '--data-plane <plane>',
-      'what carries published TCP ports: "userspace" (a balancer in the mesh host, which retries another replica), "nftables" (kernel DNAT; needs root and nf_tables), or "auto" (nftables where available)',
-    )
-      .choices(DATA_PLANE_CHOICES)
-      // User space until the kernel path keeps every guarantee of it (a connection to a replica
-      // that just died is not retried elsewhere): docs/mesh.md.
-      .default('userspace')
-      .argParser((value: string) => {
-        if (!isDataPlaneChoice(value))
-          throw new InvalidArgumentError(`one of ${DATA_PLANE_CHOICES.join(', ')}`);
-        return value;
-      })
-  );
-}
-
-/** `--service-addresses`, shared by `berth agent` and the embedded local node. */
-export function serviceAddressesOption(): Option {
-  return new Option(
-    '--service-addresses <cidr>',
-    'service discovery: containers reach services by name at addresses of this range (made local to the host; needs root), or "off"',
-  )
-    .default(DEFAULT_SERVICE_ADDRESSES)
-    .argParser((value: string) => {
-      if (value === 'off') return value;
-      try {
-        return parseServiceRange(value).cidr;
-      } catch (error) {
-        throw new InvalidArgumentError(error instanceof Error ? error.message : String(error));
-      }
-    });
 }
 
 /** The `berth run` options of the cluster endpoint. */

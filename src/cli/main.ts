@@ -2,55 +2,58 @@ import { Command, CommanderError } from 'commander';
 import { BerthError } from '../core/errors.js';
 import { BERTH_VERSION } from '../core/version.js';
 import { redactCredentials } from '../core/url-credential.js';
-import { registerAgentCommand } from './agent.js';
-import { registerApplyCommand } from './apply.js';
-import { registerEventsCommand } from './events.js';
-import { registerHistoryCommand } from './history.js';
-import { registerImportCommand } from './import.js';
-import { registerJobCommand } from './job.js';
-import { registerLogsCommand } from './logs.js';
-import { registerMeshHostCommand } from './mesh-host.js';
-import { registerNodeCommand } from './node.js';
-import { registerPlanCommand } from './plan.js';
-import { registerRollbackCommand } from './rollback.js';
-import { registerRunCommand } from './run.js';
-import { registerSecretCommand } from './secret.js';
-import { registerStatusCommand } from './status.js';
-import { registerTokenCommand } from './token.js';
-import { registerValidateCommand } from './validate.js';
-import { registerVolumeCommand } from './volume.js';
+import { keepYoungGenerationSmall } from '../core/young-generation.js';
+/**
+ * Each command's module, by the name it registers. A process loads only the module of the command
+ * it runs: the agent and the operator are long-lived, and every module loaded (with its libraries:
+ * git, age, the metrics registry, the dashboard) stays in their memory for good. Help, --version
+ * and an unknown command load them all, in this order (the order of `berth --help`).
+ */
+const COMMANDS: [name: string, load: () => Promise<(program: Command) => void>][] = [
+  ['validate', async () => (await import('./validate.js')).registerValidateCommand],
+  ['plan', async () => (await import('./plan.js')).registerPlanCommand],
+  ['apply', async () => (await import('./apply.js')).registerApplyCommand],
+  ['run', async () => (await import('./run.js')).registerRunCommand],
+  ['status', async () => (await import('./status.js')).registerStatusCommand],
+  ['history', async () => (await import('./history.js')).registerHistoryCommand],
+  ['logs', async () => (await import('./logs.js')).registerLogsCommand],
+  ['events', async () => (await import('./events.js')).registerEventsCommand],
+  ['rollback', async () => (await import('./rollback.js')).registerRollbackCommand],
+  ['agent', async () => (await import('./agent.js')).registerAgentCommand],
+  ['token', async () => (await import('./token.js')).registerTokenCommand],
+  ['node', async () => (await import('./node.js')).registerNodeCommand],
+  ['secret', async () => (await import('./secret.js')).registerSecretCommand],
+  ['mesh-host', async () => (await import('./mesh-host.js')).registerMeshHostCommand],
+  ['import', async () => (await import('./import.js')).registerImportCommand],
+  ['volume', async () => (await import('./volume.js')).registerVolumeCommand],
+  ['job', async () => (await import('./job.js')).registerJobCommand],
+];
 
-/** Builds the `berth` command tree. Each command lives in its own file and registers itself here. */
-export function buildProgram(): Command {
+/**
+ * Builds the `berth` command tree: with the command named in argv (node, script, command, ...),
+ * that command alone; otherwise every command. Each command lives in its own file and registers
+ * itself here.
+ */
+export async function buildProgram(argv: readonly string[] = []): Promise<Command> {
   const program = new Command('berth')
     .description('GitOps operator for plain Docker hosts')
     .version(BERTH_VERSION)
     .showHelpAfterError()
     .exitOverride();
-  registerValidateCommand(program);
-  registerPlanCommand(program);
-  registerApplyCommand(program);
-  registerRunCommand(program);
-  registerStatusCommand(program);
-  registerHistoryCommand(program);
-  registerLogsCommand(program);
-  registerEventsCommand(program);
-  registerRollbackCommand(program);
-  registerAgentCommand(program);
-  registerTokenCommand(program);
-  registerNodeCommand(program);
-  registerSecretCommand(program);
-  registerMeshHostCommand(program);
-  registerImportCommand(program);
-  registerVolumeCommand(program);
-  registerJobCommand(program);
+  const named = COMMANDS.filter(([name]) => name === argv[2]);
+  const registers = await Promise.all((named.length > 0 ? named : COMMANDS).map(([, load]) => load()));
+  for (const register of registers) register(program);
   return program;
 }
+
+/** The commands whose process lives as long as the cluster or node it serves. */
+const LONG_LIVED = new Set(['run', 'agent', 'mesh-host']);
 
 /** The only place (with the command files it calls) that decides the process exit code. */
 export async function main(argv: string[]): Promise<void> {
   hideUrlCredentialsFromPs(argv);
-  const program = buildProgram();
+  if (argv[2] !== undefined && LONG_LIVED.has(argv[2])) keepYoungGenerationSmall();
+  const program = await buildProgram(argv);
   try {
     await program.parseAsync(argv);
   } catch (error) {

@@ -33,8 +33,6 @@ import {
   addClusterOptions,
   addOperatorClusterOptions,
   addSourceOptions,
-  serviceAddressesOption,
-  dataPlaneOption,
   closeCluster,
   openCluster,
   openRevisionSource,
@@ -47,6 +45,7 @@ import {
   openCommitStatusReporter,
   type CommitStatusOptions,
 } from './commit-status-options.js';
+import { dataPlaneOption, serviceAddressesOption } from './node-data-plane-options.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface RunOptions extends SourceOptions, ClusterOptions, CommitStatusOptions {

@@ -8,9 +8,9 @@
  * does: peers check the role, not a host name, because the address an agent dials may be a NAT
  * or load-balancer address the operator cannot know.
  */
-import forge from 'node-forge';
 import {
   certificateFingerprint,
+  forgeLibrary,
   generateKeyPair,
   newCertificateSerial as newSerial,
   type KeyPair,
@@ -44,8 +44,8 @@ export function renewalDueAt(certificate: { validFrom: string; validTo: string }
 
 export function createCertificateAuthority(): KeyPair & { certificatePem: string } {
   const keys = generateKeyPair();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+  const cert = forgeLibrary().pki.createCertificate();
+  cert.publicKey = forgeLibrary().pki.publicKeyFromPem(keys.publicKeyPem);
   cert.serialNumber = newSerial();
   cert.validity.notBefore = new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter = new Date(Date.now() + CA_CERTIFICATE_DAYS * DAY_MS);
@@ -60,8 +60,8 @@ export function createCertificateAuthority(): KeyPair & { certificatePem: string
     { name: 'keyUsage', keyCertSign: true, cRLSign: true, critical: true },
     { name: 'subjectKeyIdentifier' },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(keys.privateKeyPem), forge.md.sha256.create());
-  return { ...keys, certificatePem: forge.pki.certificateToPem(cert) };
+  cert.sign(forgeLibrary().pki.privateKeyFromPem(keys.privateKeyPem), forgeLibrary().md.sha256.create());
+  return { ...keys, certificatePem: forgeLibrary().pki.certificateToPem(cert) };
 }
 
 /**
@@ -75,9 +75,9 @@ export function issueCertificate(args: {
   name: string;
   validity?: { notBefore: Date; notAfter: Date };
 }): IssuedCertificate {
-  const caCert = forge.pki.certificateFromPem(args.ca.certificatePem);
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(args.publicKeyPem);
+  const caCert = forgeLibrary().pki.certificateFromPem(args.ca.certificatePem);
+  const cert = forgeLibrary().pki.createCertificate();
+  cert.publicKey = forgeLibrary().pki.publicKeyFromPem(args.publicKeyPem);
   cert.serialNumber = newSerial();
   cert.validity.notBefore = args.validity?.notBefore ?? new Date(Date.now() - CLOCK_SKEW_MS);
   cert.validity.notAfter =
@@ -99,9 +99,9 @@ export function issueCertificate(args: {
     },
     { name: 'authorityKeyIdentifier', keyIdentifier: caCert.generateSubjectKeyIdentifier().getBytes() },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(args.ca.privateKeyPem), forge.md.sha256.create());
+  cert.sign(forgeLibrary().pki.privateKeyFromPem(args.ca.privateKeyPem), forgeLibrary().md.sha256.create());
   return {
-    certificatePem: forge.pki.certificateToPem(cert),
+    certificatePem: forgeLibrary().pki.certificateToPem(cert),
     serial: normaliseSerial(cert.serialNumber),
     notAfter: cert.validity.notAfter.toISOString(),
   };

@@ -1,5 +1,6 @@
+import { createRequire } from 'node:module';
 import { pino, type DestinationStream, type Logger } from 'pino';
-import pretty from 'pino-pretty';
+import type { PrettyOptions, PrettyStream } from 'pino-pretty';
 
 import { redactCredentials } from './url-credential.js';
 
@@ -13,6 +14,9 @@ export type { Logger } from 'pino';
 function logDestination(): DestinationStream {
   const format = process.env['BERTH_LOG_FORMAT'] ?? (process.stderr.isTTY ? 'pretty' : 'json');
   if (format !== 'pretty') return pino.destination(2);
+  // Loaded only here: an operator or agent run as a service logs JSON, and pino-pretty (with its
+  // colour and date libraries) would stay in its memory unused. CommonJS, so require is synchronous.
+  const pretty = createRequire(import.meta.url)('pino-pretty') as (options: PrettyOptions) => PrettyStream;
   return pretty({
     destination: 2,
     sync: true,

@@ -4,7 +4,20 @@
  * made by node's own crypto (fast, native).
  */
 import { X509Certificate, createHash, generateKeyPairSync, randomBytes } from 'node:crypto';
-import forge from 'node-forge';
+import { createRequire } from 'node:module';
+import type Forge from 'node-forge';
+
+let forge: typeof Forge | undefined;
+
+/**
+ * node-forge, loaded when a certificate is first made or issued: that is rare (a node's first
+ * start, a join, a renewal), and its modules would otherwise stay in every agent's and operator's
+ * heap (about 2 MiB). CommonJS, so require is synchronous.
+ */
+export function forgeLibrary(): typeof Forge {
+  forge ??= createRequire(import.meta.url)('node-forge') as typeof Forge;
+  return forge;
+}
 
 export interface KeyPair {
   /** PKCS#1 PEM of the private key. */
@@ -51,8 +64,8 @@ export function createSelfSignedCertificate(args: {
   days: number;
 }): KeyPair & { certificatePem: string } {
   const keys = generateKeyPair();
-  const cert = forge.pki.createCertificate();
-  cert.publicKey = forge.pki.publicKeyFromPem(keys.publicKeyPem);
+  const cert = forgeLibrary().pki.createCertificate();
+  cert.publicKey = forgeLibrary().pki.publicKeyFromPem(keys.publicKeyPem);
   cert.serialNumber = newCertificateSerial();
   cert.validity.notBefore = new Date(Date.now() - 60_000);
   cert.validity.notAfter = new Date(Date.now() + args.days * DAY_MS);
@@ -67,8 +80,8 @@ export function createSelfSignedCertificate(args: {
     { name: 'keyUsage', digitalSignature: true, keyEncipherment: true, critical: true },
     { name: 'extKeyUsage', serverAuth: true },
   ]);
-  cert.sign(forge.pki.privateKeyFromPem(keys.privateKeyPem), forge.md.sha256.create());
-  return { ...keys, certificatePem: forge.pki.certificateToPem(cert) };
+  cert.sign(forgeLibrary().pki.privateKeyFromPem(keys.privateKeyPem), forgeLibrary().md.sha256.create());
+  return { ...keys, certificatePem: forgeLibrary().pki.certificateToPem(cert) };
 }
 
 const PEM_BLOCK = /-----BEGIN ([A-Z0-9 ]+)-----\r?\n[\s\S]*?-----END \1-----\r?\n?/g;
