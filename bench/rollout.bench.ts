@@ -161,7 +161,11 @@ async function untilAnswering(port: number): Promise<void> {
 }
 
 /** One replica from nothing to answering: create, start, find its port, probe until it answers. */
+/** Where the floor's time goes, per replica of its rounds (ms). */
+const floorSteps = { create: [] as number[], start: [] as number[], answer: [] as number[] };
+
 async function startAnswering(engine: Docker, name: string, image: string): Promise<Docker.Container> {
+  const t0 = performance.now();
   const container = await engine.createContainer({
     name,
     Image: image,
@@ -170,10 +174,15 @@ async function startAnswering(engine: Docker, name: string, image: string): Prom
     StopTimeout: 10,
     HostConfig: { Init: true, PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
   });
+  const t1 = performance.now();
   await container.start();
+  const t2 = performance.now();
   const info = await container.inspect();
   const port = Number(info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort);
   await untilAnswering(port);
+  floorSteps.create.push(t1 - t0);
+  floorSteps.start.push(t2 - t1);
+  floorSteps.answer.push(performance.now() - t2);
   return container;
 }
 
@@ -191,6 +200,7 @@ async function openFloor(): Promise<{ round(round: number): Promise<number>; clo
     current.push(await startAnswering(engine, `berth-bench-floor-r0-${i}`, 'berth-test/web:v1'));
   return {
     async round(round) {
+      if (round === 1) for (const steps of Object.values(floorSteps)) steps.length = 0;
       const image = round % 2 ? 'berth-test/web:v2' : 'berth-test/web:v1';
       const t0 = performance.now();
       const next: Docker.Container[] = [];
@@ -300,6 +310,9 @@ console.log(
 );
 console.log(
   `floor median: ${s(floor)} (the engine alone: ${batches} batches one after the other, each created, started and answering, + ${MONITOR_S} s monitor)`,
+);
+console.log(
+  `floor per replica (median): create ${s(median(floorSteps.create))}, start ${s(median(floorSteps.start))}, start to answering ${s(median(floorSteps.answer))}`,
 );
 if (swarm.length > 0) console.log(`swarm median: ${s(median(swarm))}`);
 console.log(`berth / floor: ${(berthMedian / floor).toFixed(2)}x (target < 1.0x)`);
