@@ -9,21 +9,30 @@
  * service has converged and passed its monitor window. The swarm is created for the benchmark
  * and left afterwards (unless this engine already was in a swarm, which is then left alone).
  *
- * Prints both medians, the floor (batches x median time to start one replica and see it healthy
- * + one monitor window), berth's time as a multiple of that floor, and last `ratio=berth/swarm`.
+ * The floor is the engine's alone, measured in the same run: the same rolling update done
+ * straight on the engine by an ideal orchestrator that does not create ahead (same image, init,
+ * port published on 127.0.0.1, the same http check probed back to back, the same batches, each
+ * created, started and answering before the next; old containers stopped in the background; one
+ * monitor window at the end). berth beats it only by what it overlaps (the next batch created
+ * while the current one starts). Prints the medians, berth / floor (target < 1.0x), berth /
+ * swarm and last `ratio=berth/swarm`. BENCH_SWARM=0 leaves Swarm out; BENCH_TRACE=1 prints
+ * berth's rollout events with their times, BENCH_TRACE_LOG=FILE writes its debug log there.
  */
 import { execFile } from 'node:child_process';
+import http from 'node:http';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
+import { pino } from 'pino';
 import { createDockerRuntime } from '../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../src/agent/local-agent.js';
 import { silentLogger } from '../src/core/log.js';
 import { createGitRevisionSource } from '../src/operator/git-revision-source.js';
 import { reconcile, type ReconcileDeps } from '../src/operator/reconcile.js';
 import { StateStore } from '../src/operator/state-store.js';
+import type { RolloutEvent } from '../src/rollout/apply-plan.js';
 import { openGitSource } from '../src/source/git-source.js';
 import { createTestRepo } from '../test/helpers/git-repo.js';
 
@@ -34,6 +43,17 @@ const PARALLELISM = 2;
 const MONITOR_S = 1;
 const NS = 'bench';
 const SWARM_SERVICE = 'berth-bench-web';
+/** BENCH_TRACE=1: every rollout event of berth's rounds, at its time since the round began. */
+const TRACE = process.env['BENCH_TRACE'] === '1';
+/** BENCH_TRACE_LOG=FILE: berth's own log lines, debug level, as JSON into FILE. */
+const TRACE_LOG = process.env['BENCH_TRACE_LOG'];
+
+function traceEvent(atMs: number, event: RolloutEvent): void {
+  const { type, ...rest } = event;
+  const what = 'name' in rest ? rest.name : 'batch' in rest ? `${rest.batch}/${rest.batches}` : '';
+  const ms = 'ms' in rest ? ` (${rest.ms} ms)` : '';
+  console.log(`  ${(atMs / 1000).toFixed(3)} s ${type} ${what}${ms}`);
+}
 
 function manifest(image: string): Record<string, string> {
   return {
@@ -63,10 +83,13 @@ function median(values: number[]): number {
 
 const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 
-async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[] }> {
+/** `between(round)` runs after each of berth's rounds: the floor's round, so both see the same load. */
+async function benchBerth(
+  between: (round: number) => Promise<void>,
+): Promise<{ times: number[]; startToHealthy: number[] }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const repo = await createTestRepo(manifest('berth-test/web:v1'));
-  const log = silentLogger();
+  const log = TRACE_LOG ? pino({ level: 'debug' }, pino.destination(TRACE_LOG)) : silentLogger();
   const agent = createLocalAgent({
     runtime: createDockerRuntime(),
     nodeName: 'local',
@@ -75,6 +98,7 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
   });
   const git = await openGitSource({ repo: repo.dir, cacheDir: join(stateDir, 'git-cache'), log });
   const startToHealthy: number[] = [];
+  let roundStart = performance.now();
   const deps: ReconcileDeps = {
     source: createGitRevisionSource({ git, repo: repo.dir, branch: 'main', path: '.' }),
     agents: () => new Map([['local', agent]]),
@@ -83,6 +107,7 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
     readSecret: null,
     onEvent: (event) => {
       if (event.type === 'replica-healthy') startToHealthy.push(event.ms);
+      if (TRACE) traceEvent(performance.now() - roundStart, event);
     },
   };
   const times: number[] = [];
@@ -94,12 +119,14 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
     for (let round = 1; round <= ROUNDS; round++) {
       await repo.commit(manifest(round % 2 ? 'berth-test/web:v2' : 'berth-test/web:v1'), `round ${round}`);
       const t0 = performance.now();
+      roundStart = t0;
       const result = await reconcile(deps);
       const ms = performance.now() - t0;
       if (result.outcome !== 'succeeded')
         throw new Error(`round ${round}: ${result.outcome} ${result.reason ?? ''}`);
       times.push(ms);
       console.log(`berth round ${round}: ${s(ms)}`);
+      await between(round);
     }
   } finally {
     const docker = new Docker();
@@ -110,6 +137,91 @@ async function benchBerth(): Promise<{ times: number[]; startToHealthy: number[]
     await rm(stateDir, { recursive: true, force: true });
   }
   return { times, startToHealthy };
+}
+
+const FLOOR_LABEL = 'berth-bench.rollout-floor';
+
+/** GET / on the published port until it answers 200, back to back (10 ms apart): no prober is faster. */
+async function untilAnswering(port: number): Promise<void> {
+  for (;;) {
+    const ok = await new Promise<boolean>((resolve) => {
+      const request = http.get(
+        { host: '127.0.0.1', port, path: '/', agent: false, timeout: 1000 },
+        (response) => {
+          response.resume();
+          resolve(response.statusCode === 200);
+        },
+      );
+      request.on('timeout', () => request.destroy());
+      request.on('error', () => resolve(false));
+    });
+    if (ok) return;
+    await new Promise((resolve) => setTimeout(resolve, 10));
+  }
+}
+
+/** One replica from nothing to answering: create, start, find its port, probe until it answers. */
+/** Where the floor's time goes, per replica of its rounds (ms). */
+const floorSteps = { create: [] as number[], start: [] as number[], answer: [] as number[] };
+
+async function startAnswering(engine: Docker, name: string, image: string): Promise<Docker.Container> {
+  const t0 = performance.now();
+  const container = await engine.createContainer({
+    name,
+    Image: image,
+    Labels: { [FLOOR_LABEL]: 'true' },
+    ExposedPorts: { '8080/tcp': {} },
+    StopTimeout: 10,
+    HostConfig: { Init: true, PortBindings: { '8080/tcp': [{ HostIp: '127.0.0.1', HostPort: '' }] } },
+  });
+  const t1 = performance.now();
+  await container.start();
+  const t2 = performance.now();
+  const info = await container.inspect();
+  const port = Number(info.NetworkSettings.Ports['8080/tcp']?.[0]?.HostPort);
+  await untilAnswering(port);
+  floorSteps.create.push(t1 - t0);
+  floorSteps.start.push(t2 - t1);
+  floorSteps.answer.push(performance.now() - t2);
+  return container;
+}
+
+/**
+ * The engine's floor for the same rolling update, with an ideal orchestrator that does not create
+ * ahead: the same containers (image, init, the port published on 127.0.0.1, the same http check
+ * probed back to back), batch after batch, each from nothing to answering; the old ones of a
+ * batch are stopped and removed in the background once it answers; a round is done when the last
+ * monitor window has passed and every old container is gone.
+ */
+async function openFloor(): Promise<{ round(round: number): Promise<number>; close(): Promise<void> }> {
+  const engine = new Docker();
+  let current: Docker.Container[] = [];
+  for (let i = 0; i < REPLICAS; i++)
+    current.push(await startAnswering(engine, `berth-bench-floor-r0-${i}`, 'berth-test/web:v1'));
+  return {
+    async round(round) {
+      if (round === 1) for (const steps of Object.values(floorSteps)) steps.length = 0;
+      const image = round % 2 ? 'berth-test/web:v2' : 'berth-test/web:v1';
+      const t0 = performance.now();
+      const next: Docker.Container[] = [];
+      const stopping: Promise<unknown>[] = [];
+      for (let first = 0; first < REPLICAS; first += PARALLELISM) {
+        const olds = current.slice(first, first + PARALLELISM);
+        const started = await Promise.all(
+          olds.map((_, k) => startAnswering(engine, `berth-bench-floor-r${round}-${first + k}`, image)),
+        );
+        next.push(...started);
+        stopping.push(...olds.map((old) => old.stop({ t: 10 }).then(() => old.remove({ force: true }))));
+      }
+      await Promise.all([...stopping, new Promise((resolve) => setTimeout(resolve, MONITOR_S * 1000))]);
+      current = next;
+      return performance.now() - t0;
+    },
+    async close() {
+      const left = await engine.listContainers({ all: true, filters: { label: [FLOOR_LABEL] } });
+      await Promise.all(left.map((c) => engine.getContainer(c.Id).remove({ force: true })));
+    },
+  };
 }
 
 async function docker(...args: string[]): Promise<string> {
@@ -170,21 +282,42 @@ async function benchSwarm(): Promise<number[]> {
   return times;
 }
 
-const berth = await benchBerth();
-const swarm = await benchSwarm();
+const floorTimes: number[] = [];
+const berth = await (async () => {
+  const floorRun = await openFloor();
+  try {
+    return await benchBerth(async (round) => {
+      const ms = await floorRun.round(round);
+      floorTimes.push(ms);
+      console.log(`floor round ${round}: ${s(ms)}`);
+    });
+  } finally {
+    await floorRun.close();
+  }
+})();
+// BENCH_SWARM=0 leaves Swarm out (while tuning berth); the ratio to Swarm is then not printed.
+const swarm = process.env['BENCH_SWARM'] === '0' ? [] : await benchSwarm();
 const berthMedian = median(berth.times);
-const swarmMedian = median(swarm);
+const floor = median(floorTimes);
 const batches = Math.ceil(REPLICAS / PARALLELISM);
-const oneReplica = median(berth.startToHealthy);
-const floor = batches * oneReplica + MONITOR_S * 1000;
 console.log('');
 console.log(
   `rolling update of ${REPLICAS} replicas, parallelism ${PARALLELISM}, start-first, http check every 1 s, monitor ${MONITOR_S} s; ${ROUNDS} rounds each`,
 );
 console.log(`berth median: ${s(berthMedian)}`);
-console.log(`swarm median: ${s(swarmMedian)}`);
 console.log(
-  `floor: ${batches} batches x ${s(oneReplica)} (median start-to-healthy of one replica) + ${MONITOR_S} s monitor = ${s(floor)}`,
+  `berth's own start-to-healthy of one replica (median, its creation ahead included): ${s(median(berth.startToHealthy))}`,
 );
-console.log(`berth / floor: ${(berthMedian / floor).toFixed(2)}x (target <= 1.5x)`);
-console.log(`ratio=${(berthMedian / swarmMedian).toFixed(3)}`);
+console.log(
+  `floor median: ${s(floor)} (the engine alone: ${batches} batches one after the other, each created, started and answering, + ${MONITOR_S} s monitor)`,
+);
+console.log(
+  `floor per replica (median): create ${s(median(floorSteps.create))}, start ${s(median(floorSteps.start))}, start to answering ${s(median(floorSteps.answer))}`,
+);
+if (swarm.length > 0) console.log(`swarm median: ${s(median(swarm))}`);
+console.log(`berth / floor: ${(berthMedian / floor).toFixed(2)}x (target < 1.0x)`);
+if (swarm.length > 0) {
+  const ratio = berthMedian / median(swarm);
+  console.log(`berth / swarm: ${ratio.toFixed(2)}x`);
+  console.log(`ratio=${ratio.toFixed(3)}`);
+}

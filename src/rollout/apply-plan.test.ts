@@ -299,6 +299,38 @@ describe('applyPlan', () => {
     assert.deepEqual([...node.prepared], []);
   });
 
+  test('the next batch is created ahead while the current one is still starting, not only once it runs', async () => {
+    const node = new MemoryNode();
+    const agents = new Map([[node.name, node]]);
+    await applyPlan(
+      computePlan(state(service('ok:v1', 2, policy()), 'r1'), { nodes: [await node.snapshot()] }),
+      {
+        agents,
+        readSecret: null,
+        log: silentLogger(),
+      },
+    );
+    node.prepares.length = 0;
+    // The start of slot 1 returns only once slot 2 is being created ahead: waiting for the start
+    // to return before creating ahead would never get there.
+    let preparing: () => void = () => {};
+    const secondPrepared = new Promise<void>((resolve) => (preparing = resolve));
+    const ensure = node.ensureReplica.bind(node);
+    const prepare = node.prepareReplica.bind(node);
+    node.prepareReplica = (request) => {
+      if (request.slot === '2') preparing();
+      return prepare(request);
+    };
+    node.ensureReplica = async (request) => {
+      if (request.slot === '1') await secondPrepared;
+      return ensure(request);
+    };
+    const plan = computePlan(state(service('ok:v2', 2, policy()), 'r2'), { nodes: [await node.snapshot()] });
+    const result = await applyPlan(plan, { agents, readSecret: null, log: silentLogger() });
+    assert.equal(result.outcome, 'succeeded');
+    assert.deepEqual(node.prepares, ['2']);
+  });
+
   test('a failed batch removes the containers created ahead for the next one', async () => {
     const { node, result } = await rollTo('bad:v2', 3, policy());
     assert.equal(result.outcome, 'failed');

@@ -261,13 +261,13 @@ async function sendAndAwait(
     volumeLocations().placed(step.node, request);
     await volumeLocations().save(run.log);
   }
+  const ensured = onNode(step.node, () => agent.ensureReplica(request));
+  sent();
   try {
-    await onNode(step.node, () => agent.ensureReplica(request));
+    await ensured;
   } catch (error) {
     if (error instanceof InfrastructureFault) throw error;
     return { outcome: 'unhealthy', replica: null, reason: asBerthError(error).message, refused: true };
-  } finally {
-    sent();
   }
   run.result.started.push({ name: step.name, node: step.node });
   const timeoutMs = Math.max(1, run.deadline - Date.now());

@@ -62,6 +62,18 @@ void describe('local agent on a real Docker engine', () => {
     await agent.removeReplica(request.name);
   });
 
+  void test('a replica prepared ahead and removed behind berth`s back is created again by ensureReplica', async () => {
+    const request = webReplica(node.name, 'ahead-gone');
+    await agent.prepareReplica(request);
+    const prepared = await testDocker().getContainer(request.name).inspect();
+    await testDocker().getContainer(prepared.Id).remove({ force: true });
+    await agent.ensureReplica(request);
+    const wait = await agent.awaitReplica(request.name, { timeoutMs: AWAIT_MS });
+    assert.equal(wait.outcome, 'healthy', wait.reason ?? '');
+    assert.notEqual(wait.replica?.id, prepared.Id);
+    await agent.removeReplica(request.name);
+  });
+
   void test('a job run only created (its start cut short) is started by the next ask; a finished run is never run again', async () => {
     const request = webReplica(node.name, 'run', {
       service: 'migrate',
