@@ -169,13 +169,22 @@ async function removeLeftovers(nft: string, log: Logger): Promise<void> {
   }
 }
 
+/** A reading of conntrack's table: when it started (`performance.now()`) and its open flows. */
+interface ConntrackReading {
+  started: number;
+  done: boolean;
+  flows: Promise<Map<string, number>>;
+}
+
 class NftablesDataPlane implements KernelDataPlane {
   private closed = false;
   readonly table: string;
   /** Bridges that route loopback-sourced packets (route_localnet), checked or set by this process. */
   private readonly localnet = new Set<string>();
   /** The latest reading of conntrack's table, shared by the drains that poll it. */
-  private reading: { started: number; flows: Promise<Map<string, number>> } | null = null;
+  private reading: ConntrackReading | null = null;
+  /** The reading that starts once the current one is done, for callers that need a newer one. */
+  private next: Promise<Map<string, number>> | null = null;
 
   constructor(
     private readonly nft: string,
@@ -239,18 +248,37 @@ class NftablesDataPlane implements KernelDataPlane {
   }
 
   /**
-   * The open flows of a reading of conntrack's table started after `notBefore`: the drains
-   * of a rollout that poll at once share one reading (the kernel takes tens of milliseconds to
-   * write out a large table) instead of each reading and parsing it.
+   * The open flows of a reading of conntrack's table started after `notBefore`. One reading at a
+   * time, shared: the drains of a rollout (every backend that left a table, on every push) poll at
+   * once, and concurrent readings of a large table (the kernel writes it out as text, tens of
+   * thousands of TIME_WAIT flows after a burst of short connections) took seconds each. A caller
+   * that needs a newer reading than the one in progress joins the one queued after it.
    */
   private flowsSince(notBefore: number): Promise<Map<string, number>> {
-    if (this.reading !== null && this.reading.started > notBefore) return this.reading.flows;
-    // Without conntrack's table the drain cannot be watched: the replica's grace period bounds it.
-    const flows = readFile(CONNTRACK, 'utf8')
-      .catch(() => '')
-      .then(openFlows);
-    this.reading = { started: performance.now(), flows };
-    return flows;
+    const current = this.reading;
+    if (current !== null && current.started > notBefore) return current.flows;
+    if (current !== null && !current.done) {
+      this.next ??= current.flows.then(() => {
+        this.next = null;
+        return this.read().flows;
+      });
+      return this.next;
+    }
+    return this.read().flows;
+  }
+
+  private read(): ConntrackReading {
+    const reading: ConntrackReading = {
+      started: performance.now(),
+      done: false,
+      // Without conntrack's table the drain cannot be watched: the replica's grace period bounds it.
+      flows: readFile(CONNTRACK, 'utf8')
+        .catch(() => '')
+        .then(openFlows)
+        .finally(() => (reading.done = true)),
+    };
+    this.reading = reading;
+    return reading;
   }
 
   async close(): Promise<void> {

@@ -253,7 +253,8 @@ class RoutingMesh implements NodeMesh {
   private async kernelDrained(listener: Listener, id: string, timeoutMs: number): Promise<void> {
     const kernel = await this.kernel;
     const backend = listener.addresses.get(id);
-    if (!kernel || !backend) return;
+    // A drain without time left (a table pushed without one) would not wait whatever conntrack says.
+    if (!kernel || !backend || timeoutMs <= 0) return;
     const until = Date.now() + timeoutMs;
     // The backend is out of the kernel's map by now: a reading of conntrack from now on sees every
     // connection it still has, and no new one. conntrack says nothing when a flow ends, so it is
