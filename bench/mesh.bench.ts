@@ -292,61 +292,18 @@ async function bench(): Promise<void> {
       throw new Error(`deploy: ${initial.outcome} ${initial.reason ?? ''}`);
     mesh.start();
     await mesh.refresh();
-    const snapshot = await a.snapshot();
-    const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
-    if (direct === undefined) throw new Error('no replica port');
-    // The same replica at its own bridge address, where the kernel data plane sends node 1's replicas.
-    const bridge = (await cluster.engines[0]!.docker.getContainer(snapshot.replicas[0]!.name).inspect())
-      .NetworkSettings.Networks['bridge']?.IPAddress;
-    if (!bridge) throw new Error('no bridge address for the replica');
-    const publishedPorts = await publishedTargets([a, b]);
-    const kernel = nftTable(a.address, published);
-    const plane = kernel === null ? 'userspace' : 'nftables';
-    const loopback = await measureInterleaved({
-      mesh: [{ host: a.address, port: published }],
-      userspace: [{ host: userspaceAddress, port: published }],
-      // Without a kernel table the nodes' backends are the published ports, measured below.
-      kernelTargets: kernel?.targets ?? [],
-      publishedPorts,
-      oneReplica: [{ host: a.address, port: direct }],
-      oneBridge: [{ host: bridge, port: 8080 }],
+    await throughput({
+      a,
+      b,
+      published,
+      userspaceAddress,
+      engine: cluster.engines[0]!,
+      switchTo: async (appProtocol) => {
+        await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
+        await reconcile(deps);
+        await mesh.refresh();
+      },
     });
-    const planeTargets = kernel === null ? loopback.publishedPorts : loopback.kernelTargets;
-    // The same port with appProtocol http (per-request balancing), then back to tcp.
-    const switchTo = async (appProtocol: 'tcp' | 'http'): Promise<void> => {
-      await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
-      await reconcile(deps);
-      await mesh.refresh();
-    };
-    await switchTo('http');
-    const { http: throughHttp } = await measureInterleaved({ http: [{ host: a.address, port: published }] });
-    await switchTo('tcp');
-    const row = (what: string, r: ClosedLoopResult): string =>
-      `${what.padEnd(44)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${percentile(r, 0.5).toFixed(2).padStart(6)} ms   p99 ${percentile(r, 0.99).toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
-    console.log(
-      `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each in ${ROUNDS} interleaved slices (loopback)`,
-    );
-    console.log(
-      `data plane of the nodes: ${plane} (--data-plane ${DATA_PLANE})${kernel === null ? '' : `; nft table ${nftTableName(a.address, process.pid)}: :${published} -> ${kernel.targets.length} backends`}`,
-    );
-    console.log(row(`mesh, ${plane} (:${published}, ${REPLICAS} replicas)`, loopback.mesh));
-    console.log(row(`mesh, userspace`, loopback.userspace));
-    console.log(row(`mesh, appProtocol http`, throughHttp));
-    if (kernel !== null)
-      console.log(
-        row(`direct, the nft map's ${kernel.targets.length} targets (${kernel.local} bridge)`, planeTargets),
-      );
-    console.log(row(`direct, the ${publishedPorts.length} published ports`, loopback.publishedPorts));
-    console.log(row(`one replica (:${direct})`, loopback.oneReplica));
-    console.log(row(`one replica (${bridge}:8080)`, loopback.oneBridge));
-    const ratio = (r: ClosedLoopResult, anchor: ClosedLoopResult): string =>
-      `${(r.requests / r.seconds / (anchor.requests / anchor.seconds)).toFixed(2)}x, p50 +${(percentile(r, 0.5) - percentile(anchor, 0.5)).toFixed(2)} ms`;
-    console.log(
-      `mesh / direct: throughput ${ratio(loopback.mesh, planeTargets)} (${plane}; direct = the same backends, picked by the client); userspace ${ratio(loopback.userspace, loopback.publishedPorts)}; http mode ${ratio(throughHttp, loopback.publishedPorts)}`,
-    );
-    console.log(
-      `mesh / one replica's published port: ${plane} ${ratio(loopback.mesh, loopback.oneReplica)}; userspace ${ratio(loopback.userspace, loopback.oneReplica)}; http mode ${ratio(throughHttp, loopback.oneReplica)}`,
-    );
 
     // Each change under a steady request loop through one node's published port.
     const rows: ScenarioRow[] = [];
@@ -418,6 +375,68 @@ async function bench(): Promise<void> {
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   }
+}
+
+/** Section 1: every path under the same closed loop, and the summary lines. */
+async function throughput(o: {
+  a: Controllable;
+  b: Controllable;
+  published: number;
+  userspaceAddress: string;
+  engine: TestEngine;
+  switchTo: (appProtocol: 'tcp' | 'http') => Promise<void>;
+}): Promise<void> {
+  const { a, b, published, userspaceAddress, engine, switchTo } = o;
+  const snapshot = await a.snapshot();
+  const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
+  if (direct === undefined) throw new Error('no replica port');
+  // The same replica at its own bridge address, where the kernel data plane sends node 1's replicas.
+  const bridge = (await engine.docker.getContainer(snapshot.replicas[0]!.name).inspect()).NetworkSettings
+    .Networks['bridge']?.IPAddress;
+  if (!bridge) throw new Error('no bridge address for the replica');
+  const publishedPorts = await publishedTargets([a, b]);
+  const kernel = nftTable(a.address, published);
+  const plane = kernel === null ? 'userspace' : 'nftables';
+  const loopback = await measureInterleaved({
+    mesh: [{ host: a.address, port: published }],
+    userspace: [{ host: userspaceAddress, port: published }],
+    // Without a kernel table the nodes' backends are the published ports, measured below.
+    kernelTargets: kernel?.targets ?? [],
+    publishedPorts,
+    oneReplica: [{ host: a.address, port: direct }],
+    oneBridge: [{ host: bridge, port: 8080 }],
+  });
+  const planeTargets = kernel === null ? loopback.publishedPorts : loopback.kernelTargets;
+  // The same port with appProtocol http (per-request balancing), then back to tcp.
+  await switchTo('http');
+  const { http: throughHttp } = await measureInterleaved({ http: [{ host: a.address, port: published }] });
+  await switchTo('tcp');
+  const row = (what: string, r: ClosedLoopResult): string =>
+    `${what.padEnd(44)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${percentile(r, 0.5).toFixed(2).padStart(6)} ms   p99 ${percentile(r, 0.99).toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
+  console.log(
+    `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each in ${ROUNDS} interleaved slices (loopback)`,
+  );
+  console.log(
+    `data plane of the nodes: ${plane} (--data-plane ${DATA_PLANE})${kernel === null ? '' : `; nft table ${nftTableName(a.address, process.pid)}: :${published} -> ${kernel.targets.length} backends`}`,
+  );
+  console.log(row(`mesh, ${plane} (:${published}, ${REPLICAS} replicas)`, loopback.mesh));
+  console.log(row(`mesh, userspace`, loopback.userspace));
+  console.log(row(`mesh, appProtocol http`, throughHttp));
+  if (kernel !== null)
+    console.log(
+      row(`direct, the nft map's ${kernel.targets.length} targets (${kernel.local} bridge)`, planeTargets),
+    );
+  console.log(row(`direct, the ${publishedPorts.length} published ports`, loopback.publishedPorts));
+  console.log(row(`one replica (:${direct})`, loopback.oneReplica));
+  console.log(row(`one replica (${bridge}:8080)`, loopback.oneBridge));
+  const ratio = (r: ClosedLoopResult, anchor: ClosedLoopResult): string =>
+    `${(r.requests / r.seconds / (anchor.requests / anchor.seconds)).toFixed(2)}x, p50 +${(percentile(r, 0.5) - percentile(anchor, 0.5)).toFixed(2)} ms`;
+  console.log(
+    `mesh / direct: throughput ${ratio(loopback.mesh, planeTargets)} (${plane}; direct = the same backends, picked by the client); userspace ${ratio(loopback.userspace, loopback.publishedPorts)}; http mode ${ratio(throughHttp, loopback.publishedPorts)}`,
+  );
+  console.log(
+    `mesh / one replica's published port: ${plane} ${ratio(loopback.mesh, loopback.oneReplica)}; userspace ${ratio(loopback.userspace, loopback.oneReplica)}; http mode ${ratio(throughHttp, loopback.oneReplica)}`,
+  );
 }
 
 /** Every replica's published port 8080 on its node's address. */
