@@ -1,13 +1,30 @@
 /**
  * npm run bench:mesh — the routing mesh on the local engine, loopback only.
  *
- * 1. Throughput and latency: the same bounded closed-loop load (CONCURRENCY clients, a fresh TCP
- *    connection per request, for LOAD_S seconds each) through the mesh's published port on the
- *    default data plane (BENCH_DATA_PLANE, default auto: nftables DNAT when root), through the
- *    same routes on the user-space balancer (a comparison mesh on an address of its own, fed every
- *    table node 1 gets), with appProtocol http, and straight to one replica's own published port
- *    (through docker-proxy) and to its bridge address, side by side. The load runs in a child
- *    process so that it does not share an event loop with the balancer it measures.
+ * 1. Throughput and latency: the same closed-loop load generator (CONCURRENCY clients, a fresh TCP
+ *    connection per request and no keep-alive on every row, in a child process of its own so that
+ *    it does not share an event loop with a balancer it measures) against each path below. The
+ *    rows are measured in ROUNDS interleaved slices of LOAD_S / ROUNDS seconds (mesh, userspace,
+ *    direct, ...; again), so that a change of the machine's load hits every row alike. Node 1
+ *    holds about half of the REPLICAS replicas, node 2 the others; both engines run on this
+ *    machine with `--iptables=false`, so a published port is served by the engine's `docker-proxy`
+ *    (a user-space hop) and a bridge address by the kernel alone. The rows:
+ *    - `mesh, <plane>`: node 1's published port on the nodes' data plane (BENCH_DATA_PLANE,
+ *      default auto). nftables: a DNAT in the kernel, to the bridge address of node 1's replicas
+ *      (no user-space hop) and to the published port of node 2's (its docker-proxy, one hop).
+ *      userspace: berth's balancer, then each replica's published port (two hops).
+ *    - `mesh, userspace`: the same routes on the user-space balancer (a comparison mesh on an
+ *      address of its own, fed every table node 1 gets).
+ *    - `mesh, appProtocol http`: node 1's published port in http mode (always user space).
+ *    - `direct, <plane>'s backends`: the client itself picks, at random per connection, among the
+ *      very targets the nodes' data plane sends to (read from the nft table; the replicas'
+ *      published ports for user space): the same hops as the mesh row without the mesh.
+ *    - `direct, published ports`: the same, among every replica's published port.
+ *    - `one replica (:port)` and `one replica (bridge:8080)`: one replica of node 1 at its
+ *      published port and at its bridge address.
+ *    The summary line `mesh / direct: throughput <ratio>x, p50 +<ms> ms ...` divides each mesh row
+ *    by the direct row with the same hops behind the mesh (what the mesh adds and nothing else),
+ *    and the next line by one replica's published port (the anchor of issue 18's first figures).
  * 2. Under a steady request loop (RATE requests a second through one node's published port, for
  *    the change's duration, bounded), reporting failed requests (target: 0) for: a rolling update
  *    of 10 replicas (parallelism 2, start-first); a failing update and its automatic rollback; a
@@ -43,7 +60,8 @@ import { startTestEngines, type TestEngine } from '../test/helpers/multi-node.js
 
 const REPLICAS = 10;
 const CONCURRENCY = Number(process.env['BENCH_CONCURRENCY'] ?? 8);
-const LOAD_S = Number(process.env['BENCH_LOAD_S'] ?? 5);
+const LOAD_S = Number(process.env['BENCH_LOAD_S'] ?? 6);
+const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
 const RATE = Number(process.env['BENCH_RATE'] ?? 50);
 const NS = 'benchmesh';
 const DATA_PLANE_ASKED = process.env['BENCH_DATA_PLANE'] ?? 'auto';
@@ -55,12 +73,17 @@ interface ClosedLoopResult {
   requests: number;
   failed: number;
   seconds: number;
-  p50: number;
-  p99: number;
+  /** Every answered request's latency, ms. */
+  latencies: number[];
+}
+
+interface Target {
+  host: string;
+  port: number;
 }
 
 /** Child-process mode: a closed loop of `concurrency` clients for `seconds`, result as JSON. */
-async function closedLoop(host: string, port: number, concurrency: number, seconds: number): Promise<void> {
+async function closedLoop(targets: Target[], concurrency: number, seconds: number): Promise<void> {
   const latencies: number[] = [];
   let failed = 0;
   const until = performance.now() + seconds * 1000;
@@ -68,8 +91,10 @@ async function closedLoop(host: string, port: number, concurrency: number, secon
   await Promise.all(
     Array.from({ length: concurrency }, async () => {
       while (performance.now() < until) {
+        // A pick per connection, as numgen random does it in the kernel.
+        const target = targets[Math.floor(Math.random() * targets.length)]!;
         try {
-          const answer = await getOnce(host, port);
+          const answer = await getOnce(target.host, target.port);
           if (answer.status !== 200) failed++;
           latencies.push(answer.ms);
         } catch {
@@ -78,25 +103,22 @@ async function closedLoop(host: string, port: number, concurrency: number, secon
       }
     }),
   );
-  latencies.sort((a, b) => a - b);
-  const pick = (q: number): number =>
-    latencies[Math.min(latencies.length - 1, Math.floor(q * latencies.length))] ?? 0;
   const result: ClosedLoopResult = {
     requests: latencies.length + failed,
     failed,
     seconds: (performance.now() - t0) / 1000,
-    p50: pick(0.5),
-    p99: pick(0.99),
+    latencies,
   };
   process.stdout.write(JSON.stringify(result));
 }
 
-function measure(host: string, port: number): Promise<ClosedLoopResult> {
+function measureSlice(targets: Target[], seconds: number): Promise<ClosedLoopResult> {
   const self = fileURLToPath(import.meta.url);
+  const list = targets.map((t) => `${t.host}:${t.port}`).join(',');
   return new Promise((resolve, reject) => {
     const child = spawn(
       process.execPath,
-      ['--import', 'tsx', self, '--load', host, String(port), String(CONCURRENCY), String(LOAD_S)],
+      ['--import', 'tsx', self, '--load', list, String(CONCURRENCY), String(seconds)],
       { stdio: ['ignore', 'pipe', 'inherit'] },
     );
     let out = '';
@@ -107,6 +129,33 @@ function measure(host: string, port: number): Promise<ClosedLoopResult> {
       resolve(JSON.parse(out) as ClosedLoopResult);
     });
   });
+}
+
+/** Each of `paths` measured for LOAD_S seconds in all, in ROUNDS interleaved slices (an empty one is skipped). */
+async function measureInterleaved<K extends string>(
+  paths: Record<K, Target[]>,
+): Promise<Record<K, ClosedLoopResult>> {
+  const keys = Object.keys(paths) as K[];
+  const results = Object.fromEntries(
+    keys.map((k) => [k, { requests: 0, failed: 0, seconds: 0, latencies: [] as number[] }]),
+  ) as Record<K, ClosedLoopResult>;
+  for (let round = 0; round < ROUNDS; round++) {
+    for (const key of keys) {
+      if (paths[key].length === 0) continue;
+      const slice = await measureSlice(paths[key], LOAD_S / ROUNDS);
+      const total = results[key];
+      total.requests += slice.requests;
+      total.failed += slice.failed;
+      total.seconds += slice.seconds;
+      total.latencies.push(...slice.latencies);
+    }
+  }
+  for (const key of keys) results[key].latencies.sort((x, y) => x - y);
+  return results;
+}
+
+function percentile(r: ClosedLoopResult, q: number): number {
+  return r.latencies[Math.min(r.latencies.length - 1, Math.floor(q * r.latencies.length))] ?? 0;
 }
 
 function manifest(
@@ -243,47 +292,18 @@ async function bench(): Promise<void> {
       throw new Error(`deploy: ${initial.outcome} ${initial.reason ?? ''}`);
     mesh.start();
     await mesh.refresh();
-    const snapshot = await a.snapshot();
-    const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
-    if (direct === undefined) throw new Error('no replica port');
-    // The same replica at its own bridge address, where the kernel data plane sends node 1's replicas.
-    const bridge = (await cluster.engines[0]!.docker.getContainer(snapshot.replicas[0]!.name).inspect())
-      .NetworkSettings.Networks['bridge']?.IPAddress;
-    if (!bridge) throw new Error('no bridge address for the replica');
-
-    const kernelTable = nftTable(a.address);
-    const throughMesh = await measure(a.address, published);
-    const throughUserspace = await measure(userspaceAddress, published);
-    const straight = await measure(a.address, direct);
-    const straightToBridge = await measure(bridge, 8080);
-    // The same port with appProtocol http (per-request balancing), then back to tcp.
-    const switchTo = async (appProtocol: 'tcp' | 'http'): Promise<void> => {
-      await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
-      await reconcile(deps);
-      await mesh.refresh();
-    };
-    await switchTo('http');
-    const throughHttp = await measure(a.address, published);
-    await switchTo('tcp');
-    const row = (what: string, r: ClosedLoopResult): string =>
-      `${what.padEnd(26)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${r.p50.toFixed(2).padStart(6)} ms   p99 ${r.p99.toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
-    console.log(
-      `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each (loopback)`,
-    );
-    const plane = kernelTable === null ? 'userspace' : 'nftables';
-    console.log(
-      `data plane of the nodes: ${plane} (--data-plane ${DATA_PLANE})${kernelTable === null ? '' : `; nft table ${nftTableName(a.address, process.pid)}: ${kernelTable}`}`,
-    );
-    console.log(row(`mesh, ${plane} (:${published}, ${REPLICAS} replicas)`, throughMesh));
-    console.log(row(`mesh, userspace`, throughUserspace));
-    console.log(row(`mesh, appProtocol http`, throughHttp));
-    console.log(row(`one replica (:${direct})`, straight));
-    console.log(row(`one replica (${bridge}:8080)`, straightToBridge));
-    const ratio = (r: ClosedLoopResult): string =>
-      `${(r.requests / r.seconds / (straight.requests / straight.seconds)).toFixed(2)}x, p50 +${(r.p50 - straight.p50).toFixed(2)} ms`;
-    console.log(
-      `mesh / direct: throughput ${ratio(throughMesh)} (${plane}); userspace ${ratio(throughUserspace)}; http mode ${ratio(throughHttp)}`,
-    );
+    await throughput({
+      a,
+      b,
+      published,
+      userspaceAddress,
+      engine: cluster.engines[0]!,
+      switchTo: async (appProtocol) => {
+        await repo.commit(manifest('v1', published, appProtocol), `appProtocol ${appProtocol}`);
+        await reconcile(deps);
+        await mesh.refresh();
+      },
+    });
 
     // Each change under a steady request loop through one node's published port.
     const rows: ScenarioRow[] = [];
@@ -357,23 +377,109 @@ async function bench(): Promise<void> {
   }
 }
 
-/** The published ports of the node's nftables table and their backend counts, or null without one. */
-function nftTable(address: string): string | null {
+/** Section 1: every path under the same closed loop, and the summary lines. */
+async function throughput(o: {
+  a: Controllable;
+  b: Controllable;
+  published: number;
+  userspaceAddress: string;
+  engine: TestEngine;
+  switchTo: (appProtocol: 'tcp' | 'http') => Promise<void>;
+}): Promise<void> {
+  const { a, b, published, userspaceAddress, engine, switchTo } = o;
+  const snapshot = await a.snapshot();
+  const direct = snapshot.replicas[0]?.ports.find((p) => p.target === 8080)?.hostPort;
+  if (direct === undefined) throw new Error('no replica port');
+  // The same replica at its own bridge address, where the kernel data plane sends node 1's replicas.
+  const bridge = (await engine.docker.getContainer(snapshot.replicas[0]!.name).inspect()).NetworkSettings
+    .Networks['bridge']?.IPAddress;
+  if (!bridge) throw new Error('no bridge address for the replica');
+  const publishedPorts = await publishedTargets([a, b]);
+  const kernel = nftTable(a.address, published);
+  const plane = kernel === null ? 'userspace' : 'nftables';
+  const loopback = await measureInterleaved({
+    mesh: [{ host: a.address, port: published }],
+    userspace: [{ host: userspaceAddress, port: published }],
+    // Without a kernel table the nodes' backends are the published ports, measured below.
+    kernelTargets: kernel?.targets ?? [],
+    publishedPorts,
+    oneReplica: [{ host: a.address, port: direct }],
+    oneBridge: [{ host: bridge, port: 8080 }],
+  });
+  const planeTargets = kernel === null ? loopback.publishedPorts : loopback.kernelTargets;
+  // The same port with appProtocol http (per-request balancing), then back to tcp.
+  await switchTo('http');
+  const { http: throughHttp } = await measureInterleaved({ http: [{ host: a.address, port: published }] });
+  await switchTo('tcp');
+  const row = (what: string, r: ClosedLoopResult): string =>
+    `${what.padEnd(44)} ${(r.requests / r.seconds).toFixed(0).padStart(7)} req/s   p50 ${percentile(r, 0.5).toFixed(2).padStart(6)} ms   p99 ${percentile(r, 0.99).toFixed(2).padStart(6)} ms   failed ${r.failed}/${r.requests}`;
+  console.log(
+    `closed loop, ${CONCURRENCY} clients, a new connection per request, ${LOAD_S} s each in ${ROUNDS} interleaved slices (loopback)`,
+  );
+  console.log(
+    `data plane of the nodes: ${plane} (--data-plane ${DATA_PLANE})${kernel === null ? '' : `; nft table ${nftTableName(a.address, process.pid)}: :${published} -> ${kernel.targets.length} backends`}`,
+  );
+  console.log(row(`mesh, ${plane} (:${published}, ${REPLICAS} replicas)`, loopback.mesh));
+  console.log(row(`mesh, userspace`, loopback.userspace));
+  console.log(row(`mesh, appProtocol http`, throughHttp));
+  if (kernel !== null)
+    console.log(
+      row(`direct, the nft map's ${kernel.targets.length} targets (${kernel.local} bridge)`, planeTargets),
+    );
+  console.log(row(`direct, the ${publishedPorts.length} published ports`, loopback.publishedPorts));
+  console.log(row(`one replica (:${direct})`, loopback.oneReplica));
+  console.log(row(`one replica (${bridge}:8080)`, loopback.oneBridge));
+  const ratio = (r: ClosedLoopResult, anchor: ClosedLoopResult): string =>
+    `${(r.requests / r.seconds / (anchor.requests / anchor.seconds)).toFixed(2)}x, p50 +${(percentile(r, 0.5) - percentile(anchor, 0.5)).toFixed(2)} ms`;
+  console.log(
+    `mesh / direct: throughput ${ratio(loopback.mesh, planeTargets)} (${plane}; direct = the same backends, picked by the client); userspace ${ratio(loopback.userspace, loopback.publishedPorts)}; http mode ${ratio(throughHttp, loopback.publishedPorts)}`,
+  );
+  console.log(
+    `mesh / one replica's published port: ${plane} ${ratio(loopback.mesh, loopback.oneReplica)}; userspace ${ratio(loopback.userspace, loopback.oneReplica)}; http mode ${ratio(throughHttp, loopback.oneReplica)}`,
+  );
+}
+
+/** Every replica's published port 8080 on its node's address. */
+async function publishedTargets(nodes: Controllable[]): Promise<Target[]> {
+  const targets: Target[] = [];
+  for (const node of nodes) {
+    for (const replica of (await node.snapshot()).replicas) {
+      const hostPort = replica.ports.find((p) => p.target === 8080)?.hostPort;
+      if (hostPort !== undefined) targets.push({ host: node.address, port: hostPort });
+    }
+  }
+  return targets;
+}
+
+/** What node `address`'s nftables table DNATs `published` to (and how many are bridge addresses), or null without a table. */
+function nftTable(address: string, published: number): { targets: Target[]; local: number } | null {
+  let listing: string;
   try {
-    const listing = execFileSync('nft', ['list', 'table', 'ip', nftTableName(address, process.pid)], {
+    listing = execFileSync('nft', ['list', 'table', 'ip', nftTableName(address, process.pid)], {
       encoding: 'utf8',
       stdio: ['ignore', 'pipe', 'ignore'],
     });
-    const ports = [...listing.matchAll(/tcp dport (\d+) dnat ip to numgen random mod (\d+)/g)];
-    return ports.map(([, port, n]) => `:${port} -> ${n} backends`).join(', ');
   } catch {
     return null;
   }
+  const map = new RegExp(`tcp dport ${published} dnat ip to numgen random mod \\d+ map \\{ ([^}]*) \\}`).exec(
+    listing,
+  );
+  if (!map) throw new Error(`the nft table does not serve :${published}:\n${listing}`);
+  const targets = [...map[1]!.matchAll(/\d+ : ([\d.]+) \. (\d+)/g)].map(([, host, port]) => ({
+    host: host!,
+    port: Number(port),
+  }));
+  return { targets, local: targets.filter((t) => !t.host.startsWith('127.')).length };
 }
 
 if (process.argv[2] === '--load') {
-  const [host, port, concurrency, seconds] = process.argv.slice(3);
-  await closedLoop(host ?? '127.0.0.1', Number(port), Number(concurrency), Number(seconds));
+  const [list, concurrency, seconds] = process.argv.slice(3);
+  const targets = (list ?? '').split(',').map((t) => {
+    const [host, port] = t.split(':');
+    return { host: host ?? '127.0.0.1', port: Number(port) };
+  });
+  await closedLoop(targets, Number(concurrency), Number(seconds));
 } else {
   await bench();
 }

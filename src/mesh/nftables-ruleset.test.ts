@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { nftTableName, nftTableOwner, renderNftRemoval, renderNftRuleset } from './nftables-ruleset.js';
-import { countConntrack, routeInterface } from './nftables.js';
+import { countConntrack, openFlows, routeInterface } from './nftables.js';
 
 test('a port is a random DNAT over its backends, in a table replaced as a whole', () => {
   const script = renderNftRuleset('berth_192_0_2_10_p42', '192.0.2.10', [
@@ -69,6 +69,12 @@ test('conntrack entries count for a backend while their connection is open', () 
   assert.equal(countConntrack(table, '127.0.9.1', 30999, { host: '127.0.9.1', port: 32000 }), 1);
   assert.equal(countConntrack(table, '127.0.9.1', 31000, { host: '127.0.9.2', port: 32001 }), 0);
   assert.equal(countConntrack('', '127.0.9.1', 30999, { host: '127.0.9.2', port: 32001 }), 0);
+  // With nf_conntrack_acct on, counters follow each tuple; a reply not seen yet is flagged.
+  const counted = [
+    'ipv4     2 tcp      6 119 SYN_SENT src=127.0.0.1 dst=127.0.9.1 sport=55030 dport=30999 packets=1 bytes=60 [UNREPLIED] src=10.1.0.2 dst=10.1.0.1 sport=8080 dport=55030 packets=0 bytes=0 mark=0 zone=0 use=2',
+    'ipv4     2 tcp      6 20 CLOSE src=127.0.0.1 dst=127.0.9.1 sport=55031 dport=30999 packets=5 bytes=300 src=10.1.0.2 dst=10.1.0.1 sport=8080 dport=55031 packets=4 bytes=400 mark=0 zone=0 use=2',
+  ].join('\n');
+  assert.deepEqual([...openFlows(counted)], [['127.0.9.1:30999>10.1.0.2:8080', 1]]);
 });
 
 test("a replica of this node is DNATed to its container's bridge address, loopback clients masqueraded", () => {

@@ -29,8 +29,15 @@ export type DataPlane = 'nftables' | 'userspace';
 export interface KernelDataPlane {
   /** Makes the kernel serve exactly `ports` (a port without backends is left to user space), atomically. */
   serve(ports: readonly KernelPort[]): Promise<void>;
-  /** Connections the kernel keeps on `backend` for `published` that are not closed yet (conntrack). */
-  openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number>;
+  /**
+   * Connections the kernel keeps on `backend` for `published` that are not closed yet (conntrack),
+   * as a reading of conntrack started after `notBefore` (a `performance.now()` time) shows them.
+   */
+  openConnections(
+    published: number,
+    backend: Pick<MeshBackend, 'host' | 'port'>,
+    notBefore: number,
+  ): Promise<number>;
   /** Removes every rule berth added for this address. */
   close(): Promise<void>;
 }
@@ -73,6 +80,33 @@ async function findNft(address: string): Promise<{ nft: string } | { why: string
   return { why: last };
 }
 
+/** A TCP flow as conntrack sees it: original destination, then where the reply comes from. */
+function flowKey(address: string, published: number, backend: Pick<MeshBackend, 'host' | 'port'>): string {
+  return `${address}:${published}>${backend.host}:${backend.port}`;
+}
+
+/**
+ * An open TCP flow of /proc/net/nf_conntrack: its state, the original tuple's destination and the
+ * reply tuple's source (the backend's side; extra fields such as counters may come between).
+ */
+const CONNTRACK_FLOW =
+  /^\S+\s+\d+\s+tcp\s+\d+\s+\d+\s+(\S+)\s+src=\S+ dst=(\S+) sport=\d+ dport=(\d+) .*?src=(\S+) dst=\S+ sport=(\d+) /gm;
+
+/**
+ * Open TCP flows of a conntrack table, by original destination and backend (flowKey), read in one
+ * pass: tables hold tens of thousands of closed flows (TIME_WAIT lasts two minutes) after a burst of
+ * short connections, and every drain of a rollout asks about them several times a second.
+ */
+export function openFlows(table: string): Map<string, number> {
+  const flows = new Map<string, number>();
+  for (const [, state, dst, dport, src, sport] of table.matchAll(CONNTRACK_FLOW)) {
+    if (CLOSED_STATES.has(state ?? '')) continue;
+    const key = `${dst}:${dport}>${src}:${sport}`;
+    flows.set(key, (flows.get(key) ?? 0) + 1);
+  }
+  return flows;
+}
+
 /** Counts conntrack entries of connections to `address:published` that the kernel sent to `backend`. */
 export function countConntrack(
   table: string,
@@ -81,22 +115,7 @@ export function countConntrack(
   backend: Pick<MeshBackend, 'host' | 'port'>,
 ): number {
   // `backend` is where the kernel sent the connections: a container's bridge address for a local one.
-  const original = `dst=${address} `;
-  const port = ` dport=${published} `;
-  const reply = ` src=${backend.host} `;
-  const replyPort = ` sport=${backend.port} `;
-  let count = 0;
-  for (const line of table.split('\n')) {
-    const fields = line.split(/\s+/);
-    if (fields[2] !== 'tcp' || CLOSED_STATES.has(fields[5] ?? '')) continue;
-    // The original tuple comes first, the reply tuple (the backend's side) second.
-    const split = line.indexOf(' src=', line.indexOf(' src=') + 1);
-    if (split < 0) continue;
-    const [there, back] = [`${line.slice(0, split)} `, `${line.slice(split)} `];
-    if (there.includes(original) && there.includes(port) && back.includes(reply) && back.includes(replyPort))
-      count++;
-  }
-  return count;
+  return openFlows(table).get(flowKey(address, published, backend)) ?? 0;
 }
 
 /** `a.b.c.d` as /proc/net/route writes addresses: a 32-bit number in the host's byte order. */
@@ -150,11 +169,22 @@ async function removeLeftovers(nft: string, log: Logger): Promise<void> {
   }
 }
 
+/** A reading of conntrack's table: when it started (`performance.now()`) and its open flows. */
+interface ConntrackReading {
+  started: number;
+  done: boolean;
+  flows: Promise<Map<string, number>>;
+}
+
 class NftablesDataPlane implements KernelDataPlane {
   private closed = false;
   readonly table: string;
   /** Bridges that route loopback-sourced packets (route_localnet), checked or set by this process. */
   private readonly localnet = new Set<string>();
+  /** The latest reading of conntrack's table, shared by the drains that poll it. */
+  private reading: ConntrackReading | null = null;
+  /** The reading that starts once the current one is done, for callers that need a newer one. */
+  private next: Promise<Map<string, number>> | null = null;
 
   constructor(
     private readonly nft: string,
@@ -208,10 +238,47 @@ class NftablesDataPlane implements KernelDataPlane {
     return unreachable;
   }
 
-  async openConnections(published: number, backend: Pick<MeshBackend, 'host' | 'port'>): Promise<number> {
-    // Without conntrack's table the drain cannot be watched: the replica's grace period bounds it.
-    const table = await readFile(CONNTRACK, 'utf8').catch(() => '');
-    return countConntrack(table, this.address, published, backend);
+  async openConnections(
+    published: number,
+    backend: Pick<MeshBackend, 'host' | 'port'>,
+    notBefore: number,
+  ): Promise<number> {
+    const flows = await this.flowsSince(notBefore);
+    return flows.get(flowKey(this.address, published, backend)) ?? 0;
+  }
+
+  /**
+   * The open flows of a reading of conntrack's table started after `notBefore`. One reading at a
+   * time, shared: the drains of a rollout (every backend that left a table, on every push) poll at
+   * once, and concurrent readings of a large table (the kernel writes it out as text, tens of
+   * thousands of TIME_WAIT flows after a burst of short connections) took seconds each. A caller
+   * that needs a newer reading than the one in progress joins the one queued after it.
+   */
+  private flowsSince(notBefore: number): Promise<Map<string, number>> {
+    const current = this.reading;
+    if (current !== null && current.started > notBefore) return current.flows;
+    if (current !== null && !current.done) {
+      this.next ??= current.flows.then(() => {
+        this.next = null;
+        return this.read().flows;
+      });
+      return this.next;
+    }
+    return this.read().flows;
+  }
+
+  private read(): ConntrackReading {
+    const reading: ConntrackReading = {
+      started: performance.now(),
+      done: false,
+      // Without conntrack's table the drain cannot be watched: the replica's grace period bounds it.
+      flows: readFile(CONNTRACK, 'utf8')
+        .catch(() => '')
+        .then(openFlows)
+        .finally(() => (reading.done = true)),
+    };
+    this.reading = reading;
+    return reading;
   }
 
   async close(): Promise<void> {

@@ -253,10 +253,15 @@ class RoutingMesh implements NodeMesh {
   private async kernelDrained(listener: Listener, id: string, timeoutMs: number): Promise<void> {
     const kernel = await this.kernel;
     const backend = listener.addresses.get(id);
-    if (!kernel || !backend) return;
+    // A drain without time left (a table pushed without one) would not wait whatever conntrack says.
+    if (!kernel || !backend || timeoutMs <= 0) return;
     const until = Date.now() + timeoutMs;
-    // conntrack says nothing when a flow ends, so it is looked at again until none is left.
-    while ((await kernel.openConnections(listener.balancer.port, backend)) > 0 && Date.now() < until) {
+    // The backend is out of the kernel's map by now: a reading of conntrack from now on sees every
+    // connection it still has, and no new one. conntrack says nothing when a flow ends, so it is
+    // looked at again (a reading newer than the last one) until none is left.
+    let since = performance.now();
+    while ((await kernel.openConnections(listener.balancer.port, backend, since)) > 0 && Date.now() < until) {
+      since = performance.now();
       await new Promise((resolve) => setTimeout(resolve, KERNEL_DRAIN_POLL_MS));
     }
   }
