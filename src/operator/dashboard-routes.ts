@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
-import { gzip } from 'node:zlib';
+import { constants as zlib, gzip } from 'node:zlib';
 import type { FastifyInstance, FastifyReply, FastifyRequest } from 'fastify';
 import { BerthError } from '../core/errors.js';
 import {
@@ -25,10 +25,10 @@ const ASSETS = new URL('../../assets/dashboard/', import.meta.url);
 function securityHeaders(style: string): Record<string, string> {
   const styleHash = createHash('sha256').update(style).digest('base64');
   return {
-    // No inline script, no inline style but the page's own, nothing from elsewhere: everything the
-    // page runs is served here.
+    // No inline script, no style but the page's own (inline, by its hash), nothing from elsewhere:
+    // everything the page runs is served here.
     'content-security-policy':
-      `default-src 'none'; script-src 'self'; style-src 'self' 'sha256-${styleHash}'; img-src 'self'; ` +
+      `default-src 'none'; script-src 'self'; style-src 'sha256-${styleHash}'; img-src 'self'; ` +
       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',
@@ -58,7 +58,9 @@ async function sendText(
   const plain = typeof text === 'string' ? text : text.plain;
   const accepts = /\bgzip\b/.test(String(request.headers['accept-encoding'] ?? ''));
   if (!accepts || Buffer.byteLength(plain) < COMPRESS_FROM_BYTES) return reply.send(plain);
-  const gzipped = typeof text === 'string' ? await gzipAsync(plain) : text.gzipped;
+  // Made per request: the fastest level (a tenth larger than the default, a fraction of its time).
+  const gzipped =
+    typeof text === 'string' ? await gzipAsync(plain, { level: zlib.Z_BEST_SPEED }) : text.gzipped;
   return reply.header('content-encoding', 'gzip').send(gzipped);
 }
 
@@ -91,7 +93,10 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
   ]);
   const scriptVersion = createHash('sha256').update(script).digest('hex').slice(0, 16);
   const assets: DashboardAssets = { style, scriptPath: `/dashboard/app.js?v=${scriptVersion}` };
-  const compressedScript = { plain: script, gzipped: await gzipAsync(script) };
+  const compressedScript = {
+    plain: script,
+    gzipped: await gzipAsync(script, { level: zlib.Z_BEST_COMPRESSION }),
+  };
   const headers = securityHeaders(style);
   app.addHook('onSend', async (_request, reply) => {
     reply.headers(headers);
@@ -122,9 +127,6 @@ export async function dashboardRoutes(app: FastifyInstance, options: DashboardOp
     if (query['v'] === scriptVersion) reply.header('cache-control', IMMUTABLE);
     return sendText(request, reply, 'text/javascript; charset=utf-8', compressedScript);
   });
-  app.get('/dashboard/style.css', async (request, reply) =>
-    sendText(request, reply, 'text/css; charset=utf-8', style),
-  );
   // Browsers ask for it; there is none (and a 404 would show as an error in the console).
   app.get('/favicon.ico', async (_request, reply) => reply.code(204).send());
   registerSessionRoutes(app, sessions);

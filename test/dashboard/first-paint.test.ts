@@ -6,6 +6,7 @@
  * node buttons reaching the node control.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { openBrowser, type TestBrowser } from '../helpers/browser.js';
 import type { Page } from 'playwright-core';
@@ -116,6 +117,22 @@ describe('the dashboard page with 100 services', () => {
     const script = await fetch(`${base}/dashboard/app.js`);
     assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
     assert.equal(script.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(script.headers.get('cache-control'), 'no-store');
+    // The page names the client by its content's version: that one a browser may keep.
+    const front = await fetch(`${base}/`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(front.headers.get('content-encoding'), 'gzip');
+    const html = await front.text();
+    const scriptPath = /<script src="([^"]+)" defer><\/script>/.exec(html)?.[1];
+    assert.match(scriptPath ?? '', /^\/dashboard\/app\.js\?v=[0-9a-f]{16}$/);
+    const versioned = await fetch(`${base}${scriptPath}`);
+    assert.equal(versioned.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(await versioned.text(), await script.text());
+    // Its one inline style is allowed by hash; no other inline style or script is.
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1] ?? '';
+    const hash = createHash('sha256').update(style).digest('base64');
+    const policy = front.headers.get('content-security-policy') ?? '';
+    assert.match(policy, new RegExp(`style-src 'sha256-${hash.replace(/[+/]/g, '\\$&')}';`));
+    assert.doesNotMatch(policy, /unsafe-inline/);
     const anonymous = await fetch(`${base}/v1/dashboard/nodes/n1/drain`, {
       method: 'POST',
       headers: { origin: base },
