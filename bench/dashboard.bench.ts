@@ -12,8 +12,12 @@
  *
  * Cold: a new browser context each time (no cache, no cookies, a new renderer), as a first visit.
  * Warm: reloads in one context, as the next look at an open tab. The browser is started before
- * either; its own start is not the page's.
+ * either; its own start is not the page's. Beside them, the cold first paint of a one-line page
+ * from a bare HTTP server, loaded in turn with the dashboard: what this browser on this machine
+ * costs any page (on a loaded machine, most of the figure).
  */
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { chromium, type BrowserContext } from 'playwright-core';
 import { CHROMIUM, CHROMIUM_ARGS } from '../test/helpers/browser.js';
 import { startFakeDashboard } from '../test/helpers/fake-dashboard.js';
@@ -64,6 +68,21 @@ const READ_TIMING = `(async () => {
   };
 })()`;
 
+/** The first contentful paint of a one-line page in a new context. */
+async function floorPaint(url: string): Promise<number> {
+  const context = await browser.newContext({ viewport: VIEWPORT });
+  const page = await context.newPage();
+  await page.goto(url, { waitUntil: 'load' });
+  const paint = await page.evaluate<number>(`(async () => {
+    for (let i = 0; i < 100 && performance.getEntriesByName('first-contentful-paint').length === 0; i++)
+      await new Promise((r) => setTimeout(r, 20));
+    const paint = performance.getEntriesByName('first-contentful-paint')[0];
+    return paint ? paint.startTime : -1;
+  })()`);
+  await context.close();
+  return paint;
+}
+
 async function loadIn(context: BrowserContext, url: string, reload: boolean): Promise<Timing> {
   const page = context.pages()[0] ?? (await context.newPage());
   if (reload) await page.reload({ waitUntil: 'load' });
@@ -74,13 +93,14 @@ async function loadIn(context: BrowserContext, url: string, reload: boolean): Pr
   return timing;
 }
 
+function line(what: string, values: number[]): string {
+  const sorted = [...values].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)]!;
+  const worst = sorted[sorted.length - 1]!;
+  return `    ${what}: median ${median.toFixed(0)} ms, worst ${worst.toFixed(0)} ms`;
+}
+
 function summary(label: string, timings: Timing[]): string {
-  const line = (what: string, values: number[]): string => {
-    const sorted = [...values].sort((a, b) => a - b);
-    const median = sorted[Math.floor(sorted.length / 2)]!;
-    const worst = sorted[sorted.length - 1]!;
-    return `    ${what}: median ${median.toFixed(0)} ms, worst ${worst.toFixed(0)} ms`;
-  };
   const services = timings.map((t) => t.servicesPaint).sort((a, b) => a - b);
   const median = services[Math.floor(services.length / 2)]!;
   const verdict = median < TARGET_MS ? 'under' : 'OVER';
@@ -95,15 +115,23 @@ function summary(label: string, timings: Timing[]): string {
 }
 
 const fake = await startFakeDashboard(SERVICES);
+const oneLine = createServer((_request, response) => {
+  response.writeHead(200, { 'content-type': 'text/html; charset=utf-8' });
+  response.end('<!doctype html><title>one line</title><p>One line of text.</p>');
+});
+await new Promise<void>((resolve) => oneLine.listen(0, '127.0.0.1', resolve));
+const oneLineUrl = `http://127.0.0.1:${(oneLine.address() as AddressInfo).port}/`;
 const browser = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
 try {
   const url = `${fake.base}/`;
   const cold: Timing[] = [];
+  const floor: number[] = [];
   for (let i = 0; i < ROUNDS; i++) {
     const context = await browser.newContext({ viewport: VIEWPORT });
     await context.addInitScript(MARK_FIRST_SERVICE);
     cold.push(await loadIn(context, url, false));
     await context.close();
+    floor.push(await floorPaint(oneLineUrl));
   }
   const context = await browser.newContext({ viewport: VIEWPORT });
   await context.addInitScript(MARK_FIRST_SERVICE);
@@ -116,9 +144,12 @@ try {
     `dashboard first paint, ${SERVICES} services (${SERVICES * 3} replicas); the page is ` +
       `${(page.encodedBytes / 1024).toFixed(0)} KiB sent, ${(page.decodedBytes / 1024).toFixed(0)} KiB of HTML:\n` +
       summary('cold (a new browser context: no cache, a new renderer)', cold) +
-      summary('warm (reloads of an open tab)', warm),
+      summary('warm (reloads of an open tab)', warm) +
+      `  a one-line page, cold, ${ROUNDS} loads (the floor of this browser on this machine):\n` +
+      `${line('first contentful paint', floor)}\n`,
   );
 } finally {
   await browser.close();
   await fake.close();
+  oneLine.close();
 }
