@@ -31,6 +31,9 @@ interface Timing {
   firstPaint: number;
   servicesPaint: number;
   rows: number;
+  /** When the page's last byte had come, and when it was parsed (domInteractive). */
+  responseEnd: number;
+  parsed: number;
   /** The page's HTML as sent (compressed or not), and as parsed. */
   encodedBytes: number;
   decodedBytes: number;
@@ -63,6 +66,8 @@ const READ_TIMING = `(async () => {
     firstPaint: paint ? paint.startTime : -1,
     servicesPaint: window.__servicesPaint,
     rows: document.querySelectorAll('tr[data-service]').length,
+    responseEnd: navigation ? navigation.responseEnd : -1,
+    parsed: navigation ? navigation.domInteractive : -1,
     encodedBytes: navigation ? navigation.encodedBodySize : -1,
     decodedBytes: navigation ? navigation.decodedBodySize : -1,
   };
@@ -106,6 +111,14 @@ function summary(label: string, timings: Timing[]): string {
   const verdict = median < TARGET_MS ? 'under' : 'OVER';
   return (
     `  ${label}, ${timings.length} loads:\n` +
+    `${line(
+      'page received         ',
+      timings.map((t) => t.responseEnd),
+    )}\n` +
+    `${line(
+      'page parsed           ',
+      timings.map((t) => t.parsed),
+    )}\n` +
     `${line(
       'first contentful paint',
       timings.map((t) => t.firstPaint),
