@@ -367,36 +367,38 @@ function addEvents(more) {
   events = [...byId.values()].sort((a, b) => a.id - b.id).slice(-200);
 }
 
-/** Redraws only the regions whose data changed: screen readers hear changes, not every update. */
-function render() {
+/** Each region's drawing and the data it is drawn from. */
+function regionsOf(overview, signedIn) {
+  return {
+    status: {
+      draw: () => renderStatus(overview, signedIn),
+      from: [
+        overview.repository,
+        overview.head,
+        overview.deployed,
+        overview.conditions,
+        overview.headDiffers,
+        overview.failed,
+      ],
+    },
+    rollout: { draw: () => renderRollout(events), from: events.map((e) => e.id) },
+    services: { draw: () => renderServices(overview), from: overview.services },
+    nodes: { draw: () => renderNodes(overview, signedIn), from: [overview.nodes, overview.canDrain] },
+    history: { draw: () => renderHistory(overview, signedIn), from: [overview.history, overview.failed] },
+  };
+}
+
+/**
+ * Redraws only the regions whose data changed: screen readers hear changes, not every update.
+ * `drawn` says the regions already show this overview (the server rendered them into the page).
+ */
+function render(drawn = false) {
   if (overview === null) return;
-  const signedIn = csrf !== null;
-  const regions = {
-    status: () => renderStatus(overview, signedIn),
-    rollout: () => renderRollout(events),
-    services: () => renderServices(overview),
-    nodes: () => renderNodes(overview, signedIn),
-    history: () => renderHistory(overview, signedIn),
-  };
-  const inputs = {
-    status: [
-      overview.repository,
-      overview.head,
-      overview.deployed,
-      overview.conditions,
-      overview.headDiffers,
-      overview.failed,
-    ],
-    rollout: events.map((e) => e.id),
-    services: overview.services,
-    nodes: [overview.nodes, overview.canDrain],
-    history: [overview.history, overview.failed],
-  };
-  for (const [id, draw] of Object.entries(regions)) {
-    const key = JSON.stringify(inputs[id]);
+  for (const [id, region] of Object.entries(regionsOf(overview, csrf !== null))) {
+    const key = JSON.stringify(region.from);
     if (rendered[id] === key) continue;
     rendered[id] = key;
-    replace(id, draw());
+    if (!drawn) replace(id, region.draw());
   }
   document.body.dataset.generatedAt = overview.generatedAt;
   document.body.dataset.lastEvent = String(events.length ? events[events.length - 1].id : 0);
@@ -660,7 +662,7 @@ function appendLogMessage(pre, message) {
 }
 
 function renderActions() {
-  if (csrf === null) return;
+  if (csrf === null || document.getElementById('reconcile-now')) return;
   replace('actions', [el('button', { type: 'button', id: 'reconcile-now' }, 'Reconcile now')]);
 }
 
@@ -669,7 +671,8 @@ function start() {
   if (data) {
     overview = JSON.parse(data.textContent);
     addEvents(overview.events || []);
-    render();
+    // The page came with its regions drawn from this very overview: they are kept as they are.
+    render(document.body.dataset.rendered === 'server');
   }
   renderActions();
   document.body.addEventListener('click', onButton);

@@ -1,14 +1,5 @@
+import { escapeHtml, renderRegions } from './dashboard-view.js';
 import type { Overview } from './overview.js';
-
-/** Text for HTML content and attribute values. */
-export function escapeHtml(text: string): string {
-  return text
-    .replaceAll('&', '&amp;')
-    .replaceAll('<', '&lt;')
-    .replaceAll('>', '&gt;')
-    .replaceAll('"', '&quot;')
-    .replaceAll("'", '&#39;');
-}
 
 /** JSON inside a `<script type="application/json">` block: nothing in it can close the element. */
 function scriptJson(value: unknown): string {
@@ -20,18 +11,30 @@ function scriptJson(value: unknown): string {
     .replaceAll('\u2029', '\\u2029');
 }
 
+/** What the page links or inlines, read once when the routes start. */
+export interface DashboardAssets {
+  /** The stylesheet, inlined: the first paint waits for no second request (the CSP allows it by hash). */
+  style: string;
+  /** The client's URL, versioned by its content so a browser may keep it. */
+  scriptPath: string;
+}
+
 /**
- * The dashboard's page. The overview rides along as a JSON data block (never executed; the CSP
- * allows no inline script), so the client paints it without a round trip and then keeps it live.
- * The forms work without JavaScript; the action buttons need it (they send the CSRF token).
+ * The dashboard's page, rendered with the cluster in it so that the first response is the first
+ * screen: no script, stylesheet or API call stands before the first paint. The overview also rides
+ * along as a JSON data block (never executed; the CSP allows no inline script) from which the
+ * client keeps the page live. The forms work without JavaScript; the action buttons need it (they
+ * send the CSRF token).
  */
 export function dashboardPage(args: {
   overview: Overview;
   /** The session's CSRF token when signed in; null shows the login form. */
   csrf: string | null;
   loginFailed: boolean;
+  assets: DashboardAssets;
 }): string {
   const { csrf } = args;
+  const regions = renderRegions(args.overview, csrf !== null);
   const session =
     csrf === null
       ? `<form class="login" method="post" action="/dashboard/login">
@@ -50,10 +53,10 @@ export function dashboardPage(args: {
 <meta name="viewport" content="width=device-width, initial-scale=1">
 ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
 <title>berth</title>
-<link rel="stylesheet" href="/dashboard/style.css">
-<script src="/dashboard/app.js" defer></script>
+<style>${args.assets.style}</style>
+<script src="${escapeHtml(args.assets.scriptPath)}" defer></script>
 </head>
-<body>
+<body data-rendered="server">
 <a class="skip" href="#main">Skip to the dashboard</a>
 <header>
   <h1>berth</h1>
@@ -67,21 +70,21 @@ ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
 <main id="main" tabindex="-1">
   <section aria-labelledby="status-heading">
     <h2 id="status-heading">Status</h2>
-    <div id="status" aria-live="polite"></div>
-    <div id="actions"></div>
+    <div id="status" aria-live="polite">${regions.status}</div>
+    <div id="actions">${regions.actions}</div>
     <p id="action-result" role="status" aria-live="polite"></p>
   </section>
   <section aria-labelledby="rollout-heading">
     <h2 id="rollout-heading">Rollout</h2>
-    <div id="rollout" aria-live="polite"></div>
+    <div id="rollout" aria-live="polite">${regions.rollout}</div>
   </section>
   <section aria-labelledby="services-heading">
     <h2 id="services-heading">Services</h2>
-    <div id="services"></div>
+    <div id="services">${regions.services}</div>
   </section>
   <section aria-labelledby="nodes-heading">
     <h2 id="nodes-heading">Nodes</h2>
-    <div id="nodes"></div>
+    <div id="nodes">${regions.nodes}</div>
   </section>
   <section aria-labelledby="logs-heading" id="logs-section" hidden>
     <h2 id="logs-heading">Logs</h2>
@@ -90,7 +93,7 @@ ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
   </section>
   <section aria-labelledby="history-heading">
     <h2 id="history-heading">History</h2>
-    <div id="history"></div>
+    <div id="history">${regions.history}</div>
     <div id="revision-plan" aria-live="polite"></div>
   </section>
   <section aria-labelledby="head-plan-heading" class="wide">
@@ -98,7 +101,7 @@ ${csrf === null ? '' : `<meta name="csrf-token" content="${escapeHtml(csrf)}">`}
     <button type="button" id="show-head-plan" aria-controls="head-plan">Show the plan of the branch head</button>
     <div id="head-plan" aria-live="polite"></div>
   </section>
-  <noscript><p>This page needs JavaScript to show the cluster; the same data is at <a href="/v1/overview">/v1/overview</a>.</p></noscript>
+  <noscript><p>Without JavaScript this page shows the cluster as it was when loaded (reload it to see it now; the same data is at <a href="/v1/overview">/v1/overview</a>), and its action buttons do nothing.</p></noscript>
 </main>
 <script type="application/json" id="overview-data">${scriptJson(args.overview)}</script>
 </body>

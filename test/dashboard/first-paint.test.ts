@@ -1,12 +1,21 @@
 /**
- * The dashboard's page and client against a made-up overview of 100 services (no engine): the
- * first paint with every row, how long it took (a diagnostic, not an assertion), the actions'
- * guards, and the node buttons reaching the node control.
+ * The dashboard's page and client against a made-up overview of 100 services (no engine), with
+ * markup in the values users write (HOSTILE_TEXT): the first response carrying every row, escaped,
+ * and painting them without the script; the client drawing the regions exactly as the server did;
+ * how long the first paint took (a diagnostic, not an assertion); the actions' guards; and the
+ * node buttons reaching the node control.
  */
 import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import { openBrowser, type TestBrowser } from '../helpers/browser.js';
-import { FAKE_TOKEN, startFakeDashboard, type FakeDashboard } from '../helpers/fake-dashboard.js';
+import type { Page } from 'playwright-core';
+import {
+  FAKE_TOKEN,
+  HOSTILE_TEXT,
+  startFakeDashboard,
+  type FakeDashboard,
+} from '../helpers/fake-dashboard.js';
 
 const SERVICES = 100;
 
@@ -16,7 +25,7 @@ describe('the dashboard page with 100 services', () => {
   let browser: TestBrowser;
 
   before(async () => {
-    fake = await startFakeDashboard(SERVICES);
+    fake = await startFakeDashboard(SERVICES, { hostile: true });
     base = fake.base;
     browser = await openBrowser();
   });
@@ -25,9 +34,57 @@ describe('the dashboard page with 100 services', () => {
     await fake?.close();
   });
 
+  test('the first response carries every service, its values escaped', async () => {
+    const html = await (await fetch(`${base}/`)).text();
+    assert.equal(html.match(/<tr data-service=/g)?.length, SERVICES);
+    // The client's file and the overview's data block; nothing from the cluster became an element.
+    assert.equal(html.match(/<script/gi)?.length, 2);
+    assert.equal(html.match(/<img|<b /gi), null);
+    assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;'));
+  });
+
+  test('without its script the page shows every service, and user values as text', async () => {
+    const page = await browser.context.newPage();
+    const dialogs: string[] = [];
+    page.on('dialog', (dialog) => {
+      dialogs.push(dialog.message());
+      void dialog.dismiss();
+    });
+    await page.route('**/dashboard/app.js*', (route) => route.abort());
+    await page.goto(`${base}/`, { waitUntil: 'load' });
+    assert.equal(await page.locator('tr[data-service]').count(), SERVICES);
+    assert.equal(await page.locator('main img, main b, main script').count(), 0);
+    const text = (await page.locator('main').textContent()) ?? '';
+    for (const value of [HOSTILE_TEXT.author, HOSTILE_TEXT.message, HOSTILE_TEXT.reason, HOSTILE_TEXT.event])
+      assert.ok(text.includes(value), value);
+    assert.ok(text.includes(`note=${HOSTILE_TEXT.label}`));
+    assert.ok(text.includes(`(${HOSTILE_TEXT.path})`));
+    assert.deepEqual(dialogs, []);
+    await page.close();
+  });
+
+  test('the client draws every region exactly as the server did, signed out and signed in', async () => {
+    const page = await browser.context.newPage();
+    await page.goto(`${base}/`, { waitUntil: 'load' });
+    await sameRegions(page);
+    await page.getByLabel('Dashboard token').fill(FAKE_TOKEN);
+    await page.getByRole('button', { name: 'Sign in' }).click();
+    await page.getByRole('button', { name: 'Reconcile now' }).waitFor();
+    await sameRegions(page);
+    assert.ok((await page.locator('#nodes button').count()) > 0, 'signed in, the nodes have buttons');
+    // The next tests start signed out.
+    await page.getByRole('button', { name: 'Sign out' }).click();
+    await page.getByLabel('Dashboard token').waitFor();
+    await page.close();
+  });
+
   test('paints every service at once, as text', async (t) => {
     const page = await browser.context.newPage();
     const errors: string[] = [];
+    page.on('dialog', (dialog) => {
+      errors.push(`dialog: ${dialog.message()}`);
+      void dialog.dismiss();
+    });
     page.on('pageerror', (error) => errors.push(error.message));
     page.on('console', (message) => {
       if (message.type() === 'error') errors.push(message.text());
@@ -60,6 +117,22 @@ describe('the dashboard page with 100 services', () => {
     const script = await fetch(`${base}/dashboard/app.js`);
     assert.equal(script.headers.get('content-type'), 'text/javascript; charset=utf-8');
     assert.equal(script.headers.get('x-content-type-options'), 'nosniff');
+    assert.equal(script.headers.get('cache-control'), 'no-store');
+    // The page names the client by its content's version: that one a browser may keep.
+    const front = await fetch(`${base}/`, { headers: { 'accept-encoding': 'gzip' } });
+    assert.equal(front.headers.get('content-encoding'), 'gzip');
+    const html = await front.text();
+    const scriptPath = /<script src="([^"]+)" defer><\/script>/.exec(html)?.[1];
+    assert.match(scriptPath ?? '', /^\/dashboard\/app\.js\?v=[0-9a-f]{16}$/);
+    const versioned = await fetch(`${base}${scriptPath}`);
+    assert.equal(versioned.headers.get('cache-control'), 'public, max-age=31536000, immutable');
+    assert.equal(await versioned.text(), await script.text());
+    // Its one inline style is allowed by hash; no other inline style or script is.
+    const style = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1] ?? '';
+    const hash = createHash('sha256').update(style).digest('base64');
+    const policy = front.headers.get('content-security-policy') ?? '';
+    assert.match(policy, new RegExp(`style-src 'sha256-${hash.replace(/[+/]/g, '\\$&')}';`));
+    assert.doesNotMatch(policy, /unsafe-inline/);
     const anonymous = await fetch(`${base}/v1/dashboard/nodes/n1/drain`, {
       method: 'POST',
       headers: { origin: base },
@@ -105,3 +178,25 @@ describe('the dashboard page with 100 services', () => {
     await page.close();
   });
 });
+
+const REGIONS = ['status', 'actions', 'rollout', 'services', 'nodes', 'history'];
+
+/**
+ * The regions as the server wrote them (the page fetched again and parsed: the open page's own
+ * may have been redrawn by then) against the same regions drawn by the client from its overview.
+ */
+async function sameRegions(page: Page): Promise<void> {
+  const { server, client } = await page.evaluate<{ server: string[]; client: string[] }>(`(async () => {
+    const ids = ${JSON.stringify(REGIONS)};
+    const html = await (await fetch('/')).text();
+    const parsed = new DOMParser().parseFromString(html, 'text/html');
+    const server = ids.map((id) => parsed.getElementById(id)?.innerHTML ?? 'missing');
+    // The client's own state (script-level bindings of app.js): forget what it drew, draw it all.
+    for (const id of Object.keys(rendered)) delete rendered[id];
+    render();
+    document.getElementById('actions').replaceChildren();
+    renderActions();
+    return { server, client: ids.map((id) => document.getElementById(id)?.innerHTML ?? 'missing') };
+  })()`);
+  for (const [i, id] of REGIONS.entries()) assert.equal(client[i], server[i], `region ${id}`);
+}

@@ -13,7 +13,8 @@ import { chromium, type BrowserContext } from 'playwright-core';
 
 export const CHROMIUM = process.env['BERTH_CHROMIUM'] ?? '/usr/bin/chromium';
 
-const ARGS = [
+/** Chromium's flags for tests and benchmarks: headless, and nothing talking to the network on its own. */
+export const CHROMIUM_ARGS = [
   '--headless',
   '--no-sandbox',
   '--disable-gpu',
@@ -35,7 +36,7 @@ export async function openBrowser(): Promise<TestBrowser> {
     // A persistent context is how playwright takes a --user-data-dir of our own.
     const context = await chromium.launchPersistentContext(profile, {
       executablePath: CHROMIUM,
-      args: ARGS,
+      args: CHROMIUM_ARGS,
       headless: true,
       viewport: { width: 1280, height: 900 },
     });

@@ -16,6 +16,23 @@ import type { HistoryEntry, RevisionPlan } from '../../src/operator/state-store.
 export const FAKE_TOKEN = 'a-dashboard-token-for-tests';
 export const GOOD = 'a'.repeat(40);
 export const BAD = 'b'.repeat(40);
+/** A revision of the hostile data: its author, message and outcome are markup. */
+export const HOSTILE = 'd'.repeat(40);
+
+/** Values from users (commit messages, labels, names) that would run script if the page parsed them as HTML. */
+export const HOSTILE_TEXT = {
+  author: '"><img src=x onerror=alert("author")>',
+  message: '</td><script>alert("message")</script>',
+  reason: '<b onmouseover=alert("reason")>never healthy</b>',
+  label: '\'><img src=x onerror=alert("label")>',
+  event: '<img src=x onerror=alert("event")>',
+  path: '<script>alert("path")</script>',
+};
+
+export interface FakeDashboardOptions {
+  /** Adds HOSTILE_TEXT to the history, a node's labels, the events and the repository. */
+  hostile?: boolean;
+}
 
 export interface FakeDashboard {
   app: FastifyInstance;
@@ -45,11 +62,30 @@ function historyEntry(revision: string, outcome: HistoryEntry['outcome'], at: st
   };
 }
 
-function overviewOf(services: number, nodes: ListedNode[], failed: Set<string>, bus: EventBus): Overview {
+function hostileEntry(): HistoryEntry {
+  return {
+    ...historyEntry(HOSTILE, 'rolled back', '2026-01-01T12:00:00.000Z'),
+    author: HOSTILE_TEXT.author,
+    message: `${HOSTILE_TEXT.message}\nthe second line`,
+    reason: HOSTILE_TEXT.reason,
+  };
+}
+
+function overviewOf(
+  services: number,
+  nodes: ListedNode[],
+  failed: Set<string>,
+  bus: EventBus,
+  hostile: boolean,
+): Overview {
   const short = GOOD.slice(0, 12);
+  const history = [
+    historyEntry(BAD, 'rolled back', '2026-01-01T11:00:00.000Z'),
+    historyEntry(GOOD, 'succeeded', '2026-01-01T10:00:00.000Z'),
+  ];
   return {
     generatedAt: new Date().toISOString(),
-    repository: { repo: '/srv/deploy', path: 'deploy', branch: 'main' },
+    repository: { repo: '/srv/deploy', path: hostile ? HOSTILE_TEXT.path : 'deploy', branch: 'main' },
     head: BAD,
     target: GOOD,
     deployed: { revision: GOOD, at: '2026-01-01T10:00:00.000Z' },
@@ -89,10 +125,7 @@ function overviewOf(services: number, nodes: ListedNode[], failed: Set<string>, 
       })),
     })),
     nodes: nodes.map((n) => ({ ...n })),
-    history: [
-      historyEntry(BAD, 'rolled back', '2026-01-01T11:00:00.000Z'),
-      historyEntry(GOOD, 'succeeded', '2026-01-01T10:00:00.000Z'),
-    ],
+    history: hostile ? [hostileEntry(), ...history] : history,
     canDrain: true,
     failed: failed.has(BAD)
       ? [{ revision: BAD, at: '2026-01-01T11:00:00.000Z', reason: 'never healthy' }]
@@ -121,8 +154,14 @@ function logLines(lines: string[], waiters: Set<() => void>, follow: boolean): A
   };
 }
 
-export async function startFakeDashboard(services: number): Promise<FakeDashboard> {
+export async function startFakeDashboard(
+  services: number,
+  options: FakeDashboardOptions = {},
+): Promise<FakeDashboard> {
+  const hostile = options.hostile === true;
   const bus = new EventBus();
+  if (hostile)
+    bus.publish('rollout-started', { revision: HOSTILE, kind: 'rollout', message: HOSTILE_TEXT.event });
   const triggers: string[] = [];
   const failed = new Set([BAD]);
   const lines = ['listening on :8080', 'GET / 200'];
@@ -134,7 +173,7 @@ export async function startFakeDashboard(services: number): Promise<FakeDashboar
       status: 'ready',
       availability: 'active',
       kind: 'joined',
-      labels: { zone: 'b' },
+      labels: hostile ? { zone: 'b', note: HOSTILE_TEXT.label } : { zone: 'b' },
       replicas: 150,
     },
   ];
@@ -149,7 +188,7 @@ export async function startFakeDashboard(services: number): Promise<FakeDashboar
     },
   };
   const data: DashboardData = {
-    read: async () => overviewOf(services, nodes, failed, bus),
+    read: async () => overviewOf(services, nodes, failed, bus, hostile),
     revisionPlan: async (revision) => plans[revision] ?? null,
     headPlan: async (): Promise<HeadPlan> => ({
       revision: BAD,
