@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
 import WebSocket, { WebSocketServer } from 'ws';
 import type { NodeAgent, NodeSnapshot, ObservedReplica, ReplicaRequest } from '../api/types.js';
+import { AGENT_PROTOCOL } from '../api/agent-protocol.js';
 import { BerthError } from '../core/errors.js';
 import { silentLogger } from '../core/log.js';
 import { ConnectedNodeAgent } from './connected-node-agent.js';
@@ -45,6 +46,7 @@ const memoryNode: NodeAgent = {
     status: 'ready',
     images: [],
     replicas: [replica],
+    agent: { version: '0.1.0', protocol: AGENT_PROTOCOL },
   }),
   ensureReplica: async (request: ReplicaRequest) => {
     throw new BerthError('ERR_IMAGE_NOT_FOUND', `image ${request.image} is not on this node`, {

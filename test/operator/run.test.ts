@@ -191,6 +191,15 @@ describe('berth run: the operator loop', () => {
       },
       60_000,
     );
+    // The rollout is over only when its monitor window is: until then a replica that stops is the
+    // commit's failure, and the next test stops one by hand.
+    const restarted = operator.url;
+    assert.ok(restarted, operator.output());
+    await eventually('the restarted operator Ready, its rollout done', async () => {
+      const response = await fetch(`${restarted}/healthz`);
+      const body = (await response.json()) as HealthBody;
+      return holding(body) === 'Ready/ReconciliationSucceeded' && body.lastReconcile?.outcome === 'succeeded';
+    });
   });
 
   test('a replica removed and one stopped by hand are repaired on their own: no schedule, no commit', async () => {
@@ -207,7 +216,9 @@ describe('berth run: the operator loop', () => {
         return replicas.length === 3 && serving.join() === 'v1,v1,v1';
       },
       60_000,
-    );
+    ).catch((error: Error) => {
+      throw new Error(`${error.message}\nthe operator said:\n${operator?.output() ?? ''}`);
+    });
   });
 
   test('SIGTERM stops it cleanly and leaves the replicas running', async () => {
