@@ -60,9 +60,17 @@ export function createAgentClient(options: AgentClientOptions): NodeAgent {
   };
   const call = <K extends AgentCallName>(method: K, ...params: AgentCallParams[K]): Promise<unknown> =>
     send(endpoint, { method, params } as AgentCall, agentCallTimeoutMs(method, params));
+  let last: NodeSnapshot | null = null;
   return {
     name: options.nodeName,
-    snapshot: async () => asCompatible((await call('snapshot')) as NodeSnapshot),
+    snapshot: async () => {
+      last = asCompatible((await call('snapshot')) as NodeSnapshot);
+      return last;
+    },
+    reportedAgent: () =>
+      last === null
+        ? null
+        : { version: last.agent?.version ?? null, incompatible: last.incompatible ?? null },
     ensureReplica: async (request) => (await call('ensureReplica', request)) as ObservedReplica,
     async prepareReplica(request) {
       await call('prepareReplica', request);

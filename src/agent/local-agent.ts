@@ -10,6 +10,7 @@
  * mesh (mesh-membership.ts) and reporting (node-snapshot.ts, observed-replica.ts).
  */
 import { setMaxListeners } from 'node:events';
+import { BERTH_VERSION } from '../core/version.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import type { NodeAgent, ReplicaLogLine, ReplicaLogOptions } from '../api/types.js';
@@ -154,6 +155,7 @@ export function createLocalAgent(options: LocalAgentOptions): NodeAgent {
     ...nodeVolumes(options.runtime),
     setMeshRoutes: (table, drain) => mesh.setRoutes(table, drain),
     meshDataPlane: () => mesh.dataPlane(),
+    reportedAgent: () => ({ version: BERTH_VERSION, incompatible: null }),
     logs: (name, logOptions) => replicaLogs(containers, name, logOptions, closing.signal),
     awaitChange: (since, { timeoutMs }) =>
       ensureReady().then(() => changes.awaitChange(since, timeoutMs, closing.signal)),

@@ -282,6 +282,8 @@ export interface NodeAgent {
   snapshot(): Promise<NodeSnapshot>;
   /** An in-process agent's mesh data plane now (null before its first table); remote agents report it in snapshots. */
   meshDataPlane?(): MeshDataPlane | null;
+  /** Which berth the agent is, and why it is too old if it is, as last seen (null before any snapshot). */
+  reportedAgent?(): { version: string | null; incompatible: string | null } | null;
   /** Creates and starts the replica unless one with that name already runs; idempotent. */
   ensureReplica(request: ReplicaRequest): Promise<ObservedReplica>;
   /**

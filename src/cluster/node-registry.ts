@@ -1,7 +1,6 @@
 import { join } from 'node:path';
 import type { MeshDataPlane, NodeAgent } from '../api/types.js';
 import { volumeLocations } from '../api/volume-locations.js';
-import { BERTH_VERSION } from '../core/version.js';
 import { BerthError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { readFileIfExists, writeFileAtomic, writeLanded } from '../core/atomic-file.js';
@@ -452,8 +451,8 @@ export class NodeRegistry {
         lastHeard: null,
         certificateNotAfter: null,
         dataPlane: agent.meshDataPlane?.() ?? null,
-        agentVersion: BERTH_VERSION,
-        incompatible: null,
+        agentVersion: agent.reportedAgent?.()?.version ?? null,
+        incompatible: agent.reportedAgent?.()?.incompatible ?? null,
       });
     }
     for (const node of this.file.nodes) {
