@@ -81,7 +81,9 @@ export function registerNodeCommand(program: Command): void {
 
   node.addCommand(
     new Command('ls')
-      .description('the nodes: status (ready/down), availability (active/drain), address, replicas, labels')
+      .description(
+        'the nodes: status (ready/down), availability (active/drain; drain while its agent is older than the operator), address, replicas, data plane, agent version, labels',
+      )
       .addOption(stateDir())
       .addOption(new Option('--format <format>', 'output format').choices(['text', 'json']).default('text'))
       .action(async (options: NodeOptions & { format: 'text' | 'json' }) => {
