@@ -30,7 +30,18 @@ test("a too-old agent's node is drained with the reason; a current one and a dow
   assert.equal(old.status, 'drain');
   assert.match(old.incompatible ?? '', /upgraded/);
   const current = snapshot({ agent: { version: '0.1.0', protocol: AGENT_PROTOCOL } });
-  assert.equal(asCompatible(current), current);
+  assert.deepEqual(asCompatible(current), current);
   const down = snapshot({ status: 'down' });
   assert.equal(asCompatible(down), down);
+});
+
+test('what an agent says of itself is reduced to a plain version and an integer protocol', () => {
+  const hostile = asCompatible(snapshot({ agent: { version: '1.0\u001b[2J\nforged line', protocol: 1.5 } }));
+  assert.deepEqual(hostile.agent, { version: 'unknown', protocol: 0 });
+  assert.equal(hostile.status, 'drain');
+  assert.ok(
+    !(hostile.incompatible ?? '').includes('forged') && !(hostile.incompatible ?? '').includes('\u001b'),
+  );
+  const plain = asCompatible(snapshot({ agent: { version: '0.2.0-rc.1+b7', protocol: AGENT_PROTOCOL } }));
+  assert.deepEqual(plain.agent, { version: '0.2.0-rc.1+b7', protocol: AGENT_PROTOCOL });
 });

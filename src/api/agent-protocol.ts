@@ -20,8 +20,27 @@ export function agentTooOld(snapshot: Pick<NodeSnapshot, 'agent'>): string | nul
   return `its agent (${which}, agent protocol ${protocol}) is older than this operator (agent protocol ${AGENT_PROTOCOL}) and would drop fields of what it is asked; it takes no new replicas until it is upgraded`;
 }
 
-/** A remote agent's snapshot as the operator acts on it: a too-old agent's node is drained. */
-export function asCompatible(snapshot: NodeSnapshot): NodeSnapshot {
+/** A version as a node may say it: what is not a plain version string is not repeated in logs and tables. */
+const VERSION = /^[0-9A-Za-z.+-]{1,64}$/;
+
+/**
+ * A remote agent's snapshot as the operator acts on it: what it says of itself reduced to a plain
+ * version and an integer protocol (a node is not trusted with what reaches logs and terminals),
+ * and a too-old agent's node drained.
+ */
+export function asCompatible(reported: NodeSnapshot): NodeSnapshot {
+  const said = reported.agent;
+  const snapshot: NodeSnapshot =
+    said === undefined
+      ? reported
+      : {
+          ...reported,
+          agent: {
+            version:
+              typeof said.version === 'string' && VERSION.test(said.version) ? said.version : 'unknown',
+            protocol: Number.isSafeInteger(said.protocol) ? said.protocol : 0,
+          },
+        };
   const reason = agentTooOld(snapshot);
   if (reason === null || snapshot.status === 'down') return snapshot;
   return { ...snapshot, status: 'drain', incompatible: reason };
