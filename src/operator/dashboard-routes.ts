@@ -13,7 +13,7 @@ import {
   type Session,
 } from './dashboard-auth.js';
 import { NDJSON_CONTENT_TYPE, writeLogStream } from '../api/log-stream.js';
-import { dashboardPage, type DashboardAssets } from './dashboard-page.js';
+import { dashboardPage, NOSCRIPT_STYLE, REVEAL_SCRIPT, type DashboardAssets } from './dashboard-page.js';
 import type { HeadPlan } from './head-plan.js';
 import type { Operator } from './operator.js';
 import type { DashboardData, NodeControl } from './overview.js';
@@ -21,14 +21,16 @@ import type { DashboardData, NodeControl } from './overview.js';
 /** The client's files: plain JavaScript and CSS beside the package, found from src/ and from dist/. */
 const ASSETS = new URL('../../assets/dashboard/', import.meta.url);
 
-/** Headers of every dashboard answer; the page's stylesheet is inline, allowed by its hash. */
+const sha256 = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+
+/** Headers of every dashboard answer; the page's stylesheets and reveal script are inline, allowed by their hashes. */
 function securityHeaders(style: string): Record<string, string> {
-  const styleHash = createHash('sha256').update(style).digest('base64');
   return {
-    // No inline script, no style but the page's own (inline, by its hash), nothing from elsewhere:
-    // everything the page runs is served here.
+    // No script but the client's file and the page's own reveal script, no style but the page's
+    // own, nothing from elsewhere: a value from the cluster cannot add either.
     'content-security-policy':
-      `default-src 'none'; script-src 'self'; style-src 'sha256-${styleHash}'; img-src 'self'; ` +
+      `default-src 'none'; script-src 'self' ${sha256(REVEAL_SCRIPT)}; ` +
+      `style-src ${sha256(style)} ${sha256(NOSCRIPT_STYLE)}; img-src 'self'; ` +
       "connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'",
     'x-content-type-options': 'nosniff',
     'x-frame-options': 'DENY',

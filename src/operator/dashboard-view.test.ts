@@ -93,3 +93,34 @@ test('signed in, the regions offer the actions; signed out, none', () => {
   assert.match(signedIn.history, new RegExp(`data-retry="${REVISION}"`));
   assert.match(signedIn.status, new RegExp(`data-retry="${REVISION}"`));
 });
+
+test('rows after the first screen are held back; a namespace wholly after it too', () => {
+  const base = hostileOverview();
+  const service = base.services[0]!;
+  const services = ['a', 'a', 'a', 'b', 'b', 'c'].map((namespace, i) => ({
+    ...service,
+    namespace,
+    name: `s${i}`,
+  }));
+  const overview = { ...base, services };
+  const held = renderRegions(overview, false, { firstScreenRows: 4 }).services;
+  const rows = [...held.matchAll(/<tr data-service="([^"]+)"( data-later="")?>/g)];
+  assert.deepEqual(
+    rows.map((m) => [m[1], m[2] !== undefined]),
+    services.map((s, i) => [`${s.namespace}/${s.name}`, i >= 4]),
+  );
+  // b starts inside the first screen and is shown; c starts after it and is held back whole.
+  assert.deepEqual(
+    [...held.matchAll(/<div class="namespace"( data-later="")?><h3>(\w)<\/h3>/g)].map((m) => [
+      m[2],
+      m[1] !== undefined,
+    ]),
+    [
+      ['a', false],
+      ['b', false],
+      ['c', true],
+    ],
+  );
+  // Without the option (the client's drawing) nothing is held back.
+  assert.doesNotMatch(renderRegions(overview, false).services, /data-later/);
+});

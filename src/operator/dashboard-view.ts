@@ -52,13 +52,26 @@ export type DashboardRegions = Record<
   string
 >;
 
-export function renderRegions(overview: Overview, signedIn: boolean): DashboardRegions {
+export interface RenderOptions {
+  /**
+   * Service rows drawn in the first frame; those after them are marked `data-later` (not displayed
+   * until the page's reveal script runs after that frame), so the first paint lays out one screen
+   * of rows, not all of them. The client draws every row: it never passes this.
+   */
+  firstScreenRows?: number;
+}
+
+export function renderRegions(
+  overview: Overview,
+  signedIn: boolean,
+  options: RenderOptions = {},
+): DashboardRegions {
   const join = (nodes: Html[]): string => nodes.map((n) => n.html).join('');
   const events = [...overview.events].sort((a, b) => a.id - b.id).slice(-200);
   return {
     status: join(renderStatus(overview, signedIn)),
     rollout: join(renderRollout(events)),
-    services: join(renderServices(overview)),
+    services: join(renderServices(overview, options.firstScreenRows ?? Infinity)),
     nodes: join(renderNodes(overview, signedIn)),
     history: join(renderHistory(overview, signedIn)),
     actions: signedIn ? el('button', { type: 'button', id: 'reconcile-now' }, 'Reconcile now').html : '',
@@ -204,10 +217,10 @@ function replicaList(s: ServiceRow): Html {
   );
 }
 
-function serviceRow(s: ServiceRow): Html {
+function serviceRow(s: ServiceRow, later: boolean): Html {
   return el(
     'tr',
-    { 'data-service': `${s.namespace}/${s.name}` },
+    { 'data-service': `${s.namespace}/${s.name}`, 'data-later': later ? '' : null },
     el('th', { scope: 'row' }, s.name),
     el('td', { class: 'desired' }, s.desired === null ? '-' : s.desired),
     el('td', { class: 'running' }, s.running),
@@ -217,23 +230,26 @@ function serviceRow(s: ServiceRow): Html {
   );
 }
 
-function renderServices(overview: Overview): Html[] {
+function renderServices(overview: Overview, firstScreenRows: number): Html[] {
   if (overview.services.length === 0) return [el('p', {}, 'No services.')];
   const byNamespace = new Map<string, ServiceRow[]>();
   for (const s of overview.services)
     byNamespace.set(s.namespace, [...(byNamespace.get(s.namespace) ?? []), s]);
-  return [...byNamespace].map(([namespace, rows]) =>
-    el(
+  let drawn = 0;
+  return [...byNamespace].map(([namespace, rows]) => {
+    const first = drawn;
+    drawn += rows.length;
+    return el(
       'div',
-      { class: 'namespace' },
+      { class: 'namespace', 'data-later': first >= firstScreenRows ? '' : null },
       el('h3', {}, namespace),
       table(
         `Services of namespace ${namespace}`,
         ['Service', 'Desired', 'Running', 'Healthy', 'Revision', 'Replicas'],
-        rows.map(serviceRow),
+        rows.map((row, i) => serviceRow(row, first + i >= firstScreenRows)),
       ),
-    ),
-  );
+    );
+  });
 }
 
 function labelsText(labels: Record<string, string>): string {

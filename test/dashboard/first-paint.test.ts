@@ -8,8 +8,9 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
-import { openBrowser, type TestBrowser } from '../helpers/browser.js';
-import type { Page } from 'playwright-core';
+import { CHROMIUM, CHROMIUM_ARGS, openBrowser, type TestBrowser } from '../helpers/browser.js';
+import { chromium, type Page } from 'playwright-core';
+import { FIRST_SCREEN_ROWS } from '../../src/operator/dashboard-page.js';
 import {
   FAKE_TOKEN,
   HOSTILE_TEXT,
@@ -37,8 +38,14 @@ describe('the dashboard page with 100 services', () => {
   test('the first response carries every service, its values escaped', async () => {
     const html = await (await fetch(`${base}/`)).text();
     assert.equal(html.match(/<tr data-service=/g)?.length, SERVICES);
-    // The client's file and the overview's data block; nothing from the cluster became an element.
-    assert.equal(html.match(/<script/gi)?.length, 2);
+    // One screen of rows is drawn in the first frame, the rest held back for the next one.
+    assert.equal(
+      html.match(/<tr data-service="[^"]*" data-later="">/g)?.length,
+      SERVICES - FIRST_SCREEN_ROWS,
+    );
+    // The client's file, the reveal script and the overview's data block; nothing from the cluster
+    // became an element.
+    assert.equal(html.match(/<script/gi)?.length, 3);
     assert.equal(html.match(/<img|<b /gi), null);
     assert.ok(html.includes('&lt;img src=x onerror=alert(1)&gt;'));
   });
@@ -52,7 +59,9 @@ describe('the dashboard page with 100 services', () => {
     });
     await page.route('**/dashboard/app.js*', (route) => route.abort());
     await page.goto(`${base}/`, { waitUntil: 'load' });
-    assert.equal(await page.locator('tr[data-service]').count(), SERVICES);
+    // The rows held back from the first frame are displayed by the page's own inline script.
+    await page.waitForFunction("document.querySelectorAll('[data-later]').length === 0");
+    assert.equal(await displayedRows(page), SERVICES);
     assert.equal(await page.locator('main img, main b, main script').count(), 0);
     const text = (await page.locator('main').textContent()) ?? '';
     for (const value of [HOSTILE_TEXT.author, HOSTILE_TEXT.message, HOSTILE_TEXT.reason, HOSTILE_TEXT.event])
@@ -61,6 +70,19 @@ describe('the dashboard page with 100 services', () => {
     assert.ok(text.includes(`(${HOSTILE_TEXT.path})`));
     assert.deepEqual(dialogs, []);
     await page.close();
+  });
+
+  test('without JavaScript every service is displayed at once', async () => {
+    const bare = await chromium.launch({ executablePath: CHROMIUM, args: CHROMIUM_ARGS, headless: true });
+    try {
+      const page = await (await bare.newContext({ javaScriptEnabled: false })).newPage();
+      await page.goto(`${base}/`, { waitUntil: 'load' });
+      assert.equal(await page.locator('tr[data-later]').count(), SERVICES - FIRST_SCREEN_ROWS);
+      assert.equal(await page.locator('tr[data-service]:visible').count(), SERVICES);
+      assert.equal(await page.locator('#services h3:visible').count(), 5);
+    } finally {
+      await bare.close();
+    }
   });
 
   test('the client draws every region exactly as the server did, signed out and signed in', async () => {
@@ -90,8 +112,9 @@ describe('the dashboard page with 100 services', () => {
       if (message.type() === 'error') errors.push(message.text());
     });
     await page.goto(`${base}/`, { waitUntil: 'load' });
-    assert.equal(await page.locator('tr[data-service]').count(), SERVICES);
-    assert.equal(await page.locator('#services h3').count(), 5);
+    await page.waitForFunction("document.querySelectorAll('[data-later]').length === 0");
+    assert.equal(await displayedRows(page), SERVICES);
+    assert.equal(await page.locator('#services h3:visible').count(), 5);
     assert.equal(await page.locator('#services img').count(), 0);
     assert.equal(
       await page.locator('tr[data-service] th').first().textContent(),
@@ -127,11 +150,15 @@ describe('the dashboard page with 100 services', () => {
     const versioned = await fetch(`${base}${scriptPath}`);
     assert.equal(versioned.headers.get('cache-control'), 'public, max-age=31536000, immutable');
     assert.equal(await versioned.text(), await script.text());
-    // Its one inline style is allowed by hash; no other inline style or script is.
-    const style = /<style>([\s\S]*?)<\/style>/.exec(html)?.[1] ?? '';
-    const hash = createHash('sha256').update(style).digest('base64');
+    // Its inline styles and its one inline script are allowed by their hashes; nothing else inline is.
+    const hash = (text: string): string => `'sha256-${createHash('sha256').update(text).digest('base64')}'`;
+    const styles = [...html.matchAll(/<style>([\s\S]*?)<\/style>/g)].map((m) => hash(m[1]!));
+    const scripts = [...html.matchAll(/<script>([\s\S]*?)<\/script>/g)].map((m) => hash(m[1]!));
+    assert.equal(styles.length, 2);
+    assert.equal(scripts.length, 1);
     const policy = front.headers.get('content-security-policy') ?? '';
-    assert.match(policy, new RegExp(`style-src 'sha256-${hash.replace(/[+/]/g, '\\$&')}';`));
+    assert.ok(policy.includes(`style-src ${styles.join(' ')};`), policy);
+    assert.ok(policy.includes(`script-src 'self' ${scripts[0]};`), policy);
     assert.doesNotMatch(policy, /unsafe-inline/);
     const anonymous = await fetch(`${base}/v1/dashboard/nodes/n1/drain`, {
       method: 'POST',
@@ -190,6 +217,8 @@ async function sameRegions(page: Page): Promise<void> {
     const ids = ${JSON.stringify(REGIONS)};
     const html = await (await fetch('/')).text();
     const parsed = new DOMParser().parseFromString(html, 'text/html');
+    // As the page's reveal script does after the first frame.
+    for (const e of parsed.querySelectorAll('[data-later]')) e.removeAttribute('data-later');
     const server = ids.map((id) => parsed.getElementById(id)?.innerHTML ?? 'missing');
     // The client's own state (script-level bindings of app.js): forget what it drew, draw it all.
     for (const id of Object.keys(rendered)) delete rendered[id];
@@ -199,4 +228,11 @@ async function sameRegions(page: Page): Promise<void> {
     return { server, client: ids.map((id) => document.getElementById(id)?.innerHTML ?? 'missing') };
   })()`);
   for (const [i, id] of REGIONS.entries()) assert.equal(client[i], server[i], `region ${id}`);
+}
+
+/** Service rows the page displays (laid out with a size), held-back ones not counted. */
+function displayedRows(page: Page): Promise<number> {
+  return page.evaluate<number>(
+    "[...document.querySelectorAll('tr[data-service]')].filter((row) => row.getClientRects().length > 0).length",
+  );
 }
