@@ -10,10 +10,9 @@ import { BerthError } from '../core/errors.js';
 import type { NodeAgent } from '../api/types.js';
 import { joinedAdvertiseAddress } from '../cluster/advertise-address.js';
 import type { RecordedPlacement } from '../cluster/node-placement.js';
-import { connectToOperator, joinCluster, type OperatorConnection } from '../cluster/operator-connection.js';
+import type { OperatorConnection } from '../cluster/operator-connection.js';
 import { createLogger, type Logger } from '../core/log.js';
 import { discoveryRange } from '../mesh/service-discovery.js';
-import { agentListenAddress, serveAgentApi } from './agent-api.js';
 import { dataPlaneOption, serviceAddressesOption } from './node-data-plane-options.js';
 import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { meshHostLaunch } from './mesh-host.js';
@@ -115,7 +114,10 @@ export function registerAgentCommand(program: Command): void {
           'berth agent --join needs a token: --token T or BERTH_AGENT_TOKEN',
         );
       }
-      const listen = options.join === undefined ? agentListenAddress(options) : null;
+      // An agent either serves its API (fastify) or joins an operator (WebSocket): it loads only
+      // the one it uses, and keeps only that in its memory.
+      const api = options.join === undefined ? await import('./agent-api.js') : null;
+      const listen = api === null ? null : api.agentListenAddress(options);
       const socketPath = resolveDockerSocket(options.docker);
       const base = createLogger({ name: 'berth-agent' });
       const log = base.child({ node: options.node });
@@ -154,8 +156,8 @@ export function registerAgentCommand(program: Command): void {
         });
         return;
       }
-      if (listen === null) throw new Error('unreachable: --listen without an address');
-      await serveAgentApi({
+      if (api === null || listen === null) throw new Error('unreachable: --listen without an address');
+      await api.serveAgentApi({
         agent,
         givenSecret: token,
         log,
@@ -181,6 +183,7 @@ async function runJoinedAgent(args: {
   const { agent, log, placement } = args;
   let connection: OperatorConnection | null = null;
   try {
+    const { connectToOperator, joinCluster } = await import('../cluster/operator-connection.js');
     const credentials = await joinCluster(args);
     connection = connectToOperator({
       url: args.url,
