@@ -10,8 +10,8 @@ import type { Logger } from '../core/log.js';
 import type { MeshRoutes } from '../api/types.js';
 import { replicaKey, withoutReplicas } from '../mesh/mesh-routes.js';
 import { connectMeshHost, type MeshHostLaunch } from '../mesh/mesh-host-client.js';
-import { createNodeMesh, type NodeMesh } from '../mesh/node-mesh.js';
-import { createServiceDiscovery, type ContainerDns } from '../mesh/service-discovery.js';
+import type { NodeMesh } from '../mesh/node-mesh.js';
+import type { ContainerDns, ServiceDiscovery } from '../mesh/service-discovery.js';
 import type { DataPlane, DataPlaneChoice } from '../mesh/nftables.js';
 import { withLocalTargets, type ObserveContainer } from './mesh-local-backends.js';
 
@@ -112,12 +112,43 @@ function nodeMesh(options: MeshMembershipOptions): {
             }),
     };
   }
-  // Balancers open only when the operator pushes routes, so an agent of a one-shot command
-  // (apply, plan) never binds a published port.
-  const discovery =
-    serviceAddresses === null ? null : createServiceDiscovery({ addresses: serviceAddresses, log });
+  return inProcessMesh(options, serviceAddresses, dataPlane);
+}
+
+/**
+ * The mesh and service discovery in this process. Their modules (balancers, the DNS server) are
+ * loaded here only: an agent or operator whose mesh runs in a mesh host never keeps them.
+ * Balancers open only when the operator pushes routes, so an agent of a one-shot command (apply,
+ * plan) never binds a published port.
+ */
+function inProcessMesh(
+  options: MeshMembershipOptions,
+  serviceAddresses: string | null,
+  dataPlane: DataPlaneChoice,
+): { mesh: NodeMesh; containerDns: (namespace: string) => Promise<ContainerDns | null> } {
+  const { address, log } = options;
+  const loading = (async () => {
+    const [{ createNodeMesh }, { createServiceDiscovery }] = await Promise.all([
+      import('../mesh/node-mesh.js'),
+      import('../mesh/service-discovery.js'),
+    ]);
+    const discovery: ServiceDiscovery | null =
+      serviceAddresses === null ? null : createServiceDiscovery({ addresses: serviceAddresses, log });
+    return { mesh: options.mesh ?? createNodeMesh({ address, log, discovery, dataPlane }), discovery };
+  })();
+  let loaded: Awaited<typeof loading> | null = null;
+  // A failure to load surfaces at the first call that needs the mesh.
+  loading.then((value) => (loaded = value)).catch(() => undefined);
   return {
-    mesh: options.mesh ?? createNodeMesh({ address, log, discovery, dataPlane }),
-    containerDns: async (namespace) => (discovery ? discovery.containerDns(namespace) : null),
+    mesh: {
+      apply: async (table, applyOptions) => (await loading).mesh.apply(table, applyOptions),
+      ports: () => loaded?.mesh.ports() ?? [],
+      dataPlane: () => loaded?.mesh.dataPlane() ?? null,
+      close: async () => (await loading).mesh.close(),
+    },
+    containerDns: async (namespace) => {
+      const { discovery } = await loading;
+      return discovery ? discovery.containerDns(namespace) : null;
+    },
   };
 }
