@@ -12,10 +12,10 @@ import { joinedAdvertiseAddress } from '../cluster/advertise-address.js';
 import type { RecordedPlacement } from '../cluster/node-placement.js';
 import type { OperatorConnection } from '../cluster/operator-connection.js';
 import { createLogger, type Logger } from '../core/log.js';
-import { discoveryRange } from '../mesh/service-discovery.js';
+import { discoveryRange } from '../mesh/service-addresses.js';
 import { dataPlaneOption, serviceAddressesOption } from './node-data-plane-options.js';
 import type { DataPlaneChoice } from '../mesh/nftables.js';
-import { meshHostLaunch } from './mesh-host.js';
+import { meshHostLaunch } from './mesh-host-launch.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
 interface AgentCommandOptions {

@@ -16,10 +16,10 @@ import type { Logger } from '../core/log.js';
 import { createGitRevisionSource } from '../operator/git-revision-source.js';
 import type { RevisionSource } from '../operator/revision-source.js';
 import { StateStore } from '../operator/state-store.js';
-import { discoveryRange } from '../mesh/service-discovery.js';
+import { discoveryRange } from '../mesh/service-addresses.js';
 import type { DataPlaneChoice } from '../mesh/nftables.js';
 import { openGitSource } from '../source/git-source.js';
-import { meshHostLaunch } from './mesh-host.js';
+import { meshHostLaunch } from './mesh-host-launch.js';
 
 /** Options shared by the commands that read a repository and talk to the cluster. */
 export interface SourceOptions {

@@ -7,13 +7,12 @@
 import { readFile, rm, writeFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { Command, Option } from 'commander';
-import { BerthError } from '../core/errors.js';
 import { createLogger } from '../core/log.js';
 import { MESH_HOST_FILES } from '../mesh/mesh-host-protocol.js';
 import { listenMeshHost } from '../mesh/mesh-host-server.js';
 import { createNodeMesh } from '../mesh/node-mesh.js';
-import { createServiceDiscovery, discoveryRange } from '../mesh/service-discovery.js';
-import type { MeshHostLaunch } from '../mesh/mesh-host-client.js';
+import { discoveryRange } from '../mesh/service-addresses.js';
+import { createServiceDiscovery } from '../mesh/service-discovery.js';
 import { DATA_PLANE_CHOICES, type DataPlaneChoice } from '../mesh/nftables.js';
 import { waitForShutdownSignal } from './shutdown-signal.js';
 
@@ -22,15 +21,6 @@ interface MeshHostOptions {
   address: string;
   serviceAddresses: string;
   dataPlane: DataPlaneChoice;
-}
-
-/** How this process was started, to start `berth mesh-host` the same way (also from source, in tests). */
-export function meshHostLaunch(): MeshHostLaunch {
-  const script = process.argv[1];
-  if (script === undefined) throw new BerthError('ERR_INTERNAL', 'cannot tell how berth was started');
-  // A debugger's or the test runner's flags are for this process only.
-  const flags = process.execArgv.filter((flag) => !/^--(inspect|test)/.test(flag));
-  return { command: process.execPath, args: [...flags, resolve(script)] };
 }
 
 export function registerMeshHostCommand(program: Command): void {

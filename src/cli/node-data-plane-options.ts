@@ -1,6 +1,5 @@
 import { InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_SERVICE_ADDRESSES } from '../mesh/service-discovery.js';
-import { parseServiceRange } from '../mesh/service-addresses.js';
+import { DEFAULT_SERVICE_ADDRESSES, parseServiceRange } from '../mesh/service-addresses.js';
 import { DATA_PLANE_CHOICES, isDataPlaneChoice } from '../mesh/nftables.js';
 
 // The options of a node's data plane, apart from context.ts: `berth agent` takes them, and

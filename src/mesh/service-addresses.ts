@@ -1,5 +1,13 @@
 import { BerthError } from '../core/errors.js';
 
+/** The default range of service addresses; `--service-addresses` changes it, `off` turns discovery off. */
+export const DEFAULT_SERVICE_ADDRESSES = '10.234.0.0/16';
+
+/** The range to use, from the option's value: null when discovery is `off`. */
+export function discoveryRange(option: string): string | null {
+  return option === 'off' ? null : option;
+}
+
 /**
  * Service addresses: the range a node takes its per-service addresses from, pure. The first
  * address of the range serves DNS to the node's containers; every service gets one of the others,

@@ -7,15 +7,10 @@ import { createDnsServer, type DnsServer, type ZoneRecord } from './dns-server.j
 import { ServiceAddressBook, parseServiceRange, type ServiceRange } from './service-addresses.js';
 
 const run = promisify(execFile);
-
-/** The default range of service addresses; `--service-addresses` changes it, `off` turns discovery off. */
-export const DEFAULT_SERVICE_ADDRESSES = '10.234.0.0/16';
 const RETRY_MS = 10_000;
 
-/** The range to use, from the option's value: null when discovery is `off`. */
-export function discoveryRange(option: string): string | null {
-  return option === 'off' ? null : option;
-}
+// The range's default and parsing live with the addresses: a CLI loads them without the DNS server.
+export { DEFAULT_SERVICE_ADDRESSES, discoveryRange } from './service-addresses.js';
 
 /**
  * Service discovery on one node: containers reach another service as `name` (in their own
