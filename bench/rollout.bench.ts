@@ -17,6 +17,8 @@
  * while the current one starts). Prints the medians, berth / floor (target < 1.0x), berth /
  * swarm and last `ratio=berth/swarm`. BENCH_SWARM=0 leaves Swarm out; BENCH_TRACE=1 prints
  * berth's rollout events with their times, BENCH_TRACE_LOG=FILE writes its debug log there.
+ *
+ * berth's code is the build in dist/ (`npm run build` first; the bench refuses a stale one).
  */
 import { execFile } from 'node:child_process';
 import http from 'node:http';
@@ -26,15 +28,35 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import Docker from 'dockerode';
 import { pino } from 'pino';
-import { createDockerRuntime } from '../src/agent/docker-runtime.js';
-import { createLocalAgent } from '../src/agent/local-agent.js';
-import { silentLogger } from '../src/core/log.js';
-import { createGitRevisionSource } from '../src/operator/git-revision-source.js';
-import { reconcile, type ReconcileDeps } from '../src/operator/reconcile.js';
-import { StateStore } from '../src/operator/state-store.js';
+import type { ReconcileDeps } from '../src/operator/reconcile.js';
 import type { RolloutEvent } from '../src/rollout/apply-plan.js';
-import { openGitSource } from '../src/source/git-source.js';
+import { builtIsCurrent } from '../test/helpers/berth-cli.js';
 import { createTestRepo } from '../test/helpers/git-repo.js';
+
+// berth as it ships: the build in dist/, as the floor and Swarm are native code. From source,
+// every reconcile's manifest loader thread (started again after 5 s idle, so once per round)
+// would register tsx and compile berth's TypeScript first: 0.3-0.6 s a round that no user pays.
+if (!builtIsCurrent()) throw new Error('dist/ is older than src/: run `npm run build` first');
+const dist = new URL('../dist/', import.meta.url).href;
+const { createDockerRuntime } = (await import(
+  `${dist}agent/docker-runtime.js`
+)) as typeof import('../src/agent/docker-runtime.js');
+const { createLocalAgent } = (await import(
+  `${dist}agent/local-agent.js`
+)) as typeof import('../src/agent/local-agent.js');
+const { silentLogger } = (await import(`${dist}core/log.js`)) as typeof import('../src/core/log.js');
+const { createGitRevisionSource } = (await import(
+  `${dist}operator/git-revision-source.js`
+)) as typeof import('../src/operator/git-revision-source.js');
+const { reconcile } = (await import(
+  `${dist}operator/reconcile.js`
+)) as typeof import('../src/operator/reconcile.js');
+const { StateStore } = (await import(
+  `${dist}operator/state-store.js`
+)) as typeof import('../src/operator/state-store.js');
+const { openGitSource } = (await import(
+  `${dist}source/git-source.js`
+)) as typeof import('../src/source/git-source.js');
 
 const exec = promisify(execFile);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
@@ -86,7 +108,7 @@ const s = (ms: number): string => `${(ms / 1000).toFixed(2)} s`;
 /** `between(round)` runs after each of berth's rounds: the floor's round, so both see the same load. */
 async function benchBerth(
   between: (round: number) => Promise<void>,
-): Promise<{ times: number[]; startToHealthy: number[] }> {
+): Promise<{ times: number[]; startToHealthy: number[]; beforeFirstStart: number[] }> {
   const stateDir = await mkdtemp(join(tmpdir(), 'berth-bench-'));
   const repo = await createTestRepo(manifest('berth-test/web:v1'));
   const log = TRACE_LOG ? pino({ level: 'debug' }, pino.destination(TRACE_LOG)) : silentLogger();
@@ -98,6 +120,7 @@ async function benchBerth(
   });
   const git = await openGitSource({ repo: repo.dir, cacheDir: join(stateDir, 'git-cache'), log });
   const startToHealthy: number[] = [];
+  const beforeFirstStart: number[] = [];
   let roundStart = performance.now();
   const deps: ReconcileDeps = {
     source: createGitRevisionSource({ git, repo: repo.dir, branch: 'main', path: '.' }),
@@ -107,6 +130,7 @@ async function benchBerth(
     readSecret: null,
     onEvent: (event) => {
       if (event.type === 'replica-healthy') startToHealthy.push(event.ms);
+      if (event.type === 'service-started') beforeFirstStart.push(performance.now() - roundStart);
       if (TRACE) traceEvent(performance.now() - roundStart, event);
     },
   };
@@ -116,6 +140,7 @@ async function benchBerth(
     if (initial.outcome !== 'succeeded')
       throw new Error(`initial deploy: ${initial.outcome} ${initial.reason ?? ''}`);
     startToHealthy.length = 0;
+    beforeFirstStart.length = 0;
     for (let round = 1; round <= ROUNDS; round++) {
       await repo.commit(manifest(round % 2 ? 'berth-test/web:v2' : 'berth-test/web:v1'), `round ${round}`);
       const t0 = performance.now();
@@ -136,7 +161,7 @@ async function benchBerth(
     await repo.cleanup();
     await rm(stateDir, { recursive: true, force: true });
   }
-  return { times, startToHealthy };
+  return { times, startToHealthy, beforeFirstStart };
 }
 
 const FLOOR_LABEL = 'berth-bench.rollout-floor';
@@ -305,6 +330,9 @@ console.log(
   `rolling update of ${REPLICAS} replicas, parallelism ${PARALLELISM}, start-first, http check every 1 s, monitor ${MONITOR_S} s; ${ROUNDS} rounds each`,
 );
 console.log(`berth median: ${s(berthMedian)}`);
+console.log(
+  `berth before its rollout begins (median: revision read, manifests loaded, nodes observed, planned): ${s(median(berth.beforeFirstStart))}`,
+);
 console.log(
   `berth's own start-to-healthy of one replica (median, its creation ahead included): ${s(median(berth.startToHealthy))}`,
 );

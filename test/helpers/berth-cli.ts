@@ -28,7 +28,7 @@ function newestUnder(dir: string): number {
 }
 
 /** Whether dist/ was built after the last change to src/ (and schemas/, which the build reads). */
-function builtIsCurrent(): boolean {
+export function builtIsCurrent(): boolean {
   try {
     const builtAt = statSync(join(root, 'dist', 'cli', 'main.js')).mtimeMs;
     return Math.max(newestUnder(join(root, 'src')), newestUnder(join(root, 'schemas'))) <= builtAt;
