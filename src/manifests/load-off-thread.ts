@@ -72,6 +72,19 @@ export class OffThreadManifestLoader {
     });
   }
 
+  /**
+   * Starts the worker ahead of a load that is about to come (its files are still being read): a
+   * cold worker spends most of a load's time importing its modules, which then overlaps that
+   * read. Stopped again after IDLE_STOP_MS if no load comes.
+   */
+  warm(): void {
+    if (this.worker !== undefined) return;
+    const worker = this.started();
+    this.idleTimer = setTimeout(() => {
+      if (this.worker === worker && this.pending.size === 0) this.stop(new Error('idle'));
+    }, this.idleStopMs).unref();
+  }
+
   /** Stops the worker; loads still waiting are rejected. */
   async close(): Promise<void> {
     const worker = this.worker;

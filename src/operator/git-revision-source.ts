@@ -24,6 +24,7 @@ export function createGitRevisionSource(args: {
     async load(revision) {
       const cached = cache.get(revision);
       if (cached) return cached;
+      loader.warm();
       const files = await args.git.readFiles(revision, args.path);
       const result = await loader.load(files, { revision });
       if (cache.size > 16) cache.delete(cache.keys().next().value!);

@@ -9,9 +9,14 @@ import { targetRevision } from './target-revision.js';
 
 /** Preflight of one revision: manifests load, nothing unsupported, plan, secrets deliverable. */
 export async function prepareRevision(ctx: ReconcileContext, revision: string): Promise<Prepared | Refused> {
+  // The nodes are asked while the manifests load (both are on the way to a rollout's first start);
+  // what they say is only waited for, and a failure to ask them only thrown, once the revision
+  // passed its checks.
+  const observation = ctx.observe();
+  observation.catch(() => undefined);
   const check = checkRevision(await ctx.deps.source.load(revision), ctx.deps.berthPorts);
   if (!check.ok) return { ok: false, error: revisionCheckError(check), plan: null };
-  const plan = computePlan(check.desired, (await ctx.observe()).observed);
+  const plan = computePlan(check.desired, (await observation).observed);
   const secretError = await checkSecrets(plan, check.desired, ctx.deps.readSecret);
   if (secretError) return { ok: false, error: secretError, plan };
   return { ok: true, revision, desired: check.desired, plan };

@@ -89,7 +89,7 @@ export async function reconcile(
   return { ...base, plan, desired: target.desired, rollout, targetRevision: target.revision, ...finish };
 }
 
-/** The nodes are asked at most once per reconcile, and only when a plan needs them. */
+/** The nodes are asked at most once per reconcile, as soon as a revision is to be planned. */
 function observeOnce(deps: ReconcileDeps, log: Logger): ReconcileContext['observe'] {
   let observation: Promise<{ agents: ReadonlyMap<string, NodeAgent>; observed: ObservedState }> | null = null;
   return () => {
