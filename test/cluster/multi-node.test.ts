@@ -44,13 +44,19 @@ describe('the multi-node harness', () => {
         const port = (await engine.docker.getContainer(id).inspect()).NetworkSettings.Ports['8080/tcp']?.[0]
           ?.HostPort;
         assert.ok(port);
+        // Until the server in the container answers (on a loaded machine its start can take many
+        // seconds), or the container is gone; the bound only ends a test that would hang.
         let body = '';
-        for (let i = 0; i < 50 && body === ''; i++) {
+        const deadline = Date.now() + 120_000;
+        while (body === '' && Date.now() < deadline) {
           body = await fetch(`http://${engine.address}:${port}/`).then(
             (r) => r.text(),
             () => '',
           );
-          if (body === '') await new Promise((r) => setTimeout(r, 100));
+          if (body !== '') break;
+          const state = (await engine.docker.getContainer(id).inspect()).State;
+          assert.ok(state.Running, `the web container stopped: ${state.Status} (exit ${state.ExitCode})`);
+          await new Promise((r) => setTimeout(r, 100));
         }
         assert.equal(body.trim(), 'v1');
       } finally {
