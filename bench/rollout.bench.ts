@@ -38,25 +38,20 @@ import { createTestRepo } from '../test/helpers/git-repo.js';
 // would register tsx and compile berth's TypeScript first: 0.3-0.6 s a round that no user pays.
 if (!builtIsCurrent()) throw new Error('dist/ is older than src/: run `npm run build` first');
 const dist = new URL('../dist/', import.meta.url).href;
-const { createDockerRuntime } = (await import(
-  `${dist}agent/docker-runtime.js`
-)) as typeof import('../src/agent/docker-runtime.js');
-const { createLocalAgent } = (await import(
-  `${dist}agent/local-agent.js`
-)) as typeof import('../src/agent/local-agent.js');
-const { silentLogger } = (await import(`${dist}core/log.js`)) as typeof import('../src/core/log.js');
-const { createGitRevisionSource } = (await import(
-  `${dist}operator/git-revision-source.js`
-)) as typeof import('../src/operator/git-revision-source.js');
-const { reconcile } = (await import(
-  `${dist}operator/reconcile.js`
-)) as typeof import('../src/operator/reconcile.js');
-const { StateStore } = (await import(
-  `${dist}operator/state-store.js`
-)) as typeof import('../src/operator/state-store.js');
-const { openGitSource } = (await import(
-  `${dist}source/git-source.js`
-)) as typeof import('../src/source/git-source.js');
+/** A module of the build, typed as its source. */
+const built = <T>(path: string): Promise<T> => import(`${dist}${path}`) as Promise<T>;
+const { createDockerRuntime } =
+  await built<typeof import('../src/agent/docker-runtime.js')>('agent/docker-runtime.js');
+const { createLocalAgent } =
+  await built<typeof import('../src/agent/local-agent.js')>('agent/local-agent.js');
+const { silentLogger } = await built<typeof import('../src/core/log.js')>('core/log.js');
+const { createGitRevisionSource } = await built<typeof import('../src/operator/git-revision-source.js')>(
+  'operator/git-revision-source.js',
+);
+const { reconcile } = await built<typeof import('../src/operator/reconcile.js')>('operator/reconcile.js');
+const { StateStore } =
+  await built<typeof import('../src/operator/state-store.js')>('operator/state-store.js');
+const { openGitSource } = await built<typeof import('../src/source/git-source.js')>('source/git-source.js');
 
 const exec = promisify(execFile);
 const ROUNDS = Number(process.env['BENCH_ROUNDS'] ?? 3);
