@@ -17,7 +17,10 @@ RUN --mount=type=secret,id=npm-ca \
     && npm ci --ignore-scripts --no-audit --no-fund
 COPY tsconfig.json tsconfig.build.json ./
 COPY src ./src
-RUN npx tsc -p tsconfig.build.json && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --offline
+COPY schemas ./schemas
+COPY scripts/build-validators.mjs ./scripts/
+RUN npx tsc -p tsconfig.build.json && node scripts/build-validators.mjs \
+    && npm prune --omit=dev --ignore-scripts --no-audit --no-fund --offline
 
 FROM ${BASE}
 # git is not needed (isomorphic-git is pure JavaScript); tini reaps and forwards signals; `ip`

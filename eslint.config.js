@@ -2,7 +2,17 @@ import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
 export default tseslint.config(
-  { ignores: ['dist/', 'node_modules/', 'bin/', 'eslint.config.js', '.dependency-cruiser.cjs', '.berth/'] },
+  {
+    ignores: [
+      'dist/',
+      'node_modules/',
+      'bin/',
+      'scripts/*.mjs',
+      'eslint.config.js',
+      '.dependency-cruiser.cjs',
+      '.berth/',
+    ],
+  },
   js.configs.recommended,
   ...tseslint.configs.recommendedTypeChecked,
   {
