@@ -4,6 +4,7 @@ import { rm, writeFile } from 'node:fs/promises';
 
 const built = [
   ['../dist/manifests/schema.js', '../dist/manifests/schema-validators.js', 'schemaValidatorsModule'],
+  ['../dist/api/agent-calls.js', '../dist/api/agent-call-validators.js', 'agentCallValidatorsModule'],
 ];
 // What an earlier build wrote would be loaded by the very modules that write it anew.
 for (const [, output] of built) await rm(new URL(output, import.meta.url), { force: true });

@@ -32,6 +32,7 @@ const ENGINE_FREE = new Set([
   'test/compose/import-compose.test.ts',
   'test/dashboard/first-paint.test.ts',
   'test/dashboard/views.test.ts',
+  'test/manifests/built-validators.test.ts',
   'test/manifests/hostile-yaml.test.ts',
   'test/manifests/validate.test.ts',
   'test/mesh/mesh-host.test.ts',

@@ -1,8 +1,16 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
+import type { ValidateFunction } from 'ajv';
+import { broken, importBuiltModule } from '../../test/helpers/prebuilt-validators.js';
 import { BerthError } from '../core/errors.js';
+import { exportName } from '../core/prebuilt-validators.js';
 import {
+  AGENT_CALL_NAMES,
+  AGENT_CALLS,
   agentCallTimeoutMs,
+  agentCallValidator,
+  agentCallValidatorsModule,
+  type AgentCallName,
   drainWithinCall,
   MAX_CALL_WAIT_MS,
   parseAgentCall,
@@ -229,5 +237,64 @@ describe('the agent call contract', () => {
       () => 0,
     );
     assert.deepEqual(waits, [5]);
+  });
+});
+
+describe('the call validators built ahead (npm run build) judge as the ones compiled at run time', () => {
+  const volume = {
+    source: 'berth.default.web.data.1',
+    volume: 'data',
+    target: '/data',
+    readOnly: false,
+    driver: 'local',
+    driverOptions: {},
+  };
+  const table = {
+    version: 3,
+    routes: [
+      {
+        service: 'default/web',
+        published: 8080,
+        protocol: 'tcp',
+        appProtocol: 'http',
+        backends: [{ id: 'node-1/node-1.web.1', host: '10.0.0.2', port: 32768 }],
+      },
+    ],
+  };
+  /** Every call once, well formed (as the operator sends them). */
+  const calls: Record<AgentCallName, unknown[]> = {
+    snapshot: [],
+    ensureReplica: [{ ...request, volumes: [volume], tmpfs: [{ target: '/tmp', sizeBytes: 1024 }] }],
+    prepareReplica: [request],
+    awaitReplica: ['node-1.web.1', { timeoutMs: 5 }],
+    watchReplica: ['node-1.web.1', { durationMs: 5 }],
+    removeReplica: ['node-1.web.1'],
+    setMeshRoutes: [table, { drainTimeoutMs: 0 }],
+    logs: ['node-1.web.1', { sinceSeconds: 60, tail: 10, follow: true }],
+    listVolumes: [],
+    removeVolume: ['berth.default.web.data.1'],
+    awaitChange: [null, { timeoutMs: 1000 }],
+  };
+
+  test('every call, and every call broken in each place: same verdicts, errors and dropped fields', async () => {
+    const built = await importBuiltModule(agentCallValidatorsModule());
+    let refused = 0;
+    for (const name of AGENT_CALL_NAMES) {
+      const compiled = agentCallValidator(name);
+      const prebuilt = built[exportName(name)] as ValidateFunction;
+      const params = AGENT_CALLS[name].params.map(([param]) => param);
+      const asObject = Object.fromEntries(params.map((param, i) => [param, calls[name][i]]));
+      assert.equal(compiled(structuredClone(asObject)), true, `${name} as the operator sends it`);
+      for (const value of [asObject, ...broken(asObject)]) {
+        const [mine, theirs] = [structuredClone(value), structuredClone(value)];
+        const verdict = compiled(mine);
+        assert.equal(prebuilt(theirs), verdict, `${name}: ${JSON.stringify(value)}`);
+        assert.deepEqual(prebuilt.errors, compiled.errors, `${name}: ${JSON.stringify(value)}`);
+        // Unlisted fields are dropped in place, by both alike.
+        assert.deepEqual(theirs, mine);
+        if (!verdict) refused++;
+      }
+    }
+    assert.ok(refused > 500, `only ${refused} refused`);
   });
 });

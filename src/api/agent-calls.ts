@@ -26,8 +26,14 @@
  * call stays silent for longer than HTTP stacks tolerate. A call that breaks its schema, or names
  * no call at all, is refused with ERR_BAD_REQUEST and a message naming the field.
  */
-import { Ajv, type ValidateFunction } from 'ajv';
+import type { Ajv, Options, ValidateFunction } from 'ajv';
 import { BerthError } from '../core/errors.js';
+import {
+  contentStamp,
+  createAjv,
+  loadPrebuiltValidators,
+  prebuiltValidatorsModule,
+} from '../core/prebuilt-validators.js';
 import {
   ADDABLE_CAPABILITIES,
   ALL_CAPABILITIES,
@@ -382,32 +388,57 @@ export function agentCallTimeoutMs<K extends AgentCallName>(method: K, params: A
   return contract.timeoutMs(params);
 }
 
-let validators: Record<AgentCallName, ValidateFunction> | undefined;
+const AJV_OPTIONS: Options = {
+  allErrors: true,
+  strict: true,
+  allowUnionTypes: true,
+  verbose: true,
+  removeAdditional: true,
+};
 
-/** One validator per call, over its parameters as an object keyed by their names. */
-function callValidators(): Record<AgentCallName, ValidateFunction> {
-  if (validators) return validators;
-  const ajv = new Ajv({
-    allErrors: true,
-    strict: true,
-    allowUnionTypes: true,
-    verbose: true,
-    removeAdditional: true,
-  });
-  const compile = (name: AgentCallName) => {
-    const params = AGENT_CALLS[name].params;
-    return ajv.compile({
-      type: 'object',
-      additionalProperties: false,
-      required: params.map(([param]) => param),
-      properties: Object.fromEntries(params),
-    });
+/** A call's parameters as an object keyed by their names. */
+function callSchema(name: AgentCallName): Record<string, unknown> {
+  const params = AGENT_CALLS[name].params;
+  return {
+    type: 'object',
+    additionalProperties: false,
+    required: params.map(([param]) => param),
+    properties: Object.fromEntries(params),
   };
-  validators = Object.fromEntries(AGENT_CALL_NAMES.map((name) => [name, compile(name)])) as Record<
-    AgentCallName,
-    ValidateFunction
-  >;
-  return validators;
+}
+
+function callsAjv(forBuild: boolean): Ajv {
+  const ajv = createAjv(AJV_OPTIONS, forBuild);
+  for (const name of AGENT_CALL_NAMES) ajv.addSchema(callSchema(name), name);
+  return ajv;
+}
+
+const CALLS_STAMP = contentStamp([AJV_OPTIONS, AGENT_CALL_NAMES.map(callSchema)]);
+
+/**
+ * The ES module of every call's validator, written by the build beside this module
+ * (scripts/build-validators.mjs; src/core/prebuilt-validators.ts says why): an agent then never
+ * loads ajv's compiler.
+ */
+export function agentCallValidatorsModule(): string {
+  return prebuiltValidatorsModule(callsAjv(true), AGENT_CALL_NAMES, CALLS_STAMP);
+}
+
+const prebuilt = await loadPrebuiltValidators(
+  new URL('./agent-call-validators.js', import.meta.url),
+  AGENT_CALL_NAMES,
+  CALLS_STAMP,
+);
+let compiled: Ajv | undefined;
+
+/** One validator per call: the built one, else compiled here on first use. */
+export function agentCallValidator(name: AgentCallName): ValidateFunction {
+  const built = prebuilt?.get(name);
+  if (built !== undefined) return built;
+  compiled ??= callsAjv(false);
+  const validate = compiled.getSchema(name);
+  if (validate === undefined) throw new Error(`no schema for the agent call ${name}`);
+  return validate;
 }
 
 /**
@@ -437,7 +468,7 @@ export function parseAgentCall(method: unknown, params: unknown): AgentCall {
       params[index] === undefined ? [] : [[name, params[index] as unknown]],
     ),
   );
-  const validate = callValidators()[method];
+  const validate = agentCallValidator(method);
   if (!validate(named)) {
     const problems = describeSchemaErrors(validate.errors ?? [], named).map((problem) => problem.message);
     throw new BerthError('ERR_BAD_REQUEST', `bad request: ${method}: ${problems.join('; ')}`);

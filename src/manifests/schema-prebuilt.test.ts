@@ -1,10 +1,11 @@
 import assert from 'node:assert/strict';
-import { mkdir, mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { readdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { after, before, describe, test } from 'node:test';
+import { before, describe, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import type { ValidateFunction } from 'ajv';
 import { parseAllDocuments } from 'yaml';
+import { broken, importBuiltModule } from '../../test/helpers/prebuilt-validators.js';
 import { exportName } from '../core/prebuilt-validators.js';
 import { SCHEMA_FILES, schemaValidatorFor, schemaValidatorsModule } from './schema.js';
 
@@ -44,43 +45,10 @@ async function manifests(): Promise<Record<string, unknown>[]> {
   return found;
 }
 
-/** `value` broken at each of its places in each of a few ways (a wrong type, gone, an extra field). */
-function* broken(value: unknown, replace: (next: unknown) => unknown): Generator<unknown> {
-  for (const wrong of [null, 7, 'x', [], {}, -1.5, true]) yield replace(wrong);
-  if (Array.isArray(value)) {
-    const items = value as unknown[];
-    for (const [i, item] of items.entries())
-      yield* broken(item, (next) => replace(items.map((old, j) => (j === i ? next : old))));
-    yield replace([...items, ...items]);
-  } else if (value !== null && typeof value === 'object') {
-    const fields = value as Record<string, unknown>;
-    yield replace({ ...fields, notAField: 1 });
-    for (const key of Object.keys(fields)) {
-      const without = { ...fields };
-      delete without[key];
-      yield replace(without);
-      yield* broken(fields[key], (next) => replace({ ...fields, [key]: next }));
-    }
-  }
-}
-
 describe('validators built ahead (npm run build) judge as the ones compiled at run time', () => {
-  const scratch: string[] = [];
   let built: Record<string, unknown>;
-
   before(async () => {
-    // Inside the project, so that the module finds ajv's runtime helpers as it does in dist/.
-    const cache = join(root, 'node_modules', '.cache');
-    await mkdir(cache, { recursive: true });
-    const dir = await mkdtemp(join(cache, 'berth-validators-'));
-    scratch.push(dir);
-    const file = join(dir, 'schema-validators.js');
-    await writeFile(file, schemaValidatorsModule());
-    await writeFile(join(dir, 'package.json'), '{"type":"module"}');
-    built = (await import(file)) as Record<string, unknown>;
-  });
-  after(async () => {
-    for (const dir of scratch) await rm(dir, { recursive: true, force: true });
+    built = await importBuiltModule(schemaValidatorsModule());
   });
 
   test('every manifest of the samples and fixtures, and thousands of broken ones: same verdicts, same errors', async () => {
@@ -94,7 +62,7 @@ describe('validators built ahead (npm run build) judge as the ones compiled at r
       assert.equal(typeof prebuilt, 'function', `no built validator for ${file}`);
       if (file === 'common.schema.json') continue;
       for (const manifest of corpus) {
-        for (const value of [manifest, ...broken(manifest, (next) => next)]) {
+        for (const value of [manifest, ...broken(manifest)]) {
           const verdict = compiled(structuredClone(value));
           const errors = compiled.errors;
           assert.equal(prebuilt(structuredClone(value)), verdict, `${file}: ${JSON.stringify(value)}`);

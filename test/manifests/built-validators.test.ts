@@ -1,6 +1,7 @@
 /**
- * berth as built (`npm run build`, which `npm test` runs first): the manifest schemas' validators
- * come compiled with it, and loading manifests does not load ajv's compiler.
+ * berth as built (`npm run build`, which `npm test` runs first): the validators of the manifest
+ * schemas and of the agent calls come compiled with it, and neither a manifest load nor an agent
+ * call loads ajv's compiler.
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
@@ -36,4 +37,29 @@ test('the build holds the schemas validators, and a manifest load uses them with
   assert.equal(result.problems?.[0]?.file, 'web.yaml');
   assert.equal(result.problems?.[0]?.line, 6);
   assert.match(result.problems?.[0]?.message ?? '', /replicas/);
+});
+
+test('the build holds the agent calls validators, and an agent checks calls without ajv', async () => {
+  assert.ok(builtIsCurrent(), 'dist/ is older than src/ or schemas/: run `npm run build`');
+  assert.ok(existsSync(new URL('api/agent-call-validators.js', dist)));
+  const probe = `
+    const { parseAgentCall } = await import(${JSON.stringify(new URL('api/agent-calls.js', dist).href)});
+    let message = null;
+    try { parseAgentCall('removeReplica', ['../etc']); } catch (error) { message = error.message; }
+    const accepted = parseAgentCall('awaitReplica', ['web.1', { timeoutMs: 5, extra: 1 }]).params;
+    const { createRequire } = await import('node:module');
+    const loaded = Object.keys(createRequire(import.meta.url).cache);
+    console.log(JSON.stringify({ message, accepted, ajvCompiler: loaded.some((m) => /[\\\\/]ajv[\\\\/]dist[\\\\/](core|ajv)\\.js$/.test(m)) }));
+  `;
+  const { stdout } = await exec(process.execPath, ['--input-type=module', '-e', probe], {
+    cwd: fileURLToPath(dist),
+  });
+  const { message, accepted, ajvCompiler } = JSON.parse(stdout) as {
+    message: string | null;
+    accepted: unknown;
+    ajvCompiler: boolean;
+  };
+  assert.equal(ajvCompiler, false);
+  assert.match(message ?? '', /name: must match/);
+  assert.deepEqual(accepted, ['web.1', { timeoutMs: 5 }]);
 });
