@@ -5,24 +5,32 @@
  * call (agent-routes.ts), checked against the call's schema in src/api/agent-calls.ts like every
  * other transport's calls.
  *
+ * Served by node:http (node:https with `tls`) and a router of its own rather than a framework:
+ * an idle agent keeps every module it loaded in its memory, and eleven routes need none.
+ *
  * With `tls` it serves HTTPS with the agent's self-signed certificate, whose fingerprint the
  * operator pins (agent-token.ts); `berth agent` serves plain HTTP on loopback addresses only.
  */
 import { createHash, timingSafeEqual } from 'node:crypto';
-import Fastify, {
-  type FastifyError,
-  type FastifyInstance,
-  type FastifyReply,
-  type FastifyRequest,
-} from 'fastify';
+import {
+  createServer as createHttpServer,
+  type IncomingMessage,
+  type Server,
+  type ServerResponse,
+} from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
+import type { AddressInfo } from 'node:net';
 import { capConnections } from '../core/connection-cap.js';
 import { BerthError, type WireError } from '../core/errors.js';
 import type { Logger } from '../core/log.js';
 import { invokeAgentCall, isLogStream, parseAgentCall } from '../api/agent-calls.js';
 import { NDJSON_CONTENT_TYPE, writeLogStream } from '../api/log-stream.js';
 import type { NodeAgent } from '../api/types.js';
-import { AGENT_ROUTES, type AgentRoute } from './agent-routes.js';
+import { createAgentRouter, type AgentRouter, type RouteMatch } from './agent-router.js';
+import { AGENT_ROUTES } from './agent-routes.js';
+import { HttpRefusal } from './http-refusal.js';
 import { AGENT_BODY_LIMIT_BYTES } from './protocol.js';
+import { readRequestBody } from './request-body.js';
 
 export interface AgentServerOptions {
   agent: NodeAgent;
@@ -33,6 +41,13 @@ export interface AgentServerOptions {
   tls?: { privateKeyPem: string; certificatePem: string };
 }
 
+export interface AgentServer {
+  /** Starts serving; resolves with the URL it serves on (`http://127.0.0.1:PORT`). */
+  listen(address: { host: string; port: number }): Promise<string>;
+  /** Stops accepting, closes idle connections, and resolves once the calls in flight answered. */
+  close(): Promise<void>;
+}
+
 /** Constant-time token check: both sides are hashed first so their lengths always match. */
 export function tokenMatches(expected: string, authorization: string | undefined): boolean {
   const presented = authorization?.startsWith('Bearer ') ? authorization.slice('Bearer '.length) : '';
@@ -40,119 +55,168 @@ export function tokenMatches(expected: string, authorization: string | undefined
   return timingSafeEqual(digest(expected), digest(presented));
 }
 
-export function createAgentServer(options: AgentServerOptions): FastifyInstance {
-  const { agent, token, log, tls } = options;
+export function createAgentServer(options: AgentServerOptions): AgentServer {
+  const { token, tls } = options;
   if (token.length === 0) throw new BerthError('ERR_AGENT_UNAUTHORIZED', 'the agent needs a non-empty token');
-  const serverTimeouts = { headersTimeout: 10_000, connectionsCheckingInterval: 1_000 };
-
-  const app = Fastify({
-    // berth's own logger writes the lines that matter (refused tokens, failures), with context.
-    logger: false,
-    bodyLimit: AGENT_BODY_LIMIT_BYTES,
-    // Long polls answer after up to MAX_CALL_WAIT_MS; keep idle connections for reuse a while.
-    keepAliveTimeout: 75_000,
+  const router = createAgentRouter(AGENT_ROUTES);
+  const timeouts = {
     // Slow clients are cut off: headers within 10 s, the whole request (body too) within 60 s.
     // Neither counts the time the agent takes to answer, so long polls are unaffected.
+    headersTimeout: 10_000,
     requestTimeout: 60_000,
-    // Fastify hands `https` alone to https.createServer, so the timeouts go in there too.
-    ...(tls === undefined
-      ? { http: serverTimeouts }
-      : { https: { key: tls.privateKeyPem, cert: tls.certificatePem, ...serverTimeouts } }),
-  }) as unknown as FastifyInstance;
+    connectionsCheckingInterval: 1_000,
+  };
+  const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+    void serveRequest(options, router, request, response);
+  };
+  const server: Server =
+    tls === undefined
+      ? createHttpServer(timeouts, onRequest)
+      : createHttpsServer({ key: tls.privateKeyPem, cert: tls.certificatePem, ...timeouts }, onRequest);
+  // Long polls answer after up to MAX_CALL_WAIT_MS; keep idle connections for reuse a while.
+  server.keepAliveTimeout = 75_000;
   // Only the operator calls an agent, with one connection per call in flight (a rollout of many
   // replicas long-polls many at once): a generous total cap, the same per client address.
-  capConnections(app.server, { maxConnections: 1024, maxConnectionsPerClient: 1024 });
-  app.addHook('onRequest', (request, reply) => refuseWithoutToken(token, log, request, reply));
-  app.setErrorHandler((error: FastifyError | BerthError | Error, request, reply) =>
-    sendError(log, error, request, reply),
-  );
-  app.setNotFoundHandler((request, reply) =>
-    reply.code(404).send({
-      code: 'ERR_BAD_REQUEST',
-      message: `bad request: no agent call at ${request.method} ${request.url}`,
-    } satisfies WireError),
-  );
-  app.get('/healthz', async () => ({ ok: true }));
-  for (const route of AGENT_ROUTES) {
-    app.route({
-      method: route.method,
-      url: route.url,
-      handler: async (request, reply) => answerRoute(agent, route, request, reply),
+  capConnections(server, { maxConnections: 1024, maxConnectionsPerClient: 1024 });
+  return {
+    listen: (address) => listenOn(server, address, tls !== undefined),
+    close: () => closeServer(server),
+  };
+}
+
+function listenOn(server: Server, address: { host: string; port: number }, secure: boolean): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const onError = (error: Error) => reject(error);
+    server.once('error', onError);
+    server.listen({ host: address.host, port: address.port }, () => {
+      server.off('error', onError);
+      const bound = server.address() as AddressInfo;
+      // As the operator would dial it: a wildcard address through loopback.
+      const host =
+        bound.address === '0.0.0.0'
+          ? '127.0.0.1'
+          : bound.family === 'IPv6'
+            ? `[${bound.address}]`
+            : bound.address;
+      resolve(`${secure ? 'https' : 'http'}://${host}:${bound.port}`);
     });
+  });
+}
+
+function closeServer(server: Server): Promise<void> {
+  if (!server.listening) return Promise.resolve();
+  return new Promise((resolve, reject) => {
+    server.close((error) => (error ? reject(error) : resolve()));
+    server.closeIdleConnections();
+  });
+}
+
+async function serveRequest(
+  options: AgentServerOptions,
+  router: AgentRouter,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const url = request.url ?? '/';
+  try {
+    if (!authorized(options, request, response, url)) return;
+    const path = url.split('?', 1)[0] ?? url;
+    if ((request.method === 'GET' || request.method === 'HEAD') && path === '/healthz') {
+      sendJson(response, 200, { ok: true });
+      return;
+    }
+    const match = router.match(request.method ?? '', path);
+    if (match === undefined) {
+      sendJson(response, 404, {
+        code: 'ERR_BAD_REQUEST',
+        message: `bad request: no agent call at ${request.method} ${url}`,
+      } satisfies WireError);
+      return;
+    }
+    await answerRoute(options, match, request, response);
+  } catch (error) {
+    sendError(options.log, error, url, response);
   }
-  return app;
+}
+
+/** Whether the request carries the token; answers 401 (and says so in the log) when not. */
+function authorized(
+  options: AgentServerOptions,
+  request: IncomingMessage,
+  response: ServerResponse,
+  url: string,
+): boolean {
+  if (url === '/healthz') return true;
+  if (tokenMatches(options.token, request.headers.authorization)) return true;
+  options.log.warn(
+    { method: request.method, url, remote: request.socket.remoteAddress },
+    'agent request without a valid token',
+  );
+  sendJson(response, 401, {
+    code: 'ERR_AGENT_UNAUTHORIZED',
+    message: 'missing or wrong agent token (send Authorization: Bearer <token>)',
+  } satisfies WireError);
+  return false;
 }
 
 async function answerRoute(
-  agent: NodeAgent,
-  route: AgentRoute,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<unknown> {
-  const input = { params: request.params as Record<string, string>, body: request.body };
+  options: AgentServerOptions,
+  { route, params }: RouteMatch,
+  request: IncomingMessage,
+  response: ServerResponse,
+): Promise<void> {
+  const input = { params, body: await readRequestBody(request, AGENT_BODY_LIMIT_BYTES) };
   const call = parseAgentCall(route.call, route.callParams(input));
   route.check?.(call, input);
-  const result = await invokeAgentCall(agent, call);
+  const result = await invokeAgentCall(options.agent, call);
   if (isLogStream(call, result)) {
-    // Streamed past fastify: written with backpressure, ended when the operator hangs up.
-    reply.hijack();
+    // Written with backpressure, ended when the operator hangs up.
     const gone = new AbortController();
-    reply.raw.once('close', () => gone.abort());
-    reply.raw.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store' });
-    await writeLogStream(reply.raw, result, gone.signal);
-    return reply;
+    response.once('close', () => gone.abort());
+    response.writeHead(200, { 'content-type': NDJSON_CONTENT_TYPE, 'cache-control': 'no-store' });
+    await writeLogStream(response, result, gone.signal);
+    return;
   }
-  if (result === undefined) return reply.code(204).send();
-  return result;
+  if (result === undefined) {
+    response.writeHead(204).end();
+    return;
+  }
+  sendJson(response, 200, result);
 }
 
-async function refuseWithoutToken(
-  token: string,
-  log: Logger,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): Promise<void> {
-  if (request.url === '/healthz') return;
-  if (tokenMatches(token, request.headers.authorization)) return;
-  log.warn(
-    { method: request.method, url: request.url, remote: request.ip },
-    'agent request without a valid token',
-  );
-  const body: WireError = {
-    code: 'ERR_AGENT_UNAUTHORIZED',
-    message: 'missing or wrong agent token (send Authorization: Bearer <token>)',
-  };
-  await reply.code(401).send(body);
+function sendJson(
+  response: ServerResponse,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> = {},
+): void {
+  const payload = JSON.stringify(body);
+  response.writeHead(status, {
+    ...headers,
+    'content-type': 'application/json; charset=utf-8',
+    'content-length': Buffer.byteLength(payload),
+  });
+  response.end(payload);
 }
 
-function sendError(
-  log: Logger,
-  error: FastifyError | BerthError | Error,
-  request: FastifyRequest,
-  reply: FastifyReply,
-): FastifyReply {
+function sendError(log: Logger, error: unknown, url: string, response: ServerResponse): void {
+  if (response.headersSent) {
+    // A stream already under way has no status left to change: cut it, so the client sees it end early.
+    log.error({ err: error, url }, 'agent request failed');
+    response.destroy();
+    return;
+  }
+  if (error instanceof HttpRefusal) {
+    // The body was not read to its end: the connection cannot carry another request.
+    sendJson(response, error.status, error.wire, { connection: 'close' });
+    return;
+  }
   if (error instanceof BerthError) {
-    if (error.httpStatus >= 500) log.error({ err: error, url: request.url }, 'agent request failed');
-    return reply.code(error.httpStatus).send(error.toWire());
+    if (error.httpStatus >= 500) log.error({ err: error, url }, 'agent request failed');
+    sendJson(response, error.httpStatus, error.toWire());
+    return;
   }
-  const fastifyError = error as FastifyError;
-  if (fastifyError.code === 'FST_ERR_CTP_EMPTY_JSON_BODY') {
-    return reply
-      .code(400)
-      .send({ code: 'ERR_BAD_REQUEST', message: `bad request: ${error.message}` } satisfies WireError);
-  }
-  if (fastifyError.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-    return reply.code(413).send({
-      code: 'ERR_BAD_REQUEST',
-      message: `request body larger than ${AGENT_BODY_LIMIT_BYTES} bytes`,
-    } satisfies WireError);
-  }
-  const status = fastifyError.statusCode;
-  if (typeof status === 'number' && status >= 400 && status < 500) {
-    return reply.code(status).send({ code: 'ERR_BAD_REQUEST', message: error.message } satisfies WireError);
-  }
-  log.error({ err: error, url: request.url }, 'agent request failed');
-  return reply
-    .code(500)
-    .send({ code: 'ERR_INTERNAL', message: `agent error: ${error.message}` } satisfies WireError);
+  const message = error instanceof Error ? error.message : String(error);
+  log.error({ err: error, url }, 'agent request failed');
+  sendJson(response, 500, { code: 'ERR_INTERNAL', message: `agent error: ${message}` } satisfies WireError);
 }

@@ -114,7 +114,7 @@ export function registerAgentCommand(program: Command): void {
           'berth agent --join needs a token: --token T or BERTH_AGENT_TOKEN',
         );
       }
-      // An agent either serves its API (fastify) or joins an operator (WebSocket): it loads only
+      // An agent either serves its API (node:http) or joins an operator (WebSocket): it loads only
       // the one it uses, and keeps only that in its memory.
       const api = options.join === undefined ? await import('./agent-api.js') : null;
       const listen = api === null ? null : api.agentListenAddress(options);

@@ -6,12 +6,11 @@
 import assert from 'node:assert/strict';
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import WebSocket, { WebSocketServer } from 'ws';
 import { createAgentClient } from '../../src/agent/client.js';
 import { createDockerRuntime } from '../../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../../src/agent/local-agent.js';
-import { createAgentServer } from '../../src/agent/server.js';
+import { createAgentServer, type AgentServer } from '../../src/agent/server.js';
 import type { NodeAgent, ReplicaRequest } from '../../src/api/types.js';
 import { ConnectedNodeAgent } from '../../src/cluster/connected-node-agent.js';
 import { messageText } from '../../src/cluster/rpc-protocol.js';
@@ -37,7 +36,7 @@ async function refusal(call: Promise<unknown>): Promise<{ code: string; message:
 describe('malformed agent calls over HTTP and over the cluster RPC', () => {
   let node: TestNode;
   let local: NodeAgent;
-  let server: FastifyInstance;
+  let server: AgentServer;
   let url: string;
   let http: NodeAgent;
   let wss: WebSocketServer;

@@ -7,11 +7,10 @@ import assert from 'node:assert/strict';
 import { createAgentClient } from '../../src/agent/client.js';
 import { createDockerRuntime } from '../../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../../src/agent/local-agent.js';
-import { createAgentServer } from '../../src/agent/server.js';
+import { createAgentServer, type AgentServer } from '../../src/agent/server.js';
 import type { NodeAgent } from '../../src/api/types.js';
 import { BerthError } from '../../src/core/errors.js';
 import { silentLogger } from '../../src/core/log.js';
-import type { FastifyInstance } from 'fastify';
 import { MISSING_IMAGE, requireTestImages, testDocker } from '../helpers/docker.js';
 import { freePort, getOnce } from '../helpers/load-loop.js';
 import { createTestNode, publishedUrl, webReplica, type TestNode } from './agent-fixtures.js';
@@ -21,7 +20,7 @@ const TOKEN = 'test-token-0123456789';
 void describe('agent HTTP server and client', () => {
   let node: TestNode;
   let local: NodeAgent;
-  let server: FastifyInstance;
+  let server: AgentServer;
   let url: string;
 
   before(async () => {

@@ -10,10 +10,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, test } from 'node:test';
-import type { FastifyInstance } from 'fastify';
 import { createDockerRuntime } from '../../src/agent/docker-runtime.js';
 import { createLocalAgent } from '../../src/agent/local-agent.js';
-import { createAgentServer } from '../../src/agent/server.js';
+import { createAgentServer, type AgentServer } from '../../src/agent/server.js';
 import type { NodeAgent } from '../../src/api/types.js';
 import { silentLogger } from '../../src/core/log.js';
 import { createTestNode, type TestNode } from '../agent/agent-fixtures.js';
@@ -29,7 +28,7 @@ const SECRET = 'agent-protocol-test-secret';
 interface ServedAgent {
   node: TestNode;
   agent: NodeAgent;
-  server: FastifyInstance;
+  server: AgentServer;
   url: string;
 }
 
