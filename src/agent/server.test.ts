@@ -5,7 +5,7 @@
  * test/agent/agent-server.test.ts.
  */
 import assert from 'node:assert/strict';
-import { request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import type { NodeAgent } from '../api/types.js';
@@ -82,6 +82,29 @@ function send(
     if (options.end !== false) req.end();
   });
 }
+
+/** One request through `agent` (kept-alive connections), as JSON when there is a body. */
+function fetchVia(agent: Agent, target: string, method: string, body?: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    const headers = { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
+    const req = httpRequest(target, { method, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (chunk: Buffer) => chunks.push(chunk));
+      res.on('end', () =>
+        resolve({
+          status: res.statusCode ?? 0,
+          headers: res.headers,
+          body: Buffer.concat(chunks).toString(),
+        }),
+      );
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+let closingServer: ReturnType<typeof createAgentServer> | undefined;
 
 const wire = (answer: Answer) => JSON.parse(answer.body) as { code: string; message: string; data?: unknown };
 
@@ -225,5 +248,39 @@ test('with a key and certificate it serves HTTPS, and a client pinning the certi
   } finally {
     await client.close();
     await secure.close();
+  }
+});
+
+test('a request on a kept-alive connection while the server closes is 503, and close waits for the call in flight', async () => {
+  let answerPoll: (value: { mark: string }) => void = () => {};
+  const polled = new Promise<void>((resolve) => {
+    const slow = {
+      awaitChange: () => {
+        resolve();
+        return new Promise((answer) => (answerPoll = answer));
+      },
+    } as unknown as NodeAgent;
+    closingServer = createAgentServer({ agent: slow, token: TOKEN, log: silentLogger() });
+  });
+  const closingUrl = await closingServer!.listen({ host: '127.0.0.1', port: 0 });
+  const keepAlive = new Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    const ask = (path: string, body?: string) =>
+      fetchVia(keepAlive, `${closingUrl}${path}`, body === undefined ? 'GET' : 'POST', body);
+    const poll = ask('/v1/changes', JSON.stringify({ since: null, timeoutMs: 1000 }));
+    await polled;
+    let closed = false;
+    const closingDone = closingServer!.close().then(() => (closed = true));
+    // Queued behind the poll on the one kept-alive connection: it reaches the server after close().
+    const late = ask('/v1/node');
+    answerPoll({ mark: 'm1' });
+    assert.equal((await poll).status, 200);
+    assert.equal(closed, false);
+    const refused = await late;
+    assert.equal(refused.status, 503);
+    assert.equal(wire(refused).code, 'ERR_AGENT_UNREACHABLE');
+    await closingDone;
+  } finally {
+    keepAlive.destroy();
   }
 });

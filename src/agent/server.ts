@@ -66,7 +66,14 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
     requestTimeout: 60_000,
     connectionsCheckingInterval: 1_000,
   };
+  let closing = false;
   const onRequest = (request: IncomingMessage, response: ServerResponse) => {
+    if (closing) {
+      // A kept-alive connection asking again while the agent shuts down: told so, and closed.
+      const body: WireError = { code: 'ERR_AGENT_UNREACHABLE', message: 'the agent is shutting down' };
+      sendJson(response, 503, body, { connection: 'close' });
+      return;
+    }
     void serveRequest(options, router, request, response);
   };
   const server: Server =
@@ -80,7 +87,10 @@ export function createAgentServer(options: AgentServerOptions): AgentServer {
   capConnections(server, { maxConnections: 1024, maxConnectionsPerClient: 1024 });
   return {
     listen: (address) => listenOn(server, address, tls !== undefined),
-    close: () => closeServer(server),
+    close: () => {
+      closing = true;
+      return closeServer(server);
+    },
   };
 }
 
