@@ -4,7 +4,7 @@
  * The operator: `berth run` as built (bin/berth.js: run `npm run build` first) against a local
  * repository of 100 one-replica services (busybox sleepers, the offline test images) on its
  * embedded node, default settings. Once every service runs and the operator is Ready, and after a
- * short settle, its RSS and CPU are read from /proc/PID over 30 s.
+ * settle, its RSS and CPU are read from /proc/PID over 30 s.
  *
  * The agent: `berth agent` on the same engine under the same node name (so it follows the same
  * 100 containers), asked once for a snapshot and then holding an operator's long poll for changes,
@@ -25,7 +25,12 @@ import { manifestFile, namespaceManifest, sleeperService } from '../test/helpers
 
 const SERVICES = Number(process.env['BENCH_SERVICES'] ?? 100);
 const WINDOW_S = Number(process.env['BENCH_IDLE_SECONDS'] ?? 30);
-const SETTLE_MS = 5_000;
+/**
+ * From a burst (the deploy, the agent's start and first snapshot) to the idle window: V8 gives a
+ * burst's garbage back to the system only when its memory reducer runs, 8 s after the burst at
+ * the earliest; until then the process is not idle yet. The peak of these seconds is printed too.
+ */
+const SETTLE_MS = 15_000;
 const NS = 'idlebench';
 const NODE = 'idlebench';
 /** Clock ticks per second of /proc/PID/stat (USER_HZ, 100 on every Linux berth runs on). */
@@ -58,9 +63,21 @@ interface IdleFigures {
   rssMiB: number;
   peakRssMiB: number;
   cpuPercent: number;
+  /** The peak of the settle between the burst and the window. */
+  afterBurstMiB?: number;
 }
 
 /** RSS (last and peak, read every second) and the share of one core used over the window. */
+/** The highest RSS while settling (MiB), read every second. */
+async function settlePeak(pid: number): Promise<number> {
+  let peak = 0;
+  for (let waited = 0; waited < SETTLE_MS; waited += 1000) {
+    await new Promise((resolve) => setTimeout(resolve, 1000));
+    peak = Math.max(peak, await rssMiB(pid));
+  }
+  return peak;
+}
+
 async function sampleIdle(pid: number): Promise<IdleFigures> {
   const ticks0 = await cpuTicks(pid);
   const t0 = performance.now();
@@ -108,8 +125,8 @@ async function benchOperator(repo: TestRepo, stateDir: string): Promise<IdleFigu
       120_000,
       500,
     );
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    return await sampleIdle(operator.child.pid!);
+    const afterBurstMiB = await settlePeak(operator.child.pid!);
+    return { ...(await sampleIdle(operator.child.pid!)), afterBurstMiB };
   } finally {
     await operator.stop('SIGTERM');
   }
@@ -130,8 +147,8 @@ async function benchAgent(stateDir: string): Promise<IdleFigures> {
     const { mark } = await client.awaitChange(null, { timeoutMs: 1 });
     // Held as a connected operator holds it; answered only on a change.
     const polling = client.awaitChange(mark, { timeoutMs: (WINDOW_S + 30) * 1000 }).catch(() => undefined);
-    await new Promise((resolve) => setTimeout(resolve, SETTLE_MS));
-    const figures = await sampleIdle(agent.child.pid!);
+    const afterBurstMiB = await settlePeak(agent.child.pid!);
+    const figures = { ...(await sampleIdle(agent.child.pid!)), afterBurstMiB };
     await client.close();
     await polling;
     return figures;
@@ -153,12 +170,16 @@ async function main(): Promise<void> {
     console.log(
       `operator RSS: ${mib(operator.rssMiB)} (peak ${mib(operator.peakRssMiB)})   target <= ${TARGETS.operatorMiB} MiB  ${verdict(operator.peakRssMiB <= TARGETS.operatorMiB)}`,
     );
+    console.log(`  in the ${SETTLE_MS / 1000} s after the deploy: peak ${mib(operator.afterBurstMiB ?? 0)}`);
     console.log(
       `operator CPU: ${operator.cpuPercent.toFixed(2)} % of a core   target <= ${TARGETS.operatorCpuPercent} %  ${verdict(operator.cpuPercent <= TARGETS.operatorCpuPercent)}`,
     );
     const agent = await benchAgent(join(stateDir, 'agent'));
     console.log(
       `agent RSS: ${mib(agent.rssMiB)} (peak ${mib(agent.peakRssMiB)})   target <= ${TARGETS.agentMiB} MiB  ${verdict(agent.peakRssMiB <= TARGETS.agentMiB)}`,
+    );
+    console.log(
+      `  in the ${SETTLE_MS / 1000} s after its start and first snapshot: peak ${mib(agent.afterBurstMiB ?? 0)}`,
     );
     console.log(`agent CPU: ${agent.cpuPercent.toFixed(2)} % of a core`);
   } finally {
