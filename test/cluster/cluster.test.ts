@@ -169,6 +169,22 @@ describe('a cluster of three engines joined with a token', () => {
     return counts;
   };
   const total = (counts: Record<string, number>): number => Object.values(counts).reduce((a, b) => a + b, 0);
+  /** The ids of the operator's held events of `type` about `node` (`berth events --format json`). */
+  const nodeEvents = async (type: string, node: string): Promise<number[]> => {
+    const held = await runBerth(['events', '--format', 'json', '--state-dir', stateDir]);
+    assert.equal(held.code, 0, held.stderr);
+    return held.stdout
+      .split('\n')
+      .filter(Boolean)
+      .map((line) => JSON.parse(line) as { id: number; type: string; data: Record<string, unknown> })
+      .filter((e) => e.type === type && e.data['node'] === node)
+      .map((e) => e.id);
+  };
+  /** Whether `berth events` holds a `first` event of `node` followed by a `then` event of it. */
+  const eventsInOrder = async (node: string, first: string, then: string): Promise<boolean> => {
+    const [firsts, thens] = [await nodeEvents(first, node), await nodeEvents(then, node)];
+    return firsts.length > 0 && thens.some((id) => id > Math.min(...firsts));
+  };
   const nodeList = async (): Promise<{ name: string; status: string; availability: string }[]> => {
     const result = await runBerth(['node', 'ls', '--state-dir', stateDir, '--format', 'json']);
     assert.equal(result.code, 0, result.stderr);
@@ -377,6 +393,10 @@ describe('a cluster of three engines joined with a token', () => {
     await eventually('probe on every node again', async () => total(await spread('probe')) === 3, 60_000);
     const slots = (await Promise.all(engines.map((e) => managedOn(e, ns, 'web')))).flat().map((r) => r.slot);
     assert.deepEqual([...slots].sort(), ['1', '2', '3', '4', '5', '6']);
+    // `berth events` told both: the node went down, and it came back up.
+    await eventually('node-down then node-up in berth events', () =>
+      eventsInOrder(back.node, 'node-down', 'node-up'),
+    );
   });
 
   test('a node that stops answering is marked down by its missed heartbeats; its replicas move', async (t) => {
@@ -489,6 +509,10 @@ describe('a cluster of three engines joined with a token', () => {
     );
     // Placement is stable: nothing moves back by itself.
     assert.equal(total(await spread('web', others)), 6);
+    assert.ok(
+      await eventsInOrder(drained.node, 'node-drain', 'node-active'),
+      'node-drain then node-active in berth events',
+    );
   });
 
   test('a rotated token no longer joins; a removed node can no longer act', async () => {
