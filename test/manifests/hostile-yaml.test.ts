@@ -5,6 +5,8 @@
  * an outcome of the design (the work is on a worker thread), not of the machine being fast.
  */
 import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { once } from 'node:events';
 import { monitorEventLoopDelay } from 'node:perf_hooks';
 import { after, describe, test } from 'node:test';
 
@@ -113,5 +115,37 @@ void describe('hostile YAML', () => {
       assert.ok(refusedFiles.has(file), `${file} is refused`);
     }
     assert.ok(delay.max / 1e6 < 250, `event loop stalled ${(delay.max / 1e6).toFixed(0)} ms`);
+  });
+
+  void test('a loader started ahead (warm) loads as a cold one does; left unused, it keeps no process alive', async () => {
+    const files: ManifestFile[] = [{ path: 'many.yaml', content: encode(manyKeys(10)) }];
+    const warmed = new OffThreadManifestLoader();
+    try {
+      warmed.warm();
+      assert.deepEqual(
+        await warmed.load(files, { revision: 'r' }),
+        await loader.load(files, { revision: 'r' }),
+      );
+    } finally {
+      await warmed.close();
+    }
+    // A one-shot command that warms the loader and then has nothing to load exits by itself.
+    const module = new URL('../../src/manifests/load-off-thread.ts', import.meta.url).href;
+    const child = spawn(
+      process.execPath,
+      [
+        '--import',
+        'tsx',
+        '--input-type=module',
+        '-e',
+        `(new (await import(${JSON.stringify(module)})).OffThreadManifestLoader()).warm();`,
+      ],
+      { stdio: 'ignore' },
+    );
+    // A bound on a hang, not a timing: the process exits on its own long before.
+    const hang = setTimeout(() => child.kill('SIGKILL'), 60_000);
+    const [code, signal] = (await once(child, 'exit')) as [number | null, string | null];
+    clearTimeout(hang);
+    assert.deepEqual([code, signal], [0, null]);
   });
 });
