@@ -13,6 +13,7 @@ import { after, describe, test } from 'node:test';
 import { MAX_MANIFEST_FILE_BYTES } from '../../src/manifests/defaults.js';
 import { OffThreadManifestLoader } from '../../src/manifests/load-off-thread.js';
 import type { ManifestFile } from '../../src/manifests/load.js';
+import { builtIsCurrent } from '../helpers/berth-cli.js';
 import { MAX_YAML_NESTING_DEPTH, parseManifestFile } from '../../src/manifests/parse.js';
 
 const encode = (text: string) => new TextEncoder().encode(text);
@@ -129,16 +130,17 @@ void describe('hostile YAML', () => {
     } finally {
       await warmed.close();
     }
-    // A one-shot command that warms the loader and then has nothing to load exits by itself.
-    const module = new URL('../../src/manifests/load-off-thread.ts', import.meta.url).href;
+    // A one-shot command that warms the loader and then has nothing to load exits by itself, long
+    // before the warm thread's idle stop (10 min here). berth as built: from source, tsx's own
+    // loader thread keeps the process until the worker stops.
+    assert.ok(builtIsCurrent(), 'dist/ is older than src/: run `npm run build`');
+    const module = new URL('../../dist/manifests/load-off-thread.js', import.meta.url).href;
     const child = spawn(
       process.execPath,
       [
-        '--import',
-        'tsx',
         '--input-type=module',
         '-e',
-        `(new (await import(${JSON.stringify(module)})).OffThreadManifestLoader()).warm();`,
+        `(new (await import(${JSON.stringify(module)})).OffThreadManifestLoader(60_000, 600_000)).warm();`,
       ],
       { stdio: 'ignore' },
     );
