@@ -102,7 +102,6 @@ export class OffThreadManifestLoader {
           { eval: true },
         )
       : new Worker(new URL('./load-worker.js', import.meta.url));
-    worker.unref();
     worker.on('message', (message: { id: number; result: LoadResult }) => {
       const waiting = this.pending.get(message.id);
       if (waiting === undefined) return;
@@ -121,6 +120,9 @@ export class OffThreadManifestLoader {
     worker.on('exit', () => {
       if (this.worker === worker) this.stop(new Error('the manifest loader thread exited'));
     });
+    // After the listeners: listening for its messages refs the thread again. Unreferenced, a
+    // thread warmed for a load that never comes does not hold a one-shot command's exit.
+    worker.unref();
     this.worker = worker;
     return worker;
   }

@@ -138,9 +138,8 @@ void describe('hostile YAML', () => {
     const child = spawn(
       process.execPath,
       [
-        '--input-type=module',
         '-e',
-        `(new (await import(${JSON.stringify(module)})).OffThreadManifestLoader(60_000, 600_000)).warm();`,
+        `import(${JSON.stringify(module)}).then((m) => new m.OffThreadManifestLoader(60_000, 600_000).warm());`,
       ],
       { stdio: 'ignore' },
     );
