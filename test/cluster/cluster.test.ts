@@ -119,6 +119,8 @@ describe('a cluster of three engines joined with a token', () => {
     operator = await startBerth('run', [
       ...targetArgs({ repo: repo.dir, stateDir }),
       ...['--cluster-listen', `127.0.0.1:${clusterPort}`, '--no-local-node'],
+      // The API, for `berth events`.
+      ...['--listen', '127.0.0.1:0'],
       // No safety-net poll: every reconcile here is driven by a commit or a node event.
       ...SCHEDULE_NEVER,
     ]);
