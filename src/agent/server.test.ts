@@ -5,7 +5,7 @@
  * test/agent/agent-server.test.ts.
  */
 import assert from 'node:assert/strict';
-import { Agent, request as httpRequest, type OutgoingHttpHeaders } from 'node:http';
+import { Agent, request as httpRequest, type IncomingMessage, type OutgoingHttpHeaders } from 'node:http';
 import { after, before, test } from 'node:test';
 import { pino } from 'pino';
 import type { NodeAgent } from '../api/types.js';
@@ -54,6 +54,18 @@ interface Answer {
   body: string;
 }
 
+/** The whole answer to a request, once it has ended. */
+function answerOf(resolve: (answer: Answer) => void, reject: (error: Error) => void) {
+  return (res: IncomingMessage): void => {
+    const chunks: Buffer[] = [];
+    res.on('data', (chunk: Buffer) => chunks.push(chunk));
+    res.on('end', () =>
+      resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks).toString() }),
+    );
+    res.on('error', reject);
+  };
+}
+
 /** One request on its own connection; `body` is written as one chunk, `end: false` leaves the request open. */
 function send(
   method: string,
@@ -64,18 +76,7 @@ function send(
     const req = httpRequest(
       `${url}${path}`,
       { method, headers: options.headers ?? {}, agent: false },
-      (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (chunk: Buffer) => chunks.push(chunk));
-        res.on('end', () =>
-          resolve({
-            status: res.statusCode ?? 0,
-            headers: res.headers,
-            body: Buffer.concat(chunks).toString(),
-          }),
-        );
-        res.on('error', reject);
-      },
+      answerOf(resolve, reject),
     );
     req.on('error', reject);
     if (options.body !== undefined) req.write(options.body);
@@ -87,18 +88,7 @@ function send(
 function fetchVia(agent: Agent, target: string, method: string, body?: string): Promise<Answer> {
   return new Promise((resolve, reject) => {
     const headers = { ...auth, ...(body === undefined ? {} : { 'content-type': 'application/json' }) };
-    const req = httpRequest(target, { method, headers, agent }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (chunk: Buffer) => chunks.push(chunk));
-      res.on('end', () =>
-        resolve({
-          status: res.statusCode ?? 0,
-          headers: res.headers,
-          body: Buffer.concat(chunks).toString(),
-        }),
-      );
-      res.on('error', reject);
-    });
+    const req = httpRequest(target, { method, headers, agent }, answerOf(resolve, reject));
     req.on('error', reject);
     req.end(body);
   });

@@ -41,6 +41,15 @@ const request: ReplicaRequest = {
   specSummary: {},
 };
 
+const volume = {
+  source: 'berth.default.web.data.1',
+  volume: 'data',
+  target: '/data',
+  readOnly: false,
+  driver: 'local',
+  driverOptions: {},
+};
+
 const refusal = (method: unknown, params: unknown): string => {
   try {
     parseAgentCall(method, params);
@@ -81,14 +90,6 @@ describe('the agent call contract', () => {
     assert.deepEqual(call.params, [request]);
   });
 
-  const volume = {
-    source: 'berth.default.web.data.1',
-    volume: 'data',
-    target: '/data',
-    readOnly: false,
-    driver: 'local',
-    driverOptions: {},
-  };
   test('volumes and tmpfs travel as sent', () => {
     const withVolumes = { ...request, volumes: [volume], tmpfs: [{ target: '/tmp', sizeBytes: 1024 }] };
     const call = parseAgentCall('ensureReplica', [structuredClone(withVolumes)]);
@@ -241,14 +242,6 @@ describe('the agent call contract', () => {
 });
 
 describe('the call validators built ahead (npm run build) judge as the ones compiled at run time', () => {
-  const volume = {
-    source: 'berth.default.web.data.1',
-    volume: 'data',
-    target: '/data',
-    readOnly: false,
-    driver: 'local',
-    driverOptions: {},
-  };
   const table = {
     version: 3,
     routes: [
